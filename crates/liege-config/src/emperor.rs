@@ -1,0 +1,176 @@
+//! The emperor's configuration: `liege emperor DIR [OPTIONS]` or uWSGI's `liege --emperor DIR [OPTIONS]`.
+//!
+//! Emperor options share the option table (so `--help` documents them and ini files may set them), but they
+//! are not part of [`crate::VassalConfig`]: in a vassal's config they are an error, and app options given to
+//! the emperor are an error that points at `--vassal-set`, uWSGI's way to give an option to every vassal.
+//! Options that have no effect in liege (`--master`, `--vacuum`, `--die-on-term`...) are accepted, since
+//! uWSGI emperor command lines often carry them.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::options::{self, OptionId, OptionKind, Support};
+use crate::{args, collect, ini, values, ConfigError, RawOption};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmperorConfig {
+    /// The vassal directory: one app per `*.ini` file in it.
+    pub dir: PathBuf,
+    /// Address of the HTTP API and dashboard; default `127.0.0.1:9191`.
+    pub api: String,
+    /// A file holding the bearer token required by state-changing API calls.
+    pub api_token_file: Option<PathBuf>,
+    /// Where the emperor keeps runtime files (sockets, pids).
+    pub run_dir: Option<PathBuf>,
+    /// Where per-vassal log files go.
+    pub log_dir: Option<PathBuf>,
+    /// Ports handed to vassals that ask for one; default 8001-8999 (inclusive).
+    pub vassal_port_range: (u16, u16),
+    /// Files read into every vassal's config after the vassal's own file (`vassals-include`).
+    pub vassals_include: Vec<PathBuf>,
+    /// Options set in every vassal (`vassal-set = key=value`, keys checked against the option table and
+    /// given in canonical form).
+    pub vassal_set: Vec<(String, String)>,
+    /// First delay before respawning a crash-looping vassal; doubles each time (`emperor-throttle`,
+    /// milliseconds as in uWSGI; default 1 s).
+    pub throttle_base: Duration,
+    /// Cap of that delay (`emperor-max-throttle`, milliseconds as in uWSGI; default 60 s where uWSGI has 3 min:
+    /// a fixed app should come back within a minute).
+    pub throttle_max: Duration,
+    /// Every raw option in order, for display.
+    pub raw: Vec<RawOption>,
+}
+
+/// Reads the emperor's command line (argv without the program name, with or without a leading `emperor`
+/// word). The vassal directory is the first positional argument that is not an ini file, or `--emperor DIR`;
+/// ini files (`--ini emperor.ini`, a bare `emperor.ini`) may hold the same options in their `[uwsgi]` section.
+pub fn parse_emperor_args(
+    args: &[OsString],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<EmperorConfig, ConfigError> {
+    let args = match args.first() {
+        Some(first) if first == "emperor" => &args[1..],
+        _ => args,
+    };
+    let mut collector = collect::Collector::new(env);
+    for item in args::parse(args)? {
+        match item {
+            args::Item::Option { def, spelled, value, origin } => {
+                collector.add_command_line_option(def, &spelled, &value, origin)?
+            }
+            args::Item::Positional { value, origin } if ini::is_ini_spec(&value) => {
+                collector.add_command_line_ini(&value, origin)?
+            }
+            args::Item::Positional { value, origin } => collector.add_command_line_emperor_dir(&value, origin),
+        }
+    }
+    EmperorConfig::from_raw(collector.finish()?.raw)
+}
+
+impl EmperorConfig {
+    /// Interprets raw options for the emperor (see [`parse_emperor_args`]).
+    pub fn from_raw(raw: Vec<RawOption>) -> Result<Self, ConfigError> {
+        let mut config = EmperorConfig {
+            dir: PathBuf::new(),
+            api: "127.0.0.1:9191".to_owned(),
+            api_token_file: None,
+            run_dir: None,
+            log_dir: None,
+            vassal_port_range: (8001, 8999),
+            vassals_include: Vec::new(),
+            vassal_set: Vec::new(),
+            throttle_base: Duration::from_secs(1),
+            throttle_max: Duration::from_secs(60),
+            raw: Vec::new(),
+        };
+        let mut dir: Option<&RawOption> = None;
+        for option in &raw {
+            let def = options::lookup_long(&option.key).ok_or_else(|| ConfigError::UnknownOption {
+                origin: option.origin.clone(),
+                name: option.key.clone(),
+                suggestion: options::suggest(&option.key).map(str::to_owned),
+            })?;
+            match def.support {
+                Support::EmperorOnly => {}
+                Support::NoEffect => {
+                    if def.kind == OptionKind::Flag {
+                        values::boolean(option)?;
+                    }
+                    continue;
+                }
+                Support::Unsupported { reason } => {
+                    return Err(ConfigError::Unsupported {
+                        origin: option.origin.clone(),
+                        name: option.key.clone(),
+                        reason,
+                    })
+                }
+                // Reading options, and `master`, which is always on anyway.
+                Support::Vassal if matches!(def.id, OptionId::Ini | OptionId::SetPlaceholder) => continue,
+                Support::Vassal if def.id == OptionId::Master => {
+                    values::boolean(option)?;
+                    continue;
+                }
+                Support::Vassal => {
+                    return Err(ConfigError::VassalOnly { origin: option.origin.clone(), name: option.key.clone() })
+                }
+            }
+            match def.id {
+                OptionId::Emperor => dir = Some(option),
+                OptionId::VassalsInclude => config.vassals_include.push(values::path(option)?),
+                OptionId::VassalSet => config.vassal_set.push(vassal_setting(option)?),
+                OptionId::Api => config.api = values::non_empty(option)?,
+                OptionId::ApiTokenFile => config.api_token_file = Some(values::path(option)?),
+                OptionId::RunDir => config.run_dir = Some(values::path(option)?),
+                OptionId::LogDir => config.log_dir = Some(values::path(option)?),
+                OptionId::VassalPortRange => config.vassal_port_range = port_range(option)?,
+                OptionId::EmperorThrottle => config.throttle_base = milliseconds(option)?,
+                OptionId::EmperorMaxThrottle => config.throttle_max = milliseconds(option)?,
+                _ => {}
+            }
+        }
+        let dir = dir.ok_or(ConfigError::NoEmperorDirectory)?;
+        config.dir = values::path(dir)?;
+        config.raw = raw;
+        Ok(config)
+    }
+}
+
+fn milliseconds(option: &RawOption) -> Result<Duration, ConfigError> {
+    values::positive::<u64>(option).map(Duration::from_millis)
+}
+
+/// `LOW-HIGH`, inclusive, `LOW <= HIGH`, no port 0 (that would mean "any port" to the kernel).
+fn port_range(option: &RawOption) -> Result<(u16, u16), ConfigError> {
+    let invalid = || values::invalid(option, "expected LOW-HIGH with ports from 1 to 65535, LOW <= HIGH (e.g. 8001-8999)");
+    let (low, high) = option.value.split_once('-').ok_or_else(invalid)?;
+    let parse = |text: &str| -> Option<u16> {
+        let text = text.trim();
+        let is_digits = !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
+        text.parse().ok().filter(|&port| is_digits && port > 0)
+    };
+    match (parse(low), parse(high)) {
+        (Some(low), Some(high)) if low <= high => Ok((low, high)),
+        _ => Err(invalid()),
+    }
+}
+
+/// `key=value` where key must be an app option (checked now, so a typo fails at emperor start rather than
+/// in every vassal).
+fn vassal_setting(option: &RawOption) -> Result<(String, String), ConfigError> {
+    let (key, value) = values::key_value(option)?;
+    let def = options::lookup_long(&key).ok_or_else(|| {
+        values::invalid(
+            option,
+            match options::suggest(&key) {
+                Some(suggestion) => format!("'{key}' is not an option (did you mean '{suggestion}'?)"),
+                None => format!("'{key}' is not an option"),
+            },
+        )
+    })?;
+    if def.support == Support::EmperorOnly {
+        return Err(values::invalid(option, format!("'{key}' configures the emperor, not the vassals")));
+    }
+    Ok((def.name.to_owned(), value))
+}

@@ -1,0 +1,563 @@
+//! The option table: every option liege understands, once.
+//!
+//! The command-line parser, the ini reader, the validation in [`crate::VassalConfig::from_raw`], the emperor
+//! parser and `liege --help` all read this one table, so an option cannot be documented but not parsed, or
+//! parsed on the command line but not in an ini file. Names and aliases are uWSGI's, so existing ini files
+//! and command lines keep working.
+
+/// Identifies an option independently of how it was spelled (canonical name, alias or short flag).
+///
+/// Code that gives options their meaning matches on this enum, so the compiler points at every place to
+/// update when an option is added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OptionId {
+    // configuration files
+    Ini,
+    SetPlaceholder,
+    // sockets and HTTP
+    HttpSocket,
+    Socket,
+    Listen,
+    BufferSize,
+    PostBuffering,
+    LimitPost,
+    HttpTimeout,
+    SocketTimeout,
+    HttpKeepalive,
+    ChmodSocket,
+    // the app
+    WsgiFile,
+    Module,
+    Callable,
+    Chdir,
+    Pythonpath,
+    Virtualenv,
+    Env,
+    NeedApp,
+    Plugins,
+    // processes
+    Processes,
+    Master,
+    LazyApps,
+    Threads,
+    Uid,
+    Gid,
+    Pidfile,
+    // limits and reloads
+    MaxRequests,
+    MaxRequestsDelta,
+    MaxWorkerLifetime,
+    ReloadOnRss,
+    EvilReloadOnRss,
+    LimitAs,
+    Harakiri,
+    HarakiriVerbose,
+    ReloadMercy,
+    WorkerReloadMercy,
+    TouchReload,
+    TouchChainReload,
+    MasterFifo,
+    Cheaper,
+    CheaperInitial,
+    CheaperStep,
+    CheaperAlgo,
+    Idle,
+    // logging and stats
+    Logto,
+    DisableLogging,
+    Stats,
+    StatsHttp,
+    Logformat,
+    Log4xx,
+    Log5xx,
+    LogSlow,
+    // emperor
+    Emperor,
+    VassalsInclude,
+    VassalSet,
+    Api,
+    ApiTokenFile,
+    RunDir,
+    LogDir,
+    VassalPortRange,
+    EmperorThrottle,
+    EmperorMaxThrottle,
+    // accepted for compatibility, no effect
+    Vacuum,
+    EnableThreads,
+    DieOnTerm,
+    ThunderLock,
+    SingleInterpreter,
+    Strict,
+    NoOrphans,
+    PyCallOsafterfork,
+    AutoProcname,
+    ProcnamePrefix,
+    ProcnamePrefixSpaced,
+    Procname,
+    ProcnameMaster,
+    MemoryReport,
+    // refused with an explanation
+    Daemonize,
+    Daemonize2,
+    EmperorTyrant,
+    Mount,
+    ManageScriptName,
+}
+
+/// How an option takes its value, which decides both argv parsing and how repeats combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionKind {
+    /// A boolean. A bare `--key` or bare `key` line means true; a value must be one of
+    /// true/1/yes/on or false/0/no/off (any case). On the command line a flag never swallows the next
+    /// argument (`--master --processes 4` is two options), as with uWSGI's getopt.
+    Flag,
+    /// One value; when repeated the last one wins.
+    Scalar,
+    /// Every occurrence is kept, in order (sockets, env, pythonpath...).
+    List,
+    /// A value that may be omitted, in which case `default` is used (uWSGI's `chmod-socket` alone means 666).
+    OptionalValue { default: &'static str },
+}
+
+/// The sections of `liege --help`; also documents what an option is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OptionGroup {
+    ConfigFiles,
+    Sockets,
+    App,
+    Processes,
+    LimitsAndReloads,
+    LoggingAndStats,
+    Emperor,
+    Compatibility,
+    Unsupported,
+}
+
+impl OptionGroup {
+    /// Every group in the order `--help` prints them.
+    pub const ALL: [OptionGroup; 9] = [
+        OptionGroup::ConfigFiles,
+        OptionGroup::Sockets,
+        OptionGroup::App,
+        OptionGroup::Processes,
+        OptionGroup::LimitsAndReloads,
+        OptionGroup::LoggingAndStats,
+        OptionGroup::Emperor,
+        OptionGroup::Compatibility,
+        OptionGroup::Unsupported,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            OptionGroup::ConfigFiles => "Configuration files",
+            OptionGroup::Sockets => "Sockets and HTTP",
+            OptionGroup::App => "The app",
+            OptionGroup::Processes => "Processes",
+            OptionGroup::LimitsAndReloads => "Limits and reloads",
+            OptionGroup::LoggingAndStats => "Logging and stats",
+            OptionGroup::Emperor => "Emperor (liege emperor DIR / liege --emperor DIR)",
+            OptionGroup::Compatibility => "Accepted for uWSGI compatibility, no effect (liege already behaves this way)",
+            OptionGroup::Unsupported => "Not supported (an error that says what to do instead)",
+        }
+    }
+}
+
+/// Whether liege acts on an option, and in which mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// Configures a vassal (an app).
+    Vassal,
+    /// Configures the emperor; an error in a vassal's config.
+    EmperorOnly,
+    /// Accepted (and its value checked) so uWSGI configs keep working, but liege already behaves this way.
+    NoEffect,
+    /// Refused: the reason says why and what to do instead. Better than a silent no-op that hides a
+    /// behaviour the user relies on (e.g. `daemonize` would leave them without a detached process).
+    Unsupported { reason: &'static str },
+}
+
+/// One row of the option table.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OptionDef {
+    pub id: OptionId,
+    /// The canonical name: what [`crate::RawOption::key`] holds whatever spelling was used.
+    pub name: &'static str,
+    /// Other long names (uWSGI's synonyms), usable both on the command line and in ini files.
+    pub aliases: &'static [&'static str],
+    /// uWSGI's single-letter flag (`-p`), command line only.
+    pub short: Option<char>,
+    pub kind: OptionKind,
+    pub group: OptionGroup,
+    pub support: Support,
+    /// What the value looks like, for `--help` (`N`, `ADDR`, `PATH`...). Empty for flags.
+    pub value_name: &'static str,
+    /// One line for `--help`.
+    pub help: &'static str,
+}
+
+impl OptionDef {
+    /// Every long spelling: the canonical name first, then the aliases.
+    pub fn long_names(&self) -> impl Iterator<Item = &'static str> {
+        std::iter::once(self.name).chain(self.aliases.iter().copied())
+    }
+
+    /// `logformat` is a request-log template whose `%(status)`-style variables are filled per request, so an
+    /// unknown `%(name)` in it is kept for the runtime instead of being a config error (as in uWSGI, where
+    /// the placeholder pass leaves unresolved references alone).
+    pub fn keeps_unknown_references(&self) -> bool {
+        self.id == OptionId::Logformat
+    }
+}
+
+use OptionGroup as G;
+use OptionKind::{Flag, List, OptionalValue, Scalar};
+use Support::{EmperorOnly, NoEffect, Unsupported, Vassal};
+
+const fn opt(
+    id: OptionId,
+    name: &'static str,
+    aliases: &'static [&'static str],
+    short: Option<char>,
+    kind: OptionKind,
+    group: OptionGroup,
+    support: Support,
+    value_name: &'static str,
+    help: &'static str,
+) -> OptionDef {
+    OptionDef { id, name, aliases, short, kind, group, support, value_name, help }
+}
+
+const RUN_UNDER_SERVICE_MANAGER: &str =
+    "liege does not daemonize: run it in the foreground under your service manager (systemd, supervisord, \
+     a container runtime), with `logto` if you want a log file";
+
+/// The option table. Order within a group is the order of `--help`.
+pub static OPTIONS: &[OptionDef] = &[
+    // --- configuration files ---
+    opt(OptionId::Ini, "ini", &[], None, List, G::ConfigFiles, Vassal, "FILE[:SECTION]",
+        "read options from an ini file (section [uwsgi] unless :SECTION), in place; a bare FILE.ini argument does the same"),
+    opt(OptionId::SetPlaceholder, "set-placeholder", &["set-ph"], None, List, G::ConfigFiles, Vassal, "NAME=VALUE",
+        "define a placeholder usable later as %(NAME); not an option itself"),
+    // --- sockets and HTTP ---
+    opt(OptionId::HttpSocket, "http-socket", &["http11-socket", "http"], None, List, G::Sockets, Vassal, "ADDR",
+        "serve HTTP on ADDR (:port, host:port, [v6]:port, /unix/path, fd://N); always HTTP/1.1 with keep-alive; \
+         uWSGI's `http` router option means the same here"),
+    opt(OptionId::Socket, "socket", &["uwsgi-socket"], Some('s'), List, G::Sockets, Vassal, "ADDR",
+        "serve the binary uwsgi protocol (nginx uwsgi_pass) on ADDR"),
+    opt(OptionId::Listen, "listen", &[], Some('l'), Scalar, G::Sockets, Vassal, "N",
+        "listen backlog (default 1024; uWSGI's 100 drops connections under bursts)"),
+    opt(OptionId::BufferSize, "buffer-size", &[], Some('b'), Scalar, G::Sockets, Vassal, "BYTES",
+        "largest request head (request line + headers, or uwsgi packet) accepted (default 65536)"),
+    opt(OptionId::PostBuffering, "post-buffering", &[], None, Scalar, G::Sockets, Vassal, "BYTES",
+        "request bodies larger than this go to a temporary file instead of memory (default 1048576)"),
+    opt(OptionId::LimitPost, "limit-post", &[], None, Scalar, G::Sockets, Vassal, "BYTES",
+        "largest request body accepted; 0 = unlimited (default)"),
+    opt(OptionId::HttpTimeout, "http-timeout", &[], None, Scalar, G::Sockets, Vassal, "SECONDS",
+        "how long to wait for a request head or body bytes (default 60); same setting as socket-timeout"),
+    opt(OptionId::SocketTimeout, "socket-timeout", &[], Some('z'), Scalar, G::Sockets, Vassal, "SECONDS",
+        "how long to wait for a request head or body bytes (default 60); same setting as http-timeout"),
+    opt(OptionId::HttpKeepalive, "http-keepalive", &[], None, OptionalValue { default: "15" }, G::Sockets, Vassal, "SECONDS",
+        "close idle keep-alive connections after SECONDS (default 15; bare = 15; 0 = no keep-alive)"),
+    opt(OptionId::ChmodSocket, "chmod-socket", &["chmod"], Some('C'), OptionalValue { default: "666" }, G::Sockets, Vassal, "MODE",
+        "octal permissions of unix sockets (bare = 666, as uWSGI)"),
+    // --- the app ---
+    opt(OptionId::WsgiFile, "wsgi-file", &["file"], None, Scalar, G::App, Vassal, "PATH",
+        "load the WSGI app from a Python file (a bare app.py / app.wsgi argument does the same)"),
+    opt(OptionId::Module, "module", &["wsgi"], Some('w'), Scalar, G::App, Vassal, "MOD[:CALLABLE]",
+        "load the WSGI app from an importable module (pkg.mod or pkg.mod:callable)"),
+    opt(OptionId::Callable, "callable", &[], None, Scalar, G::App, Vassal, "NAME",
+        "name of the WSGI callable in the module or file (default application)"),
+    opt(OptionId::Chdir, "chdir", &[], None, Scalar, G::App, Vassal, "DIR",
+        "change to DIR before loading the app"),
+    opt(OptionId::Pythonpath, "pythonpath", &["python-path", "pp"], None, List, G::App, Vassal, "DIR",
+        "add DIR to sys.path (repeatable)"),
+    opt(OptionId::Virtualenv, "virtualenv", &["home", "venv", "pyhome"], Some('H'), Scalar, G::App, Vassal, "DIR",
+        "run the app in this virtualenv"),
+    opt(OptionId::Env, "env", &[], None, List, G::App, Vassal, "KEY=VALUE",
+        "set an environment variable for the app (repeatable)"),
+    opt(OptionId::NeedApp, "need-app", &[], None, Flag, G::App, Vassal, "",
+        "fail at startup if the app cannot be loaded (default true, as uWSGI 2.1)"),
+    opt(OptionId::Plugins, "plugins", &["plugin"], None, List, G::App, Vassal, "NAMES",
+        "accepted for python plugins (python, python3, python311...) and http: both are built in; \
+         liege serves WSGI apps only, any other plugin is an error"),
+    // --- processes ---
+    opt(OptionId::Processes, "processes", &["workers"], Some('p'), Scalar, G::Processes, Vassal, "N",
+        "number of worker processes (default 1; the maximum when cheaper is set)"),
+    opt(OptionId::Master, "master", &[], Some('M'), Flag, G::Processes, Vassal, "",
+        "run a master process: always the case in liege (false is ignored with a warning)"),
+    opt(OptionId::LazyApps, "lazy-apps", &["lazy"], None, Flag, G::Processes, Vassal, "",
+        "load the app in each worker after fork instead of once in the master"),
+    opt(OptionId::Threads, "threads", &[], None, Scalar, G::Processes, Vassal, "N",
+        "Python threads per worker (default 1: the app runs inline on the worker's event loop)"),
+    opt(OptionId::Uid, "uid", &[], None, Scalar, G::Processes, Vassal, "USER",
+        "switch to this user (name or number) after binding sockets"),
+    opt(OptionId::Gid, "gid", &[], None, Scalar, G::Processes, Vassal, "GROUP",
+        "switch to this group (name or number) after binding sockets"),
+    opt(OptionId::Pidfile, "pidfile", &[], None, Scalar, G::Processes, Vassal, "PATH",
+        "write the master's pid to PATH"),
+    // --- limits and reloads ---
+    opt(OptionId::MaxRequests, "max-requests", &[], Some('R'), Scalar, G::LimitsAndReloads, Vassal, "N",
+        "recycle a worker after N requests (0 = never, the default)"),
+    opt(OptionId::MaxRequestsDelta, "max-requests-delta", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "add worker_id * N to max-requests so workers do not all recycle at once"),
+    opt(OptionId::MaxWorkerLifetime, "max-worker-lifetime", &[], None, Scalar, G::LimitsAndReloads, Vassal, "SECONDS",
+        "recycle a worker after it has run this long (0 = never)"),
+    opt(OptionId::ReloadOnRss, "reload-on-rss", &[], None, Scalar, G::LimitsAndReloads, Vassal, "MB",
+        "gracefully recycle a worker whose resident memory exceeds MB after a request"),
+    opt(OptionId::EvilReloadOnRss, "evil-reload-on-rss", &[], None, Scalar, G::LimitsAndReloads, Vassal, "MB",
+        "kill a worker whose resident memory exceeds MB, even mid-request (checked by the master)"),
+    opt(OptionId::LimitAs, "limit-as", &[], None, Scalar, G::LimitsAndReloads, Vassal, "MB",
+        "limit each worker's address space (RLIMIT_AS) to MB"),
+    opt(OptionId::Harakiri, "harakiri", &[], Some('t'), Scalar, G::LimitsAndReloads, Vassal, "SECONDS",
+        "kill a worker whose request runs longer than SECONDS (0 = off)"),
+    opt(OptionId::HarakiriVerbose, "harakiri-verbose", &[], None, Flag, G::LimitsAndReloads, Vassal, "",
+        "log details (request, Python stack) when harakiri kills a worker"),
+    opt(OptionId::ReloadMercy, "reload-mercy", &[], None, Scalar, G::LimitsAndReloads, Vassal, "SECONDS",
+        "how long a reload or stop waits for workers before killing them (default 60)"),
+    opt(OptionId::WorkerReloadMercy, "worker-reload-mercy", &[], None, Scalar, G::LimitsAndReloads, Vassal, "SECONDS",
+        "how long a recycled worker may take to finish (default 60)"),
+    opt(OptionId::TouchReload, "touch-reload", &[], None, List, G::LimitsAndReloads, Vassal, "PATH",
+        "gracefully reload when PATH's modification time changes (repeatable)"),
+    opt(OptionId::TouchChainReload, "touch-chain-reload", &[], None, List, G::LimitsAndReloads, Vassal, "PATH",
+        "reload workers one at a time when PATH's modification time changes (repeatable)"),
+    opt(OptionId::MasterFifo, "master-fifo", &[], None, List, G::LimitsAndReloads, Vassal, "PATH",
+        "create a FIFO at PATH accepting uWSGI's one-letter master commands (r, c, q...)"),
+    opt(OptionId::Cheaper, "cheaper", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "adaptive worker count: keep at least N workers (fewer than processes), add more when all are busy"),
+    opt(OptionId::CheaperInitial, "cheaper-initial", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "workers started at boot with cheaper (default: the cheaper minimum)"),
+    opt(OptionId::CheaperStep, "cheaper-step", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "workers added at once when all are busy (default 1)"),
+    opt(OptionId::CheaperAlgo, "cheaper-algo", &[], None, Scalar, G::LimitsAndReloads, Vassal, "NAME",
+        "cheaper algorithm; only spare exists in liege"),
+    opt(OptionId::Idle, "idle", &[], None, Scalar, G::LimitsAndReloads, Vassal, "SECONDS",
+        "with cheaper: retire an extra worker idle this long (default 10)"),
+    // --- logging and stats ---
+    opt(OptionId::Logto, "logto", &[], None, Scalar, G::LoggingAndStats, Vassal, "PATH",
+        "append the app's stdout and stderr to PATH"),
+    opt(OptionId::DisableLogging, "disable-logging", &[], Some('L'), Flag, G::LoggingAndStats, Vassal, "",
+        "do not log requests (errors are still logged)"),
+    opt(OptionId::Stats, "stats", &["stats-server"], None, Scalar, G::LoggingAndStats, Vassal, "ADDR",
+        "serve uWSGI-compatible stats JSON on ADDR (works with uwsgitop and uwsgi_exporter)"),
+    opt(OptionId::StatsHttp, "stats-http", &[], None, Flag, G::LoggingAndStats, Vassal, "",
+        "serve the stats JSON with an HTTP response header"),
+    opt(OptionId::Logformat, "logformat", &["log-format"], None, Scalar, G::LoggingAndStats, Vassal, "FORMAT",
+        "request log line: a uWSGI template with %(method) %(uri) %(status)..., or json for JSON lines"),
+    opt(OptionId::Log4xx, "log-4xx", &[], None, Flag, G::LoggingAndStats, Vassal, "",
+        "log requests answered with 4xx (even with disable-logging)"),
+    opt(OptionId::Log5xx, "log-5xx", &[], None, Flag, G::LoggingAndStats, Vassal, "",
+        "log requests answered with 5xx (even with disable-logging)"),
+    opt(OptionId::LogSlow, "log-slow", &[], None, Scalar, G::LoggingAndStats, Vassal, "MILLISECONDS",
+        "log requests slower than this many milliseconds"),
+    // --- emperor ---
+    opt(OptionId::Emperor, "emperor", &[], None, Scalar, G::Emperor, EmperorOnly, "DIR",
+        "run the emperor on the vassal directory DIR (one app per *.ini file)"),
+    opt(OptionId::VassalsInclude, "vassals-include", &[], None, List, G::Emperor, EmperorOnly, "FILE",
+        "read FILE into every vassal's config, after the vassal's own file (repeatable)"),
+    opt(OptionId::VassalSet, "vassal-set", &[], None, List, G::Emperor, EmperorOnly, "KEY=VALUE",
+        "set an option in every vassal (repeatable)"),
+    opt(OptionId::Api, "api", &[], None, Scalar, G::Emperor, EmperorOnly, "ADDR",
+        "address of the emperor's HTTP API and dashboard (default 127.0.0.1:9191)"),
+    opt(OptionId::ApiTokenFile, "api-token-file", &[], None, Scalar, G::Emperor, EmperorOnly, "PATH",
+        "require the bearer token stored in PATH for API calls that change state"),
+    opt(OptionId::RunDir, "run-dir", &[], None, Scalar, G::Emperor, EmperorOnly, "DIR",
+        "directory for the emperor's runtime files (sockets, pids)"),
+    opt(OptionId::LogDir, "log-dir", &[], None, Scalar, G::Emperor, EmperorOnly, "DIR",
+        "directory for per-vassal log files"),
+    opt(OptionId::VassalPortRange, "vassal-port-range", &[], None, Scalar, G::Emperor, EmperorOnly, "LOW-HIGH",
+        "ports the emperor assigns to vassals that ask for one (default 8001-8999)"),
+    opt(OptionId::EmperorThrottle, "emperor-throttle", &[], None, Scalar, G::Emperor, EmperorOnly, "MILLISECONDS",
+        "first delay before respawning a crashing vassal; doubles on each crash (default 1000, as uWSGI)"),
+    opt(OptionId::EmperorMaxThrottle, "emperor-max-throttle", &[], None, Scalar, G::Emperor, EmperorOnly, "MILLISECONDS",
+        "cap of the respawn delay of a crashing vassal (default 60000)"),
+    // --- compatibility, no effect ---
+    opt(OptionId::Vacuum, "vacuum", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "always on in liege: unix sockets and the pidfile are removed on exit"),
+    opt(OptionId::EnableThreads, "enable-threads", &[], Some('T'), Flag, G::Compatibility, NoEffect, "",
+        "always on in liege: Python threads started by the app always run"),
+    opt(OptionId::DieOnTerm, "die-on-term", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "always on in liege: SIGTERM stops gracefully (it never means reload)"),
+    opt(OptionId::ThunderLock, "thunder-lock", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "not needed in liege: only idle workers accept, there is no thundering herd to serialize"),
+    opt(OptionId::SingleInterpreter, "single-interpreter", &[], Some('i'), Flag, G::Compatibility, NoEffect, "",
+        "always on in liege: one Python interpreter per process"),
+    opt(OptionId::Strict, "strict", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "always on in liege: unknown options are errors (placeholders excepted, see %(name))"),
+    opt(OptionId::NoOrphans, "no-orphans", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "always on in liege: workers die with their master"),
+    opt(OptionId::PyCallOsafterfork, "py-call-osafterfork", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "always on in liege: Python's at-fork hooks run in every worker"),
+    opt(OptionId::AutoProcname, "auto-procname", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "accepted, no effect: liege gives its processes meaningful names itself"),
+    opt(OptionId::ProcnamePrefix, "procname-prefix", &[], None, Scalar, G::Compatibility, NoEffect, "PREFIX",
+        "accepted, no effect: liege gives its processes meaningful names itself"),
+    opt(OptionId::ProcnamePrefixSpaced, "procname-prefix-spaced", &[], None, Scalar, G::Compatibility, NoEffect, "PREFIX",
+        "accepted, no effect: liege gives its processes meaningful names itself"),
+    opt(OptionId::Procname, "procname", &[], None, Scalar, G::Compatibility, NoEffect, "NAME",
+        "accepted, no effect: liege gives its processes meaningful names itself"),
+    opt(OptionId::ProcnameMaster, "procname-master", &[], None, Scalar, G::Compatibility, NoEffect, "NAME",
+        "accepted, no effect: liege gives its processes meaningful names itself"),
+    opt(OptionId::MemoryReport, "memory-report", &[], Some('m'), Flag, G::Compatibility, NoEffect, "",
+        "always on in liege: the stats always report each worker's memory"),
+    // --- unsupported ---
+    opt(OptionId::Daemonize, "daemonize", &[], Some('d'), Scalar, G::Unsupported,
+        Unsupported { reason: RUN_UNDER_SERVICE_MANAGER }, "LOGFILE", "not supported: run liege under your service manager"),
+    opt(OptionId::Daemonize2, "daemonize2", &[], None, Scalar, G::Unsupported,
+        Unsupported { reason: RUN_UNDER_SERVICE_MANAGER }, "LOGFILE", "not supported: run liege under your service manager"),
+    opt(OptionId::EmperorTyrant, "emperor-tyrant", &[], None, Flag, G::Unsupported,
+        Unsupported { reason: "liege's emperor does not take the uid/gid of each vassal file's owner: set uid and gid \
+                               in each vassal file instead" },
+        "", "not supported: set uid/gid in each vassal file"),
+    opt(OptionId::Mount, "mount", &[], None, List, G::Unsupported,
+        Unsupported { reason: "liege serves one WSGI app per vassal: run one vassal per app and route by path in \
+                               your proxy, or combine the apps in Python (werkzeug's DispatcherMiddleware)" },
+        "MOUNTPOINT=APP", "not supported: one app per vassal"),
+    opt(OptionId::ManageScriptName, "manage-script-name", &[], None, Flag, G::Unsupported,
+        Unsupported { reason: "planned but not implemented yet: let your proxy send SCRIPT_NAME (nginx: \
+                               uwsgi_param SCRIPT_NAME /prefix;) and strip the prefix from PATH_INFO" },
+        "", "not supported yet (planned): have the proxy set SCRIPT_NAME"),
+];
+
+/// Strips the dashes a command-line spelling carries, so `--workers`, `-p` and `workers` all resolve.
+fn without_dashes(name: &str) -> &str {
+    name.strip_prefix("--").or_else(|| name.strip_prefix('-')).unwrap_or(name)
+}
+
+/// Finds an option by canonical name, long alias or (written `-p`) short flag.
+///
+/// Long names may be given with or without their leading `--`, as they appear on the command line or as ini
+/// keys; a single letter only resolves as a short flag when written with its dash (`-p`), because an ini key
+/// `p` is not an option in uWSGI either.
+pub fn lookup(name: &str) -> Option<&'static OptionDef> {
+    if let Some(letter) = single_dash_letter(name) {
+        return lookup_short(letter);
+    }
+    lookup_long(without_dashes(name))
+}
+
+/// Finds an option by its long spelling exactly as written (no dashes): what an ini key must be.
+pub fn lookup_long(name: &str) -> Option<&'static OptionDef> {
+    OPTIONS.iter().find(|def| def.long_names().any(|spelling| spelling == name))
+}
+
+/// Finds an option by its uWSGI short flag letter.
+pub fn lookup_short(letter: char) -> Option<&'static OptionDef> {
+    OPTIONS.iter().find(|def| def.short == Some(letter))
+}
+
+/// Finds an option by id. Every id is in the table (a test checks it), so this only fails on a table bug.
+pub fn by_id(id: OptionId) -> Option<&'static OptionDef> {
+    OPTIONS.iter().find(|def| def.id == id)
+}
+
+fn single_dash_letter(name: &str) -> Option<char> {
+    let rest = name.strip_prefix('-')?;
+    if rest.starts_with('-') {
+        return None;
+    }
+    let mut chars = rest.chars();
+    match (chars.next(), chars.next()) {
+        (Some(letter), None) => Some(letter),
+        _ => None,
+    }
+}
+
+/// The closest long option name to a misspelled one, if it is close enough to be a plausible typo.
+///
+/// Typos are the most common uWSGI support question ("why does my setting do nothing?"), because uWSGI
+/// silently takes unknown keys as placeholders. Suggestions use the Damerau-Levenshtein distance (a swapped
+/// pair of letters counts as one edit) and are only made within 2 edits and less than a third of the word, so
+/// a completely unrelated name gets no misleading suggestion. `_` is compared as `-`, a frequent slip.
+pub fn suggest(name: &str) -> Option<&'static str> {
+    let typed = without_dashes(name).to_ascii_lowercase().replace('_', "-");
+    if typed.is_empty() {
+        return None;
+    }
+    let mut best: Option<(usize, &'static str)> = None;
+    for spelling in OPTIONS.iter().flat_map(OptionDef::long_names) {
+        let distance = strsim::damerau_levenshtein(&typed, spelling);
+        if best.is_none_or(|(best_distance, _)| distance < best_distance) {
+            best = Some((distance, spelling));
+        }
+    }
+    let (distance, spelling) = best?;
+    let longest = typed.chars().count().max(spelling.chars().count());
+    let close_enough = distance <= 2 && distance * 3 < longest;
+    close_enough.then_some(spelling)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_spelling_is_unique() {
+        let mut seen = HashSet::new();
+        for def in OPTIONS {
+            for spelling in def.long_names() {
+                assert!(seen.insert(spelling), "duplicate option spelling {spelling}");
+            }
+        }
+        let mut shorts = HashSet::new();
+        for def in OPTIONS.iter().filter_map(|def| def.short) {
+            assert!(shorts.insert(def), "duplicate short flag -{def}");
+        }
+    }
+
+    #[test]
+    fn every_id_has_exactly_one_row() {
+        let mut ids = HashSet::new();
+        for def in OPTIONS {
+            assert!(ids.insert(def.id), "{:?} appears twice", def.id);
+            assert_eq!(by_id(def.id).map(|found| found.name), Some(def.name));
+        }
+    }
+
+    #[test]
+    fn every_option_has_help_and_value_names_match_kinds() {
+        for def in OPTIONS {
+            assert!(!def.help.is_empty(), "{} has no help", def.name);
+            match def.kind {
+                OptionKind::Flag => assert!(def.value_name.is_empty(), "{} is a flag", def.name),
+                _ => assert!(!def.value_name.is_empty(), "{} needs a value name", def.name),
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_resolves_aliases_and_short_flags() {
+        assert_eq!(lookup("processes").map(|d| d.id), Some(OptionId::Processes));
+        assert_eq!(lookup("workers").map(|d| d.id), Some(OptionId::Processes));
+        assert_eq!(lookup("--workers").map(|d| d.id), Some(OptionId::Processes));
+        assert_eq!(lookup("-p").map(|d| d.id), Some(OptionId::Processes));
+        assert_eq!(lookup("-M").map(|d| d.id), Some(OptionId::Master));
+        assert_eq!(lookup("-H").map(|d| d.id), Some(OptionId::Virtualenv));
+        assert_eq!(lookup("pyhome").map(|d| d.id), Some(OptionId::Virtualenv));
+        assert_eq!(lookup("-w").map(|d| d.id), Some(OptionId::Module));
+        assert_eq!(lookup("wsgi").map(|d| d.id), Some(OptionId::Module));
+        assert_eq!(lookup("file").map(|d| d.id), Some(OptionId::WsgiFile));
+        assert_eq!(lookup("http11-socket").map(|d| d.id), Some(OptionId::HttpSocket));
+        assert_eq!(lookup("uwsgi-socket").map(|d| d.id), Some(OptionId::Socket));
+        assert_eq!(lookup("set-ph").map(|d| d.id), Some(OptionId::SetPlaceholder));
+        assert_eq!(lookup("-z").map(|d| d.id), Some(OptionId::SocketTimeout));
+        assert_eq!(lookup("stats-server").map(|d| d.id), Some(OptionId::Stats));
+        assert_eq!(lookup("log-format").map(|d| d.id), Some(OptionId::Logformat));
+        // A bare letter is not an option name: ini keys are long names only.
+        assert!(lookup("p").is_none());
+        assert!(lookup("no-such-option").is_none());
+    }
+
+    #[test]
+    fn suggest_finds_close_typos_only() {
+        assert_eq!(suggest("proceses"), Some("processes"));
+        assert_eq!(suggest("harakri"), Some("harakiri"));
+        assert_eq!(suggest("http_socket"), Some("http-socket"));
+        assert_eq!(suggest("--enable-thread"), Some("enable-threads"));
+        assert_eq!(suggest("wokrers"), Some("workers"));
+        assert_eq!(suggest("project"), None);
+        assert_eq!(suggest("xyz"), None);
+        assert_eq!(suggest(""), None);
+    }
+}

@@ -1,0 +1,1 @@
+//! End-to-end tests: real files in temporary directories, through the public entry points.

@@ -1,0 +1,265 @@
+//! Typed readings of option values, each failing with a message that names the option, the value and where
+//! it was given. Shared by the vassal and emperor configurations.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::vassal::SocketAddress;
+use crate::{ConfigError, RawOption};
+
+/// The error for `option` with a reason.
+pub fn invalid(option: &RawOption, reason: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidValue {
+        origin: option.origin.clone(),
+        name: option.key.clone(),
+        value: option.value.clone(),
+        reason: reason.into(),
+    }
+}
+
+/// uWSGI's booleans: true/1/yes/on and false/0/no/off, any case (an empty value was already turned into
+/// `true` when read, as uWSGI does for a bare flag).
+pub fn boolean(option: &RawOption) -> Result<bool, ConfigError> {
+    match option.value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(invalid(option, "expected true/false, 1/0, yes/no or on/off")),
+    }
+}
+
+/// A whole number ≥ 0. Only digits are accepted: `4.5`, `+4` or `4k` are errors rather than uWSGI's atoi
+/// readings (4, 4 and 4), which silently drop what the user meant.
+pub fn whole_number<T: FromStr>(option: &RawOption) -> Result<T, ConfigError> {
+    let text = option.value.as_str();
+    if let Some(digits) = text.strip_prefix('-') {
+        if !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit()) {
+            return Err(invalid(option, "must not be negative"));
+        }
+    }
+    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(invalid(option, "expected a whole number"));
+    }
+    text.parse().map_err(|_| invalid(option, "number too large"))
+}
+
+/// A whole number ≥ 1 (counts where 0 makes no sense: processes, threads, listen backlog...).
+pub fn positive<T: FromStr + PartialEq + Default>(option: &RawOption) -> Result<T, ConfigError> {
+    let number: T = whole_number(option)?;
+    if number == T::default() {
+        return Err(invalid(option, "must be at least 1"));
+    }
+    Ok(number)
+}
+
+pub fn seconds(option: &RawOption) -> Result<Duration, ConfigError> {
+    whole_number::<u64>(option).map(Duration::from_secs)
+}
+
+/// Seconds where 0 is refused.
+pub fn positive_seconds(option: &RawOption) -> Result<Duration, ConfigError> {
+    positive::<u64>(option).map(Duration::from_secs)
+}
+
+/// Seconds where 0 means "off", as uWSGI's `harakiri = 0`.
+pub fn seconds_or_off(option: &RawOption) -> Result<Option<Duration>, ConfigError> {
+    Ok(Some(seconds(option)?).filter(|duration| !duration.is_zero()))
+}
+
+/// Milliseconds where 0 means "off".
+pub fn milliseconds_or_off(option: &RawOption) -> Result<Option<Duration>, ConfigError> {
+    let millis: u64 = whole_number(option)?;
+    Ok((millis > 0).then(|| Duration::from_millis(millis)))
+}
+
+/// A number where 0 means "off" (megabyte limits).
+pub fn number_or_off(option: &RawOption) -> Result<Option<u64>, ConfigError> {
+    Ok(Some(whole_number::<u64>(option)?).filter(|&number| number > 0))
+}
+
+/// An octal file mode like `666` or `0660` (uWSGI's chmod-socket).
+pub fn octal_mode(option: &RawOption) -> Result<u32, ConfigError> {
+    let text = option.value.as_str();
+    let is_octal = !text.is_empty() && text.len() <= 5 && text.bytes().all(|byte| (b'0'..=b'7').contains(&byte));
+    let mode = if is_octal { u32::from_str_radix(text, 8).ok() } else { None };
+    match mode {
+        Some(mode) if mode <= 0o7777 => Ok(mode),
+        _ => Err(invalid(option, "expected an octal file mode such as 666 or 0660")),
+    }
+}
+
+/// A path (any non-empty text; whether it exists is the runtime's business, since it may be created later
+/// or be relative to `chdir`).
+pub fn path(option: &RawOption) -> Result<PathBuf, ConfigError> {
+    non_empty(option).map(PathBuf::from)
+}
+
+pub fn non_empty(option: &RawOption) -> Result<String, ConfigError> {
+    if option.value.trim().is_empty() {
+        return Err(invalid(option, "empty value (after expanding variables)"));
+    }
+    Ok(option.value.clone())
+}
+
+/// `KEY=VALUE` (env, vassal-set); the key must not be empty.
+pub fn key_value(option: &RawOption) -> Result<(String, String), ConfigError> {
+    match option.value.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.to_owned())),
+        Some(_) => Err(invalid(option, "the name before '=' is empty")),
+        None => Err(invalid(option, "expected KEY=VALUE")),
+    }
+}
+
+/// A listening address in uWSGI's syntax:
+///
+/// - `:9099` → every interface (`0.0.0.0:9099`); `127.0.0.1:9000`, `localhost:9000`, `[::1]:9000`;
+/// - `fd://3` → an inherited, already listening socket;
+/// - anything containing `/`, or without a `:port` (`app.sock`, `@abstract`) → a unix socket path.
+pub fn socket_address(option: &RawOption) -> Result<SocketAddress, ConfigError> {
+    let text = option.value.as_str();
+    if text.trim().is_empty() {
+        return Err(invalid(option, "empty address"));
+    }
+    if let Some(fd) = text.strip_prefix("fd://") {
+        return match fd.parse::<i32>() {
+            Ok(fd) if fd >= 0 => Ok(SocketAddress::Fd(fd)),
+            _ => Err(invalid(option, "fd:// must be followed by a file descriptor number")),
+        };
+    }
+    if text.contains('/') || !text.contains(':') {
+        if text.starts_with('=') {
+            return Err(invalid(option, "uWSGI's shared-socket references (=N) are not supported"));
+        }
+        return Ok(SocketAddress::Unix(PathBuf::from(text)));
+    }
+    let (host, port) = if let Some(bracketed) = text.strip_prefix('[') {
+        let Some((address, port)) = bracketed.split_once("]:") else {
+            return Err(invalid(option, "expected [IPv6 address]:port"));
+        };
+        if address.is_empty() || address.contains(['[', ']']) {
+            return Err(invalid(option, "expected [IPv6 address]:port"));
+        }
+        (format!("[{address}]"), port)
+    } else {
+        let Some((host, port)) = text.rsplit_once(':') else {
+            return Err(invalid(option, "expected host:port"));
+        };
+        if host.contains(':') {
+            return Err(invalid(option, "an IPv6 address needs brackets: [::1]:9000"));
+        }
+        (if host.is_empty() { "0.0.0.0".to_owned() } else { host.to_owned() }, port)
+    };
+    if host.chars().any(char::is_whitespace) {
+        return Err(invalid(option, "the host contains whitespace"));
+    }
+    let is_digits = !port.is_empty() && port.bytes().all(|byte| byte.is_ascii_digit());
+    let Some(port) = port.parse::<u16>().ok().filter(|_| is_digits) else {
+        return Err(invalid(option, "the port must be a number from 0 to 65535"));
+    };
+    Ok(SocketAddress::Tcp { host, port })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Origin;
+
+    fn option(value: &str) -> RawOption {
+        RawOption {
+            key: "test".to_owned(),
+            value: value.to_owned(),
+            origin: Origin::File { path: PathBuf::from("a.ini"), line: 7 },
+        }
+    }
+
+    fn reason(error: ConfigError) -> String {
+        match error {
+            ConfigError::InvalidValue { reason, .. } => reason,
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn booleans() {
+        for value in ["true", "1", "yes", "on", "TRUE", "On"] {
+            assert!(boolean(&option(value)).unwrap(), "{value}");
+        }
+        for value in ["false", "0", "no", "off", "NO", "False"] {
+            assert!(!boolean(&option(value)).unwrap(), "{value}");
+        }
+        let error = boolean(&option("maybe")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "a.ini:7: invalid value 'maybe' for 'test': expected true/false, 1/0, yes/no or on/off"
+        );
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(whole_number::<u32>(&option("42")).unwrap(), 42);
+        assert_eq!(whole_number::<u32>(&option("0")).unwrap(), 0);
+        assert_eq!(reason(whole_number::<u32>(&option("-1")).unwrap_err()), "must not be negative");
+        assert_eq!(reason(whole_number::<u32>(&option("abc")).unwrap_err()), "expected a whole number");
+        assert_eq!(reason(whole_number::<u32>(&option("4.5")).unwrap_err()), "expected a whole number");
+        assert_eq!(reason(whole_number::<u32>(&option("+4")).unwrap_err()), "expected a whole number");
+        assert_eq!(reason(whole_number::<u32>(&option("99999999999")).unwrap_err()), "number too large");
+        assert_eq!(reason(positive::<u32>(&option("0")).unwrap_err()), "must be at least 1");
+        assert_eq!(positive::<u32>(&option("3")).unwrap(), 3);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(seconds(&option("30")).unwrap(), Duration::from_secs(30));
+        assert_eq!(seconds_or_off(&option("0")).unwrap(), None);
+        assert_eq!(seconds_or_off(&option("5")).unwrap(), Some(Duration::from_secs(5)));
+        assert_eq!(milliseconds_or_off(&option("250")).unwrap(), Some(Duration::from_millis(250)));
+        assert_eq!(milliseconds_or_off(&option("0")).unwrap(), None);
+        assert!(positive_seconds(&option("0")).is_err());
+        assert_eq!(reason(seconds(&option("abc")).unwrap_err()), "expected a whole number");
+    }
+
+    #[test]
+    fn octal_modes() {
+        assert_eq!(octal_mode(&option("666")).unwrap(), 0o666);
+        assert_eq!(octal_mode(&option("0660")).unwrap(), 0o660);
+        assert_eq!(octal_mode(&option("4755")).unwrap(), 0o4755);
+        for bad in ["999", "abc", "", "0o666", "77777", "-1"] {
+            assert!(octal_mode(&option(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn key_values() {
+        assert_eq!(key_value(&option("A=b=c")).unwrap(), ("A".to_owned(), "b=c".to_owned()));
+        assert_eq!(key_value(&option("A=")).unwrap(), ("A".to_owned(), String::new()));
+        assert_eq!(reason(key_value(&option("NOEQUALS")).unwrap_err()), "expected KEY=VALUE");
+        assert_eq!(reason(key_value(&option("=x")).unwrap_err()), "the name before '=' is empty");
+    }
+
+    fn tcp(host: &str, port: u16) -> SocketAddress {
+        SocketAddress::Tcp { host: host.to_owned(), port }
+    }
+
+    #[test]
+    fn socket_addresses() {
+        assert_eq!(socket_address(&option(":9099")).unwrap(), tcp("0.0.0.0", 9099));
+        assert_eq!(socket_address(&option("127.0.0.1:9000")).unwrap(), tcp("127.0.0.1", 9000));
+        assert_eq!(socket_address(&option("localhost:9000")).unwrap(), tcp("localhost", 9000));
+        assert_eq!(socket_address(&option("[::1]:9000")).unwrap(), tcp("[::1]", 9000));
+        assert_eq!(socket_address(&option(":0")).unwrap(), tcp("0.0.0.0", 0));
+        assert_eq!(socket_address(&option("fd://3")).unwrap(), SocketAddress::Fd(3));
+        assert_eq!(
+            socket_address(&option("/tmp/app.sock")).unwrap(),
+            SocketAddress::Unix(PathBuf::from("/tmp/app.sock"))
+        );
+        assert_eq!(socket_address(&option("app.sock")).unwrap(), SocketAddress::Unix(PathBuf::from("app.sock")));
+        assert_eq!(socket_address(&option("@abstract")).unwrap(), SocketAddress::Unix(PathBuf::from("@abstract")));
+        assert_eq!(
+            socket_address(&option("./run/a:b.sock")).unwrap(),
+            SocketAddress::Unix(PathBuf::from("./run/a:b.sock"))
+        );
+        for bad in [":99999", "host:abc", ":", "::1:9000", "[::1]9000", "fd://x", "fd://-1", "", "=0", "a b:80", ":+80"] {
+            assert!(socket_address(&option(bad)).is_err(), "{bad} should be rejected");
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! The typed, validated configuration of one vassal (one app: a master and its workers).
+//!
+//! Built from the ordered list of raw options (command line and ini files merged in order) by
+//! [`VassalConfig::from_raw`]. Every field has uWSGI's meaning and unit unless its doc says otherwise.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::options::{self, OptionId, OptionKind, Support};
+use crate::{values, ConfigError, RawOption};
+
+/// Which wire protocol a listening socket speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// HTTP/1.x (`http-socket`).
+    Http,
+    /// The binary uwsgi protocol (`socket`), what nginx's `uwsgi_pass` sends.
+    Uwsgi,
+}
+
+/// Where a socket listens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SocketAddress {
+    /// `host:port`; uWSGI's `:port` means every interface (`0.0.0.0:port`). Kept as written
+    /// (host may be a name, an IPv4 address or a bracketed IPv6 address).
+    Tcp { host: String, port: u16 },
+    /// A filesystem path (anything containing `/` or not of the `host:port` shape).
+    Unix(PathBuf),
+    /// An already-open listening socket inherited from the parent (`fd://3`).
+    Fd(i32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketSpec {
+    pub protocol: Protocol,
+    pub address: SocketAddress,
+}
+
+/// How to find the WSGI callable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppSource {
+    /// `wsgi-file = path.py` (relative paths are resolved after `chdir`).
+    File(PathBuf),
+    /// `module = pkg.mod` or `pkg.mod:callable`.
+    Module(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSpec {
+    pub source: AppSource,
+    /// `callable` (default `application`), overridden by the `:callable` suffix of `module`.
+    pub callable: String,
+}
+
+/// The cheaper (adaptive worker count) settings; `None` in [`VassalConfig::cheaper`] when off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cheaper {
+    /// Minimum number of workers kept running.
+    pub min_workers: u32,
+    /// Workers started at boot (`cheaper-initial`, default = `min_workers`).
+    pub initial: u32,
+    /// Workers added at once when all are busy (`cheaper-step`, default 1).
+    pub step: u32,
+    /// Only `spare` exists for now.
+    pub algo: String,
+    /// An extra worker idle this long is retired (`idle`, default 10 s).
+    pub idle: Duration,
+}
+
+/// Request log line format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogFormat {
+    /// uWSGI's default request line.
+    Default,
+    /// JSON lines (`log-format = json`).
+    Json,
+    /// A `logformat` template with `%(var)` placeholders, kept verbatim for the runtime to compile.
+    Template(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VassalConfig {
+    /// `%n` of the first config file, or `liege` when there is none. Names the app in logs.
+    pub name: String,
+    /// In the order given: `http-socket` ones as [`Protocol::Http`], `socket` ones as [`Protocol::Uwsgi`].
+    pub sockets: Vec<SocketSpec>,
+    /// `None` only when no app option was given (a startup error when `need_app`).
+    pub app: Option<AppSpec>,
+    pub chdir: Option<PathBuf>,
+    pub pythonpath: Vec<PathBuf>,
+    /// `virtualenv` / `home` / `venv` / `pyhome` / `-H`.
+    pub virtualenv: Option<PathBuf>,
+    /// `env = K=V`, in order.
+    pub env: Vec<(String, String)>,
+    /// `processes` / `workers` / `-p`; default 1. With `cheaper` it is the maximum.
+    pub processes: u32,
+    /// Accepted for compatibility; liege always runs a master (`master = false` is honoured as true, with a warning
+    /// left to the runtime).
+    pub master: bool,
+    pub lazy_apps: bool,
+    /// Python threads per worker; default 1 (the app is called inline on the worker's event loop).
+    pub threads: u32,
+    /// Listen backlog; default 1024 (uWSGI's 100 is a known trap).
+    pub listen: u32,
+    /// Largest request head (request line + headers) in bytes; default 65536. uWSGI's meaning: the whole
+    /// uwsgi packet / header buffer.
+    pub buffer_size: usize,
+    pub disable_logging: bool,
+    /// Default true (an app that fails to load is a startup error), as uWSGI 2.1.
+    pub need_app: bool,
+    /// Unix socket mode; bare `chmod-socket` means 0o666 as in uWSGI.
+    pub chmod_socket: Option<u32>,
+    pub uid: Option<String>,
+    pub gid: Option<String>,
+    pub pidfile: Option<PathBuf>,
+    /// `logto`: append the vassal's stdout and stderr to this file.
+    pub logto: Option<PathBuf>,
+    /// Request bodies larger than this are spooled to a temporary file instead of memory (`post-buffering`,
+    /// bytes; default 1 MiB).
+    pub post_buffering: usize,
+    /// Largest accepted request body (`limit-post`, bytes; 0 = unlimited, the default).
+    pub limit_post: u64,
+    /// How long to wait for a request head or body bytes (`http-timeout` / `socket-timeout`; default 60 s).
+    pub socket_timeout: Duration,
+    /// Idle keep-alive connections are closed after this (`http-keepalive`, seconds; default 15 s, 0 = no
+    /// keep-alive).
+    pub keepalive_timeout: Duration,
+
+    // --- limits and reloads (master lifecycle) ---
+    /// 0 = never.
+    pub max_requests: u64,
+    pub max_requests_delta: u64,
+    pub max_worker_lifetime: Option<Duration>,
+    /// Megabytes.
+    pub reload_on_rss: Option<u64>,
+    pub evil_reload_on_rss: Option<u64>,
+    /// Megabytes (RLIMIT_AS per worker).
+    pub limit_as: Option<u64>,
+    pub harakiri: Option<Duration>,
+    pub harakiri_verbose: bool,
+    /// Default 60 s.
+    pub reload_mercy: Duration,
+    /// Default 60 s.
+    pub worker_reload_mercy: Duration,
+    pub touch_reload: Vec<PathBuf>,
+    pub touch_chain_reload: Vec<PathBuf>,
+    pub master_fifo: Vec<PathBuf>,
+    pub cheaper: Option<Cheaper>,
+
+    // --- stats and request logs ---
+    /// `stats` / `stats-server`: unix path or host:port.
+    pub stats: Option<SocketAddress>,
+    /// Serve the stats JSON over HTTP (`stats-http`).
+    pub stats_http: bool,
+    pub log_format: LogFormat,
+    pub log_4xx: bool,
+    pub log_5xx: bool,
+    /// Log only requests slower than this (`log-slow`, milliseconds).
+    pub log_slow: Option<Duration>,
+
+    /// Every raw option in the order it was given, canonical names, after expansion: what `uwsgi.opt` shows.
+    pub raw: Vec<RawOption>,
+}
+
+impl VassalConfig {
+    /// Interprets the ordered raw options (command line and files merged, see [`crate::parse_vassal_args`]):
+    /// applies the defaults documented on each field, gives every value its type and checks it, with errors
+    /// that name the option and where it was given.
+    ///
+    /// `first_file_name` is the `%n` of the first config file (its file name without `.ini`; a path or a
+    /// name with `.ini` is reduced to that), which names the app; `liege` when there is none.
+    pub fn from_raw(raw: Vec<RawOption>, first_file_name: Option<&str>) -> Result<Self, ConfigError> {
+        let mut builder = Builder::new(app_name(first_file_name));
+        for option in &raw {
+            builder.apply(option)?;
+        }
+        let mut config = builder.finish()?;
+        config.raw = raw;
+        Ok(config)
+    }
+}
+
+fn app_name(first_file_name: Option<&str>) -> String {
+    let file_name = first_file_name
+        .map(|name| Path::new(name).file_name().map_or(name.to_owned(), |file| file.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let name = file_name.strip_suffix(".ini").unwrap_or(&file_name);
+    if name.is_empty() {
+        "liege".to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+/// The cheaper settings as given, checked together once everything is read.
+#[derive(Default)]
+struct CheaperOptions<'r> {
+    min_workers: Option<(u32, &'r RawOption)>,
+    initial: Option<(u32, &'r RawOption)>,
+    step: Option<(u32, &'r RawOption)>,
+    algo: Option<&'r RawOption>,
+    idle: Option<(Duration, &'r RawOption)>,
+}
+
+/// Accumulates options in order (last scalar wins); cross-option checks happen in [`Builder::finish`].
+struct Builder<'r> {
+    config: VassalConfig,
+    /// The app source and the option that set it, to report `module` + `wsgi-file` conflicts.
+    app: Option<(AppSource, &'r RawOption)>,
+    /// The `:callable` suffix of the last `module`, which beats `callable` as in uWSGI.
+    module_callable: Option<String>,
+    callable: Option<String>,
+    cheaper: CheaperOptions<'r>,
+}
+
+impl<'r> Builder<'r> {
+    fn new(name: String) -> Self {
+        let config = VassalConfig {
+            name,
+            sockets: Vec::new(),
+            app: None,
+            chdir: None,
+            pythonpath: Vec::new(),
+            virtualenv: None,
+            env: Vec::new(),
+            processes: 1,
+            master: true,
+            lazy_apps: false,
+            threads: 1,
+            listen: 1024,
+            buffer_size: 65536,
+            disable_logging: false,
+            need_app: true,
+            chmod_socket: None,
+            uid: None,
+            gid: None,
+            pidfile: None,
+            logto: None,
+            post_buffering: 1024 * 1024,
+            limit_post: 0,
+            socket_timeout: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(15),
+            max_requests: 0,
+            max_requests_delta: 0,
+            max_worker_lifetime: None,
+            reload_on_rss: None,
+            evil_reload_on_rss: None,
+            limit_as: None,
+            harakiri: None,
+            harakiri_verbose: false,
+            reload_mercy: Duration::from_secs(60),
+            worker_reload_mercy: Duration::from_secs(60),
+            touch_reload: Vec::new(),
+            touch_chain_reload: Vec::new(),
+            master_fifo: Vec::new(),
+            cheaper: None,
+            stats: None,
+            stats_http: false,
+            log_format: LogFormat::Default,
+            log_4xx: false,
+            log_5xx: false,
+            log_slow: None,
+            raw: Vec::new(),
+        };
+        Builder { config, app: None, module_callable: None, callable: None, cheaper: CheaperOptions::default() }
+    }
+
+    fn apply(&mut self, option: &'r RawOption) -> Result<(), ConfigError> {
+        let def = options::lookup_long(&option.key).ok_or_else(|| ConfigError::UnknownOption {
+            origin: option.origin.clone(),
+            name: option.key.clone(),
+            suggestion: options::suggest(&option.key).map(str::to_owned),
+        })?;
+        match def.support {
+            Support::Vassal => {}
+            Support::EmperorOnly => {
+                return Err(ConfigError::EmperorOnly { origin: option.origin.clone(), name: option.key.clone() })
+            }
+            Support::Unsupported { reason } => {
+                return Err(ConfigError::Unsupported { origin: option.origin.clone(), name: option.key.clone(), reason })
+            }
+            Support::NoEffect => {
+                if def.kind == OptionKind::Flag {
+                    values::boolean(option)?;
+                }
+                return Ok(());
+            }
+        }
+        let config = &mut self.config;
+        match def.id {
+            // Already acted on while reading (files read in place, placeholders substituted).
+            OptionId::Ini | OptionId::SetPlaceholder => {}
+            OptionId::HttpSocket => config.sockets.push(SocketSpec {
+                protocol: Protocol::Http,
+                address: values::socket_address(option)?,
+            }),
+            OptionId::Socket => config.sockets.push(SocketSpec {
+                protocol: Protocol::Uwsgi,
+                address: values::socket_address(option)?,
+            }),
+            OptionId::Listen => config.listen = values::positive(option)?,
+            OptionId::BufferSize => config.buffer_size = values::positive(option)?,
+            OptionId::PostBuffering => config.post_buffering = values::whole_number(option)?,
+            OptionId::LimitPost => config.limit_post = values::whole_number(option)?,
+            OptionId::HttpTimeout | OptionId::SocketTimeout => {
+                config.socket_timeout = values::positive_seconds(option)?
+            }
+            OptionId::HttpKeepalive => config.keepalive_timeout = values::seconds(option)?,
+            OptionId::ChmodSocket => config.chmod_socket = Some(values::octal_mode(option)?),
+            OptionId::WsgiFile => self.set_app(AppSource::File(values::path(option)?), None, option)?,
+            OptionId::Module => {
+                let (module, callable) = split_module(option)?;
+                self.set_app(AppSource::Module(module), callable, option)?
+            }
+            OptionId::Callable => self.callable = Some(python_name(option)?),
+            OptionId::Chdir => config.chdir = Some(values::path(option)?),
+            OptionId::Pythonpath => config.pythonpath.push(values::path(option)?),
+            OptionId::Virtualenv => config.virtualenv = Some(values::path(option)?),
+            OptionId::Env => config.env.push(values::key_value(option)?),
+            OptionId::NeedApp => config.need_app = values::boolean(option)?,
+            OptionId::Plugins => check_plugins(option)?,
+            OptionId::Processes => config.processes = values::positive(option)?,
+            OptionId::Master => config.master = values::boolean(option)?,
+            OptionId::LazyApps => config.lazy_apps = values::boolean(option)?,
+            OptionId::Threads => config.threads = values::positive(option)?,
+            OptionId::Uid => config.uid = Some(values::non_empty(option)?),
+            OptionId::Gid => config.gid = Some(values::non_empty(option)?),
+            OptionId::Pidfile => config.pidfile = Some(values::path(option)?),
+            OptionId::MaxRequests => config.max_requests = values::whole_number(option)?,
+            OptionId::MaxRequestsDelta => config.max_requests_delta = values::whole_number(option)?,
+            OptionId::MaxWorkerLifetime => config.max_worker_lifetime = values::seconds_or_off(option)?,
+            OptionId::ReloadOnRss => config.reload_on_rss = values::number_or_off(option)?,
+            OptionId::EvilReloadOnRss => config.evil_reload_on_rss = values::number_or_off(option)?,
+            OptionId::LimitAs => config.limit_as = values::number_or_off(option)?,
+            OptionId::Harakiri => config.harakiri = values::seconds_or_off(option)?,
+            OptionId::HarakiriVerbose => config.harakiri_verbose = values::boolean(option)?,
+            OptionId::ReloadMercy => config.reload_mercy = values::positive_seconds(option)?,
+            OptionId::WorkerReloadMercy => config.worker_reload_mercy = values::positive_seconds(option)?,
+            OptionId::TouchReload => config.touch_reload.push(values::path(option)?),
+            OptionId::TouchChainReload => config.touch_chain_reload.push(values::path(option)?),
+            OptionId::MasterFifo => config.master_fifo.push(values::path(option)?),
+            OptionId::Cheaper => self.cheaper.min_workers = Some((values::whole_number(option)?, option)),
+            OptionId::CheaperInitial => self.cheaper.initial = Some((values::positive(option)?, option)),
+            OptionId::CheaperStep => self.cheaper.step = Some((values::positive(option)?, option)),
+            OptionId::CheaperAlgo => {
+                if option.value != "spare" {
+                    return Err(values::invalid(
+                        option,
+                        "liege implements only the 'spare' algorithm (uWSGI's backlog, busyness, spare2 and \
+                         manual are not available)",
+                    ));
+                }
+                self.cheaper.algo = Some(option)
+            }
+            OptionId::Idle => self.cheaper.idle = Some((values::positive_seconds(option)?, option)),
+            OptionId::Logto => config.logto = Some(values::path(option)?),
+            OptionId::DisableLogging => config.disable_logging = values::boolean(option)?,
+            OptionId::Stats => config.stats = Some(values::socket_address(option)?),
+            OptionId::StatsHttp => config.stats_http = values::boolean(option)?,
+            OptionId::Logformat => {
+                config.log_format = if option.value.eq_ignore_ascii_case("json") {
+                    LogFormat::Json
+                } else {
+                    LogFormat::Template(values::non_empty(option)?)
+                }
+            }
+            OptionId::Log4xx => config.log_4xx = values::boolean(option)?,
+            OptionId::Log5xx => config.log_5xx = values::boolean(option)?,
+            OptionId::LogSlow => config.log_slow = values::milliseconds_or_off(option)?,
+            // Unreachable through `support` above, listed so a new option cannot be forgotten here.
+            OptionId::Emperor
+            | OptionId::VassalsInclude
+            | OptionId::VassalSet
+            | OptionId::Api
+            | OptionId::ApiTokenFile
+            | OptionId::RunDir
+            | OptionId::LogDir
+            | OptionId::VassalPortRange
+            | OptionId::EmperorThrottle
+            | OptionId::EmperorMaxThrottle
+            | OptionId::Vacuum
+            | OptionId::EnableThreads
+            | OptionId::DieOnTerm
+            | OptionId::ThunderLock
+            | OptionId::SingleInterpreter
+            | OptionId::Strict
+            | OptionId::NoOrphans
+            | OptionId::PyCallOsafterfork
+            | OptionId::AutoProcname
+            | OptionId::ProcnamePrefix
+            | OptionId::ProcnamePrefixSpaced
+            | OptionId::Procname
+            | OptionId::ProcnameMaster
+            | OptionId::MemoryReport
+            | OptionId::Daemonize
+            | OptionId::Daemonize2
+            | OptionId::EmperorTyrant
+            | OptionId::Mount
+            | OptionId::ManageScriptName => {}
+        }
+        Ok(())
+    }
+
+    /// `module` and `wsgi-file` name the app two different ways: giving both is almost always a leftover,
+    /// and uWSGI would load both as two apps, which liege does not do. Repeating the same one is fine (last
+    /// wins, like any scalar).
+    fn set_app(
+        &mut self,
+        source: AppSource,
+        module_callable: Option<String>,
+        option: &'r RawOption,
+    ) -> Result<(), ConfigError> {
+        if let Some((previous, previous_option)) = &self.app {
+            if std::mem::discriminant(previous) != std::mem::discriminant(&source) {
+                return Err(ConfigError::Conflict {
+                    origin: option.origin.clone(),
+                    name: option.key.clone(),
+                    other: previous_option.key.clone(),
+                    other_origin: previous_option.origin.clone(),
+                    reason: "both name the app; keep only one (liege serves one app per vassal)",
+                });
+            }
+        }
+        self.app = Some((source, option));
+        self.module_callable = module_callable;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<VassalConfig, ConfigError> {
+        let callable = self.module_callable.or(self.callable).unwrap_or_else(|| "application".to_owned());
+        self.config.app = self.app.map(|(source, _)| AppSpec { source, callable });
+        self.config.cheaper = cheaper(&self.cheaper, self.config.processes)?;
+        Ok(self.config)
+    }
+}
+
+/// `pkg.mod` or `pkg.mod:callable`.
+fn split_module(option: &RawOption) -> Result<(String, Option<String>), ConfigError> {
+    let (module, callable) = match option.value.split_once(':') {
+        Some((module, callable)) => (module, Some(callable)),
+        None => (option.value.as_str(), None),
+    };
+    if module.is_empty() || module.chars().any(char::is_whitespace) {
+        return Err(values::invalid(option, "expected a module name like pkg.module or pkg.module:callable"));
+    }
+    if callable.is_some_and(|callable| callable.is_empty() || callable.chars().any(char::is_whitespace)) {
+        return Err(values::invalid(option, "the callable after ':' must be a Python name"));
+    }
+    Ok((module.to_owned(), callable.map(str::to_owned)))
+}
+
+fn python_name(option: &RawOption) -> Result<String, ConfigError> {
+    let name = values::non_empty(option)?;
+    if name.chars().any(char::is_whitespace) {
+        return Err(values::invalid(option, "expected a Python name"));
+    }
+    Ok(name)
+}
+
+/// `plugins = python3` is in most distribution-packaged uWSGI configs; Python (and HTTP) are built into
+/// liege, so those are accepted, in any of their spellings (`python311`, `python3.11`, `0:python`,
+/// `/usr/lib/uwsgi/plugins/python3_plugin.so`). Anything else would need code liege does not have.
+fn check_plugins(option: &RawOption) -> Result<(), ConfigError> {
+    for plugin in option.value.split(',').map(str::trim).filter(|plugin| !plugin.is_empty()) {
+        let base = plugin.rsplit('/').next().unwrap_or(plugin);
+        let base = base.strip_suffix("_plugin.so").unwrap_or(base);
+        let base = base.split_once(':').map_or(base, |(_modifier, name)| name);
+        let is_python = base.strip_prefix("python").is_some_and(|version| {
+            version.chars().all(|character| character.is_ascii_digit() || character == '.' || character == '_')
+        });
+        if !is_python && base != "http" {
+            return Err(values::invalid(
+                option,
+                format!(
+                    "liege serves WSGI apps only: Python and HTTP are built in, so only python plugins \
+                     (python, python3, python311...) and http are accepted, not '{plugin}'"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the cheaper settings together, as uWSGI does at startup.
+fn cheaper(options: &CheaperOptions<'_>, processes: u32) -> Result<Option<Cheaper>, ConfigError> {
+    let min_workers = match options.min_workers {
+        Some((min_workers, _)) if min_workers > 0 => min_workers,
+        _ => {
+            let dependent = [
+                options.initial.map(|(_, option)| option),
+                options.step.map(|(_, option)| option),
+                options.algo,
+                options.idle.map(|(_, option)| option),
+            ];
+            if let Some(option) = dependent.into_iter().flatten().next() {
+                return Err(ConfigError::Requires {
+                    origin: option.origin.clone(),
+                    name: option.key.clone(),
+                    required: "cheaper",
+                });
+            }
+            return Ok(None);
+        }
+    };
+    if let Some((_, option)) = options.min_workers.filter(|_| min_workers >= processes) {
+        return Err(values::invalid(
+            option,
+            format!("cheaper must be lower than processes ({processes}), which is the maximum number of workers"),
+        ));
+    }
+    let initial = match options.initial {
+        Some((initial, option)) if initial < min_workers || initial > processes => {
+            return Err(values::invalid(
+                option,
+                format!("must be between cheaper ({min_workers}) and processes ({processes})"),
+            ))
+        }
+        Some((initial, _)) => initial,
+        None => min_workers,
+    };
+    Ok(Some(Cheaper {
+        min_workers,
+        initial,
+        step: options.step.map_or(1, |(step, _)| step),
+        algo: "spare".to_owned(),
+        idle: options.idle.map_or(Duration::from_secs(10), |(idle, _)| idle),
+    }))
+}

@@ -1,0 +1,138 @@
+//! Log output. Everything goes to stderr, which the emperor (or a terminal, or `logto`) captures per vassal.
+//!
+//! Our own messages use `tracing` with a compact one-line format naming the process (`master`/`worker 3`),
+//! so interleaved output of a whole process group stays attributable. Request log lines are buffered per
+//! worker and written in batches: one `write(2)` per request would cost more than the app on hello-world
+//! loads. App output (print, tracebacks) goes straight to fd 2 unbuffered.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io::Write;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// 0 = master, otherwise the worker id; shown in every line.
+static ROLE: AtomicU32 = AtomicU32::new(0);
+
+pub fn set_worker_role(worker_id: u32) {
+    ROLE.store(worker_id, Ordering::Relaxed);
+}
+
+struct LineFormat;
+
+impl<S, N> FormatEvent<S, N> for LineFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let role = ROLE.load(Ordering::Relaxed);
+        let pid = std::process::id();
+        let level = event.metadata().level();
+        if role == 0 {
+            write!(writer, "liege master[{pid}] {level}: ")?;
+        } else {
+            write!(writer, "liege worker {role}[{pid}] {level}: ")?;
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// Installs the process-wide subscriber (`RUST_LOG`-style filter from `LIEGE_LOG`, default `info`).
+pub fn init() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LIEGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .event_format(LineFormat)
+        .try_init();
+}
+
+/// Writes bytes to stderr with as few syscalls as possible, retrying short writes.
+pub fn write_raw(bytes: &[u8]) {
+    let _ = std::io::stderr().lock().write_all(bytes);
+}
+
+/// Writes one line to stderr in a single write (atomic for lines under PIPE_BUF even with many writers).
+pub fn write_line(bytes: &[u8]) {
+    let mut line = Vec::with_capacity(bytes.len() + 1);
+    line.extend_from_slice(bytes);
+    line.push(b'\n');
+    write_raw(&line);
+}
+
+thread_local! {
+    static REQUEST_LOG: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(16 * 1024));
+}
+
+/// Flush the request-log buffer once it holds this much.
+const REQUEST_LOG_FLUSH_BYTES: usize = 16 * 1024;
+
+/// Appends a request log line (the closure writes it, without the newline) to this thread's buffer.
+pub fn append_request_line(write: impl FnOnce(&mut Vec<u8>)) {
+    REQUEST_LOG.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        write(&mut buffer);
+        buffer.push(b'\n');
+        if buffer.len() >= REQUEST_LOG_FLUSH_BYTES {
+            write_raw(&buffer);
+            buffer.clear();
+        }
+    });
+}
+
+/// Writes out buffered request lines (called every few milliseconds by the worker and before it exits).
+pub fn flush_request_log() {
+    REQUEST_LOG.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        if !buffer.is_empty() {
+            write_raw(&buffer);
+            buffer.clear();
+        }
+    });
+}
+
+/// `Mon Nov 23 21:00:00 2026` in local time, as uWSGI's request lines show it; cached per second.
+pub fn ctime(now: std::time::SystemTime) -> String {
+    thread_local! {
+        static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.0 != secs {
+            cache.0 = secs;
+            cache.1 = format_ctime(secs as libc::time_t);
+        }
+        cache.1.clone()
+    })
+}
+
+fn format_ctime(secs: libc::time_t) -> String {
+    // SAFETY: localtime_r fills the zeroed tm we own; no shared state.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&secs, &mut tm).is_null() {
+            return String::new();
+        }
+        tm
+    };
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} {}",
+        DAYS[tm.tm_wday.clamp(0, 6) as usize],
+        MONTHS[tm.tm_mon.clamp(0, 11) as usize],
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        tm.tm_year + 1900
+    )
+}

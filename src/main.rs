@@ -1,0 +1,46 @@
+//! The `liege` command line: `liege [uWSGI options]` runs one app (a vassal); `liege --help` lists them all.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    match args.first().and_then(|a| a.to_str()) {
+        Some("--help" | "-h" | "help") => {
+            print!("{}", liege_config::help_text());
+            return ExitCode::SUCCESS;
+        }
+        Some("--version" | "-V" | "version") => {
+            println!("liege {} (Python {})", env!("CARGO_PKG_VERSION"), liege::python::interpreter::EMBEDDED_VERSION);
+            return ExitCode::SUCCESS;
+        }
+        Some("emperor" | "--emperor") => {
+            eprintln!("liege: emperor mode is not available in this build yet; run each app with `liege --ini app.ini`");
+            return ExitCode::from(2);
+        }
+        // `liege vassal app.ini` is what the emperor runs; it is `liege --ini app.ini`.
+        Some("vassal") => {
+            args.remove(0);
+        }
+        _ => {}
+    }
+    if args.is_empty() {
+        eprintln!("usage: liege [OPTIONS]   (liege --help lists every option)");
+        return ExitCode::from(2);
+    }
+    liege::logging::init();
+    let config = match liege_config::parse_vassal_args(&args, &|name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("liege: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    match liege::master::run(&config, args) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(err) => {
+            tracing::error!("{err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,572 @@
+//! The vassal master: binds the sockets, imports the app (preload), forks and supervises the workers.
+//!
+//! No tokio and no threads here, by design: `fork()` is only safe in a single-threaded process. The master
+//! sleeps in `poll(2)` on a signalfd (SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP) with a timer tick, and every
+//! decision it takes is visible in its log.
+//!
+//! Reload (SIGHUP): with preloaded apps the master re-executes itself, keeping the listening sockets and its
+//! current workers (they are still its children after `exec`); the new image imports the new code, forks new
+//! workers, and only then asks the old ones to finish their requests and exit. No connection is refused and
+//! none waits for an import. If the new code fails to import, the old workers keep serving.
+
+pub mod scoreboard;
+pub mod sockets;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use liege_config::{OptionKind, VassalConfig};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+use pyo3::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::python;
+use crate::worker::{self, InheritedListener, WorkerSetup, EXIT_APP_LOAD_FAILED};
+use scoreboard::{Scoreboard, WorkerStatus};
+use sockets::{BoundSocket, InheritedSocket};
+
+/// Environment variable carrying sockets (and, across a reload, the old workers) to a new master image.
+pub const INHERIT_ENV: &str = "LIEGE_INHERIT";
+
+/// What a master passes to its next image (or an emperor to a vassal).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Inheritance {
+    #[serde(default)]
+    pub sockets: Vec<InheritedSocket>,
+    /// Workers of the previous image, still serving, to retire once the new ones are up.
+    #[serde(default)]
+    pub old_workers: Vec<i32>,
+    /// Unix time the vassal first started (kept across reloads for `uwsgi.started_on`).
+    #[serde(default)]
+    pub started_on: u64,
+}
+
+/// A worker slot as the master sees it.
+#[derive(Debug)]
+struct Slot {
+    id: u32,
+    pid: Option<Pid>,
+    spawned_at: Instant,
+    /// When to try again after a crash (backoff for crash loops).
+    respawn_at: Option<Instant>,
+    /// Consecutive deaths within a second of spawning.
+    quick_deaths: u32,
+    /// Replaced by a newer generation: not respawned when it exits.
+    retiring: bool,
+    /// Already told to finish and exit.
+    signalled: bool,
+}
+
+enum Stopping {
+    Graceful { deadline: Instant },
+    Quick { deadline: Instant },
+}
+
+struct Master<'a> {
+    config: &'a VassalConfig,
+    argv: Vec<OsString>,
+    original_cwd: PathBuf,
+    sockets: Vec<BoundSocket>,
+    app: Option<Py<PyAny>>,
+    slots: Vec<Option<Slot>>,
+    /// Workers of a previous image (or generation) still finishing, with the signal already sent or not.
+    old_workers: HashMap<Pid, bool>,
+    stopping: Option<Stopping>,
+    started_on: u64,
+    /// Loaded at least once in this image (lazy-apps: a worker reported ready).
+    ever_ready: bool,
+    exit_code_override: Option<i32>,
+}
+
+/// Runs the vassal until it is stopped; returns the process exit code.
+pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
+    let original_cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let inheritance: Inheritance = match std::env::var(INHERIT_ENV) {
+        Ok(text) => serde_json::from_str(&text).with_context(|| format!("invalid {INHERIT_ENV}"))?,
+        Err(_) => Inheritance::default(),
+    };
+    std::env::remove_var(INHERIT_ENV);
+    let started_on = if inheritance.started_on > 0 { inheritance.started_on } else { crate::process::unix_now() };
+
+    if let Some(path) = &config.logto {
+        redirect_output(path)?;
+    }
+    for (key, value) in &config.env {
+        std::env::set_var(key, value);
+    }
+    if let Some(dir) = &config.chdir {
+        std::env::set_current_dir(dir).with_context(|| format!("chdir {}", dir.display()))?;
+    }
+    if !config.master {
+        tracing::info!("liege always runs a master process; 'master = false' is ignored");
+    }
+    let sockets = sockets::open_all(&config.sockets, config.listen, config.chmod_socket, inheritance.sockets)?;
+    for socket in &sockets {
+        tracing::info!("{} socket bound to {}", sockets::protocol_name(socket.protocol), socket.name);
+    }
+    if let Some(pidfile) = &config.pidfile {
+        std::fs::write(pidfile, format!("{}\n", std::process::id())).with_context(|| format!("pidfile {}", pidfile.display()))?;
+    }
+    drop_privileges(config)?;
+
+    let board = Scoreboard::install(config.processes as usize * 2)?;
+    let reloading = !inheritance.old_workers.is_empty();
+    let mut signals = SigSet::empty();
+    for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGHUP] {
+        signals.add(signal);
+    }
+    signals.thread_block().context("cannot block signals")?;
+    let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")?;
+
+    let app = if config.lazy_apps {
+        None
+    } else {
+        match load_python_app_with(config, started_on) {
+            Ok(app) => Some(app),
+            Err(()) if reloading => {
+                tracing::error!("reload failed: the app did not load; the previous workers keep serving");
+                None
+            }
+            Err(()) => return Ok(EXIT_APP_LOAD_FAILED),
+        }
+    };
+    let _ = board;
+
+    let mut master = Master {
+        config,
+        argv,
+        original_cwd,
+        sockets,
+        app,
+        slots: (0..config.processes as usize * 2).map(|_| None).collect(),
+        old_workers: inheritance.old_workers.into_iter().map(|pid| (Pid::from_raw(pid), false)).collect(),
+        stopping: None,
+        started_on,
+        ever_ready: false,
+        exit_code_override: None,
+    };
+    if master.app.is_some() || config.lazy_apps {
+        for index in 0..config.processes as usize {
+            master.spawn(index, index as u32 + 1);
+        }
+    }
+    tracing::info!(
+        "serving with {} worker(s){}",
+        config.processes,
+        if config.lazy_apps { " (lazy-apps)" } else { " (app preloaded)" }
+    );
+    Ok(master.run_loop(&signal_fd))
+}
+
+impl Master<'_> {
+    fn run_loop(&mut self, signal_fd: &SignalFd) -> i32 {
+        loop {
+            let busy = self.stopping.is_some()
+                || self.old_workers.values().any(|signalled| !signalled)
+                || self.slots.iter().flatten().any(|s| s.retiring && !s.signalled)
+                || self.slots.iter().flatten().any(|s| s.respawn_at.is_some());
+            let timeout = if busy { 50u16 } else { 1000 };
+            let mut fds = [nix::poll::PollFd::new(signal_fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(timeout));
+            while let Ok(Some(info)) = signal_fd.read_signal() {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGCHLD) => {}
+                    Ok(Signal::SIGTERM) => self.begin_stop(true),
+                    Ok(Signal::SIGINT) | Ok(Signal::SIGQUIT) => self.begin_stop(false),
+                    Ok(Signal::SIGHUP) => self.reload(),
+                    _ => {}
+                }
+            }
+            self.reap();
+            if let Some(code) = self.tick() {
+                self.cleanup();
+                return code;
+            }
+        }
+    }
+
+    /// Forks a worker into `index` with worker id `id`.
+    fn spawn(&mut self, index: usize, id: u32) {
+        if !self.config.lazy_apps && self.app.is_none() {
+            tracing::error!("cannot start worker {id}: the app is not loaded (send SIGHUP to retry)");
+            return;
+        }
+        let Some(board_slot) = Scoreboard::global().and_then(|b| b.slot(index)) else { return };
+        board_slot.reset(id, crate::process::unix_now());
+        let preload = !self.config.lazy_apps;
+        // SAFETY: the master is single-threaded (no tokio, no threads), so fork is safe. With Python loaded,
+        // CPython's own fork hooks keep its locks and state consistent (PyOS_BeforeFork/AfterFork_*),
+        // e.g. reseeding `random` and resetting the import lock; the GIL is held across them.
+        let forked = unsafe {
+            if preload {
+                pyo3::ffi::PyOS_BeforeFork();
+            }
+            nix::unistd::fork()
+        };
+        match forked {
+            Ok(ForkResult::Child) => {
+                // SAFETY: see above; we are the only thread in the child.
+                if preload {
+                    unsafe { pyo3::ffi::PyOS_AfterFork_Child() };
+                }
+                let listeners = self
+                    .sockets
+                    .iter()
+                    .filter_map(|s| {
+                        Some(InheritedListener {
+                            protocol: s.protocol,
+                            fd: s.fd.try_clone().ok()?,
+                            unix_path: s.unix_path.as_ref().map(|p| p.display().to_string()),
+                        })
+                    })
+                    .collect();
+                let app = Python::attach(|py| self.app.as_ref().map(|a| a.clone_ref(py)));
+                worker::run(WorkerSetup {
+                    id,
+                    slot: index,
+                    master_pid: Pid::parent().as_raw(),
+                    config: self.config,
+                    listeners,
+                    app,
+                })
+            }
+            Ok(ForkResult::Parent { child }) => {
+                if preload {
+                    unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
+                }
+                board_slot.pid.store(child.as_raw(), std::sync::atomic::Ordering::Relaxed);
+                let quick_deaths = self.slots[index].as_ref().map_or(0, |s| s.quick_deaths);
+                self.slots[index] =
+                    Some(Slot { id, pid: Some(child), spawned_at: Instant::now(), respawn_at: None, quick_deaths, retiring: false, signalled: false });
+                tracing::info!("spawned worker {id} (pid {child})");
+            }
+            Err(err) => {
+                if preload {
+                    unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
+                }
+                tracing::error!("cannot fork worker {id}: {err}; retrying in 1 s");
+                self.slots[index] = Some(Slot {
+                    id,
+                    pid: None,
+                    spawned_at: Instant::now(),
+                    respawn_at: Some(Instant::now() + Duration::from_secs(1)),
+                    quick_deaths: 0,
+                    retiring: false,
+                    signalled: false,
+                });
+            }
+        }
+    }
+
+    /// Collects every exited child and decides what follows.
+    fn reap(&mut self) {
+        loop {
+            let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(status) => status,
+            };
+            let Some(pid) = status.pid() else { continue };
+            let how = crate::process::describe_exit(status);
+            if self.old_workers.remove(&pid).is_some() {
+                tracing::info!("previous worker (pid {pid}) {how}");
+                continue;
+            }
+            let Some(index) = self.slots.iter().position(|s| s.as_ref().is_some_and(|s| s.pid == Some(pid))) else {
+                tracing::debug!("unknown child {pid} {how}");
+                continue;
+            };
+            if let Some(board) = Scoreboard::global() {
+                if let Some(slot) = board.slot(index) {
+                    let served = slot.requests.swap(0, std::sync::atomic::Ordering::Relaxed);
+                    board.header().retired_requests.fetch_add(served, std::sync::atomic::Ordering::Relaxed);
+                    slot.set_status(WorkerStatus::Free);
+                }
+            }
+            let Some(slot) = self.slots[index].as_mut() else { continue };
+            slot.pid = None;
+            let id = slot.id;
+            if slot.retiring || self.stopping.is_some() {
+                tracing::info!("worker {id} (pid {pid}) {how}");
+                self.slots[index] = None;
+                continue;
+            }
+            let lived = slot.spawned_at.elapsed();
+            let load_failed = matches!(status, WaitStatus::Exited(_, EXIT_APP_LOAD_FAILED));
+            if load_failed && !self.ever_ready {
+                tracing::error!("worker {id} (pid {pid}) could not load the app; giving up");
+                self.begin_stop(false);
+                self.exit_code_override = Some(EXIT_APP_LOAD_FAILED);
+                continue;
+            }
+            if lived < Duration::from_secs(1) {
+                slot.quick_deaths += 1;
+            } else {
+                slot.quick_deaths = 0;
+            }
+            // Crash loops back off exponentially (0.1 s doubling, at most 10 s) instead of fork-bombing.
+            let delay = if slot.quick_deaths == 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(100u64.saturating_mul(1 << slot.quick_deaths.min(7))).min(Duration::from_secs(10))
+            };
+            if delay.is_zero() {
+                tracing::warn!("worker {id} (pid {pid}) {how}; respawning");
+            } else {
+                tracing::warn!("worker {id} (pid {pid}) {how}; respawning too fast, waiting {delay:?}");
+            }
+            slot.respawn_at = Some(Instant::now() + delay);
+        }
+    }
+
+    /// Periodic work; returns the exit code once the master should exit.
+    fn tick(&mut self) -> Option<i32> {
+        let now = Instant::now();
+        let board = Scoreboard::global();
+        // Lazy-apps readiness: a worker that got past loading the app.
+        if !self.ever_ready {
+            self.ever_ready = self.slots.iter().enumerate().any(|(i, s)| {
+                s.as_ref().is_some_and(|s| s.pid.is_some())
+                    && board.and_then(|b| b.slot(i)).is_some_and(|b| matches!(b.status(), WorkerStatus::Idle | WorkerStatus::Busy))
+            });
+        }
+        if let Some(stopping) = &self.stopping {
+            let deadline = match stopping {
+                Stopping::Graceful { deadline } | Stopping::Quick { deadline } => *deadline,
+            };
+            let alive = self.slots.iter().flatten().any(|s| s.pid.is_some()) || !self.old_workers.is_empty();
+            if !alive {
+                return Some(self.exit_code_override.unwrap_or(0));
+            }
+            let was_quick = matches!(stopping, Stopping::Quick { .. });
+            if now >= deadline {
+                tracing::warn!("workers still running after the mercy period; killing them");
+                self.signal_all(Signal::SIGKILL);
+                self.stopping = Some(Stopping::Quick { deadline: now + Duration::from_secs(5) });
+                if was_quick {
+                    return Some(self.exit_code_override.unwrap_or(0));
+                }
+            }
+            return None;
+        }
+        let due: Vec<usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().filter(|s| s.pid.is_none() && s.respawn_at.is_some_and(|at| at <= now)).map(|_| i))
+            .collect();
+        for index in due {
+            let id = self.slots[index].as_ref().map_or(index as u32 + 1, |s| s.id);
+            self.spawn(index, id);
+        }
+        // Retire the previous generation once every current worker is serving.
+        let waiting_retire = self.old_workers.values().any(|signalled| !signalled)
+            || self.slots.iter().flatten().any(|s| s.retiring && !s.signalled && s.pid.is_some());
+        if waiting_retire {
+            let current: Vec<usize> =
+                (0..self.slots.len()).filter(|&i| self.slots[i].as_ref().is_some_and(|s| !s.retiring && s.pid.is_some())).collect();
+            let ready = !current.is_empty()
+                && current.iter().all(|&i| {
+                    board.and_then(|b| b.slot(i)).is_some_and(|b| matches!(b.status(), WorkerStatus::Idle | WorkerStatus::Busy))
+                });
+            if ready {
+                for (pid, signalled) in self.old_workers.iter_mut().filter(|(_, s)| !**s) {
+                    let _ = kill(*pid, Signal::SIGTERM);
+                    *signalled = true;
+                }
+                for slot in self.slots.iter_mut().flatten().filter(|s| s.retiring && !s.signalled) {
+                    if let Some(pid) = slot.pid {
+                        let _ = kill(pid, Signal::SIGTERM);
+                    }
+                    slot.signalled = true;
+                }
+                tracing::info!("new workers ready; previous workers are finishing their requests");
+            }
+        }
+        None
+    }
+
+    fn signal_all(&self, signal: Signal) {
+        for pid in self.slots.iter().flatten().filter_map(|s| s.pid).chain(self.old_workers.keys().copied()) {
+            let _ = kill(pid, signal);
+        }
+    }
+
+    fn begin_stop(&mut self, graceful: bool) {
+        if graceful {
+            if self.stopping.is_some() {
+                return;
+            }
+            tracing::info!("graceful stop: waiting up to {:?} for requests in flight", self.config.reload_mercy);
+            self.signal_all(Signal::SIGTERM);
+            self.stopping = Some(Stopping::Graceful { deadline: Instant::now() + self.config.reload_mercy });
+        } else {
+            tracing::info!("quick stop");
+            self.signal_all(Signal::SIGKILL);
+            self.stopping = Some(Stopping::Quick { deadline: Instant::now() + Duration::from_secs(5) });
+        }
+    }
+
+    /// Graceful reload with the app re-imported.
+    fn reload(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        if self.config.lazy_apps {
+            // Workers import the app themselves: start a new generation in the free slots, retire the old one
+            // once the new one serves.
+            tracing::info!("graceful reload: starting new workers");
+            let processes = self.config.processes as usize;
+            let free: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].is_none()).take(processes).collect();
+            for slot in self.slots.iter_mut().flatten() {
+                slot.retiring = true;
+            }
+            for (n, index) in free.into_iter().enumerate() {
+                self.spawn(index, n as u32 + 1);
+            }
+            return;
+        }
+        // Preload: re-execute this binary so the new image imports the new code from scratch.
+        tracing::info!("graceful reload: re-executing the master to import the app again");
+        let inheritance = Inheritance {
+            sockets: self.sockets.iter().map(BoundSocket::inherit).collect(),
+            old_workers: self.slots.iter().flatten().filter_map(|s| s.pid).chain(self.old_workers.keys().copied()).map(Pid::as_raw).collect(),
+            started_on: self.started_on,
+        };
+        let error = self.exec_self(&inheritance);
+        tracing::error!("reload failed, cannot re-execute liege: {error}; the current workers keep serving");
+    }
+
+    fn exec_self(&self, inheritance: &Inheritance) -> anyhow::Error {
+        use std::os::unix::process::CommandExt;
+        let json = match serde_json::to_string(inheritance) {
+            Ok(json) => json,
+            Err(err) => return err.into(),
+        };
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(err) => return err.into(),
+        };
+        crate::logging::flush_request_log();
+        let mut command = std::process::Command::new(exe);
+        command.args(&self.argv).env(INHERIT_ENV, json).current_dir(&self.original_cwd);
+        // exec only returns on failure.
+        command.exec().into()
+    }
+
+    fn cleanup(&self) {
+        for socket in &self.sockets {
+            if let Some(path) = &socket.unix_path {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        if let Some(pidfile) = &self.config.pidfile {
+            let _ = std::fs::remove_file(pidfile);
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// Appends stdout and stderr to `path` (uWSGI's `logto`).
+fn redirect_output(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("logto {}", path.display()))?;
+    for target in [1, 2] {
+        // SAFETY: dup2 onto the standard descriptors we own.
+        if unsafe { libc::dup2(file.as_raw_fd(), target) } < 0 {
+            return Err(std::io::Error::last_os_error()).context("logto");
+        }
+    }
+    Ok(())
+}
+
+/// `uid`/`gid`: drop root after the sockets are bound, before any app code runs.
+fn drop_privileges(config: &VassalConfig) -> anyhow::Result<()> {
+    if config.uid.is_none() && config.gid.is_none() {
+        return Ok(());
+    }
+    if !nix::unistd::Uid::effective().is_root() {
+        tracing::info!("not running as root: uid/gid ignored");
+        return Ok(());
+    }
+    if let Some(group) = &config.gid {
+        let gid = match group.parse::<u32>() {
+            Ok(gid) => nix::unistd::Gid::from_raw(gid),
+            Err(_) => nix::unistd::Group::from_name(group)?.with_context(|| format!("no group '{group}'"))?.gid,
+        };
+        nix::unistd::setgroups(&[gid]).context("setgroups")?;
+        nix::unistd::setgid(gid).context("setgid")?;
+    }
+    if let Some(user) = &config.uid {
+        let uid = match user.parse::<u32>() {
+            Ok(uid) => nix::unistd::Uid::from_raw(uid),
+            Err(_) => nix::unistd::User::from_name(user)?.with_context(|| format!("no user '{user}'"))?.uid,
+        };
+        nix::unistd::setuid(uid).context("setuid")?;
+    }
+    tracing::info!("dropped privileges to uid {} gid {}", nix::unistd::getuid(), nix::unistd::getgid());
+    Ok(())
+}
+
+/// Starts Python and imports the app (in the master for preload, in each worker for lazy-apps). Errors are
+/// logged here, with the traceback.
+pub fn load_python_app(config: &VassalConfig) -> Result<Py<PyAny>, ()> {
+    load_python_app_with(config, crate::process::unix_now())
+}
+
+fn load_python_app_with(config: &VassalConfig, started_on: u64) -> Result<Py<PyAny>, ()> {
+    if let Err(err) = python::interpreter::initialize(config.virtualenv.as_deref()) {
+        tracing::error!("{err}");
+        return Err(());
+    }
+    let Some(spec) = &config.app else {
+        tracing::error!("no app configured: give wsgi-file or module");
+        return Err(());
+    };
+    Python::attach(|py| {
+        let options: Vec<(String, String, bool)> = config
+            .raw
+            .iter()
+            .map(|o| {
+                let is_flag = liege_config::lookup(&o.key).is_some_and(|d| matches!(d.kind, OptionKind::Flag));
+                (o.key.clone(), o.value.clone(), is_flag)
+            })
+            .collect();
+        let master_pid = if crate::python::uwsgi_module::worker_id() == 0 { std::process::id() } else { Pid::parent().as_raw() as u32 };
+        let info = python::uwsgi_module::ModuleInfo { numproc: config.processes, master_pid, started_on, options: &options };
+        if let Err(err) = python::uwsgi_module::install(py, &info).and_then(|()| python::app::prepare_sys_path(py, &config.pythonpath, Some(spec))) {
+            tracing::error!("cannot prepare the interpreter: {err}");
+            err.display(py);
+            return Err(());
+        }
+        match python::app::load(py, spec) {
+            Ok(app) => {
+                // Objects that survive the import are moved out of the collector's reach, so workers don't
+                // touch (and copy) the pages holding them when the GC runs: more memory stays shared.
+                let _ = py.import("gc").and_then(|gc| gc.call_method0("freeze"));
+                tracing::info!("app loaded: {}", describe_app(spec));
+                Ok(app)
+            }
+            Err(err) => {
+                tracing::error!("{err}");
+                if let Some(traceback) = err.traceback() {
+                    crate::logging::write_raw(traceback.as_bytes());
+                }
+                Err(())
+            }
+        }
+    })
+}
+
+fn describe_app(spec: &liege_config::AppSpec) -> String {
+    match &spec.source {
+        liege_config::AppSource::File(path) => format!("{}:{}", path.display(), spec.callable),
+        liege_config::AppSource::Module(module) => format!("{module}:{}", spec.callable),
+    }
+}

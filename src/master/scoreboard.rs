@@ -1,0 +1,304 @@
+//! The scoreboard: per-worker counters in one `MAP_SHARED` anonymous mapping created by the master before it
+//! forks, so every worker inherits it.
+//!
+//! Workers write only their own slot, with relaxed atomics on cache-line-aligned slots: no locks and no
+//! syscalls on the request path. The master (and the stats server it will run) only reads. This is the
+//! single source of truth for stats: the emperor gets snapshots of it from the master, never from workers.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Log-linear latency buckets: `SUB_BUCKETS` per power of two of microseconds, so any percentile read from them
+/// is within 1/SUB_BUCKETS (≈ 3 %) of the truth, from 1 µs to ~2^30 µs (≈ 18 minutes).
+pub const SUB_BUCKETS: usize = 32;
+pub const OCTAVES: usize = 31;
+pub const LATENCY_BUCKETS: usize = SUB_BUCKETS * OCTAVES;
+
+/// Status codes common enough to count individually (the rest only by class).
+pub const TRACKED_CODES: [u16; 16] = [200, 201, 204, 301, 302, 304, 400, 401, 403, 404, 405, 429, 500, 502, 503, 504];
+
+/// Bytes of the current request line kept for harakiri reports.
+pub const REQUEST_LINE_BYTES: usize = 240;
+
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerStatus {
+    /// Slot unused.
+    Free = 0,
+    /// Forked, loading the app (lazy-apps) or running the post-fork hook.
+    Starting = 1,
+    Idle = 2,
+    Busy = 3,
+    /// Finishing in-flight requests before exiting.
+    Stopping = 4,
+}
+
+impl WorkerStatus {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Starting,
+            2 => Self::Idle,
+            3 => Self::Busy,
+            4 => Self::Stopping,
+            _ => Self::Free,
+        }
+    }
+
+    /// uWSGI's names, which uwsgitop and exporters expect.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Free => "free",
+            Self::Starting => "starting",
+            Self::Idle => "idle",
+            Self::Busy => "busy",
+            Self::Stopping => "stopping",
+        }
+    }
+}
+
+/// One worker's counters. Only the worker that owns the slot writes to it (except `pid`/`id`/`generation`,
+/// which the master sets before the fork).
+#[repr(C, align(64))]
+pub struct WorkerSlot {
+    pub pid: AtomicI32,
+    /// 1-based worker id as uWSGI numbers them; 0 when free.
+    pub id: AtomicU32,
+    pub status: AtomicU8,
+    pub requests: AtomicU64,
+    pub exceptions: AtomicU64,
+    pub status_classes: [AtomicU64; 6],
+    pub tracked_codes: [AtomicU64; TRACKED_CODES.len()],
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Sum of request durations in µs (uWSGI's `running_time`).
+    pub running_time_us: AtomicU64,
+    /// Wall-clock µs since the epoch when the current request started; 0 when idle.
+    pub request_started_us: AtomicU64,
+    /// Incremented before and after writing `request_line` (a seqlock), so a reader never sees a torn line.
+    pub request_line_seq: AtomicU32,
+    pub request_line_len: AtomicU32,
+    pub request_line: [AtomicU8; REQUEST_LINE_BYTES],
+    pub last_spawn_s: AtomicU64,
+    pub rss_bytes: AtomicU64,
+    pub latency: [AtomicU64; LATENCY_BUCKETS],
+}
+
+#[repr(C, align(64))]
+pub struct Header {
+    pub master_pid: AtomicI32,
+    pub slots: AtomicU32,
+    /// Requests served by workers that have exited (their slots were reused).
+    pub retired_requests: AtomicU64,
+}
+
+/// The mapping. Lives for the whole process (and its forked children); never unmapped.
+pub struct Scoreboard {
+    header: NonNull<Header>,
+    slots: NonNull<WorkerSlot>,
+    len: usize,
+}
+
+// SAFETY: the mapping is shared memory accessed only through atomics.
+unsafe impl Send for Scoreboard {}
+unsafe impl Sync for Scoreboard {}
+
+static GLOBAL: OnceLock<Scoreboard> = OnceLock::new();
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot map the scoreboard ({slots} slots): {source}")]
+pub struct MapError {
+    slots: usize,
+    source: nix::Error,
+}
+
+impl Scoreboard {
+    /// Maps a zeroed scoreboard with `slots` worker slots and installs it as this process's scoreboard
+    /// (inherited by every worker forked afterwards).
+    pub fn install(slots: usize) -> Result<&'static Scoreboard, MapError> {
+        if let Some(existing) = GLOBAL.get() {
+            return Ok(existing);
+        }
+        let bytes = std::mem::size_of::<Header>() + slots * std::mem::size_of::<WorkerSlot>();
+        let length = std::num::NonZeroUsize::new(bytes).ok_or(MapError { slots, source: nix::Error::EINVAL })?;
+        use nix::sys::mman::{mmap_anonymous, MapFlags, ProtFlags};
+        // SAFETY: a fresh anonymous mapping; zeroed memory is a valid initial state for every atomic in it.
+        let base = unsafe {
+            mmap_anonymous(None, length, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED)
+        }
+        .map_err(|source| MapError { slots, source })?;
+        let header = base.cast::<Header>();
+        // SAFETY: Header is 64-aligned and its size is a multiple of 64, so the slots that follow are aligned.
+        let first_slot = unsafe { NonNull::new_unchecked(base.as_ptr().cast::<u8>().add(std::mem::size_of::<Header>())) }
+            .cast::<WorkerSlot>();
+        let board = Scoreboard { header, slots: first_slot, len: slots };
+        board.header().slots.store(slots as u32, Relaxed);
+        board.header().master_pid.store(std::process::id() as i32, Relaxed);
+        Ok(GLOBAL.get_or_init(|| board))
+    }
+
+    pub fn global() -> Option<&'static Scoreboard> {
+        GLOBAL.get()
+    }
+
+    pub fn header(&self) -> &Header {
+        // SAFETY: valid for the life of the process.
+        unsafe { self.header.as_ref() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn slot(&self, index: usize) -> Option<&WorkerSlot> {
+        // SAFETY: bounds checked; valid for the life of the process.
+        (index < self.len).then(|| unsafe { &*self.slots.as_ptr().add(index) })
+    }
+
+    pub fn slots(&self) -> impl Iterator<Item = &WorkerSlot> {
+        (0..self.len).filter_map(|i| self.slot(i))
+    }
+
+    /// Every request ever served by this master's workers, including exited ones.
+    pub fn total_requests(&self) -> u64 {
+        self.header().retired_requests.load(Relaxed) + self.slots().map(|s| s.requests.load(Relaxed)).sum::<u64>()
+    }
+}
+
+impl WorkerSlot {
+    /// Clears the slot for a new worker; called by the master before forking it.
+    pub fn reset(&self, id: u32, now_s: u64) {
+        self.pid.store(0, Relaxed);
+        self.id.store(id, Relaxed);
+        self.status.store(WorkerStatus::Starting as u8, Relaxed);
+        for counter in [
+            &self.requests,
+            &self.exceptions,
+            &self.bytes_in,
+            &self.bytes_out,
+            &self.running_time_us,
+            &self.request_started_us,
+            &self.rss_bytes,
+        ] {
+            counter.store(0, Relaxed);
+        }
+        self.status_classes.iter().chain(&self.tracked_codes).chain(&self.latency).for_each(|c| c.store(0, Relaxed));
+        self.request_line_len.store(0, Relaxed);
+        self.last_spawn_s.store(now_s, Relaxed);
+    }
+
+    pub fn status(&self) -> WorkerStatus {
+        WorkerStatus::from_u8(self.status.load(Relaxed))
+    }
+
+    pub fn set_status(&self, status: WorkerStatus) {
+        self.status.store(status as u8, Relaxed);
+    }
+
+    /// Marks the start of a request: busy, with its start time and request line for harakiri reports.
+    pub fn begin_request(&self, now_us: u64, request_line: &[u8]) {
+        let seq = self.request_line_seq.load(Relaxed);
+        self.request_line_seq.store(seq.wrapping_add(1), std::sync::atomic::Ordering::Release);
+        let len = request_line.len().min(REQUEST_LINE_BYTES);
+        for (cell, byte) in self.request_line.iter().zip(&request_line[..len]) {
+            cell.store(*byte, Relaxed);
+        }
+        self.request_line_len.store(len as u32, Relaxed);
+        self.request_line_seq.store(seq.wrapping_add(2), std::sync::atomic::Ordering::Release);
+        self.request_started_us.store(now_us, Relaxed);
+        self.set_status(WorkerStatus::Busy);
+    }
+
+    /// Records a finished request.
+    pub fn end_request(&self, status: u16, bytes_in: u64, bytes_out: u64, elapsed: Duration, failed: bool) {
+        let micros = elapsed.as_micros().min(u64::MAX as u128) as u64;
+        self.requests.fetch_add(1, Relaxed);
+        if failed {
+            self.exceptions.fetch_add(1, Relaxed);
+        }
+        let class = usize::from(status / 100).min(5);
+        self.status_classes[class].fetch_add(1, Relaxed);
+        if let Some(i) = TRACKED_CODES.iter().position(|&c| c == status) {
+            self.tracked_codes[i].fetch_add(1, Relaxed);
+        }
+        self.bytes_in.fetch_add(bytes_in, Relaxed);
+        self.bytes_out.fetch_add(bytes_out, Relaxed);
+        self.running_time_us.fetch_add(micros, Relaxed);
+        self.latency[latency_bucket(micros)].fetch_add(1, Relaxed);
+        self.request_started_us.store(0, Relaxed);
+    }
+
+    /// The request line being served, if it could be read consistently.
+    pub fn request_line(&self) -> Option<Vec<u8>> {
+        for _ in 0..4 {
+            let before = self.request_line_seq.load(std::sync::atomic::Ordering::Acquire);
+            if before % 2 == 1 {
+                continue;
+            }
+            let len = (self.request_line_len.load(Relaxed) as usize).min(REQUEST_LINE_BYTES);
+            let line: Vec<u8> = self.request_line[..len].iter().map(|b| b.load(Relaxed)).collect();
+            if self.request_line_seq.load(std::sync::atomic::Ordering::Acquire) == before {
+                return Some(line);
+            }
+        }
+        None
+    }
+}
+
+/// Index of the log-linear bucket holding `micros`.
+pub fn latency_bucket(micros: u64) -> usize {
+    let v = micros.max(1);
+    let octave = 63 - v.leading_zeros() as usize; // floor(log2 v)
+    if octave >= OCTAVES {
+        return LATENCY_BUCKETS - 1;
+    }
+    // The 5 bits below the leading one select the sub-bucket (SUB_BUCKETS = 32).
+    let fraction = if octave >= 5 { v >> (octave - 5) } else { v << (5 - octave) };
+    octave * SUB_BUCKETS + (fraction as usize & (SUB_BUCKETS - 1))
+}
+
+/// The smallest value that falls in `bucket` (the inverse of [`latency_bucket`], for percentile estimates).
+pub fn bucket_lower_bound_us(bucket: usize) -> u64 {
+    let octave = bucket / SUB_BUCKETS;
+    let sub = (bucket % SUB_BUCKETS) as u64;
+    let base = 1u64 << octave;
+    base + (base * sub) / SUB_BUCKETS as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_monotonic_and_tight() {
+        let mut last = 0;
+        for v in [1u64, 2, 3, 31, 32, 33, 100, 1_000, 1_001, 65_536, 1_000_000, 60_000_000] {
+            let b = latency_bucket(v);
+            assert!(b >= last, "bucket for {v} went backwards");
+            last = b;
+            let low = bucket_lower_bound_us(b);
+            assert!(low <= v, "{v}: lower bound {low} above value");
+            assert!((v - low) as f64 <= v as f64 / SUB_BUCKETS as f64 + 1.0, "{v}: bucket too wide (low {low})");
+        }
+    }
+
+    #[test]
+    fn slot_counts_requests_and_request_line() {
+        let board = Scoreboard::install(2).expect("map");
+        let slot = board.slot(1).expect("slot");
+        slot.reset(2, 0);
+        slot.begin_request(5, b"GET /x HTTP/1.1");
+        assert_eq!(slot.status(), WorkerStatus::Busy);
+        assert_eq!(slot.request_line().as_deref(), Some(&b"GET /x HTTP/1.1"[..]));
+        slot.end_request(404, 10, 20, Duration::from_micros(1500), false);
+        assert_eq!(slot.requests.load(Relaxed), 1);
+        assert_eq!(slot.status_classes[4].load(Relaxed), 1);
+        assert_eq!(slot.request_started_us.load(Relaxed), 0);
+        assert_eq!(board.total_requests(), 1);
+    }
+}

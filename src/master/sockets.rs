@@ -1,0 +1,166 @@
+//! The listening sockets: bound by the master before forking (or inherited from an emperor or from the
+//! master's previous image across a reload), shared by every worker.
+
+use std::net::ToSocketAddrs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::PathBuf;
+
+use liege_config::{Protocol, SocketAddress, SocketSpec};
+use serde::{Deserialize, Serialize};
+use socket2::{Domain, SockAddr, Socket, Type};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    #[error("cannot resolve '{address}': {source}")]
+    Resolve { address: String, source: std::io::Error },
+    #[error("cannot bind {address}: {source}")]
+    Bind { address: String, source: std::io::Error },
+    #[error("'{0}' exists and is not a socket; refusing to replace it")]
+    NotASocket(PathBuf),
+    #[error("fd://{0} is not a listening socket")]
+    NotListening(RawFd),
+    #[error("no socket configured: give http-socket or socket")]
+    NoSockets,
+}
+
+/// One listening socket of this vassal.
+#[derive(Debug)]
+pub struct BoundSocket {
+    pub protocol: Protocol,
+    /// The address as shown in logs and stats (`0.0.0.0:9099`, `/tmp/app.sock`).
+    pub name: String,
+    pub fd: OwnedFd,
+    /// Set for unix sockets.
+    pub unix_path: Option<PathBuf>,
+}
+
+/// A socket passed down by fd number, described in the `LIEGE_INHERIT` environment variable.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InheritedSocket {
+    pub protocol: String,
+    pub name: String,
+    pub fd: RawFd,
+}
+
+pub fn protocol_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Http => "http",
+        Protocol::Uwsgi => "uwsgi",
+    }
+}
+
+fn protocol_from_name(name: &str) -> Option<Protocol> {
+    match name {
+        "http" => Some(Protocol::Http),
+        "uwsgi" => Some(Protocol::Uwsgi),
+        _ => None,
+    }
+}
+
+/// The canonical display name of an address (what matches an inherited socket to a configured one).
+pub fn address_name(address: &SocketAddress) -> String {
+    match address {
+        SocketAddress::Tcp { host, port } => format!("{host}:{port}"),
+        SocketAddress::Unix(path) => path.display().to_string(),
+        SocketAddress::Fd(fd) => format!("fd://{fd}"),
+    }
+}
+
+/// Opens every configured socket, reusing inherited ones with the same protocol and address. When the config
+/// names no socket, the inherited ones (assigned by an emperor) are used as they are.
+pub fn open_all(specs: &[SocketSpec], backlog: u32, chmod: Option<u32>, inherited: Vec<InheritedSocket>) -> Result<Vec<BoundSocket>, SocketError> {
+    let mut inherited: Vec<Option<InheritedSocket>> = inherited.into_iter().map(Some).collect();
+    let mut sockets = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let name = address_name(&spec.address);
+        let reused = inherited.iter_mut().find(|slot| {
+            slot.as_ref().is_some_and(|s| s.name == name && protocol_from_name(&s.protocol) == Some(spec.protocol))
+        });
+        if let Some(socket) = reused.and_then(Option::take) {
+            sockets.push(adopt(spec.protocol, socket.name, socket.fd)?);
+            continue;
+        }
+        sockets.push(bind(spec, &name, backlog, chmod)?);
+    }
+    if specs.is_empty() {
+        for socket in inherited.iter_mut().filter_map(Option::take) {
+            let protocol = protocol_from_name(&socket.protocol).unwrap_or(Protocol::Http);
+            sockets.push(adopt(protocol, socket.name, socket.fd)?);
+        }
+    }
+    // Inherited sockets no longer in the config (an edited vassal file) are closed.
+    for socket in inherited.into_iter().flatten() {
+        // SAFETY: the fd was handed to us for this purpose and nothing else owns it.
+        drop(unsafe { OwnedFd::from_raw_fd(socket.fd) });
+    }
+    if sockets.is_empty() {
+        return Err(SocketError::NoSockets);
+    }
+    Ok(sockets)
+}
+
+fn adopt(protocol: Protocol, name: String, fd: RawFd) -> Result<BoundSocket, SocketError> {
+    // SAFETY: the fd number was passed to this process to be owned by it.
+    let socket = unsafe { Socket::from_raw_fd(fd) };
+    if !socket.is_listener().unwrap_or(false) {
+        std::mem::forget(socket);
+        return Err(SocketError::NotListening(fd));
+    }
+    let _ = socket.set_cloexec(true);
+    let unix_path = socket.local_addr().ok().and_then(|a| a.as_pathname().map(PathBuf::from));
+    Ok(BoundSocket { protocol, name, fd: socket.into(), unix_path })
+}
+
+fn bind(spec: &SocketSpec, name: &str, backlog: u32, chmod: Option<u32>) -> Result<BoundSocket, SocketError> {
+    let bind_err = |source| SocketError::Bind { address: name.to_owned(), source };
+    let backlog = backlog.min(i32::MAX as u32) as i32;
+    match &spec.address {
+        SocketAddress::Tcp { host, port } => {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let address = (host, *port)
+                .to_socket_addrs()
+                .map_err(|source| SocketError::Resolve { address: name.to_owned(), source })?
+                .next()
+                .ok_or_else(|| SocketError::Resolve { address: name.to_owned(), source: std::io::ErrorKind::NotFound.into() })?;
+            let socket = Socket::new(Domain::for_address(address), Type::STREAM, None).map_err(bind_err)?;
+            socket.set_reuse_address(true).map_err(bind_err)?;
+            socket.bind(&address.into()).map_err(bind_err)?;
+            socket.listen(backlog).map_err(bind_err)?;
+            Ok(BoundSocket { protocol: spec.protocol, name: address.to_string(), fd: socket.into(), unix_path: None })
+        }
+        SocketAddress::Unix(path) => {
+            if let Ok(meta) = std::fs::symlink_metadata(path) {
+                if !meta.file_type().is_socket() {
+                    return Err(SocketError::NotASocket(path.clone()));
+                }
+                // A stale socket from a previous run (uWSGI's `vacuum` default in liege).
+                let _ = std::fs::remove_file(path);
+            }
+            let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(bind_err)?;
+            socket.bind(&SockAddr::unix(path).map_err(bind_err)?).map_err(bind_err)?;
+            if let Some(mode) = chmod {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_err)?;
+            }
+            socket.listen(backlog).map_err(bind_err)?;
+            Ok(BoundSocket { protocol: spec.protocol, name: name.to_owned(), fd: socket.into(), unix_path: Some(path.clone()) })
+        }
+        SocketAddress::Fd(fd) => adopt(spec.protocol, name.to_owned(), *fd),
+    }
+}
+
+impl BoundSocket {
+    /// Describes the socket for handing it to the next image of this master (or a vassal) by fd number, and
+    /// lets the fd survive `exec`.
+    pub fn inherit(&self) -> InheritedSocket {
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: fcntl on an fd we own.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            }
+        }
+        InheritedSocket { protocol: protocol_name(self.protocol).to_owned(), name: self.name.clone(), fd }
+    }
+}

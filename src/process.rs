@@ -1,0 +1,35 @@
+//! Process-level plumbing shared by the master and its workers.
+
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+
+/// Called first thing in a freshly forked worker: die with the master, and undo the master's signal setup.
+pub fn become_child_of(master_pid: i32) {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    // The master may have died between fork and prctl: then nobody would ever signal us.
+    if nix::unistd::getppid().as_raw() != master_pid {
+        // SAFETY: immediate exit of a child that has nothing to clean up.
+        unsafe { libc::_exit(1) };
+    }
+    // The master blocks its signals to read them from a signalfd; the mask is inherited across fork.
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// `killed by signal 9 (SIGKILL)` / `exited with code 3`: how a child ended, for logs.
+pub fn describe_exit(status: nix::sys::wait::WaitStatus) -> String {
+    use nix::sys::wait::WaitStatus;
+    match status {
+        WaitStatus::Exited(_, code) => format!("exited with code {code}"),
+        WaitStatus::Signaled(_, signal, core) => {
+            format!("killed by signal {} ({}){}", signal as i32, signal.as_str(), if core { ", core dumped" } else { "" })
+        }
+        other => format!("{other:?}"),
+    }
+}

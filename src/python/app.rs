@@ -1,0 +1,133 @@
+//! Finding and importing the WSGI callable (`wsgi-file`, `module`, `callable`).
+
+use std::path::{Path, PathBuf};
+
+use liege_config::{AppSource, AppSpec};
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("wsgi-file '{0}' not found")]
+    FileNotFound(PathBuf),
+    #[error("cannot import {what}")]
+    Import {
+        what: String,
+        /// The formatted Python traceback.
+        traceback: String,
+    },
+    #[error("{what} has no callable '{callable}'{hint}")]
+    NoCallable { what: String, callable: String, hint: String },
+    #[error("'{callable}' in {what} is not callable")]
+    NotCallable { what: String, callable: String },
+}
+
+impl LoadError {
+    pub fn traceback(&self) -> Option<&str> {
+        match self {
+            Self::Import { traceback, .. } => Some(traceback),
+            _ => None,
+        }
+    }
+}
+
+/// Prepends the app's directories to `sys.path`: the working directory (as uWSGI does), the `pythonpath`
+/// entries in order, and the directory of a `wsgi-file` so its sibling modules import as they would with
+/// `python app.py`.
+pub fn prepare_sys_path(py: Python<'_>, pythonpath: &[PathBuf], app: Option<&AppSpec>) -> PyResult<()> {
+    let sys_path = py.import("sys")?.getattr("path")?.cast_into::<PyList>()?;
+    let mut front: Vec<String> = Vec::new();
+    let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| ".".into());
+    front.push(cwd.clone());
+    front.extend(pythonpath.iter().map(|p| absolute(p).display().to_string()));
+    if let Some(AppSpec { source: AppSource::File(file), .. }) = app {
+        if let Some(dir) = absolute(file).parent() {
+            front.push(dir.display().to_string());
+        }
+    }
+    for (i, entry) in front.iter().enumerate() {
+        sys_path.insert(i, entry)?;
+    }
+    Ok(())
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+fn format_exception(py: Python<'_>, err: &PyErr) -> String {
+    let formatted = (|| -> PyResult<String> {
+        let traceback = py.import("traceback")?;
+        let lines = traceback.call_method1("format_exception", (err.value(py),))?;
+        let text: Vec<String> = lines.extract()?;
+        Ok(text.concat())
+    })();
+    formatted.unwrap_or_else(|_| err.to_string())
+}
+
+/// Imports the app and returns the WSGI callable.
+pub fn load(py: Python<'_>, spec: &AppSpec) -> Result<Py<PyAny>, LoadError> {
+    let (module, what) = match &spec.source {
+        AppSource::File(path) => {
+            let path = absolute(path);
+            if !path.is_file() {
+                return Err(LoadError::FileNotFound(path));
+            }
+            let what = format!("wsgi-file '{}'", path.display());
+            (import_file(py, &path).map_err(|err| LoadError::Import { what: what.clone(), traceback: format_exception(py, &err) })?, what)
+        }
+        AppSource::Module(name) => {
+            let what = format!("module '{name}'");
+            let module = py
+                .import(name.as_str())
+                .map_err(|err| LoadError::Import { what: what.clone(), traceback: format_exception(py, &err) })?;
+            (module.into_any(), what)
+        }
+    };
+    let callable = match module.getattr(spec.callable.as_str()) {
+        Ok(callable) => callable,
+        Err(_) => {
+            let candidates: Vec<String> = ["application", "app", "wsgi_app", "api"]
+                .into_iter()
+                .filter(|name| *name != spec.callable && module.getattr(*name).is_ok_and(|o| o.is_callable()))
+                .map(|name| format!("'{name}'"))
+                .collect();
+            let hint = if candidates.is_empty() {
+                String::new()
+            } else {
+                format!(" (found {}: set `callable`)", candidates.join(", "))
+            };
+            return Err(LoadError::NoCallable { what, callable: spec.callable.clone(), hint });
+        }
+    };
+    if !callable.is_callable() {
+        return Err(LoadError::NotCallable { what, callable: spec.callable.clone() });
+    }
+    Ok(callable.unbind())
+}
+
+/// Imports a file as a module named like uWSGI names it (`uwsgi_file_<mangled path>`), registered in
+/// `sys.modules` so pickling and `inspect` work on its objects.
+fn import_file<'py>(py: Python<'py>, path: &Path) -> PyResult<Bound<'py, PyAny>> {
+    let mangled: String = path
+        .with_extension("")
+        .display()
+        .to_string()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let name = format!("uwsgi_file_{}", mangled.trim_start_matches('_'));
+    let util = py.import("importlib.util")?;
+    let spec = util.call_method1("spec_from_file_location", (&name, path.display().to_string()))?;
+    if spec.is_none() {
+        return Err(pyo3::exceptions::PyImportError::new_err(format!("cannot load {}", path.display())));
+    }
+    let module = util.call_method1("module_from_spec", (&spec,))?;
+    let sys_modules = py.import("sys")?.getattr("modules")?;
+    sys_modules.set_item(&name, &module)?;
+    if let Err(err) = spec.getattr("loader")?.call_method1("exec_module", (&module,)) {
+        let _ = sys_modules.del_item(&name);
+        return Err(err);
+    }
+    Ok(module)
+}

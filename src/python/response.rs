@@ -1,0 +1,195 @@
+//! Calling the app and turning what it returns into a response the protocol layers can send.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http::StatusCode;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use super::iteration::{IterationPool, StreamJob, StreamShared};
+use super::start_response::{chunk_bytes, chunk_type_error, ResponseHead, StartResponse, WsgiError};
+use super::streams::{FileSource, FileWrapper};
+
+/// Where the body bytes come from.
+pub enum BodySource {
+    Empty,
+    /// Everything, known before the head is sent.
+    Full(Bytes),
+    /// The first bytes (sent with the head) and the rest from a pool thread.
+    Stream { first: Bytes, shared: Arc<StreamShared> },
+    /// A regular file from `wsgi.file_wrapper`; `closer` is the object whose `close()` ends the response.
+    File { source: FileSource, closer: Py<PyAny> },
+}
+
+/// A response ready for the wire.
+pub struct Prepared {
+    pub head: ResponseHead,
+    pub body: BodySource,
+    /// The app raised or broke the protocol (counted as an exception in the stats).
+    pub app_failed: bool,
+}
+
+const INTERNAL_ERROR_BODY: &[u8] = b"Internal Server Error\n";
+
+impl Prepared {
+    /// A short plain-text response produced by liege itself (errors, refusals).
+    pub fn plain(status: StatusCode, close: bool, body: &'static [u8]) -> Self {
+        Self { head: ResponseHead::plain(status, close, body.len()), body: BodySource::Full(Bytes::from_static(body)), app_failed: false }
+    }
+
+    fn internal_error() -> Self {
+        Self { app_failed: true, ..Self::plain(StatusCode::INTERNAL_SERVER_ERROR, false, INTERNAL_ERROR_BODY) }
+    }
+}
+
+/// Calls the WSGI app and prepares its response. Never fails: app errors become a logged 500.
+pub fn call_app(
+    py: Python<'_>,
+    app: &Py<PyAny>,
+    environ: Bound<'_, PyDict>,
+    head_only: bool,
+    pool: &IterationPool,
+    request_line: &str,
+) -> Prepared {
+    let start_response = match Bound::new(py, StartResponse::new()) {
+        Ok(sr) => sr,
+        Err(err) => {
+            log_app_error(py, request_line, &WsgiError::AppRaised(err));
+            return Prepared::internal_error();
+        }
+    };
+    let result = match app.bind(py).call1((environ, &start_response)) {
+        Ok(result) => result,
+        Err(err) => {
+            log_app_error(py, request_line, &WsgiError::AppRaised(err));
+            return Prepared::internal_error();
+        }
+    };
+    match prepare(py, &result, &start_response, head_only, pool, request_line) {
+        Ok(prepared) => prepared,
+        Err(err) => {
+            log_app_error(py, request_line, &err);
+            close_iterable(py, &result, request_line);
+            Prepared::internal_error()
+        }
+    }
+}
+
+fn prepare(
+    py: Python<'_>,
+    result: &Bound<'_, PyAny>,
+    start_response: &Bound<'_, StartResponse>,
+    head_only: bool,
+    pool: &IterationPool,
+    request_line: &str,
+) -> Result<Prepared, WsgiError> {
+    if let Ok(wrapper) = result.cast::<FileWrapper>() {
+        if start_response.borrow().written.is_empty() {
+            if let Some(mut source) = wrapper.borrow().file_source(py) {
+                let mut head = start_response.borrow().head(py)?;
+                start_response.borrow_mut().headers_sent = true;
+                source.len = head.content_length.map_or(source.len, |cl| cl.min(source.len));
+                if head.content_length.is_none() {
+                    head.headers.insert(http::header::CONTENT_LENGTH, source.len.into());
+                    head.content_length = Some(source.len);
+                }
+                if head_only {
+                    close_iterable(py, result, request_line);
+                    return Ok(Prepared { head, body: BodySource::Empty, app_failed: false });
+                }
+                return Ok(Prepared { head, body: BodySource::File { source, closer: result.clone().unbind() }, app_failed: false });
+            }
+        }
+    }
+
+    // Lists and tuples are complete already: no Python code can run (or block) while we walk them.
+    if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
+        let mut chunks: Vec<Bytes> = Vec::new();
+        for item in result.try_iter().map_err(WsgiError::AppRaised)? {
+            let item = item.map_err(WsgiError::AppRaised)?;
+            chunks.push(chunk_bytes(&item).ok_or_else(|| chunk_type_error(&item))?);
+        }
+        let head = start_response.borrow().head(py)?;
+        let written = std::mem::take(&mut start_response.borrow_mut().written);
+        start_response.borrow_mut().headers_sent = true;
+        let body = concat(written, chunks);
+        return Ok(complete(head, body, head_only));
+    }
+
+    let mut iterator = result.try_iter().map_err(WsgiError::AppRaised)?;
+    // PEP 3333: the head goes out with the first non-empty chunk (a generator may call start_response late).
+    let mut first = None;
+    for item in iterator.by_ref() {
+        let item = item.map_err(WsgiError::AppRaised)?;
+        let data = chunk_bytes(&item).ok_or_else(|| chunk_type_error(&item))?;
+        if !data.is_empty() {
+            first = Some(data);
+            break;
+        }
+    }
+    let head = start_response.borrow().head(py)?;
+    let written = std::mem::take(&mut start_response.borrow_mut().written);
+    start_response.borrow_mut().headers_sent = true;
+    let exhausted = first.is_none();
+    let first = concat(written, first.into_iter().collect());
+    let reached_length = head.content_length.is_some_and(|cl| first.len() as u64 >= cl);
+    if exhausted || head_only || reached_length {
+        close_iterable(py, result, request_line);
+        return Ok(complete(head, first, head_only));
+    }
+    let shared = Arc::new(StreamShared::default());
+    pool.submit(StreamJob {
+        iterable: result.clone().unbind(),
+        iterator: iterator.into_any().unbind(),
+        start_response: start_response.clone().unbind(),
+        shared: Arc::clone(&shared),
+        remaining: head.content_length.map(|cl| cl - first.len() as u64),
+        request_line: request_line.to_owned(),
+    });
+    Ok(Prepared { head, body: BodySource::Stream { first, shared }, app_failed: false })
+}
+
+/// A response whose whole body is known; trimmed to the app's Content-Length if it sent more.
+fn complete(head: ResponseHead, mut body: Bytes, head_only: bool) -> Prepared {
+    if let Some(limit) = head.content_length {
+        body.truncate(limit.min(body.len() as u64) as usize);
+    }
+    let body = if head_only || body.is_empty() { BodySource::Empty } else { BodySource::Full(body) };
+    Prepared { head, body, app_failed: false }
+}
+
+fn concat(written: Vec<u8>, chunks: Vec<Bytes>) -> Bytes {
+    if written.is_empty() && chunks.len() == 1 {
+        return chunks.into_iter().next().unwrap_or_default();
+    }
+    let total = written.len() + chunks.iter().map(Bytes::len).sum::<usize>();
+    let mut body = BytesMut::with_capacity(total);
+    body.extend_from_slice(&written);
+    for chunk in &chunks {
+        body.extend_from_slice(chunk);
+    }
+    body.freeze()
+}
+
+/// PEP 3333: the server calls `close()` on the iterable, if it has one, however the response ended.
+pub fn close_iterable(py: Python<'_>, iterable: &Bound<'_, PyAny>, request_line: &str) {
+    if iterable.is_exact_instance_of::<PyList>() || iterable.is_exact_instance_of::<PyTuple>() {
+        return;
+    }
+    let close = match iterable.getattr(pyo3::intern!(py, "close")) {
+        Ok(close) => close,
+        Err(_) => return,
+    };
+    if let Err(err) = close.call0() {
+        log_app_error(py, request_line, &WsgiError::AppRaised(err));
+    }
+}
+
+/// Logs an app failure with its traceback, attributed to the request.
+pub fn log_app_error(py: Python<'_>, request_line: &str, err: &WsgiError) {
+    tracing::error!("{err} while serving {request_line}");
+    if let WsgiError::AppRaised(py_err) = err {
+        py_err.display(py);
+    }
+}

@@ -1,0 +1,164 @@
+//! HTTP/1.1 connections: hyper parses and frames, liege's policy refuses what hyper lets through, the app is
+//! called inline.
+
+use std::cell::OnceCell;
+use std::convert::Infallible;
+use std::rc::Rc;
+
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use liege_protocol::http_policy;
+use pyo3::prelude::*;
+use tokio::sync::watch;
+
+use super::body::ResponseBody;
+use super::record::RequestRecord;
+use super::request_body::{BodyCollector, BodyReadError};
+use super::stream::Stream;
+use super::Worker;
+use crate::python::environ::{ConnectionInfo, ConnectionStrings};
+use crate::python::response::{call_app, Prepared};
+
+struct Connection {
+    info: ConnectionInfo,
+    remote: Rc<str>,
+    strings: OnceCell<ConnectionStrings>,
+}
+
+pub async fn serve(stream: Stream, info: ConnectionInfo, worker: Rc<Worker>, mut shutdown: watch::Receiver<bool>) {
+    let connection = Rc::new(Connection { remote: Rc::from(info.remote_addr.as_str()), info, strings: OnceCell::new() });
+    let service_worker = Rc::clone(&worker);
+    let service = hyper::service::service_fn(move |request| {
+        let worker = Rc::clone(&service_worker);
+        let connection = Rc::clone(&connection);
+        async move { Ok::<_, Infallible>(handle(request, worker, connection).await) }
+    });
+    let limits = &worker.limits;
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive(!limits.keepalive.is_zero())
+        .header_read_timeout(if limits.keepalive.is_zero() { limits.socket_timeout } else { limits.keepalive.min(limits.socket_timeout) })
+        .title_case_headers(true)
+        .max_headers(limits.policy.max_header_count)
+        .max_buf_size(limits.buffer_size.max(8192));
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => log_connection_error(result),
+        _ = shutdown.wait_for(|stop| *stop) => {
+            // Finish the request in flight (if any), then close.
+            connection.as_mut().graceful_shutdown();
+            log_connection_error(connection.await);
+        }
+    }
+}
+
+fn log_connection_error(result: Result<(), hyper::Error>) {
+    if let Err(err) = result {
+        // Client-side trouble (resets, timeouts, malformed input hyper already answered) is routine.
+        tracing::debug!("connection ended: {err}");
+    }
+}
+
+async fn handle(request: Request<Incoming>, worker: Rc<Worker>, connection: Rc<Connection>) -> Response<ResponseBody> {
+    let (parts, incoming) = request.into_parts();
+    let request_line = format!("{} {}", parts.method, parts.uri);
+    let protocol = if parts.version == http::Version::HTTP_10 { "HTTP/1.0" } else { "HTTP/1.1" };
+    let mut record = RequestRecord::begin(Rc::clone(&worker), request_line, Rc::clone(&connection.remote), protocol);
+    record.header_count = parts.headers.len();
+    record.vars = parts.headers.len();
+
+    if let Err(violation) = http_policy::check_request(&parts.method, &parts.uri, parts.version, &parts.headers, &worker.limits.policy) {
+        return refusal(record, StatusCode::from_u16(violation.status()).unwrap_or(StatusCode::BAD_REQUEST), violation.to_string());
+    }
+    let body = match receive_body(incoming, &parts.headers, &worker).await {
+        Ok(body) => body,
+        Err(err) => return refusal(record, err.status(), err.to_string()),
+    };
+    record.bytes_in = body.len();
+    let head_only = parts.method == http::Method::HEAD;
+    let prepared = Python::attach(|py| {
+        let strings = connection.strings.get_or_init(|| ConnectionStrings::new(py, &connection.info));
+        let environ = worker.environ.borrow_mut().http(py, &parts, strings, body);
+        match environ {
+            Ok(environ) => {
+                record.vars = environ.len();
+                call_app(py, &worker.app, environ, head_only, &worker.pool, &record.request_line)
+            }
+            Err(err) => {
+                tracing::error!("cannot build the environ for {}: {err}", record.request_line);
+                Prepared::plain(StatusCode::INTERNAL_SERVER_ERROR, false, b"Internal Server Error\n")
+            }
+        }
+    });
+    respond(prepared, record)
+}
+
+async fn receive_body(
+    mut incoming: Incoming,
+    headers: &http::HeaderMap,
+    worker: &Worker,
+) -> Result<crate::python::streams::RequestBody, BodyReadError> {
+    use http_body::Body;
+    let limits = &worker.limits;
+    let mut collector = BodyCollector::new(limits.post_buffering, limits.limit_post);
+    let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    collector.check_declared(declared)?;
+    if incoming.is_end_stream() {
+        return Ok(collector.finish());
+    }
+    let receive = async {
+        while let Some(frame) = incoming.frame().await {
+            let frame = frame.map_err(|e| BodyReadError::Malformed(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                collector.push(data)?;
+            }
+        }
+        Ok::<_, BodyReadError>(())
+    };
+    match tokio::time::timeout(limits.socket_timeout, receive).await {
+        Ok(result) => result?,
+        Err(_) => return Err(BodyReadError::Malformed("timed out receiving the request body".into())),
+    }
+    Ok(collector.finish())
+}
+
+/// A refusal by liege itself (policy, body errors): a short text body, and the connection closed because
+/// after a framing error the next bytes on it can't be trusted.
+fn refusal(mut record: RequestRecord, status: StatusCode, reason: String) -> Response<ResponseBody> {
+    tracing::info!("refused {} from {}: {status} ({reason})", record.request_line, record.remote_addr);
+    record.status = status.as_u16();
+    let body = format!("{}\n", status.canonical_reason().unwrap_or("Error"));
+    let mut response = Response::new(ResponseBody::new(
+        crate::python::response::BodySource::Full(bytes::Bytes::from(body)),
+        Some(record),
+    ));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+fn respond(prepared: Prepared, mut record: RequestRecord) -> Response<ResponseBody> {
+    let Prepared { head, body, app_failed } = prepared;
+    record.status = head.status.as_u16();
+    record.failed = app_failed;
+    record.head_bytes = head.wire_size();
+    record.header_count = head.headers.len();
+    let mut response = Response::new(ResponseBody::new(body, Some(record)));
+    *response.status_mut() = head.status;
+    *response.headers_mut() = head.headers;
+    if head.close {
+        response.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if let Some(reason) = head.reason {
+        if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason) {
+            response.extensions_mut().insert(reason);
+        }
+    }
+    response
+}

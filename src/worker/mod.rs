@@ -1,0 +1,300 @@
+//! A worker process: forked by the master, serves the app on the inherited listening sockets.
+//!
+//! One tokio `current_thread` runtime per worker; the WSGI app is called inline on that thread (a hand-off to
+//! another thread costs more than a hello-world app). All workers accept from the same listening sockets, so
+//! a worker busy in Python simply stops accepting and the idle ones take the connections.
+
+mod body;
+mod http;
+mod record;
+mod request_body;
+mod stream;
+mod uwsgi;
+
+use std::cell::{Cell, RefCell};
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+use liege_config::{Protocol, VassalConfig};
+use liege_protocol::http_policy;
+use pyo3::prelude::*;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{watch, Notify};
+
+use crate::master::scoreboard::{Scoreboard, WorkerSlot, WorkerStatus};
+use crate::python::environ::{ConnectionInfo, EnvironBuilder, EnvironSettings};
+use crate::python::iteration::IterationPool;
+use stream::Stream;
+
+/// Exit code of a worker (or master) whose app could not be loaded; uWSGI's value, which tools know.
+pub const EXIT_APP_LOAD_FAILED: i32 = 22;
+
+/// Request-handling limits, resolved once from the config.
+pub struct Limits {
+    pub policy: http_policy::Limits,
+    pub buffer_size: usize,
+    pub post_buffering: usize,
+    pub limit_post: u64,
+    pub socket_timeout: Duration,
+    pub keepalive: Duration,
+}
+
+impl Limits {
+    pub fn from_config(config: &VassalConfig) -> Self {
+        Self {
+            policy: http_policy::Limits { max_header_count: 100, max_head_bytes: config.buffer_size },
+            buffer_size: config.buffer_size,
+            post_buffering: config.post_buffering,
+            limit_post: config.limit_post,
+            socket_timeout: config.socket_timeout,
+            keepalive: config.keepalive_timeout,
+        }
+    }
+}
+
+/// Everything a request handler needs, shared by the worker's connections (single thread: `Rc`).
+pub struct Worker {
+    pub id: u32,
+    pub pid: u32,
+    pub slot: &'static WorkerSlot,
+    pub app: Py<PyAny>,
+    pub environ: RefCell<EnvironBuilder>,
+    pub pool: IterationPool,
+    pub limits: Limits,
+    pub log_requests: bool,
+}
+
+/// A listening socket inherited from the master.
+pub struct InheritedListener {
+    pub protocol: Protocol,
+    pub fd: OwnedFd,
+    pub unix_path: Option<String>,
+}
+
+/// What the master hands a freshly forked worker.
+pub struct WorkerSetup<'a> {
+    pub id: u32,
+    pub slot: usize,
+    pub master_pid: i32,
+    pub config: &'a VassalConfig,
+    pub listeners: Vec<InheritedListener>,
+    /// The app imported by the master (preload), or `None` for lazy-apps.
+    pub app: Option<Py<PyAny>>,
+}
+
+/// Runs the worker until it is told to stop; never returns.
+pub fn run(setup: WorkerSetup<'_>) -> ! {
+    let code = match run_inner(setup) {
+        Ok(()) => 0,
+        Err(code) => code,
+    };
+    crate::logging::flush_request_log();
+    // SAFETY: _exit skips atexit handlers and stdio flushing inherited from the master, which a forked child
+    // must not run twice.
+    unsafe { libc::_exit(code) }
+}
+
+fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
+    crate::process::become_child_of(setup.master_pid);
+    uwsgi_role(setup.id);
+    let config = setup.config;
+    let slot = Scoreboard::global().and_then(|board| board.slot(setup.slot)).ok_or(1)?;
+    slot.pid.store(std::process::id() as i32, std::sync::atomic::Ordering::Relaxed);
+
+    let app = match setup.app {
+        Some(app) => app,
+        None => crate::master::load_python_app(config).map_err(|()| EXIT_APP_LOAD_FAILED)?,
+    };
+    let worker = Python::attach(|py| -> PyResult<Worker> {
+        crate::python::uwsgi_module::run_post_fork_hook(py);
+        let settings = EnvironSettings { multithread: config.threads > 1, multiprocess: config.processes > 1 };
+        Ok(Worker {
+            id: setup.id,
+            pid: std::process::id(),
+            slot,
+            app,
+            environ: RefCell::new(EnvironBuilder::new(py, &settings)?),
+            pool: IterationPool::new(),
+            limits: Limits::from_config(config),
+            log_requests: !config.disable_logging,
+        })
+    })
+    .map_err(|err| {
+        tracing::error!("worker setup failed: {err}");
+        1
+    })?;
+    let mercy = config.worker_reload_mercy;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|err| {
+        tracing::error!("cannot start the event loop: {err}");
+        1
+    })?;
+    let listeners = setup.listeners;
+    // The GIL is released while the event loop waits and held only while Python runs.
+    Python::attach(|py| {
+        py.detach(|| {
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, serve(Rc::new(worker), listeners, mercy))
+        })
+    })
+}
+
+fn uwsgi_role(id: u32) {
+    crate::python::uwsgi_module::set_worker_id(id);
+    crate::logging::set_worker_role(id);
+}
+
+/// Counts open connections so a graceful stop can wait for them.
+#[derive(Default)]
+struct ConnectionTracker {
+    open: Cell<usize>,
+    idle: Notify,
+}
+
+impl ConnectionTracker {
+    fn opened(self: &Rc<Self>) -> ConnectionGuard {
+        self.open.set(self.open.get() + 1);
+        ConnectionGuard(Rc::clone(self))
+    }
+
+    async fn all_closed(&self) {
+        while self.open.get() > 0 {
+            self.idle.notified().await;
+        }
+    }
+}
+
+struct ConnectionGuard(Rc<ConnectionTracker>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        let open = self.0.open.get() - 1;
+        self.0.open.set(open);
+        if open == 0 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+async fn serve(worker: Rc<Worker>, listeners: Vec<InheritedListener>, mercy: Duration) -> Result<(), i32> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let signals = (|| -> std::io::Result<_> {
+        Ok((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::hangup())?,
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::quit())?,
+        ))
+    })();
+    let (mut term, mut hup, mut int, mut quit) = signals.map_err(|err| {
+        tracing::error!("cannot install signal handlers: {err}");
+        1
+    })?;
+    let (stop_sender, stop) = watch::channel(false);
+    let tracker = Rc::new(ConnectionTracker::default());
+    for listener in listeners {
+        tokio::task::spawn_local(accept_loop(listener, Rc::clone(&worker), stop.clone(), Rc::clone(&tracker)));
+    }
+    tokio::task::spawn_local(async {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tick.tick().await;
+            crate::logging::flush_request_log();
+        }
+    });
+    worker.slot.set_status(WorkerStatus::Idle);
+    tracing::debug!("ready");
+
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+        _ = int.recv() => return Ok(()),
+        _ = quit.recv() => return Ok(()),
+    }
+    // Graceful: stop accepting, let in-flight requests finish, close idle keep-alive connections.
+    worker.slot.set_status(WorkerStatus::Stopping);
+    let _ = stop_sender.send(true);
+    tokio::select! {
+        _ = tracker.all_closed() => {}
+        _ = tokio::time::sleep(mercy) => tracing::warn!("worker-reload-mercy ({mercy:?}) expired with requests in flight"),
+        _ = int.recv() => {}
+        _ = quit.recv() => {}
+    }
+    Ok(())
+}
+
+async fn accept_loop(listener: InheritedListener, worker: Rc<Worker>, mut stop: watch::Receiver<bool>, tracker: Rc<ConnectionTracker>) {
+    let protocol = listener.protocol;
+    let accepted = match listener.unix_path {
+        None => {
+            let std_listener = std::net::TcpListener::from(listener.fd);
+            let local = std_listener.local_addr().ok();
+            match std_listener.set_nonblocking(true).and_then(|()| TcpListener::from_std(std_listener)) {
+                Ok(tcp) => Accepting::Tcp(tcp, local),
+                Err(err) => return tracing::error!("cannot use listening socket: {err}"),
+            }
+        }
+        Some(path) => {
+            let std_listener = std::os::unix::net::UnixListener::from(listener.fd);
+            match std_listener.set_nonblocking(true).and_then(|()| UnixListener::from_std(std_listener)) {
+                Ok(unix) => Accepting::Unix(unix, path),
+                Err(err) => return tracing::error!("cannot use listening socket: {err}"),
+            }
+        }
+    };
+    loop {
+        let connection = tokio::select! {
+            biased;
+            _ = stop.wait_for(|stop| *stop) => return,
+            connection = accepted.accept() => connection,
+        };
+        match connection {
+            Ok((stream, info)) => {
+                let guard = tracker.opened();
+                let worker = Rc::clone(&worker);
+                let stop = stop.clone();
+                tokio::task::spawn_local(async move {
+                    match protocol {
+                        Protocol::Http => http::serve(stream, info, worker, stop).await,
+                        Protocol::Uwsgi => uwsgi::serve(stream, Rc::from(info.remote_addr.as_str()), worker).await,
+                    }
+                    drop(guard);
+                });
+            }
+            Err(err) => {
+                // Out of descriptors or memory: back off instead of spinning on the ready socket.
+                tracing::warn!("accept failed: {err}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+enum Accepting {
+    Tcp(TcpListener, Option<std::net::SocketAddr>),
+    Unix(UnixListener, String),
+}
+
+impl Accepting {
+    async fn accept(&self) -> std::io::Result<(Stream, ConnectionInfo)> {
+        match self {
+            Self::Tcp(listener, local) => {
+                let (stream, peer) = listener.accept().await?;
+                // Small writes (streamed chunks) must not wait for Nagle's delayed ACK dance.
+                let _ = stream.set_nodelay(true);
+                let info = ConnectionInfo {
+                    remote_addr: peer.ip().to_canonical().to_string(),
+                    remote_port: peer.port().to_string(),
+                    server_name: local.map(|l| l.ip().to_string()).unwrap_or_default(),
+                    server_port: local.map(|l| l.port().to_string()).unwrap_or_default(),
+                };
+                Ok((Stream::Tcp(stream), info))
+            }
+            Self::Unix(listener, path) => {
+                let (stream, _) = listener.accept().await?;
+                let info = ConnectionInfo { server_name: path.clone(), ..ConnectionInfo::default() };
+                Ok((Stream::Unix(stream), info))
+            }
+        }
+    }
+}
