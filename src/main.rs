@@ -6,14 +6,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
     match args.first().and_then(|a| a.to_str()) {
-        Some("--help" | "-h" | "help") => {
-            print!("{}", liege_config::help_text());
-            return ExitCode::SUCCESS;
-        }
-        Some("--version" | "-V" | "version") => {
-            println!("liege {} (Python {})", env!("CARGO_PKG_VERSION"), liege::python::interpreter::EMBEDDED_VERSION);
-            return ExitCode::SUCCESS;
-        }
+        Some("--help" | "-h" | "help") => return print_help(),
+        Some("--version" | "-V" | "version") => return print_version(),
         Some("emperor" | "--emperor") => {
             eprintln!("liege: emperor mode is not available in this build yet; run each app with `liege --ini app.ini`");
             return ExitCode::from(2);
@@ -31,6 +25,9 @@ fn main() -> ExitCode {
     liege::logging::init();
     let config = match liege_config::parse_vassal_args(&args, &|name| std::env::var(name).ok()) {
         Ok(config) => config,
+        // `--help` or `--version` after other options.
+        Err(liege_config::ConfigError::HelpOrVersion { flag, .. }) if flag.contains("version") => return print_version(),
+        Err(liege_config::ConfigError::HelpOrVersion { .. }) => return print_help(),
         Err(err) => {
             eprintln!("liege: {err}");
             return ExitCode::from(1);
@@ -43,4 +40,14 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn print_help() -> ExitCode {
+    print!("{}", liege_config::help_text());
+    ExitCode::SUCCESS
+}
+
+fn print_version() -> ExitCode {
+    println!("liege {} (Python {})", env!("CARGO_PKG_VERSION"), liege::python::interpreter::EMBEDDED_VERSION);
+    ExitCode::SUCCESS
 }

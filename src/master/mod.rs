@@ -104,6 +104,9 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
     if let Some(dir) = &config.chdir {
         std::env::set_current_dir(dir).with_context(|| format!("chdir {}", dir.display()))?;
     }
+    if config.threads > 1 {
+        tracing::warn!("threads = {}: not supported yet, each worker runs the app on one thread", config.threads);
+    }
     if !config.master {
         tracing::info!("liege always runs a master process; 'master = false' is ignored");
     }
@@ -134,6 +137,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
                 tracing::error!("reload failed: the app did not load; the previous workers keep serving");
                 None
             }
+            Err(()) if !config.need_app => Some(no_app_placeholder()?),
             Err(()) => return Ok(EXIT_APP_LOAD_FAILED),
         }
     };
@@ -299,7 +303,7 @@ impl Master<'_> {
             }
             let lived = slot.spawned_at.elapsed();
             let load_failed = matches!(status, WaitStatus::Exited(_, EXIT_APP_LOAD_FAILED));
-            if load_failed && !self.ever_ready {
+            if load_failed && !self.ever_ready && self.config.need_app {
                 tracing::error!("worker {id} (pid {pid}) could not load the app; giving up");
                 self.begin_stop(false);
                 self.exit_code_override = Some(EXIT_APP_LOAD_FAILED);
@@ -471,6 +475,18 @@ impl Master<'_> {
         }
         tracing::info!("stopped");
     }
+}
+
+/// With `need-app = false` a vassal whose app failed to load keeps running (uWSGI's behaviour) and answers
+/// every request with a 503 that says why, instead of exiting.
+fn no_app_placeholder() -> anyhow::Result<Py<PyAny>> {
+    tracing::warn!("need-app = false: serving 503 until the app loads (fix it and send SIGHUP)");
+    Python::attach(|py| {
+        let code = c"def application(environ, start_response):\n    start_response('503 Service Unavailable', [('Content-Type', 'text/plain')])\n    return [b'no app loaded\\n']\n";
+        let module = PyModule::from_code(py, code, c"liege_no_app.py", c"liege_no_app")?;
+        Ok(module.getattr("application")?.unbind())
+    })
+    .map_err(|err: PyErr| anyhow::anyhow!("cannot create the no-app placeholder: {err}"))
 }
 
 /// Appends stdout and stderr to `path` (uWSGI's `logto`).

@@ -58,7 +58,9 @@ fn absolute(path: &Path) -> PathBuf {
 fn format_exception(py: Python<'_>, err: &PyErr) -> String {
     let formatted = (|| -> PyResult<String> {
         let traceback = py.import("traceback")?;
-        let lines = traceback.call_method1("format_exception", (err.value(py),))?;
+        // Pass the traceback explicitly: on 3.11 the value's __traceback__ may lack the frames of the
+        // failing module until the error is normalised.
+        let lines = traceback.call_method1("format_exception", (err.get_type(py), err.value(py), err.traceback(py)))?;
         let text: Vec<String> = lines.extract()?;
         Ok(text.concat())
     })();

@@ -108,7 +108,8 @@ fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
     };
     let worker = Python::attach(|py| -> PyResult<Worker> {
         crate::python::uwsgi_module::run_post_fork_hook(py);
-        let settings = EnvironSettings { multithread: config.threads > 1, multiprocess: config.processes > 1 };
+        // Each worker calls the app from one thread for now (`threads` > 1 is the master-lifecycle work).
+        let settings = EnvironSettings { multithread: false, multiprocess: config.processes > 1 };
         Ok(Worker {
             id: setup.id,
             pid: std::process::id(),

@@ -29,12 +29,17 @@ pub enum Item {
         value: String,
         origin: Origin,
     },
-    Positional { value: String, origin: Origin },
+    Positional {
+        value: String,
+        origin: Origin,
+    },
 }
 
 /// True for a positional argument that names a WSGI file (uWSGI's python plugin accepts `uwsgi app.py`).
 pub fn is_app_file(argument: &str) -> bool {
-    Path::new(argument).extension().is_some_and(|ext| ext == "py" || ext == "wsgi")
+    Path::new(argument)
+        .extension()
+        .is_some_and(|ext| ext == "py" || ext == "wsgi")
 }
 
 /// Splits argv (without the program name) into options and positional arguments.
@@ -45,7 +50,10 @@ pub fn parse(args: &[OsString]) -> Result<Vec<Item>, ConfigError> {
     while let Some((index, argument)) = cursor.take()? {
         let origin = Origin::CommandLine { index };
         if options_ended || argument == "-" || !argument.starts_with('-') {
-            items.push(Item::Positional { value: argument.to_owned(), origin });
+            items.push(Item::Positional {
+                value: argument.to_owned(),
+                origin,
+            });
         } else if argument == "--" {
             options_ended = true;
         } else if let Some(long) = argument.strip_prefix("--") {
@@ -67,32 +75,29 @@ struct ArgCursor<'a> {
 impl<'a> ArgCursor<'a> {
     fn take(&mut self) -> Result<Option<(usize, &'a str)>, ConfigError> {
         let index = self.next;
-        if index >= self.args.len() {
+        let Some(argument) = self.args.get(index) else {
             return Ok(None);
-        }
+        };
         self.next += 1;
-        Ok(Some((index, self.decode(index)?)))
-    }
-
-    fn decode(&self, index: usize) -> Result<&'a str, ConfigError> {
-        let argument = &self.args[index];
-        argument.to_str().ok_or_else(|| ConfigError::Syntax {
-            origin: Origin::CommandLine { index },
-            problem: format!("argument '{}' is not valid UTF-8", argument.to_string_lossy()),
-        })
+        Ok(Some((index, decode(argument, index)?)))
     }
 
     fn peek(&self) -> Option<&'a str> {
-        self.args.get(self.next).and_then(|argument| argument.to_str())
+        self.args
+            .get(self.next)
+            .and_then(|argument| argument.to_str())
     }
 
     /// The next argument as the required value of `spelled`.
     fn required_value(&mut self, spelled: &str, origin: &Origin) -> Result<&'a str, ConfigError> {
-        let missing = || ConfigError::MissingValue { origin: origin.clone(), name: spelled.to_owned() };
-        if self.next >= self.args.len() {
+        let missing = || ConfigError::MissingValue {
+            origin: origin.clone(),
+            name: spelled.to_owned(),
+        };
+        let Some(argument) = self.args.get(self.next) else {
             return Err(missing());
-        }
-        let next = self.decode(self.next)?;
+        };
+        let next = decode(argument, self.next)?;
         if next.starts_with("--") && next.len() > 2 {
             return Err(missing());
         }
@@ -111,6 +116,16 @@ impl<'a> ArgCursor<'a> {
     }
 }
 
+fn decode(argument: &OsString, index: usize) -> Result<&str, ConfigError> {
+    argument.to_str().ok_or_else(|| ConfigError::Syntax {
+        origin: Origin::CommandLine { index },
+        problem: format!(
+            "argument '{}' is not valid UTF-8",
+            argument.to_string_lossy()
+        ),
+    })
+}
+
 fn parse_long(long: &str, origin: Origin, cursor: &mut ArgCursor<'_>) -> Result<Item, ConfigError> {
     let (name, attached) = match long.split_once('=') {
         Some((name, value)) => (name, Some(value)),
@@ -118,7 +133,10 @@ fn parse_long(long: &str, origin: Origin, cursor: &mut ArgCursor<'_>) -> Result<
     };
     let spelled = format!("--{name}");
     if matches!(name, "help" | "usage" | "version") {
-        return Err(ConfigError::HelpOrVersion { origin, flag: spelled });
+        return Err(ConfigError::HelpOrVersion {
+            origin,
+            flag: spelled,
+        });
     }
     let def = options::lookup_long(name).ok_or_else(|| ConfigError::UnknownOption {
         origin: origin.clone(),
@@ -129,9 +147,16 @@ fn parse_long(long: &str, origin: Origin, cursor: &mut ArgCursor<'_>) -> Result<
         (_, Some(value)) => value,
         (OptionKind::Flag, None) => "true",
         (OptionKind::OptionalValue { default }, None) => cursor.optional_value().unwrap_or(default),
-        (OptionKind::Scalar | OptionKind::List, None) => cursor.required_value(&spelled, &origin)?,
+        (OptionKind::Scalar | OptionKind::List, None) => {
+            cursor.required_value(&spelled, &origin)?
+        }
     };
-    Ok(Item::Option { def, spelled, value: value.to_owned(), origin })
+    Ok(Item::Option {
+        def,
+        spelled,
+        value: value.to_owned(),
+        origin,
+    })
 }
 
 fn parse_short_cluster(
@@ -143,7 +168,10 @@ fn parse_short_cluster(
     for (position, letter) in cluster.char_indices() {
         let spelled = format!("-{letter}");
         if letter == 'h' {
-            return Err(ConfigError::HelpOrVersion { origin, flag: spelled });
+            return Err(ConfigError::HelpOrVersion {
+                origin,
+                flag: spelled,
+            });
         }
         let def = options::lookup_short(letter).ok_or_else(|| ConfigError::UnknownOption {
             origin: origin.clone(),
@@ -155,14 +183,24 @@ fn parse_short_cluster(
         let attached = attached.strip_prefix('=').unwrap_or(attached);
         let value = match def.kind {
             OptionKind::Flag => {
-                items.push(Item::Option { def, spelled, value: "true".to_owned(), origin: origin.clone() });
+                items.push(Item::Option {
+                    def,
+                    spelled,
+                    value: "true".to_owned(),
+                    origin: origin.clone(),
+                });
                 continue;
             }
             _ if !attached.is_empty() => attached,
             OptionKind::OptionalValue { default } => cursor.optional_value().unwrap_or(default),
             OptionKind::Scalar | OptionKind::List => cursor.required_value(&spelled, &origin)?,
         };
-        items.push(Item::Option { def, spelled, value: value.to_owned(), origin });
+        items.push(Item::Option {
+            def,
+            spelled,
+            value: value.to_owned(),
+            origin,
+        });
         return Ok(());
     }
     Ok(())
@@ -183,8 +221,16 @@ mod tests {
             .unwrap()
             .into_iter()
             .map(|item| match item {
-                Item::Option { def, value, origin: Origin::CommandLine { index }, .. } => (Some(def.id), value, index),
-                Item::Positional { value, origin: Origin::CommandLine { index } } => (None, value, index),
+                Item::Option {
+                    def,
+                    value,
+                    origin: Origin::CommandLine { index },
+                    ..
+                } => (Some(def.id), value, index),
+                Item::Positional {
+                    value,
+                    origin: Origin::CommandLine { index },
+                } => (None, value, index),
                 other => panic!("unexpected {other:?}"),
             })
             .collect()
@@ -197,7 +243,13 @@ mod tests {
     #[test]
     fn long_options_with_separate_and_attached_values() {
         assert_eq!(
-            summary(&["--http-socket", ":9099", "--processes=4", "--master", "--lazy-apps"]),
+            summary(&[
+                "--http-socket",
+                ":9099",
+                "--processes=4",
+                "--master",
+                "--lazy-apps"
+            ]),
             vec![
                 entry(Some(OptionId::HttpSocket), ":9099", 0),
                 entry(Some(OptionId::Processes), "4", 2),
@@ -222,7 +274,10 @@ mod tests {
     #[test]
     fn short_flags() {
         assert_eq!(
-            summary(&["-p", "4", "-M", "-H", "venv", "-w", "mod:app", "-s", "sock", "-T", "-L", "-b", "32768"]),
+            summary(&[
+                "-p", "4", "-M", "-H", "venv", "-w", "mod:app", "-s", "sock", "-T", "-L", "-b",
+                "32768"
+            ]),
             vec![
                 entry(Some(OptionId::Processes), "4", 0),
                 entry(Some(OptionId::Master), "true", 2),
@@ -249,7 +304,14 @@ mod tests {
     #[test]
     fn optional_values() {
         assert_eq!(
-            summary(&["--chmod-socket", "--chmod-socket", "660", "--chmod-socket=600", "-C", "x.ini"]),
+            summary(&[
+                "--chmod-socket",
+                "--chmod-socket",
+                "660",
+                "--chmod-socket=600",
+                "-C",
+                "x.ini"
+            ]),
             vec![
                 entry(Some(OptionId::ChmodSocket), "666", 0),
                 entry(Some(OptionId::ChmodSocket), "660", 1),
@@ -264,16 +326,25 @@ mod tests {
     fn values_may_start_with_one_dash_and_double_dash_ends_options() {
         assert_eq!(
             summary(&["--harakiri", "-1", "--", "--not-an-option"]),
-            vec![entry(Some(OptionId::Harakiri), "-1", 0), entry(None, "--not-an-option", 3)]
+            vec![
+                entry(Some(OptionId::Harakiri), "-1", 0),
+                entry(None, "--not-an-option", 3)
+            ]
         );
     }
 
     #[test]
     fn missing_values() {
         let error = parse(&os(&["--socket"])).unwrap_err();
-        assert_eq!(error.to_string(), "command line: option '--socket' needs a value");
+        assert_eq!(
+            error.to_string(),
+            "command line: option '--socket' needs a value"
+        );
         let error = parse(&os(&["--socket", "--master"])).unwrap_err();
-        assert_eq!(error.to_string(), "command line: option '--socket' needs a value");
+        assert_eq!(
+            error.to_string(),
+            "command line: option '--socket' needs a value"
+        );
         let error = parse(&os(&["-p"])).unwrap_err();
         assert_eq!(error.to_string(), "command line: option '-p' needs a value");
     }
@@ -286,7 +357,10 @@ mod tests {
             "command line: unknown option '--proceses' (did you mean '--processes'?)"
         );
         let error = parse(&os(&["--frobnicate"])).unwrap_err();
-        assert_eq!(error.to_string(), "command line: unknown option '--frobnicate'");
+        assert_eq!(
+            error.to_string(),
+            "command line: unknown option '--frobnicate'"
+        );
         let error = parse(&os(&["-Y"])).unwrap_err();
         assert_eq!(error.to_string(), "command line: unknown option '-Y'");
     }
@@ -305,9 +379,21 @@ mod tests {
     #[test]
     fn non_utf8_arguments_are_rejected() {
         use std::os::unix::ffi::OsStringExt;
-        let args = vec![OsString::from("--chdir"), OsString::from_vec(vec![0x66, 0xff])];
+        let args = vec![
+            OsString::from("--chdir"),
+            OsString::from_vec(vec![0x66, 0xff]),
+        ];
         let error = parse(&args).unwrap_err();
-        assert!(matches!(&error, ConfigError::Syntax { origin: Origin::CommandLine { index: 1 }, .. }), "{error}");
+        assert!(
+            matches!(
+                &error,
+                ConfigError::Syntax {
+                    origin: Origin::CommandLine { index: 1 },
+                    ..
+                }
+            ),
+            "{error}"
+        );
         let args = vec![OsString::from_vec(vec![0x2d, 0x2d, 0xff])];
         let error = parse(&args).unwrap_err();
         assert!(error.to_string().contains("not valid UTF-8"), "{error}");

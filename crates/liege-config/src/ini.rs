@@ -14,7 +14,7 @@
 //! - CRLF line ends work, and a UTF-8 byte-order mark at the start is skipped (editors on Windows add both).
 //!
 //! Expansion (`%n`, `$(ENV)`, `%(name)`) and includes (`ini = other.ini`) are not done here: they need to
-//! know where the file is and what was set before, which [`crate::collect`] tracks.
+//! know where the file is and what was set before, which the crate's collector tracks.
 
 use std::path::{Path, PathBuf};
 
@@ -57,7 +57,14 @@ pub fn split_spec(spec: &str) -> (&str, &str) {
     match spec.rfind(':') {
         Some(colon) if !spec[colon + 1..].contains('/') => {
             let (file, section) = (&spec[..colon], &spec[colon + 1..]);
-            (file, if section.is_empty() { DEFAULT_SECTION } else { section })
+            (
+                file,
+                if section.is_empty() {
+                    DEFAULT_SECTION
+                } else {
+                    section
+                },
+            )
         }
         _ => (spec, DEFAULT_SECTION),
     }
@@ -67,14 +74,19 @@ pub fn split_spec(spec: &str) -> (&str, &str) {
 /// accepts without `--ini`.
 pub fn is_ini_spec(arg: &str) -> bool {
     let (file, _section) = split_spec(arg);
-    Path::new(file).extension().is_some_and(|ext| ext.eq_ignore_ascii_case("ini"))
+    Path::new(file)
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("ini"))
 }
 
 /// Reads the entries of `section` from the text of an ini file.
 pub fn parse(text: &str, section: &str) -> Result<IniSection, IniSyntaxError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut current_section: Option<&str> = None;
-    let mut result = IniSection { entries: Vec::new(), found: false };
+    let mut result = IniSection {
+        entries: Vec::new(),
+        found: false,
+    };
 
     for (index, raw_line) in text.split('\n').enumerate() {
         let line_number = index + 1;
@@ -109,7 +121,11 @@ pub fn parse(text: &str, section: &str) -> Result<IniSection, IniSyntaxError> {
                 problem: format!("line '{line}' has a value but no option name before '='"),
             });
         }
-        result.entries.push(IniEntry { key: key.to_owned(), value, line: line_number });
+        result.entries.push(IniEntry {
+            key: key.to_owned(),
+            value,
+            line: line_number,
+        });
     }
     Ok(result)
 }
@@ -119,7 +135,10 @@ pub fn decode(bytes: Vec<u8>) -> Result<String, IniSyntaxError> {
     String::from_utf8(bytes).map_err(|error| {
         let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|&&byte| byte == b'\n').count() + 1;
-        IniSyntaxError { line, problem: "the file is not valid UTF-8".to_owned() }
+        IniSyntaxError {
+            line,
+            problem: "the file is not valid UTF-8".to_owned(),
+        }
     })
 }
 
@@ -162,15 +181,25 @@ mod tests {
 
     #[test]
     fn reads_default_section_and_ignores_others() {
-        let text = "top = ignored\n[other]\nprocesses = 9\n[uwsgi]\nprocesses = 4\n[more]\nthreads = 2\n";
-        assert_eq!(entries(text, "uwsgi"), vec![pair("processes", Some("4"), 5)]);
-        assert_eq!(entries(text, "other"), vec![pair("processes", Some("9"), 3)]);
+        let text =
+            "top = ignored\n[other]\nprocesses = 9\n[uwsgi]\nprocesses = 4\n[more]\nthreads = 2\n";
+        assert_eq!(
+            entries(text, "uwsgi"),
+            vec![pair("processes", Some("4"), 5)]
+        );
+        assert_eq!(
+            entries(text, "other"),
+            vec![pair("processes", Some("9"), 3)]
+        );
     }
 
     #[test]
     fn bare_key_is_kept_separate_from_the_next_line() {
         let text = "[uwsgi]\nmaster\nprocesses = 4\n";
-        assert_eq!(entries(text, "uwsgi"), vec![pair("master", None, 2), pair("processes", Some("4"), 3)]);
+        assert_eq!(
+            entries(text, "uwsgi"),
+            vec![pair("master", None, 2), pair("processes", Some("4"), 3)]
+        );
     }
 
     #[test]
@@ -178,7 +207,10 @@ mod tests {
         let text = "[uwsgi]\n; a comment\n  # another\nlogformat = a;b #c\nenv = COLOR=#fff\n";
         assert_eq!(
             entries(text, "uwsgi"),
-            vec![pair("logformat", Some("a;b #c"), 4), pair("env", Some("COLOR=#fff"), 5)]
+            vec![
+                pair("logformat", Some("a;b #c"), 4),
+                pair("env", Some("COLOR=#fff"), 5)
+            ]
         );
     }
 
@@ -187,7 +219,11 @@ mod tests {
         let text = "[uwsgi]\n  env   =   A=B=C  \ncallable = \"app\"\nchdir=\n";
         assert_eq!(
             entries(text, "uwsgi"),
-            vec![pair("env", Some("A=B=C"), 2), pair("callable", Some("\"app\""), 3), pair("chdir", Some(""), 4)]
+            vec![
+                pair("env", Some("A=B=C"), 2),
+                pair("callable", Some("\"app\""), 3),
+                pair("chdir", Some(""), 4)
+            ]
         );
     }
 
@@ -196,14 +232,21 @@ mod tests {
         let text = "[uwsgi]\n\nsocket = a\n\n\nsocket = b\nsocket = c\n";
         assert_eq!(
             entries(text, "uwsgi"),
-            vec![pair("socket", Some("a"), 3), pair("socket", Some("b"), 6), pair("socket", Some("c"), 7)]
+            vec![
+                pair("socket", Some("a"), 3),
+                pair("socket", Some("b"), 6),
+                pair("socket", Some("c"), 7)
+            ]
         );
     }
 
     #[test]
     fn crlf_and_bom() {
         let text = "\u{feff}[uwsgi]\r\nmaster\r\nprocesses = 4\r\n";
-        assert_eq!(entries(text, "uwsgi"), vec![pair("master", None, 2), pair("processes", Some("4"), 3)]);
+        assert_eq!(
+            entries(text, "uwsgi"),
+            vec![pair("master", None, 2), pair("processes", Some("4"), 3)]
+        );
     }
 
     #[test]
@@ -217,10 +260,18 @@ mod tests {
     fn syntax_errors_name_the_line() {
         let error = parse("[uwsgi]\n[broken\n", "uwsgi").unwrap_err();
         assert_eq!(error.line, 2);
-        assert!(error.problem.contains("no closing ']'"), "{}", error.problem);
+        assert!(
+            error.problem.contains("no closing ']'"),
+            "{}",
+            error.problem
+        );
         let error = parse("[uwsgi]\n\n= 4\n", "uwsgi").unwrap_err();
         assert_eq!(error.line, 3);
-        assert!(error.problem.contains("no option name"), "{}", error.problem);
+        assert!(
+            error.problem.contains("no option name"),
+            "{}",
+            error.problem
+        );
     }
 
     #[test]
@@ -235,7 +286,10 @@ mod tests {
         assert_eq!(split_spec("app.ini:prod"), ("app.ini", "prod"));
         assert_eq!(split_spec("app.ini:"), ("app.ini", "uwsgi"));
         assert_eq!(split_spec(":prod"), ("", "prod"));
-        assert_eq!(split_spec("/srv/a:b/app.ini"), ("/srv/a:b/app.ini", "uwsgi"));
+        assert_eq!(
+            split_spec("/srv/a:b/app.ini"),
+            ("/srv/a:b/app.ini", "uwsgi")
+        );
         assert!(is_ini_spec("app.ini"));
         assert!(is_ini_spec("conf/app.INI:prod"));
         assert!(!is_ini_spec("app.py"));
@@ -256,7 +310,13 @@ mod tests {
             resolve_include("sibling.ini", Some(&including), cwd.path()),
             conf.path().join("sibling.ini")
         );
-        assert_eq!(resolve_include("/abs/x.ini", Some(&including), cwd.path()), PathBuf::from("/abs/x.ini"));
-        assert_eq!(resolve_include("x.ini", None, cwd.path()), PathBuf::from("x.ini"));
+        assert_eq!(
+            resolve_include("/abs/x.ini", Some(&including), cwd.path()),
+            PathBuf::from("/abs/x.ini")
+        );
+        assert_eq!(
+            resolve_include("x.ini", None, cwd.path()),
+            PathBuf::from("x.ini")
+        );
     }
 }

@@ -3,16 +3,33 @@
 //! liege is a drop-in for uWSGI, so existing `uwsgi.ini` files and `uwsgi --http-socket ...` command lines
 //! must work unchanged. Reading happens in stages, each in its own module:
 //!
-//! 1. [`args`](crate::args) turns argv into options (`--name value`, `--name=value`, `-p 4`, `-M`, `app.ini`);
-//! 2. [`collect`](crate::collect) merges them in order with the ini files they name, expanding each value as
-//!    it is read ([`expand`](crate::expand): `%n`, `$(ENV)`, `%(name)`) and each `ini =` include in place,
+//! 1. `args` turns argv into options (`--name value`, `--name=value`, `-p 4`, `-M`, `app.ini`, `app.py`);
+//! 2. `collect` merges them in order with the ini files they name ([`ini`] reads uWSGI's dialect), expanding
+//!    each value as it is read (`expand`: `%n`, `$(ENV)`, `%(name)`) and each `ini =` include in place,
 //!    which gives one ordered list of [`RawOption`]s, like uWSGI's internal option list;
-//! 3. [`VassalConfig::from_raw`] (or [`EmperorConfig`] for the emperor) gives every option its type and
-//!    checks it, naming the file and line of any mistake.
+//! 3. [`VassalConfig::from_raw`] (or [`EmperorConfig::from_raw`]) gives every option its type and checks
+//!    it, naming the file and line of any mistake.
 //!
-//! The one deliberate difference from uWSGI: an unknown option is an error with a did-you-mean suggestion,
-//! because uWSGI's silent acceptance of typos (`proceses = 4` does nothing) is its most common support
-//! question. Keys used as placeholders stay allowed; see [`collect`](crate::collect) for the rule.
+//! The [`OPTIONS`] table drives all of it, and [`help_text`].
+//!
+//! # Unknown options and placeholders
+//!
+//! uWSGI accepts any key in an ini file: an unknown key becomes a *placeholder* that later values can use
+//! (`project = shop` then `chdir = /srv/%(project)`). The cost is that a typo (`proceses = 4`) is silently
+//! ignored, uWSGI's most common support question. liege keeps the useful half: a key that is not an option
+//! is accepted only if a later value refers to it as `%(key)`, or if it is defined with
+//! `set-placeholder = key=value` (`set-ph`). Any other unknown key is an error naming the file and line with
+//! a did-you-mean suggestion. On the command line unknown flags are always errors (as with uWSGI's getopt);
+//! use `--set-ph key=value` there.
+//!
+//! # Expansion
+//!
+//! In config files, uWSGI's magic variables (`%n` file name without extension, `%d` its directory with a
+//! trailing `/`, `%p`, `%s`, `%e`, `%c`, `%x`, `%0`-`%9`, `%h`, `%k`, `%t`, `%T`, `%u`, `%U`, `%g`, `%G`, `%V`,
+//! `%v`, `%o`, `%i`, upper-case twins for the first file, `%%`), `$(NAME)` for environment variables and
+//! `%(name)` for the current value of an option or placeholder set earlier. On the command line `$(NAME)` and
+//! `%(name)` work but magic letters are kept as written, exactly as uWSGI does (it applies its magic table
+//! to file contents only).
 
 use std::ffi::OsString;
 use std::fmt;
@@ -31,8 +48,12 @@ pub mod vassal;
 
 pub use emperor::{parse_emperor_args, EmperorConfig};
 pub use help::help_text;
-pub use options::{lookup, suggest, OptionDef, OptionGroup, OptionId, OptionKind, Support, OPTIONS};
-pub use vassal::{AppSource, AppSpec, Cheaper, LogFormat, Protocol, SocketAddress, SocketSpec, VassalConfig};
+pub use options::{
+    lookup, suggest, OptionDef, OptionGroup, OptionId, OptionKind, Support, OPTIONS,
+};
+pub use vassal::{
+    AppSource, AppSpec, Cheaper, LogFormat, Protocol, SocketAddress, SocketSpec, VassalConfig,
+};
 
 /// liege's version, as `%V` and `--version` show it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -75,10 +96,18 @@ pub struct RawOption {
 #[non_exhaustive]
 pub enum ConfigError {
     #[error("{origin}: unknown option '{name}'{}", did_you_mean(.suggestion))]
-    UnknownOption { origin: Origin, name: String, suggestion: Option<String> },
+    UnknownOption {
+        origin: Origin,
+        name: String,
+        suggestion: Option<String>,
+    },
 
     #[error("{origin}: option '{name}' is not supported by liege: {reason}")]
-    Unsupported { origin: Origin, name: String, reason: &'static str },
+    Unsupported {
+        origin: Origin,
+        name: String,
+        reason: &'static str,
+    },
 
     #[error("{origin}: option '{name}' configures the emperor, not an app; give it to `liege emperor DIR`")]
     EmperorOnly { origin: Origin, name: String },
@@ -93,13 +122,30 @@ pub enum ConfigError {
     MissingValue { origin: Origin, name: String },
 
     #[error("{origin}: invalid value '{value}' for '{name}': {reason}")]
-    InvalidValue { origin: Origin, name: String, value: String, reason: String },
+    InvalidValue {
+        origin: Origin,
+        name: String,
+        value: String,
+        reason: String,
+    },
 
     #[error("{origin}: '{name}' and '{other}' (at {other_origin}) cannot both be given: {reason}")]
-    Conflict { origin: Origin, name: String, other: String, other_origin: Origin, reason: &'static str },
+    Conflict {
+        origin: Origin,
+        name: &'static str,
+        other: &'static str,
+        other_origin: Origin,
+        reason: &'static str,
+    },
 
-    #[error("{origin}: option '{name}' only has an effect together with '{required}', which is not set")]
-    Requires { origin: Origin, name: String, required: &'static str },
+    #[error(
+        "{origin}: option '{name}' only has an effect together with '{required}', which is not set"
+    )]
+    Requires {
+        origin: Origin,
+        name: String,
+        required: &'static str,
+    },
 
     #[error(
         "{origin}: %({name}) refers to no option or placeholder set before this point \
@@ -111,19 +157,35 @@ pub enum ConfigError {
     UnknownMagic { origin: Origin, letter: char },
 
     #[error("{origin}: magic variable '%{letter}' is unavailable: {reason}")]
-    MagicUnavailable { origin: Origin, letter: char, reason: String },
+    MagicUnavailable {
+        origin: Origin,
+        letter: char,
+        reason: String,
+    },
 
     #[error("{}: cannot read config file: {source}{}", .path.display(), describe_reference(.referenced_at))]
-    ReadFile { path: PathBuf, referenced_at: Option<Origin>, source: std::io::Error },
+    ReadFile {
+        path: PathBuf,
+        referenced_at: Option<Origin>,
+        source: std::io::Error,
+    },
 
     #[error("{}: no [{section}] section in this file{}", .path.display(), describe_reference(.referenced_at))]
-    SectionNotFound { path: PathBuf, section: String, referenced_at: Option<Origin> },
+    SectionNotFound {
+        path: PathBuf,
+        section: String,
+        referenced_at: Option<Origin>,
+    },
 
     #[error("{origin}: {problem}")]
     Syntax { origin: Origin, problem: String },
 
     #[error("{origin}: including '{}' again would loop forever ({chain})", .path.display())]
-    IncludeCycle { origin: Origin, path: PathBuf, chain: String },
+    IncludeCycle {
+        origin: Origin,
+        path: PathBuf,
+        chain: String,
+    },
 
     #[error(
         "{origin}: unexpected argument '{argument}' (options start with - or --, config files end in .ini, \
@@ -136,16 +198,24 @@ pub enum ConfigError {
     #[error("{origin}: '{flag}' must be handled by the liege binary before options are parsed")]
     HelpOrVersion { origin: Origin, flag: String },
 
-    #[error("command line: no vassal directory given; use `liege emperor DIR` or `liege --emperor DIR`")]
+    #[error(
+        "command line: no vassal directory given; use `liege emperor DIR` or `liege --emperor DIR`"
+    )]
     NoEmperorDirectory,
 }
 
 fn did_you_mean(suggestion: &Option<String>) -> String {
-    suggestion.as_ref().map(|name| format!(" (did you mean '{name}'?)")).unwrap_or_default()
+    suggestion
+        .as_ref()
+        .map(|name| format!(" (did you mean '{name}'?)"))
+        .unwrap_or_default()
 }
 
 fn describe_reference(origin: &Option<Origin>) -> String {
-    origin.as_ref().map(|origin| format!(" (referenced at {origin})")).unwrap_or_default()
+    origin
+        .as_ref()
+        .map(|origin| format!(" (referenced at {origin})"))
+        .unwrap_or_default()
 }
 
 /// Reads a vassal's command line (argv without the program name) into its validated configuration.
@@ -161,9 +231,12 @@ pub fn parse_vassal_args(
     let mut collector = collect::Collector::new(env);
     for item in args::parse(args)? {
         match item {
-            args::Item::Option { def, spelled, value, origin } => {
-                collector.add_command_line_option(def, &spelled, &value, origin)?
-            }
+            args::Item::Option {
+                def,
+                spelled,
+                value,
+                origin,
+            } => collector.add_command_line_option(def, &spelled, &value, origin)?,
             args::Item::Positional { value, origin } if ini::is_ini_spec(&value) => {
                 collector.add_command_line_ini(&value, origin)?
             }
@@ -171,7 +244,10 @@ pub fn parse_vassal_args(
                 collector.add_command_line_app_file(&value, origin)
             }
             args::Item::Positional { value, origin } => {
-                return Err(ConfigError::UnexpectedArgument { origin, argument: value })
+                return Err(ConfigError::UnexpectedArgument {
+                    origin,
+                    argument: value,
+                })
             }
         }
     }
@@ -183,7 +259,10 @@ pub fn parse_vassal_args(
 /// them: the emperor uses it to check a vassal file (then [`VassalConfig::from_raw`]) before starting it.
 ///
 /// Unknown keys are already rejected here (unless used as placeholders), since that needs the whole file.
-pub fn load_ini(spec: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<RawOption>, ConfigError> {
+pub fn load_ini(
+    spec: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<RawOption>, ConfigError> {
     let mut collector = collect::Collector::new(env);
     collector.add_ini(spec, None)?;
     Ok(collector.finish()?.raw)

@@ -157,7 +157,9 @@ impl OptionGroup {
             OptionGroup::LimitsAndReloads => "Limits and reloads",
             OptionGroup::LoggingAndStats => "Logging and stats",
             OptionGroup::Emperor => "Emperor (liege emperor DIR / liege --emperor DIR)",
-            OptionGroup::Compatibility => "Accepted for uWSGI compatibility, no effect (liege already behaves this way)",
+            OptionGroup::Compatibility => {
+                "Accepted for uWSGI compatibility, no effect (each line says why)"
+            }
             OptionGroup::Unsupported => "Not supported (an error that says what to do instead)",
         }
     }
@@ -214,6 +216,9 @@ use OptionGroup as G;
 use OptionKind::{Flag, List, OptionalValue, Scalar};
 use Support::{EmperorOnly, NoEffect, Unsupported, Vassal};
 
+/// Builds a table row. Positional on purpose: one compact row per option keeps the table scannable, and the
+/// argument order is the field order of [`OptionDef`].
+#[allow(clippy::too_many_arguments)]
 const fn opt(
     id: OptionId,
     name: &'static str,
@@ -225,7 +230,17 @@ const fn opt(
     value_name: &'static str,
     help: &'static str,
 ) -> OptionDef {
-    OptionDef { id, name, aliases, short, kind, group, support, value_name, help }
+    OptionDef {
+        id,
+        name,
+        aliases,
+        short,
+        kind,
+        group,
+        support,
+        value_name,
+        help,
+    }
 }
 
 const RUN_UNDER_SERVICE_MANAGER: &str =
@@ -233,6 +248,7 @@ const RUN_UNDER_SERVICE_MANAGER: &str =
      a container runtime), with `logto` if you want a log file";
 
 /// The option table. Order within a group is the order of `--help`.
+#[rustfmt::skip]
 pub static OPTIONS: &[OptionDef] = &[
     // --- configuration files ---
     opt(OptionId::Ini, "ini", &[], None, List, G::ConfigFiles, Vassal, "FILE[:SECTION]",
@@ -258,7 +274,7 @@ pub static OPTIONS: &[OptionDef] = &[
     opt(OptionId::SocketTimeout, "socket-timeout", &[], Some('z'), Scalar, G::Sockets, Vassal, "SECONDS",
         "how long to wait for a request head or body bytes (default 60); same setting as http-timeout"),
     opt(OptionId::HttpKeepalive, "http-keepalive", &[], None, OptionalValue { default: "15" }, G::Sockets, Vassal, "SECONDS",
-        "close idle keep-alive connections after SECONDS (default 15; bare = 15; 0 = no keep-alive)"),
+        "close idle keep-alive connections after SECONDS (default 15; bare or true = 15; 0 or false = no keep-alive)"),
     opt(OptionId::ChmodSocket, "chmod-socket", &["chmod"], Some('C'), OptionalValue { default: "666" }, G::Sockets, Vassal, "MODE",
         "octal permissions of unix sockets (bare = 666, as uWSGI)"),
     // --- the app ---
@@ -389,15 +405,15 @@ pub static OPTIONS: &[OptionDef] = &[
     opt(OptionId::PyCallOsafterfork, "py-call-osafterfork", &[], None, Flag, G::Compatibility, NoEffect, "",
         "always on in liege: Python's at-fork hooks run in every worker"),
     opt(OptionId::AutoProcname, "auto-procname", &[], None, Flag, G::Compatibility, NoEffect, "",
-        "accepted, no effect: liege gives its processes meaningful names itself"),
+        "accepted for compatibility, no effect: liege does not change process titles"),
     opt(OptionId::ProcnamePrefix, "procname-prefix", &[], None, Scalar, G::Compatibility, NoEffect, "PREFIX",
-        "accepted, no effect: liege gives its processes meaningful names itself"),
+        "accepted for compatibility, no effect: liege does not change process titles"),
     opt(OptionId::ProcnamePrefixSpaced, "procname-prefix-spaced", &[], None, Scalar, G::Compatibility, NoEffect, "PREFIX",
-        "accepted, no effect: liege gives its processes meaningful names itself"),
+        "accepted for compatibility, no effect: liege does not change process titles"),
     opt(OptionId::Procname, "procname", &[], None, Scalar, G::Compatibility, NoEffect, "NAME",
-        "accepted, no effect: liege gives its processes meaningful names itself"),
+        "accepted for compatibility, no effect: liege does not change process titles"),
     opt(OptionId::ProcnameMaster, "procname-master", &[], None, Scalar, G::Compatibility, NoEffect, "NAME",
-        "accepted, no effect: liege gives its processes meaningful names itself"),
+        "accepted for compatibility, no effect: liege does not change process titles"),
     opt(OptionId::MemoryReport, "memory-report", &[], Some('m'), Flag, G::Compatibility, NoEffect, "",
         "always on in liege: the stats always report each worker's memory"),
     // --- unsupported ---
@@ -421,7 +437,9 @@ pub static OPTIONS: &[OptionDef] = &[
 
 /// Strips the dashes a command-line spelling carries, so `--workers`, `-p` and `workers` all resolve.
 fn without_dashes(name: &str) -> &str {
-    name.strip_prefix("--").or_else(|| name.strip_prefix('-')).unwrap_or(name)
+    name.strip_prefix("--")
+        .or_else(|| name.strip_prefix('-'))
+        .unwrap_or(name)
 }
 
 /// Finds an option by canonical name, long alias or (written `-p`) short flag.
@@ -438,7 +456,9 @@ pub fn lookup(name: &str) -> Option<&'static OptionDef> {
 
 /// Finds an option by its long spelling exactly as written (no dashes): what an ini key must be.
 pub fn lookup_long(name: &str) -> Option<&'static OptionDef> {
-    OPTIONS.iter().find(|def| def.long_names().any(|spelling| spelling == name))
+    OPTIONS
+        .iter()
+        .find(|def| def.long_names().any(|spelling| spelling == name))
 }
 
 /// Finds an option by its uWSGI short flag letter.
@@ -497,7 +517,10 @@ mod tests {
         let mut seen = HashSet::new();
         for def in OPTIONS {
             for spelling in def.long_names() {
-                assert!(seen.insert(spelling), "duplicate option spelling {spelling}");
+                assert!(
+                    seen.insert(spelling),
+                    "duplicate option spelling {spelling}"
+                );
             }
         }
         let mut shorts = HashSet::new();
@@ -521,7 +544,11 @@ mod tests {
             assert!(!def.help.is_empty(), "{} has no help", def.name);
             match def.kind {
                 OptionKind::Flag => assert!(def.value_name.is_empty(), "{} is a flag", def.name),
-                _ => assert!(!def.value_name.is_empty(), "{} needs a value name", def.name),
+                _ => assert!(
+                    !def.value_name.is_empty(),
+                    "{} needs a value name",
+                    def.name
+                ),
             }
         }
     }
@@ -538,12 +565,21 @@ mod tests {
         assert_eq!(lookup("-w").map(|d| d.id), Some(OptionId::Module));
         assert_eq!(lookup("wsgi").map(|d| d.id), Some(OptionId::Module));
         assert_eq!(lookup("file").map(|d| d.id), Some(OptionId::WsgiFile));
-        assert_eq!(lookup("http11-socket").map(|d| d.id), Some(OptionId::HttpSocket));
+        assert_eq!(
+            lookup("http11-socket").map(|d| d.id),
+            Some(OptionId::HttpSocket)
+        );
         assert_eq!(lookup("uwsgi-socket").map(|d| d.id), Some(OptionId::Socket));
-        assert_eq!(lookup("set-ph").map(|d| d.id), Some(OptionId::SetPlaceholder));
+        assert_eq!(
+            lookup("set-ph").map(|d| d.id),
+            Some(OptionId::SetPlaceholder)
+        );
         assert_eq!(lookup("-z").map(|d| d.id), Some(OptionId::SocketTimeout));
         assert_eq!(lookup("stats-server").map(|d| d.id), Some(OptionId::Stats));
-        assert_eq!(lookup("log-format").map(|d| d.id), Some(OptionId::Logformat));
+        assert_eq!(
+            lookup("log-format").map(|d| d.id),
+            Some(OptionId::Logformat)
+        );
         // A bare letter is not an option name: ini keys are long names only.
         assert!(lookup("p").is_none());
         assert!(lookup("no-such-option").is_none());

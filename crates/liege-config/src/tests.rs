@@ -1,1 +1,1049 @@
 //! End-to-end tests: real files in temporary directories, through the public entry points.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn os(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+fn parse(args: &[&str]) -> Result<VassalConfig, ConfigError> {
+    parse_vassal_args(&os(args), &no_env)
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, text).unwrap();
+    path
+}
+
+/// Writes `text` as `app.ini` in a fresh directory and parses `--ini` of it.
+fn parse_ini(text: &str) -> (Result<VassalConfig, ConfigError>, TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "app.ini", text);
+    let result = parse(&["--ini", path.to_str().unwrap()]);
+    (result, dir, path)
+}
+
+fn ini_config(text: &str) -> VassalConfig {
+    let (result, _dir, _path) = parse_ini(text);
+    result.unwrap()
+}
+
+/// The error message for an ini, with the temporary path replaced by `app.ini`.
+fn ini_error(text: &str) -> String {
+    let (result, _dir, path) = parse_ini(text);
+    let error = result.expect_err("expected an error");
+    error.to_string().replace(path.to_str().unwrap(), "app.ini")
+}
+
+fn tcp(host: &str, port: u16) -> SocketAddress {
+    SocketAddress::Tcp {
+        host: host.to_owned(),
+        port,
+    }
+}
+
+fn http(address: SocketAddress) -> SocketSpec {
+    SocketSpec {
+        protocol: Protocol::Http,
+        address,
+    }
+}
+
+fn uwsgi(address: SocketAddress) -> SocketSpec {
+    SocketSpec {
+        protocol: Protocol::Uwsgi,
+        address,
+    }
+}
+
+#[test]
+fn seed_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write(
+        dir.path(),
+        "simple_app.ini",
+        "[uwsgi]\nsocket = /tmp/%n.sock\nprocesses = 4\nmaster = 1\n",
+    );
+    let config = parse(&[
+        "--http-socket",
+        ":9099",
+        "--wsgi-file",
+        "simple_app.py",
+        "--ini",
+        ini.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(
+        config.sockets,
+        vec![
+            http(tcp("0.0.0.0", 9099)),
+            uwsgi(SocketAddress::Unix(PathBuf::from("/tmp/simple_app.sock")))
+        ]
+    );
+    assert_eq!(config.processes, 4);
+    assert!(config.master);
+    assert_eq!(config.name, "simple_app");
+    assert_eq!(
+        config.app,
+        Some(AppSpec {
+            source: AppSource::File(PathBuf::from("simple_app.py")),
+            callable: "application".to_owned()
+        })
+    );
+    let keys: Vec<&str> = config
+        .raw
+        .iter()
+        .map(|option| option.key.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "http-socket",
+            "wsgi-file",
+            "ini",
+            "socket",
+            "processes",
+            "master"
+        ]
+    );
+    assert_eq!(
+        config.raw[3].origin,
+        Origin::File {
+            path: ini.clone(),
+            line: 2
+        }
+    );
+    assert_eq!(config.raw[3].value, "/tmp/simple_app.sock");
+    assert_eq!(config.raw[0].origin, Origin::CommandLine { index: 0 });
+}
+
+#[test]
+fn defaults() {
+    let config = parse(&[]).unwrap();
+    assert_eq!(config.name, "liege");
+    assert!(config.sockets.is_empty());
+    assert_eq!(config.app, None);
+    assert_eq!(config.processes, 1);
+    assert!(config.master);
+    assert!(!config.lazy_apps);
+    assert_eq!(config.threads, 1);
+    assert_eq!(config.listen, 1024);
+    assert_eq!(config.buffer_size, 65536);
+    assert!(config.need_app);
+    assert_eq!(config.post_buffering, 1024 * 1024);
+    assert_eq!(config.limit_post, 0);
+    assert_eq!(config.socket_timeout, Duration::from_secs(60));
+    assert_eq!(config.keepalive_timeout, Duration::from_secs(15));
+    assert_eq!(config.reload_mercy, Duration::from_secs(60));
+    assert_eq!(config.worker_reload_mercy, Duration::from_secs(60));
+    assert_eq!(config.max_requests, 0);
+    assert_eq!(config.harakiri, None);
+    assert_eq!(config.cheaper, None);
+    assert_eq!(config.chmod_socket, None);
+    assert_eq!(config.log_format, LogFormat::Default);
+    assert!(config.raw.is_empty());
+}
+
+#[test]
+fn bare_master_line_then_processes() {
+    let config = ini_config("[uwsgi]\nmaster\nprocesses = 4\n");
+    assert!(config.master);
+    assert_eq!(config.processes, 4);
+}
+
+#[test]
+fn semicolon_and_hash_inside_values_are_kept() {
+    let config = ini_config("[uwsgi]\n; comment\n# comment\nenv = A=x;y\nenv = COLOR=#fff\n");
+    assert_eq!(
+        config.env,
+        vec![
+            ("A".to_owned(), "x;y".to_owned()),
+            ("COLOR".to_owned(), "#fff".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn crlf_and_bom_files() {
+    let config = ini_config("\u{feff}[uwsgi]\r\nmaster\r\nprocesses = 3\r\nchdir = /srv/app\r\n");
+    assert_eq!(config.processes, 3);
+    assert_eq!(config.chdir, Some(PathBuf::from("/srv/app")));
+}
+
+#[test]
+fn lists_keep_order_and_scalars_take_the_last_across_command_line_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write(
+        dir.path(),
+        "a.ini",
+        "[uwsgi]\nprocesses = 3\nsocket = :2\nsocket = :3\nprocesses = 5\n",
+    );
+    let ini = ini.to_str().unwrap();
+    let config = parse(&[
+        "--processes",
+        "2",
+        "--socket",
+        ":1",
+        "--ini",
+        ini,
+        "--socket",
+        ":4",
+    ])
+    .unwrap();
+    assert_eq!(
+        config.processes, 5,
+        "the file comes after the command line option"
+    );
+    let ports: Vec<SocketAddress> = config
+        .sockets
+        .iter()
+        .map(|socket| socket.address.clone())
+        .collect();
+    assert_eq!(ports, [1, 2, 3, 4].map(|port| tcp("0.0.0.0", port)));
+    let config = parse(&[
+        "--ini",
+        ini,
+        "--processes",
+        "7",
+        "--pythonpath",
+        "a",
+        "--pp",
+        "b",
+    ])
+    .unwrap();
+    assert_eq!(
+        config.processes, 7,
+        "the command line option comes after the file"
+    );
+    assert_eq!(config.pythonpath, [PathBuf::from("a"), PathBuf::from("b")]);
+}
+
+#[test]
+fn http_timeout_and_socket_timeout_are_one_setting() {
+    let config = parse(&["--http-timeout", "10", "--socket-timeout", "20"]).unwrap();
+    assert_eq!(config.socket_timeout, Duration::from_secs(20));
+    let config = parse(&["-z", "20", "--http-timeout", "10"]).unwrap();
+    assert_eq!(config.socket_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn unknown_key_names_file_line_and_suggestion() {
+    assert_eq!(
+        ini_error("[uwsgi]\nmaster\nproceses = 4\n"),
+        "app.ini:3: unknown option 'proceses' (did you mean 'processes'?)"
+    );
+    assert_eq!(
+        ini_error("[uwsgi]\nproject = shop\n"),
+        "app.ini:2: unknown option 'project'"
+    );
+    assert_eq!(
+        ini_error("[uwsgi]\nmastr\n"),
+        "app.ini:2: unknown option 'mastr' (did you mean 'master'?)"
+    );
+}
+
+#[test]
+fn placeholders_referenced_later_are_allowed() {
+    let config =
+        ini_config("[uwsgi]\nproject = shop\nbase = /srv/%(project)\nchdir = %(base)/current\n");
+    assert_eq!(config.chdir, Some(PathBuf::from("/srv/shop/current")));
+    let placeholders: Vec<&str> = config
+        .raw
+        .iter()
+        .filter(|option| option.key == "set-placeholder")
+        .map(|option| option.value.as_str())
+        .collect();
+    assert_eq!(placeholders, ["project=shop", "base=/srv/shop"]);
+}
+
+#[test]
+fn explicit_placeholders_need_no_reference() {
+    let config = ini_config(
+        "[uwsgi]\nset-placeholder = unused=1\nset-ph = port=9000\nhttp-socket = :%(port)\n",
+    );
+    assert_eq!(config.sockets, vec![http(tcp("0.0.0.0", 9000))]);
+    let config = parse(&["--set-ph", "name=shop", "--chdir", "/srv/%(name)"]).unwrap();
+    assert_eq!(config.chdir, Some(PathBuf::from("/srv/shop")));
+    assert_eq!(
+        ini_error("[uwsgi]\nset-ph = processes=4\n"),
+        "app.ini:2: invalid value 'processes=4' for 'set-placeholder': this name is an option; a placeholder needs \
+         a name of its own"
+    );
+    assert_eq!(
+        ini_error("[uwsgi]\nset-ph = novalue\n"),
+        "app.ini:2: invalid value 'novalue' for 'set-placeholder': expected NAME=VALUE"
+    );
+}
+
+#[test]
+fn references_to_options_use_their_last_value_in_any_spelling() {
+    let config = ini_config(
+        "[uwsgi]\nprocesses = 2\nworkers = 4\nsocket = /tmp/w%(processes)-%(workers).sock\n",
+    );
+    assert_eq!(
+        config.sockets,
+        vec![uwsgi(SocketAddress::Unix(PathBuf::from("/tmp/w4-4.sock")))]
+    );
+}
+
+#[test]
+fn unknown_reference_is_an_error() {
+    assert_eq!(
+        ini_error("[uwsgi]\nchdir = /srv/%(project)\nproject = shop\n"),
+        "app.ini:2: %(project) refers to no option or placeholder set before this point (define it earlier, \
+         e.g. `set-placeholder = project=VALUE`)"
+    );
+}
+
+#[test]
+fn environment_variables_come_from_the_given_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write(
+        dir.path(),
+        "app.ini",
+        "[uwsgi]\nchdir = $(APP_HOME)/src\nvirtualenv = $(UNSET)/venv\n",
+    );
+    let env = |name: &str| (name == "APP_HOME").then(|| "/home/app".to_owned());
+    let config = parse_vassal_args(
+        &os(&[
+            "--ini",
+            ini.to_str().unwrap(),
+            "--pidfile",
+            "$(APP_HOME)/pid",
+        ]),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(config.chdir, Some(PathBuf::from("/home/app/src")));
+    assert_eq!(config.virtualenv, Some(PathBuf::from("/venv")));
+    assert_eq!(config.pidfile, Some(PathBuf::from("/home/app/pid")));
+}
+
+#[test]
+fn command_line_keeps_magic_letters() {
+    let config = parse(&["--socket", "/tmp/%n.sock"]).unwrap();
+    assert_eq!(
+        config.sockets,
+        vec![uwsgi(SocketAddress::Unix(PathBuf::from("/tmp/%n.sock")))]
+    );
+}
+
+#[test]
+fn includes_are_read_in_place_relative_to_the_including_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf.d");
+    fs::create_dir(&conf).unwrap();
+    write(&conf, "common.ini", "[uwsgi]\nsocket = :2\nprocesses = 8\n");
+    write(&conf, "magic.ini", "[uwsgi]\nsocket = /run/%n.sock\n");
+    let main = write(
+        &conf,
+        "main.ini",
+        "[uwsgi]\nsocket = :1\nini = common.ini\nsocket = :3\nprocesses = 2\nini = %d/magic.ini\n",
+    );
+    let config = parse(&[main.to_str().unwrap()]).unwrap();
+    assert_eq!(
+        config.sockets,
+        vec![
+            uwsgi(tcp("0.0.0.0", 1)),
+            uwsgi(tcp("0.0.0.0", 2)),
+            uwsgi(tcp("0.0.0.0", 3)),
+            uwsgi(SocketAddress::Unix(PathBuf::from("/run/magic.sock"))),
+        ]
+    );
+    assert_eq!(config.processes, 2);
+    assert_eq!(config.name, "main", "the first file names the app");
+    let socket_two = config
+        .raw
+        .iter()
+        .find(|option| option.value == ":2")
+        .unwrap();
+    assert_eq!(
+        socket_two.origin,
+        Origin::File {
+            path: conf.join("common.ini"),
+            line: 2
+        }
+    );
+}
+
+#[test]
+fn include_cycles_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "b.ini", "[uwsgi]\nini = a.ini\n");
+    let a = write(dir.path(), "a.ini", "[uwsgi]\nprocesses = 2\nini = b.ini\n");
+    let error = parse(&[a.to_str().unwrap()]).unwrap_err();
+    assert!(matches!(error, ConfigError::IncludeCycle { .. }), "{error}");
+    let message = error.to_string();
+    let b = dir.path().join("b.ini");
+    assert!(
+        message.starts_with(&format!("{}:2: including", b.display())),
+        "{message}"
+    );
+    assert!(message.contains("a.ini -> "), "{message}");
+    let own_section = write(dir.path(), "self.ini", "[uwsgi]\nini = :uwsgi\n");
+    assert!(matches!(
+        parse(&[own_section.to_str().unwrap()]),
+        Err(ConfigError::IncludeCycle { .. })
+    ));
+}
+
+#[test]
+fn sections() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write(
+        dir.path(),
+        "multi.ini",
+        "[uwsgi]\nprocesses = 1\n[prod]\nprocesses = 8\nini = :common\n[common]\nthreads = 2\nchdir = %x\n",
+    );
+    let spec = format!("{}:prod", ini.display());
+    let config = parse(&[&spec]).unwrap();
+    assert_eq!(config.processes, 8);
+    assert_eq!(config.threads, 2);
+    assert_eq!(
+        config.chdir,
+        Some(PathBuf::from(format!("{}:common", ini.display())))
+    );
+    let config = parse(&["--ini", &spec, "--ini", ":uwsgi"]).unwrap();
+    assert_eq!(
+        config.processes, 1,
+        "`:section` on the command line reads the previous file"
+    );
+
+    let error = parse(&["--ini", &format!("{}:staging", ini.display())]).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{}: no [staging] section in this file (referenced at command line)",
+            ini.display()
+        )
+    );
+}
+
+#[test]
+fn missing_file_error_names_the_file_and_reference() {
+    let error = parse(&["--ini", "/nonexistent/app.ini"]).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with("/nonexistent/app.ini: cannot read config file: "),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(" (referenced at command line)"),
+        "{message}"
+    );
+    assert!(ini_error("[uwsgi]\nini = missing.ini\n").ends_with("(referenced at app.ini:2)"));
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    assert_eq!(
+        ini_error("[uwsgi]\nmaster\n[oops\n"),
+        "app.ini:3: section header '[oops' has no closing ']'"
+    );
+    let (result, _dir, path) = {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.ini");
+        fs::write(&path, b"[uwsgi]\nchdir = /srv/\xff\n").unwrap();
+        (parse(&[path.to_str().unwrap()]), dir, path)
+    };
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        format!("{}:2: the file is not valid UTF-8", path.display())
+    );
+}
+
+#[test]
+fn load_ini_gives_raw_options_with_origins() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write(dir.path(), "vassal.ini", "[uwsgi]\nworkers = 2\n\n-- = x\n");
+    // `--` is not a key uWSGI knows either: it is an unreferenced placeholder, hence an error.
+    assert!(load_ini(ini.to_str().unwrap(), &no_env).is_err());
+    let ini = write(dir.path(), "vassal.ini", "[uwsgi]\nworkers = 2\n\nmaster\n");
+    let raw = load_ini(ini.to_str().unwrap(), &no_env).unwrap();
+    assert_eq!(
+        raw,
+        vec![
+            RawOption {
+                key: "processes".to_owned(),
+                value: "2".to_owned(),
+                origin: Origin::File {
+                    path: ini.clone(),
+                    line: 2
+                }
+            },
+            RawOption {
+                key: "master".to_owned(),
+                value: "true".to_owned(),
+                origin: Origin::File {
+                    path: ini.clone(),
+                    line: 4
+                }
+            },
+        ]
+    );
+    let config = VassalConfig::from_raw(raw, Some(&app_name_of(ini.to_str().unwrap()))).unwrap();
+    assert_eq!(config.name, "vassal");
+    assert_eq!(config.processes, 2);
+}
+
+#[test]
+fn positional_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write(dir.path(), "site.ini", "[uwsgi]\nprocesses = 3\n");
+    let config = parse(&[ini.to_str().unwrap(), "app.wsgi"]).unwrap();
+    assert_eq!(config.processes, 3);
+    assert_eq!(
+        config.app.unwrap().source,
+        AppSource::File(PathBuf::from("app.wsgi"))
+    );
+    assert_eq!(
+        parse(&["whatever"]).unwrap_err().to_string(),
+        "command line: unexpected argument 'whatever' (options start with - or --, config files end in .ini, \
+         app files in .py or .wsgi)"
+    );
+}
+
+#[test]
+fn app_specs() {
+    let app = |args: &[&str]| parse(args).unwrap().app.unwrap();
+    assert_eq!(
+        app(&["--module", "pkg.wsgi:create"]),
+        AppSpec {
+            source: AppSource::Module("pkg.wsgi".to_owned()),
+            callable: "create".to_owned()
+        }
+    );
+    assert_eq!(
+        app(&["-w", "pkg.wsgi", "--callable", "app"]),
+        AppSpec {
+            source: AppSource::Module("pkg.wsgi".to_owned()),
+            callable: "app".to_owned()
+        }
+    );
+    assert_eq!(
+        app(&["--callable", "app", "--module", "m:make"]).callable,
+        "make",
+        "module's :callable wins"
+    );
+    assert_eq!(
+        app(&["--module", "a:x", "--module", "b"]).callable,
+        "application",
+        "the last module counts"
+    );
+    assert_eq!(
+        app(&["--file", "a.py", "--wsgi-file", "b.py"]).source,
+        AppSource::File(PathBuf::from("b.py"))
+    );
+    let error = parse(&["--module", "m", "--wsgi-file", "app.py"]).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "command line: 'wsgi-file' and 'module' (at command line) cannot both be given: both name the app; keep \
+         only one (liege serves one app per vassal)"
+    );
+    assert!(matches!(
+        parse(&["--module", "m:"]),
+        Err(ConfigError::InvalidValue { .. })
+    ));
+    assert!(matches!(
+        parse(&["--module", ":app"]),
+        Err(ConfigError::InvalidValue { .. })
+    ));
+}
+
+#[test]
+fn every_field_from_an_ini() {
+    let config = ini_config(
+        "[uwsgi]\n\
+         http-socket = 127.0.0.1:8000\n\
+         http11-socket = [::1]:8001\n\
+         http = localhost:8002\n\
+         uwsgi-socket = fd://3\n\
+         chdir = /srv/app\n\
+         python-path = /srv/lib\n\
+         venv = /srv/venv\n\
+         env = DJANGO_SETTINGS_MODULE=site.settings\n\
+         need-app = false\n\
+         plugins = python3, http\n\
+         plugin = /usr/lib/uwsgi/plugins/python311_plugin.so\n\
+         module = site.wsgi:application\n\
+         workers = 6\n\
+         master = false\n\
+         lazy-apps = yes\n\
+         threads = 4\n\
+         listen = 4096\n\
+         buffer-size = 32768\n\
+         post-buffering = 8192\n\
+         limit-post = 1000000\n\
+         http-keepalive = 5\n\
+         chmod-socket\n\
+         uid = www-data\n\
+         gid = 33\n\
+         pidfile = /run/app.pid\n\
+         logto = /var/log/app.log\n\
+         max-requests = 1000\n\
+         max-requests-delta = 10\n\
+         max-worker-lifetime = 3600\n\
+         reload-on-rss = 512\n\
+         evil-reload-on-rss = 1024\n\
+         limit-as = 2048\n\
+         harakiri = 30\n\
+         harakiri-verbose\n\
+         reload-mercy = 10\n\
+         worker-reload-mercy = 20\n\
+         touch-reload = /srv/app/reload\n\
+         touch-chain-reload = /srv/app/chain\n\
+         master-fifo = /run/app.fifo\n\
+         cheaper = 2\n\
+         cheaper-initial = 3\n\
+         cheaper-step = 2\n\
+         cheaper-algo = spare\n\
+         idle = 30\n\
+         disable-logging = on\n\
+         stats-server = /run/stats.sock\n\
+         stats-http\n\
+         log-format = json\n\
+         log-4xx\n\
+         log-5xx = true\n\
+         log-slow = 500\n",
+    );
+    assert_eq!(
+        config.sockets,
+        vec![
+            http(tcp("127.0.0.1", 8000)),
+            http(tcp("[::1]", 8001)),
+            http(tcp("localhost", 8002)),
+            uwsgi(SocketAddress::Fd(3)),
+        ]
+    );
+    assert_eq!(config.chdir, Some(PathBuf::from("/srv/app")));
+    assert_eq!(config.pythonpath, [PathBuf::from("/srv/lib")]);
+    assert_eq!(config.virtualenv, Some(PathBuf::from("/srv/venv")));
+    assert_eq!(
+        config.env,
+        [(
+            "DJANGO_SETTINGS_MODULE".to_owned(),
+            "site.settings".to_owned()
+        )]
+    );
+    assert!(!config.need_app);
+    assert_eq!(
+        config.app,
+        Some(AppSpec {
+            source: AppSource::Module("site.wsgi".to_owned()),
+            callable: "application".to_owned()
+        })
+    );
+    assert_eq!(config.processes, 6);
+    assert!(
+        !config.master,
+        "kept as given; the runtime warns and runs a master anyway"
+    );
+    assert!(config.lazy_apps);
+    assert_eq!(config.threads, 4);
+    assert_eq!(config.listen, 4096);
+    assert_eq!(config.buffer_size, 32768);
+    assert_eq!(config.post_buffering, 8192);
+    assert_eq!(config.limit_post, 1_000_000);
+    assert_eq!(config.keepalive_timeout, Duration::from_secs(5));
+    assert_eq!(config.chmod_socket, Some(0o666));
+    assert_eq!(config.uid.as_deref(), Some("www-data"));
+    assert_eq!(config.gid.as_deref(), Some("33"));
+    assert_eq!(config.pidfile, Some(PathBuf::from("/run/app.pid")));
+    assert_eq!(config.logto, Some(PathBuf::from("/var/log/app.log")));
+    assert_eq!(config.max_requests, 1000);
+    assert_eq!(config.max_requests_delta, 10);
+    assert_eq!(config.max_worker_lifetime, Some(Duration::from_secs(3600)));
+    assert_eq!(config.reload_on_rss, Some(512));
+    assert_eq!(config.evil_reload_on_rss, Some(1024));
+    assert_eq!(config.limit_as, Some(2048));
+    assert_eq!(config.harakiri, Some(Duration::from_secs(30)));
+    assert!(config.harakiri_verbose);
+    assert_eq!(config.reload_mercy, Duration::from_secs(10));
+    assert_eq!(config.worker_reload_mercy, Duration::from_secs(20));
+    assert_eq!(config.touch_reload, [PathBuf::from("/srv/app/reload")]);
+    assert_eq!(config.touch_chain_reload, [PathBuf::from("/srv/app/chain")]);
+    assert_eq!(config.master_fifo, [PathBuf::from("/run/app.fifo")]);
+    assert_eq!(
+        config.cheaper,
+        Some(Cheaper {
+            min_workers: 2,
+            initial: 3,
+            step: 2,
+            algo: "spare".to_owned(),
+            idle: Duration::from_secs(30)
+        })
+    );
+    assert!(config.disable_logging);
+    assert_eq!(
+        config.stats,
+        Some(SocketAddress::Unix(PathBuf::from("/run/stats.sock")))
+    );
+    assert!(config.stats_http);
+    assert_eq!(config.log_format, LogFormat::Json);
+    assert!(config.log_4xx);
+    assert!(config.log_5xx);
+    assert_eq!(config.log_slow, Some(Duration::from_millis(500)));
+}
+
+#[test]
+fn cheaper_defaults() {
+    let config = parse(&["--processes", "4", "--cheaper", "1"]).unwrap();
+    assert_eq!(
+        config.cheaper,
+        Some(Cheaper {
+            min_workers: 1,
+            initial: 1,
+            step: 1,
+            algo: "spare".to_owned(),
+            idle: Duration::from_secs(10)
+        })
+    );
+    assert_eq!(
+        parse(&["--processes", "4", "--cheaper", "0"])
+            .unwrap()
+            .cheaper,
+        None
+    );
+}
+
+#[test]
+fn request_log_templates_keep_their_variables() {
+    let config = ini_config(
+        "[uwsgi]\nset-ph = app=shop\nlogformat = [%(app)] %(addr) \"%(method) %(uri)\" %(status) %(msecs)ms 100%%\n",
+    );
+    assert_eq!(
+        config.log_format,
+        LogFormat::Template(
+            "[shop] %(addr) \"%(method) %(uri)\" %(status) %(msecs)ms 100%".to_owned()
+        )
+    );
+}
+
+#[test]
+fn compatibility_options_are_accepted() {
+    let config = ini_config(
+        "[uwsgi]\nvacuum = true\nenable-threads\ndie-on-term\nthunder-lock\nsingle-interpreter\nstrict\n\
+         no-orphans\npy-call-osafterfork\nauto-procname\nprocname-prefix = app-\nprocname-prefix-spaced = app\n\
+         procname = app\nprocname-master = app-master\nmemory-report\nprocesses = 2\n",
+    );
+    assert_eq!(config.processes, 2);
+    let config = parse(&["-T", "-i", "-m", "--vacuum"]).unwrap();
+    assert_eq!(config.raw.len(), 4);
+    assert_eq!(
+        ini_error("[uwsgi]\nvacuum = sometimes\n"),
+        "app.ini:2: invalid value 'sometimes' for 'vacuum': expected true/false, 1/0, yes/no or on/off"
+    );
+}
+
+#[test]
+fn unsupported_options_say_what_to_do() {
+    let message = ini_error("[uwsgi]\ndaemonize = /var/log/app.log\n");
+    assert!(
+        message.starts_with("app.ini:2: option 'daemonize' is not supported by liege: "),
+        "{message}"
+    );
+    assert!(message.contains("service manager"), "{message}");
+    let message = parse(&["-d", "/var/log/x.log"]).unwrap_err().to_string();
+    assert!(message.contains("service manager"), "{message}");
+    for (line, needle) in [
+        ("daemonize2 = /x.log", "service manager"),
+        ("emperor-tyrant", "uid and gid"),
+        ("mount = /app=app.py", "one WSGI app per vassal"),
+        ("manage-script-name", "SCRIPT_NAME"),
+    ] {
+        let message = ini_error(&format!("[uwsgi]\n{line}\n"));
+        assert!(
+            message.contains("is not supported by liege") && message.contains(needle),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn emperor_options_in_a_vassal_are_errors() {
+    assert_eq!(
+        ini_error("[uwsgi]\nemperor = /etc/vassals\n"),
+        "app.ini:2: option 'emperor' configures the emperor, not an app; give it to `liege emperor DIR`"
+    );
+    assert!(matches!(
+        parse(&["--api", ":9191"]),
+        Err(ConfigError::EmperorOnly { .. })
+    ));
+}
+
+#[test]
+fn validation_errors_name_option_value_and_origin() {
+    let cases = [
+        ("processes = 0", "app.ini:2: invalid value '0' for 'processes': must be at least 1"),
+        ("processes = -1", "app.ini:2: invalid value '-1' for 'processes': must not be negative"),
+        ("workers = four", "app.ini:2: invalid value 'four' for 'processes': expected a whole number"),
+        ("threads = 0", "app.ini:2: invalid value '0' for 'threads': must be at least 1"),
+        ("listen = 0", "app.ini:2: invalid value '0' for 'listen': must be at least 1"),
+        ("harakiri = abc", "app.ini:2: invalid value 'abc' for 'harakiri': expected a whole number"),
+        ("max-requests = -5", "app.ini:2: invalid value '-5' for 'max-requests': must not be negative"),
+        ("buffer-size = 64k", "app.ini:2: invalid value '64k' for 'buffer-size': expected a whole number"),
+        ("chmod-socket = 999", "app.ini:2: invalid value '999' for 'chmod-socket': expected an octal file mode such as 666 or 0660"),
+        ("socket = :99999", "app.ini:2: invalid value ':99999' for 'socket': the port must be a number from 0 to 65535"),
+        ("http-socket = ::1:80", "app.ini:2: invalid value '::1:80' for 'http-socket': an IPv6 address needs brackets: [::1]:9000"),
+        ("stats = host:port", "app.ini:2: invalid value 'host:port' for 'stats': the port must be a number from 0 to 65535"),
+        ("env = NOEQUALS", "app.ini:2: invalid value 'NOEQUALS' for 'env': expected KEY=VALUE"),
+        ("master = maybe", "app.ini:2: invalid value 'maybe' for 'master': expected true/false, 1/0, yes/no or on/off"),
+        ("socket-timeout = 0", "app.ini:2: invalid value '0' for 'socket-timeout': must be at least 1"),
+        ("processes =", "app.ini:2: option 'processes' needs a value"),
+        ("chdir", "app.ini:2: option 'chdir' needs a value"),
+        ("cheaper-algo = busyness", "app.ini:2: invalid value 'busyness' for 'cheaper-algo': liege implements only the 'spare' algorithm (uWSGI's backlog, busyness, spare2 and manual are not available)"),
+        ("cheaper-step = 2", "app.ini:2: option 'cheaper-step' only has an effect together with 'cheaper', which is not set"),
+        ("idle = 60", "app.ini:2: option 'idle' only has an effect together with 'cheaper', which is not set"),
+        ("plugins = python3,php", "app.ini:2: invalid value 'python3,php' for 'plugins': liege serves WSGI apps only: Python and HTTP are built in, so only python plugins (python, python3, python311...) and http are accepted, not 'php'"),
+        ("chdir = $(UNSET)", "app.ini:2: invalid value '' for 'chdir': empty value (after expanding variables)"),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(
+            ini_error(&format!("[uwsgi]\n{line}\n")),
+            expected,
+            "for `{line}`"
+        );
+    }
+}
+
+#[test]
+fn cheaper_is_checked_against_processes() {
+    assert_eq!(
+        ini_error("[uwsgi]\nprocesses = 4\ncheaper = 4\n"),
+        "app.ini:3: invalid value '4' for 'cheaper': cheaper must be lower than processes (4), which is the maximum \
+         number of workers"
+    );
+    assert_eq!(
+        ini_error("[uwsgi]\ncheaper = 2\n"),
+        "app.ini:2: invalid value '2' for 'cheaper': cheaper must be lower than processes (1), which is the maximum \
+         number of workers"
+    );
+    assert_eq!(
+        ini_error("[uwsgi]\nprocesses = 4\ncheaper = 2\ncheaper-initial = 5\n"),
+        "app.ini:4: invalid value '5' for 'cheaper-initial': must be between cheaper (2) and processes (4)"
+    );
+}
+
+#[test]
+fn accepted_plugin_spellings() {
+    for plugins in [
+        "python",
+        "python3",
+        "python311",
+        "python3.11",
+        "python3_11",
+        "0:python",
+        "python3,http",
+        " python3 , ",
+    ] {
+        assert!(
+            parse(&["--plugins", plugins]).is_ok(),
+            "{plugins} should be accepted"
+        );
+    }
+}
+
+#[test]
+fn origin_display() {
+    assert_eq!(Origin::CommandLine { index: 4 }.to_string(), "command line");
+    assert_eq!(
+        Origin::File {
+            path: PathBuf::from("simple_app.ini"),
+            line: 3
+        }
+        .to_string(),
+        "simple_app.ini:3"
+    );
+}
+
+#[test]
+fn app_name_of_spec() {
+    assert_eq!(app_name_of("/etc/vassals/shop.ini"), "shop");
+    assert_eq!(app_name_of("shop.ini:prod"), "shop");
+    assert_eq!(
+        VassalConfig::from_raw(Vec::new(), Some("/x/shop.ini"))
+            .unwrap()
+            .name,
+        "shop"
+    );
+    assert_eq!(
+        VassalConfig::from_raw(Vec::new(), Some("my.app"))
+            .unwrap()
+            .name,
+        "my.app"
+    );
+    assert_eq!(
+        VassalConfig::from_raw(Vec::new(), None).unwrap().name,
+        "liege"
+    );
+}
+
+#[test]
+fn emperor_command_lines() {
+    let config = parse_emperor_args(
+        &os(&[
+            "emperor",
+            "/etc/vassals",
+            "--api",
+            "0.0.0.0:9000",
+            "--api-token-file",
+            "/etc/liege/token",
+            "--run-dir",
+            "/run/liege",
+            "--log-dir",
+            "/var/log/liege",
+            "--vassal-port-range",
+            "9000-9100",
+            "--vassals-include",
+            "/etc/liege/common.ini",
+            "--vassal-set",
+            "workers=2",
+            "--vassal-set",
+            "harakiri=30",
+            "--emperor-throttle",
+            "500",
+            "--emperor-max-throttle",
+            "30000",
+            "--master",
+            "--vacuum",
+        ]),
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(config.dir, PathBuf::from("/etc/vassals"));
+    assert_eq!(config.api, "0.0.0.0:9000");
+    assert_eq!(
+        config.api_token_file,
+        Some(PathBuf::from("/etc/liege/token"))
+    );
+    assert_eq!(config.run_dir, Some(PathBuf::from("/run/liege")));
+    assert_eq!(config.log_dir, Some(PathBuf::from("/var/log/liege")));
+    assert_eq!(config.vassal_port_range, (9000, 9100));
+    assert_eq!(
+        config.vassals_include,
+        [PathBuf::from("/etc/liege/common.ini")]
+    );
+    assert_eq!(
+        config.vassal_set,
+        [
+            ("processes".to_owned(), "2".to_owned()),
+            ("harakiri".to_owned(), "30".to_owned())
+        ]
+    );
+    assert_eq!(config.throttle_base, Duration::from_millis(500));
+    assert_eq!(config.throttle_max, Duration::from_secs(30));
+
+    let config = parse_emperor_args(&os(&["--emperor", "vassals"]), &no_env).unwrap();
+    assert_eq!(config.dir, PathBuf::from("vassals"));
+    assert_eq!(config.api, "127.0.0.1:9191");
+    assert_eq!(config.vassal_port_range, (8001, 8999));
+    assert_eq!(config.throttle_base, Duration::from_secs(1));
+    assert_eq!(config.throttle_max, Duration::from_secs(60));
+    assert!(config.vassals_include.is_empty() && config.vassal_set.is_empty());
+}
+
+#[test]
+fn emperor_from_an_ini_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write(
+        dir.path(),
+        "emperor.ini",
+        "[uwsgi]\nemperor = %d/vassals\napi = 127.0.0.1:9999\n",
+    );
+    let config = parse_emperor_args(&os(&[ini.to_str().unwrap()]), &no_env).unwrap();
+    let dir = fs::canonicalize(dir.path()).unwrap();
+    assert_eq!(
+        config.dir,
+        PathBuf::from(format!("{}/vassals", dir.display()))
+    );
+    assert_eq!(config.api, "127.0.0.1:9999");
+}
+
+#[test]
+fn emperor_errors() {
+    let emperor = |args: &[&str]| {
+        parse_emperor_args(&os(args), &no_env)
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        emperor(&["emperor"]),
+        "command line: no vassal directory given; use `liege emperor DIR` or `liege --emperor DIR`"
+    );
+    assert_eq!(
+        emperor(&["dir", "--processes", "4"]),
+        "command line: option 'processes' configures an app, not the emperor; put it in the vassal files, or give it \
+         to every vassal with --vassal-set processes=VALUE"
+    );
+    assert_eq!(
+        emperor(&["dir", "--vassal-port-range", "9000"]),
+        "command line: invalid value '9000' for 'vassal-port-range': expected LOW-HIGH with ports from 1 to 65535, \
+         LOW <= HIGH (e.g. 8001-8999)"
+    );
+    assert!(emperor(&["dir", "--vassal-port-range", "9100-9000"]).contains("LOW <= HIGH"));
+    assert!(emperor(&["dir", "--vassal-port-range", "0-10"]).contains("LOW-HIGH"));
+    assert_eq!(
+        emperor(&["dir", "--vassal-set", "proceses=2"]),
+        "command line: invalid value 'proceses=2' for 'vassal-set': 'proceses' is not an option (did you mean \
+         'processes'?)"
+    );
+    assert!(emperor(&["dir", "--vassal-set", "api=x"]).contains("configures the emperor"));
+    assert!(emperor(&["dir", "--emperor-throttle", "0"]).contains("must be at least 1"));
+    assert!(emperor(&["dir", "--daemonize", "x.log"]).contains("service manager"));
+    assert!(emperor(&["dir", "--apii", "x"])
+        .contains("unknown option '--apii' (did you mean '--api'?)"));
+}
+
+#[test]
+fn http_keepalive_takes_seconds_or_a_switch() {
+    let keepalive = |args: &[&str]| parse(args).unwrap().keepalive_timeout;
+    assert_eq!(
+        keepalive(&["--http-keepalive", "5"]),
+        Duration::from_secs(5)
+    );
+    assert_eq!(keepalive(&["--http-keepalive"]), Duration::from_secs(15));
+    assert_eq!(
+        keepalive(&["--http-keepalive=true"]),
+        Duration::from_secs(15)
+    );
+    assert_eq!(keepalive(&["--http-keepalive=off"]), Duration::ZERO);
+    assert_eq!(keepalive(&["--http-keepalive=0"]), Duration::ZERO);
+    assert_eq!(
+        ini_config("[uwsgi]\nhttp-keepalive = on\n").keepalive_timeout,
+        Duration::from_secs(15)
+    );
+    assert_eq!(
+        ini_config("[uwsgi]\nhttp-keepalive\n").keepalive_timeout,
+        Duration::from_secs(15)
+    );
+    assert!(parse(&["--http-keepalive=sometimes"]).is_err());
+}
+
+#[test]
+fn empty_values_on_the_command_line() {
+    assert!(
+        parse(&["--master=false", "--master="]).unwrap().master,
+        "an empty flag value means true"
+    );
+    assert_eq!(
+        parse(&["--chmod-socket="]).unwrap().chmod_socket,
+        Some(0o666)
+    );
+    assert_eq!(
+        parse(&["--chdir="]).unwrap_err().to_string(),
+        "command line: option '--chdir' needs a value"
+    );
+    assert!(ini_config("[uwsgi]\nmaster = false\nmaster =\n").master);
+}

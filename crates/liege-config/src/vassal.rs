@@ -162,6 +162,8 @@ pub struct VassalConfig {
     pub raw: Vec<RawOption>,
 }
 
+const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(15);
+
 impl VassalConfig {
     /// Interprets the ordered raw options (command line and files merged, see [`crate::parse_vassal_args`]):
     /// applies the defaults documented on each field, gives every value its type and checks it, with errors
@@ -169,7 +171,10 @@ impl VassalConfig {
     ///
     /// `first_file_name` is the `%n` of the first config file (its file name without `.ini`; a path or a
     /// name with `.ini` is reduced to that), which names the app; `liege` when there is none.
-    pub fn from_raw(raw: Vec<RawOption>, first_file_name: Option<&str>) -> Result<Self, ConfigError> {
+    pub fn from_raw(
+        raw: Vec<RawOption>,
+        first_file_name: Option<&str>,
+    ) -> Result<Self, ConfigError> {
         let mut builder = Builder::new(app_name(first_file_name));
         for option in &raw {
             builder.apply(option)?;
@@ -182,7 +187,11 @@ impl VassalConfig {
 
 fn app_name(first_file_name: Option<&str>) -> String {
     let file_name = first_file_name
-        .map(|name| Path::new(name).file_name().map_or(name.to_owned(), |file| file.to_string_lossy().into_owned()))
+        .map(|name| {
+            Path::new(name)
+                .file_name()
+                .map_or(name.to_owned(), |file| file.to_string_lossy().into_owned())
+        })
         .unwrap_or_default();
     let name = file_name.strip_suffix(".ini").unwrap_or(&file_name);
     if name.is_empty() {
@@ -239,7 +248,7 @@ impl<'r> Builder<'r> {
             post_buffering: 1024 * 1024,
             limit_post: 0,
             socket_timeout: Duration::from_secs(60),
-            keepalive_timeout: Duration::from_secs(15),
+            keepalive_timeout: DEFAULT_KEEPALIVE,
             max_requests: 0,
             max_requests_delta: 0,
             max_worker_lifetime: None,
@@ -262,7 +271,13 @@ impl<'r> Builder<'r> {
             log_slow: None,
             raw: Vec::new(),
         };
-        Builder { config, app: None, module_callable: None, callable: None, cheaper: CheaperOptions::default() }
+        Builder {
+            config,
+            app: None,
+            module_callable: None,
+            callable: None,
+            cheaper: CheaperOptions::default(),
+        }
     }
 
     fn apply(&mut self, option: &'r RawOption) -> Result<(), ConfigError> {
@@ -274,10 +289,17 @@ impl<'r> Builder<'r> {
         match def.support {
             Support::Vassal => {}
             Support::EmperorOnly => {
-                return Err(ConfigError::EmperorOnly { origin: option.origin.clone(), name: option.key.clone() })
+                return Err(ConfigError::EmperorOnly {
+                    origin: option.origin.clone(),
+                    name: option.key.clone(),
+                })
             }
             Support::Unsupported { reason } => {
-                return Err(ConfigError::Unsupported { origin: option.origin.clone(), name: option.key.clone(), reason })
+                return Err(ConfigError::Unsupported {
+                    origin: option.origin.clone(),
+                    name: option.key.clone(),
+                    reason,
+                })
             }
             Support::NoEffect => {
                 if def.kind == OptionKind::Flag {
@@ -305,9 +327,11 @@ impl<'r> Builder<'r> {
             OptionId::HttpTimeout | OptionId::SocketTimeout => {
                 config.socket_timeout = values::positive_seconds(option)?
             }
-            OptionId::HttpKeepalive => config.keepalive_timeout = values::seconds(option)?,
+            OptionId::HttpKeepalive => config.keepalive_timeout = keepalive(option)?,
             OptionId::ChmodSocket => config.chmod_socket = Some(values::octal_mode(option)?),
-            OptionId::WsgiFile => self.set_app(AppSource::File(values::path(option)?), None, option)?,
+            OptionId::WsgiFile => {
+                self.set_app(AppSource::File(values::path(option)?), None, option)?
+            }
             OptionId::Module => {
                 let (module, callable) = split_module(option)?;
                 self.set_app(AppSource::Module(module), callable, option)?
@@ -328,19 +352,27 @@ impl<'r> Builder<'r> {
             OptionId::Pidfile => config.pidfile = Some(values::path(option)?),
             OptionId::MaxRequests => config.max_requests = values::whole_number(option)?,
             OptionId::MaxRequestsDelta => config.max_requests_delta = values::whole_number(option)?,
-            OptionId::MaxWorkerLifetime => config.max_worker_lifetime = values::seconds_or_off(option)?,
+            OptionId::MaxWorkerLifetime => {
+                config.max_worker_lifetime = values::seconds_or_off(option)?
+            }
             OptionId::ReloadOnRss => config.reload_on_rss = values::number_or_off(option)?,
             OptionId::EvilReloadOnRss => config.evil_reload_on_rss = values::number_or_off(option)?,
             OptionId::LimitAs => config.limit_as = values::number_or_off(option)?,
             OptionId::Harakiri => config.harakiri = values::seconds_or_off(option)?,
             OptionId::HarakiriVerbose => config.harakiri_verbose = values::boolean(option)?,
             OptionId::ReloadMercy => config.reload_mercy = values::positive_seconds(option)?,
-            OptionId::WorkerReloadMercy => config.worker_reload_mercy = values::positive_seconds(option)?,
+            OptionId::WorkerReloadMercy => {
+                config.worker_reload_mercy = values::positive_seconds(option)?
+            }
             OptionId::TouchReload => config.touch_reload.push(values::path(option)?),
             OptionId::TouchChainReload => config.touch_chain_reload.push(values::path(option)?),
             OptionId::MasterFifo => config.master_fifo.push(values::path(option)?),
-            OptionId::Cheaper => self.cheaper.min_workers = Some((values::whole_number(option)?, option)),
-            OptionId::CheaperInitial => self.cheaper.initial = Some((values::positive(option)?, option)),
+            OptionId::Cheaper => {
+                self.cheaper.min_workers = Some((values::whole_number(option)?, option))
+            }
+            OptionId::CheaperInitial => {
+                self.cheaper.initial = Some((values::positive(option)?, option))
+            }
             OptionId::CheaperStep => self.cheaper.step = Some((values::positive(option)?, option)),
             OptionId::CheaperAlgo => {
                 if option.value != "spare" {
@@ -414,8 +446,8 @@ impl<'r> Builder<'r> {
             if std::mem::discriminant(previous) != std::mem::discriminant(&source) {
                 return Err(ConfigError::Conflict {
                     origin: option.origin.clone(),
-                    name: option.key.clone(),
-                    other: previous_option.key.clone(),
+                    name: app_option_name(&source),
+                    other: app_option_name(previous),
                     other_origin: previous_option.origin.clone(),
                     reason: "both name the app; keep only one (liege serves one app per vassal)",
                 });
@@ -427,10 +459,30 @@ impl<'r> Builder<'r> {
     }
 
     fn finish(mut self) -> Result<VassalConfig, ConfigError> {
-        let callable = self.module_callable.or(self.callable).unwrap_or_else(|| "application".to_owned());
+        let callable = self
+            .module_callable
+            .or(self.callable)
+            .unwrap_or_else(|| "application".to_owned());
         self.config.app = self.app.map(|(source, _)| AppSpec { source, callable });
         self.config.cheaper = cheaper(&self.cheaper, self.config.processes)?;
         Ok(self.config)
+    }
+}
+
+/// Seconds, or a boolean: uWSGI's `http-keepalive` was long a plain switch, and configs still say
+/// `http-keepalive = true`, which must mean "on, with the default timeout" rather than be an error.
+fn keepalive(option: &RawOption) -> Result<Duration, ConfigError> {
+    match option.value.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" => Ok(DEFAULT_KEEPALIVE),
+        "false" | "no" | "off" => Ok(Duration::ZERO),
+        _ => values::seconds(option),
+    }
+}
+
+fn app_option_name(source: &AppSource) -> &'static str {
+    match source {
+        AppSource::File(_) => "wsgi-file",
+        AppSource::Module(_) => "module",
     }
 }
 
@@ -441,10 +493,18 @@ fn split_module(option: &RawOption) -> Result<(String, Option<String>), ConfigEr
         None => (option.value.as_str(), None),
     };
     if module.is_empty() || module.chars().any(char::is_whitespace) {
-        return Err(values::invalid(option, "expected a module name like pkg.module or pkg.module:callable"));
+        return Err(values::invalid(
+            option,
+            "expected a module name like pkg.module or pkg.module:callable",
+        ));
     }
-    if callable.is_some_and(|callable| callable.is_empty() || callable.chars().any(char::is_whitespace)) {
-        return Err(values::invalid(option, "the callable after ':' must be a Python name"));
+    if callable
+        .is_some_and(|callable| callable.is_empty() || callable.chars().any(char::is_whitespace))
+    {
+        return Err(values::invalid(
+            option,
+            "the callable after ':' must be a Python name",
+        ));
     }
     Ok((module.to_owned(), callable.map(str::to_owned)))
 }
@@ -461,12 +521,19 @@ fn python_name(option: &RawOption) -> Result<String, ConfigError> {
 /// liege, so those are accepted, in any of their spellings (`python311`, `python3.11`, `0:python`,
 /// `/usr/lib/uwsgi/plugins/python3_plugin.so`). Anything else would need code liege does not have.
 fn check_plugins(option: &RawOption) -> Result<(), ConfigError> {
-    for plugin in option.value.split(',').map(str::trim).filter(|plugin| !plugin.is_empty()) {
+    for plugin in option
+        .value
+        .split(',')
+        .map(str::trim)
+        .filter(|plugin| !plugin.is_empty())
+    {
         let base = plugin.rsplit('/').next().unwrap_or(plugin);
         let base = base.strip_suffix("_plugin.so").unwrap_or(base);
         let base = base.split_once(':').map_or(base, |(_modifier, name)| name);
         let is_python = base.strip_prefix("python").is_some_and(|version| {
-            version.chars().all(|character| character.is_ascii_digit() || character == '.' || character == '_')
+            version
+                .chars()
+                .all(|character| character.is_ascii_digit() || character == '.' || character == '_')
         });
         if !is_python && base != "http" {
             return Err(values::invalid(
@@ -523,6 +590,8 @@ fn cheaper(options: &CheaperOptions<'_>, processes: u32) -> Result<Option<Cheape
         initial,
         step: options.step.map_or(1, |(step, _)| step),
         algo: "spare".to_owned(),
-        idle: options.idle.map_or(Duration::from_secs(10), |(idle, _)| idle),
+        idle: options
+            .idle
+            .map_or(Duration::from_secs(10), |(idle, _)| idle),
     }))
 }
