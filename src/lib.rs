@@ -6,6 +6,7 @@
 //! Configuration parsing and wire-protocol parsing are I/O-free crates of their own (`liege-config`,
 //! `liege-protocol`).
 
+pub mod control;
 pub mod logging;
 pub mod master;
 pub mod process;

@@ -14,7 +14,7 @@ pub mod sockets;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use nix::unistd::{ForkResult, Pid};
 use pyo3::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::control::{Channel, EmperorCommand, VassalMessage, WorkerReport, EMPEROR_FD_ENV};
 use crate::python;
 use crate::worker::{self, InheritedListener, WorkerSetup, EXIT_APP_LOAD_FAILED};
 use scoreboard::{Scoreboard, WorkerStatus};
@@ -83,6 +84,11 @@ struct Master<'a> {
     /// Loaded at least once in this image (lazy-apps: a worker reported ready).
     ever_ready: bool,
     exit_code_override: Option<i32>,
+    /// The emperor's control channel, when an emperor started us.
+    control: Option<Channel>,
+    /// `Ready` was sent for the current generation.
+    announced_ready: bool,
+    last_heartbeat: Instant,
 }
 
 /// Runs the vassal until it is stopped; returns the process exit code.
@@ -93,6 +99,8 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
         Err(_) => Inheritance::default(),
     };
     std::env::remove_var(INHERIT_ENV);
+    let control = Channel::from_env();
+    std::env::remove_var(EMPEROR_FD_ENV);
     let started_on = if inheritance.started_on > 0 { inheritance.started_on } else { crate::process::unix_now() };
 
     if let Some(path) = &config.logto {
@@ -155,7 +163,13 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
         started_on,
         ever_ready: false,
         exit_code_override: None,
+        control,
+        announced_ready: false,
+        last_heartbeat: Instant::now(),
     };
+    if reloading && master.app.is_none() && !config.lazy_apps {
+        master.notify(&VassalMessage::ReloadFailed { error: "the app did not load; see the log".into() });
+    }
     if master.app.is_some() || config.lazy_apps {
         for index in 0..config.processes as usize {
             master.spawn(index, index as u32 + 1);
@@ -177,8 +191,20 @@ impl Master<'_> {
                 || self.slots.iter().flatten().any(|s| s.retiring && !s.signalled)
                 || self.slots.iter().flatten().any(|s| s.respawn_at.is_some());
             let timeout = if busy { 50u16 } else { 1000 };
-            let mut fds = [nix::poll::PollFd::new(signal_fd.as_fd(), nix::poll::PollFlags::POLLIN)];
-            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(timeout));
+            let mut control_readable = false;
+            {
+                let mut fds = vec![nix::poll::PollFd::new(signal_fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+                if let Some(control) = &self.control {
+                    fds.push(nix::poll::PollFd::new(control.fd(), nix::poll::PollFlags::POLLIN));
+                }
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(timeout));
+                if let Some(events) = fds.get(1).and_then(|fd| fd.revents()) {
+                    control_readable = !events.is_empty();
+                }
+            }
+            if control_readable {
+                self.handle_control();
+            }
             while let Ok(Some(info)) = signal_fd.read_signal() {
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) => {}
@@ -190,9 +216,88 @@ impl Master<'_> {
             }
             self.reap();
             if let Some(code) = self.tick() {
+                self.notify(&VassalMessage::Stopping);
                 self.cleanup();
                 return code;
             }
+            self.report();
+        }
+    }
+
+    /// Sends a message to the emperor, if there is one; never blocks.
+    fn notify(&self, message: &VassalMessage) {
+        if let Some(control) = &self.control {
+            if let Err(err) = control.send(message) {
+                tracing::debug!("emperor channel: {err}");
+            }
+        }
+    }
+
+    fn handle_control(&mut self) {
+        let Some(control) = self.control.as_mut() else { return };
+        match control.receive::<EmperorCommand>() {
+            Ok(commands) => {
+                for command in commands {
+                    match command {
+                        Ok(EmperorCommand::Reload) => self.reload(),
+                        Ok(EmperorCommand::Stop) => self.begin_stop(true),
+                        Ok(EmperorCommand::QuickStop) => self.begin_stop(false),
+                        Err(err) => tracing::warn!("ignoring a malformed emperor command: {err}"),
+                    }
+                }
+            }
+            Err(_) => {
+                // The emperor is gone: a vassal must not outlive it (no orphans holding its sockets).
+                tracing::warn!("the emperor went away; stopping gracefully");
+                self.control = None;
+                self.begin_stop(true);
+            }
+        }
+    }
+
+    fn worker_reports(&self) -> Vec<WorkerReport> {
+        let board = Scoreboard::global();
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| {
+                let slot = slot.as_ref()?;
+                let pid = slot.pid?;
+                let counters = board.and_then(|b| b.slot(index));
+                Some(WorkerReport {
+                    id: slot.id,
+                    pid: pid.as_raw(),
+                    status: counters.map_or("starting", |c| c.status().as_str()).to_owned(),
+                    requests: counters.map_or(0, |c| c.requests.load(std::sync::atomic::Ordering::Relaxed)),
+                    exceptions: counters.map_or(0, |c| c.exceptions.load(std::sync::atomic::Ordering::Relaxed)),
+                })
+            })
+            .collect()
+    }
+
+    /// Tells the emperor when the current generation is serving, and sends a heartbeat every second.
+    fn report(&mut self) {
+        if self.control.is_none() || self.stopping.is_some() {
+            return;
+        }
+        let pid = std::process::id() as i32;
+        if !self.announced_ready {
+            let board = Scoreboard::global();
+            let current: Vec<usize> =
+                (0..self.slots.len()).filter(|&i| self.slots[i].as_ref().is_some_and(|s| !s.retiring && s.pid.is_some())).collect();
+            let all_serving = current.len() == self.config.processes as usize
+                && current.iter().all(|&i| {
+                    board.and_then(|b| b.slot(i)).is_some_and(|b| matches!(b.status(), WorkerStatus::Idle | WorkerStatus::Busy))
+                });
+            if all_serving {
+                self.announced_ready = true;
+                self.notify(&VassalMessage::Ready { pid, workers: self.worker_reports() });
+            }
+        }
+        if self.last_heartbeat.elapsed() >= Duration::from_secs(1) {
+            self.last_heartbeat = Instant::now();
+            let requests = Scoreboard::global().map_or(0, Scoreboard::total_requests);
+            self.notify(&VassalMessage::Heartbeat { pid, requests, workers: self.worker_reports() });
         }
     }
 
@@ -250,6 +355,7 @@ impl Master<'_> {
                 self.slots[index] =
                     Some(Slot { id, pid: Some(child), spawned_at: Instant::now(), respawn_at: None, quick_deaths, retiring: false, signalled: false });
                 tracing::info!("spawned worker {id} (pid {child})");
+                self.notify(&VassalMessage::WorkerSpawned { id, pid: child.as_raw() });
             }
             Err(err) => {
                 if preload {
@@ -296,6 +402,9 @@ impl Master<'_> {
             let Some(slot) = self.slots[index].as_mut() else { continue };
             slot.pid = None;
             let id = slot.id;
+            let retiring = slot.retiring;
+            self.notify(&VassalMessage::WorkerExited { id, pid: pid.as_raw(), cause: if retiring { format!("reload ({how})") } else { how.clone() } });
+            let Some(slot) = self.slots[index].as_mut() else { continue };
             if slot.retiring || self.stopping.is_some() {
                 tracing::info!("worker {id} (pid {pid}) {how}");
                 self.slots[index] = None;
@@ -431,6 +540,7 @@ impl Master<'_> {
             for slot in self.slots.iter_mut().flatten() {
                 slot.retiring = true;
             }
+            self.announced_ready = false;
             for (n, index) in free.into_iter().enumerate() {
                 self.spawn(index, n as u32 + 1);
             }
@@ -445,6 +555,7 @@ impl Master<'_> {
         };
         let error = self.exec_self(&inheritance);
         tracing::error!("reload failed, cannot re-execute liege: {error}; the current workers keep serving");
+        self.notify(&VassalMessage::ReloadFailed { error: error.to_string() });
     }
 
     fn exec_self(&self, inheritance: &Inheritance) -> anyhow::Error {
@@ -460,6 +571,15 @@ impl Master<'_> {
         crate::logging::flush_request_log();
         let mut command = std::process::Command::new(exe);
         command.args(&self.argv).env(INHERIT_ENV, json).current_dir(&self.original_cwd);
+        if let Some(control) = &self.control {
+            let fd = control.fd().as_raw_fd();
+            // SAFETY: clearing FD_CLOEXEC on our own descriptor so the next image keeps the channel.
+            unsafe {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            }
+            command.env(EMPEROR_FD_ENV, fd.to_string());
+        }
         // exec only returns on failure.
         command.exec().into()
     }
