@@ -336,7 +336,8 @@ impl Master<'_> {
                         })
                     })
                     .collect();
-                let app = Python::attach(|py| self.app.as_ref().map(|a| a.clone_ref(py)));
+                // (lazy-apps: no interpreter in the master, nothing to hand over)
+                let app = self.app.as_ref().map(|app| Python::attach(|py| app.clone_ref(py)));
                 worker::run(WorkerSetup {
                     id,
                     slot: index,

@@ -110,6 +110,9 @@ pub fn load(py: Python<'_>, spec: &AppSpec) -> Result<Py<PyAny>, LoadError> {
 
 /// Imports a file as a module named like uWSGI names it (`uwsgi_file_<mangled path>`), registered in
 /// `sys.modules` so pickling and `inspect` work on its objects.
+///
+/// The source is compiled on every load, never read from `__pycache__`, as uWSGI does: a `.pyc` is validated
+/// by mtime seconds and size only, so an edit of the same size within the same second would survive a reload.
 fn import_file<'py>(py: Python<'py>, path: &Path) -> PyResult<Bound<'py, PyAny>> {
     let mangled: String = path
         .with_extension("")
@@ -119,17 +122,18 @@ fn import_file<'py>(py: Python<'py>, path: &Path) -> PyResult<Bound<'py, PyAny>>
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
     let name = format!("uwsgi_file_{}", mangled.trim_start_matches('_'));
-    let util = py.import("importlib.util")?;
-    let spec = util.call_method1("spec_from_file_location", (&name, path.display().to_string()))?;
-    if spec.is_none() {
-        return Err(pyo3::exceptions::PyImportError::new_err(format!("cannot load {}", path.display())));
-    }
-    let module = util.call_method1("module_from_spec", (&spec,))?;
+    let path_text = path.display().to_string();
+    let source = std::fs::read(path).map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{path_text}: {e}")))?;
+    let module = PyModule::new(py, &name)?;
+    module.setattr("__file__", &path_text)?;
+    let builtins = py.import("builtins")?;
+    module.setattr("__builtins__", &builtins)?;
+    let code = builtins.getattr("compile")?.call1((pyo3::types::PyBytes::new(py, &source), &path_text, "exec"))?;
     let sys_modules = py.import("sys")?.getattr("modules")?;
     sys_modules.set_item(&name, &module)?;
-    if let Err(err) = spec.getattr("loader")?.call_method1("exec_module", (&module,)) {
+    if let Err(err) = builtins.getattr("exec")?.call1((code, module.dict())) {
         let _ = sys_modules.del_item(&name);
         return Err(err);
     }
-    Ok(module)
+    Ok(module.into_any())
 }

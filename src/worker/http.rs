@@ -70,6 +70,10 @@ async fn handle(request: Request<Incoming>, worker: Rc<Worker>, connection: Rc<C
     let mut record = RequestRecord::begin(Rc::clone(&worker), request_line, Rc::clone(&connection.remote), protocol);
     record.header_count = parts.headers.len();
     record.vars = parts.headers.len();
+    // uWSGI logs the size of the request vars; the request head's size is the HTTP equivalent.
+    record.head_in = parts.method.as_str().len()
+        + parts.uri.path_and_query().map_or(1, |pq| pq.as_str().len())
+        + parts.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>();
 
     if let Err(violation) = http_policy::check_request(&parts.method, &parts.uri, parts.version, &parts.headers, &worker.limits.policy) {
         return refusal(record, StatusCode::from_u16(violation.status()).unwrap_or(StatusCode::BAD_REQUEST), violation.to_string());
@@ -80,6 +84,7 @@ async fn handle(request: Request<Incoming>, worker: Rc<Worker>, connection: Rc<C
     };
     record.bytes_in = body.len();
     let head_only = parts.method == http::Method::HEAD;
+    record.app_started();
     let prepared = Python::attach(|py| {
         let strings = connection.strings.get_or_init(|| ConnectionStrings::new(py, &connection.info));
         let environ = worker.environ.borrow_mut().http(py, &parts, strings, body);

@@ -18,6 +18,8 @@ pub struct RequestRecord {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub head_bytes: usize,
+    /// Size of the request head (HTTP) or vars packet (uwsgi).
+    pub head_in: usize,
     pub header_count: usize,
     pub vars: usize,
     pub failed: bool,
@@ -25,13 +27,10 @@ pub struct RequestRecord {
 
 impl RequestRecord {
     pub fn begin(worker: Rc<Worker>, request_line: String, remote_addr: Rc<str>, protocol: &'static str) -> Self {
-        let started_at = SystemTime::now();
-        let now_us = started_at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
-        worker.slot.begin_request(now_us, request_line.as_bytes());
         Self {
             worker,
             started: Instant::now(),
-            started_at,
+            started_at: SystemTime::now(),
             request_line,
             remote_addr,
             protocol,
@@ -39,10 +38,20 @@ impl RequestRecord {
             bytes_in: 0,
             bytes_out: 0,
             head_bytes: 0,
+            head_in: 0,
             header_count: 0,
             vars: 0,
             failed: false,
         }
+    }
+}
+
+impl RequestRecord {
+    /// The app is about to run: the worker is busy from now on (and a harakiri timer would start here), not
+    /// while it waited for a slow client's body.
+    pub fn app_started(&self) {
+        let now_us = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+        self.worker.slot.begin_request(now_us, self.request_line.as_bytes());
     }
 }
 
@@ -70,7 +79,7 @@ impl Drop for RequestRecord {
                 total,
                 self.remote_addr,
                 self.vars,
-                self.bytes_in,
+                self.head_in,
                 when,
                 self.request_line,
                 self.bytes_out,

@@ -64,6 +64,7 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
     };
     let mut record = RequestRecord::begin(Rc::clone(&worker), request_line, remote_addr, protocol);
     record.vars = request.vars.len();
+    record.head_in = packet_len;
 
     // The body follows the packet: CONTENT_LENGTH bytes, part of which may already be buffered.
     let content_length = match request.content_length() {
@@ -97,6 +98,7 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
     let body = collector.finish();
     let head_only = method == b"HEAD";
     let https = request.url_scheme() == "https";
+    record.app_started();
     let prepared = Python::attach(|py| {
         match worker.environ.borrow_mut().uwsgi(py, request.environ_vars(), https, body) {
             Ok(environ) => call_app(py, &worker.app, environ, head_only, &worker.pool, &record.request_line),

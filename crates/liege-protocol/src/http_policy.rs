@@ -62,6 +62,14 @@ pub enum Violation {
     /// The authority-form (`host:port`) belongs to CONNECT alone, and CONNECT to it (RFC 9112 §3.2.3).
     #[error("authority-form request target is only allowed with CONNECT")]
     AuthorityFormMismatch,
+    /// A field that may appear once (RFC 9110 §5.3: Content-Type is not a list) appears twice: joining the
+    /// values would hand the app a type no client sent.
+    #[error("more than one {0} header")]
+    DuplicateSingleton(&'static str),
+    /// Raw bytes above 0x7F in the request target: RFC 3986 allows only ASCII, and accepting them when they
+    /// happen to be UTF-8 but not otherwise (the parser's behaviour) is no policy at all.
+    #[error("non-ASCII bytes in the request target")]
+    NonAsciiTarget,
     #[error("too many header fields ({count} > {max})")]
     TooManyHeaders { count: usize, max: usize },
     #[error("request head too large (more than {max} bytes)")]
@@ -87,6 +95,8 @@ impl Violation {
     pub fn reason(&self) -> &'static str {
         match self {
             Violation::DuplicateHost => "duplicate Host header",
+            Violation::DuplicateSingleton(_) => "duplicate singleton header",
+            Violation::NonAsciiTarget => "non-ASCII request target",
             Violation::MissingHost => "missing Host header",
             Violation::InvalidHost => "invalid Host header",
             Violation::ContentLengthWithTransferEncoding => {
@@ -117,6 +127,7 @@ pub fn check_request(
     check_size(method, uri, headers, limits)?;
     check_target(method, uri)?;
     check_host(version, headers)?;
+    check_singletons(headers)?;
     check_framing(version, headers)
 }
 
@@ -157,7 +168,20 @@ fn target_len(uri: &Uri) -> usize {
     scheme + authority + path
 }
 
+/// Fields that must not repeat (Host is checked on its own, with its value).
+fn check_singletons(headers: &HeaderMap) -> Result<(), Violation> {
+    let mut types = headers.get_all(http::header::CONTENT_TYPE).iter();
+    if types.next().is_some() && types.next().is_some() {
+        return Err(Violation::DuplicateSingleton("Content-Type"));
+    }
+    Ok(())
+}
+
 fn check_target(method: &Method, uri: &Uri) -> Result<(), Violation> {
+    let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    if !target.is_ascii() || uri.authority().is_some_and(|a| !a.as_str().is_ascii()) {
+        return Err(Violation::NonAsciiTarget);
+    }
     let authority_form = uri.scheme().is_none() && uri.authority().is_some();
     if (*method == Method::CONNECT) != authority_form {
         return Err(Violation::AuthorityFormMismatch);
@@ -1083,5 +1107,25 @@ mod tests {
             percent_decode(&input, &mut out);
             assert!(out.len() <= input.len());
         }
+    }
+
+    #[test]
+    fn duplicate_content_type_and_non_ascii_targets_are_refused() {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("x"));
+        headers.append(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.append(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        let uri: Uri = "/".parse().expect("uri");
+        let err = check_request(&Method::POST, &uri, Version::HTTP_11, &headers, &Limits::default());
+        assert_eq!(err, Err(Violation::DuplicateSingleton("Content-Type")));
+
+        headers.remove(http::header::CONTENT_TYPE);
+        let uri = Uri::from_maybe_shared(bytes_of("/\u{e0}%20k")).expect("http accepts UTF-8 targets");
+        let err = check_request(&Method::GET, &uri, Version::HTTP_11, &headers, &Limits::default());
+        assert_eq!(err, Err(Violation::NonAsciiTarget));
+    }
+
+    fn bytes_of(s: &str) -> Vec<u8> {
+        s.as_bytes().to_vec()
     }
 }
