@@ -274,8 +274,6 @@ def test_repeated_response_headers_are_kept(pep):
     assert r.header_all("set-cookie") == ["a=1; Path=/", "b=2; Path=/"]
 
 
-@pytest.mark.xfail(strict=True, reason="threads > 1 lands with the master-lifecycle issue; until then each worker "
-                                       "calls the app from one thread and wsgi.multithread says so")
 def test_multithread_flag_follows_threads(liege, markers):
     srv = liege("--wsgi-file", APPS / "pep3333.py", "--processes", "1", "--threads", "2",
                 "--env", f"PEP3333_MARKERS={markers}", workers=1, ready_path="/fixed")

@@ -113,7 +113,8 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
         std::env::set_current_dir(dir).with_context(|| format!("chdir {}", dir.display()))?;
     }
     if config.threads > 1 {
-        tracing::warn!("threads = {}: not supported yet, each worker runs the app on one thread", config.threads);
+        // (each worker feeds them from its event loop)
+        tracing::info!("{} Python threads per worker", config.threads);
     }
     if !config.master {
         tracing::info!("liege always runs a master process; 'master = false' is ignored");

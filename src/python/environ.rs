@@ -57,6 +57,8 @@ pub struct ConnectionStrings {
 /// Addresses of one accepted connection.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionInfo {
+    /// Unique within the worker process.
+    pub id: u64,
     pub remote_addr: String,
     pub remote_port: String,
     pub server_name: String,

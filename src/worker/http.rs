@@ -1,16 +1,15 @@
 //! HTTP/1.1 connections: hyper parses and frames, liege's policy refuses what hyper lets through, the app is
 //! called inline.
 
-use std::cell::OnceCell;
 use std::convert::Infallible;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use liege_protocol::http_policy;
-use pyo3::prelude::*;
 use tokio::sync::watch;
 
 use super::body::ResponseBody;
@@ -18,17 +17,17 @@ use super::record::RequestRecord;
 use super::request_body::{BodyCollector, BodyReadError};
 use super::stream::Stream;
 use super::Worker;
-use crate::python::environ::{ConnectionInfo, ConnectionStrings};
+use crate::python::environ::ConnectionInfo;
+use pyo3::types::PyDictMethods;
 use crate::python::response::{call_app, Prepared};
 
 struct Connection {
-    info: ConnectionInfo,
+    info: Arc<ConnectionInfo>,
     remote: Rc<str>,
-    strings: OnceCell<ConnectionStrings>,
 }
 
 pub async fn serve(stream: Stream, info: ConnectionInfo, worker: Rc<Worker>, mut shutdown: watch::Receiver<bool>) {
-    let connection = Rc::new(Connection { remote: Rc::from(info.remote_addr.as_str()), info, strings: OnceCell::new() });
+    let connection = Rc::new(Connection { remote: Rc::from(info.remote_addr.as_str()), info: Arc::new(info) });
     let service_worker = Rc::clone(&worker);
     let service = hyper::service::service_fn(move |request| {
         let worker = Rc::clone(&service_worker);
@@ -85,20 +84,29 @@ async fn handle(request: Request<Incoming>, worker: Rc<Worker>, connection: Rc<C
     record.bytes_in = body.len();
     let head_only = parts.method == http::Method::HEAD;
     record.app_started();
-    let prepared = Python::attach(|py| {
-        let strings = connection.strings.get_or_init(|| ConnectionStrings::new(py, &connection.info));
-        let environ = worker.environ.borrow_mut().http(py, &parts, strings, body);
-        match environ {
-            Ok(environ) => {
-                record.vars = environ.len();
-                call_app(py, &worker.app, environ, head_only, &worker.pool, &record.request_line)
-            }
-            Err(err) => {
-                tracing::error!("cannot build the environ for {}: {err}", record.request_line);
-                Prepared::plain(StatusCode::INTERNAL_SERVER_ERROR, false, b"Internal Server Error\n")
-            }
-        }
-    });
+    let info = Arc::clone(&connection.info);
+    let request_line = std::mem::take(&mut record.request_line);
+    let outcome = worker
+        .python
+        .run(move |py, context| {
+            let (prepared, vars) = match context.http_environ(py, &parts, &info, body) {
+                Ok(environ) => {
+                    let vars = environ.len();
+                    (call_app(py, &context.app, environ, head_only, &context.streams, &request_line), vars)
+                }
+                Err(err) => {
+                    tracing::error!("cannot build the environ for {request_line}: {err}");
+                    (Prepared::plain(StatusCode::INTERNAL_SERVER_ERROR, false, b"Internal Server Error\n"), 0)
+                }
+            };
+            (prepared, vars, request_line)
+        })
+        .await;
+    let Some((prepared, vars, request_line)) = outcome else {
+        return refusal(record, StatusCode::SERVICE_UNAVAILABLE, "the app threads are gone".into());
+    };
+    record.request_line = request_line;
+    record.vars = vars;
     respond(prepared, record)
 }
 

@@ -6,12 +6,13 @@
 
 mod body;
 mod http;
+mod python_runner;
 mod record;
 mod request_body;
 mod stream;
 mod uwsgi;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::Duration;
@@ -23,8 +24,8 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Notify};
 
 use crate::master::scoreboard::{Scoreboard, WorkerSlot, WorkerStatus};
-use crate::python::environ::{ConnectionInfo, EnvironBuilder, EnvironSettings};
-use crate::python::iteration::IterationPool;
+use crate::python::environ::{ConnectionInfo, EnvironSettings};
+use python_runner::PythonRunner;
 use stream::Stream;
 
 /// Exit code of a worker (or master) whose app could not be loaded; uWSGI's value, which tools know.
@@ -58,9 +59,7 @@ pub struct Worker {
     pub id: u32,
     pub pid: u32,
     pub slot: &'static WorkerSlot,
-    pub app: Py<PyAny>,
-    pub environ: RefCell<EnvironBuilder>,
-    pub pool: IterationPool,
+    pub python: PythonRunner,
     pub limits: Limits,
     pub log_requests: bool,
 }
@@ -108,15 +107,12 @@ fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
     };
     let worker = Python::attach(|py| -> PyResult<Worker> {
         crate::python::uwsgi_module::run_post_fork_hook(py);
-        // Each worker calls the app from one thread for now (`threads` > 1 is the master-lifecycle work).
-        let settings = EnvironSettings { multithread: false, multiprocess: config.processes > 1 };
+        let settings = EnvironSettings { multithread: config.threads > 1, multiprocess: config.processes > 1 };
         Ok(Worker {
             id: setup.id,
             pid: std::process::id(),
             slot,
-            app,
-            environ: RefCell::new(EnvironBuilder::new(py, &settings)?),
-            pool: IterationPool::new(),
+            python: PythonRunner::new(py, config.threads, app, &settings)?,
             limits: Limits::from_config(config),
             log_requests: !config.disable_logging,
         })
@@ -284,6 +280,7 @@ impl Accepting {
                 // Small writes (streamed chunks) must not wait for Nagle's delayed ACK dance.
                 let _ = stream.set_nodelay(true);
                 let info = ConnectionInfo {
+                    id: next_connection_id(),
                     remote_addr: peer.ip().to_canonical().to_string(),
                     remote_port: peer.port().to_string(),
                     server_name: local.map(|l| l.ip().to_string()).unwrap_or_default(),
@@ -293,9 +290,21 @@ impl Accepting {
             }
             Self::Unix(listener, path) => {
                 let (stream, _) = listener.accept().await?;
-                let info = ConnectionInfo { server_name: path.clone(), ..ConnectionInfo::default() };
+                let info = ConnectionInfo { id: next_connection_id(), server_name: path.clone(), ..ConnectionInfo::default() };
                 Ok((Stream::Unix(stream), info))
             }
         }
     }
+}
+
+/// Identifies a connection within this worker (for per-connection caches on Python threads).
+fn next_connection_id() -> u64 {
+    thread_local! {
+        static NEXT: Cell<u64> = const { Cell::new(1) };
+    }
+    NEXT.with(|next| {
+        let id = next.get();
+        next.set(id + 1);
+        id
+    })
 }

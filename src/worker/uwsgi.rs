@@ -8,7 +8,6 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use http::StatusCode;
 use liege_protocol::uwsgi;
-use pyo3::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::body::{FileReader, StreamReader};
@@ -99,15 +98,28 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
     let head_only = method == b"HEAD";
     let https = request.url_scheme() == "https";
     record.app_started();
-    let prepared = Python::attach(|py| {
-        match worker.environ.borrow_mut().uwsgi(py, request.environ_vars(), https, body) {
-            Ok(environ) => call_app(py, &worker.app, environ, head_only, &worker.pool, &record.request_line),
-            Err(err) => {
-                tracing::error!("cannot build the environ for {}: {err}", record.request_line);
-                Prepared::plain(StatusCode::INTERNAL_SERVER_ERROR, true, b"Internal Server Error\n")
-            }
-        }
-    });
+    let request_line = std::mem::take(&mut record.request_line);
+    let outcome = worker
+        .python
+        .run(move |py, context| {
+            // The packet was validated above; parsing it again here is cheaper than copying its vars out.
+            let environ = uwsgi::parse(&packet).map_err(|err| err.to_string()).and_then(|request| {
+                context.environ.uwsgi(py, request.environ_vars(), https, body).map_err(|err| err.to_string())
+            });
+            let prepared = match environ {
+                Ok(environ) => call_app(py, &context.app, environ, head_only, &context.streams, &request_line),
+                Err(err) => {
+                    tracing::error!("cannot build the environ for {request_line}: {err}");
+                    Prepared::plain(StatusCode::INTERNAL_SERVER_ERROR, true, b"Internal Server Error\n")
+                }
+            };
+            (prepared, request_line)
+        })
+        .await;
+    let Some((prepared, request_line)) = outcome else {
+        return refuse(&mut stream, record, StatusCode::SERVICE_UNAVAILABLE, "the app threads are gone").await;
+    };
+    record.request_line = request_line;
     if let Err(err) = write_response(&mut stream, prepared, &mut record, protocol).await {
         tracing::debug!("uwsgi response write failed: {err}");
     }
