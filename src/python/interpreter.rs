@@ -43,8 +43,8 @@ pub fn initialize(virtualenv: Option<&Path>) -> Result<(), InitError> {
         // Signals belong to the master and workers (graceful stop, reload); Python must not install its own
         // SIGINT handler that would turn our quick stop into a KeyboardInterrupt in the app.
         config.install_signal_handlers = 0;
-        // App prints and tracebacks must reach the log as they happen, not when a buffer fills.
-        config.buffered_stdio = 0;
+        // Buffered here, made line-buffered below: see `line_buffered_stdio`.
+        config.buffered_stdio = 1;
         config.parse_argv = 0;
         let status = ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, executable_c.as_ptr());
         check(status, &mut config)?;
@@ -59,7 +59,28 @@ pub fn initialize(virtualenv: Option<&Path>) -> Result<(), InitError> {
         check(status, &mut config)?;
         ffi::PyConfig_Clear(&mut config);
     }
-    Ok(())
+    line_buffered_stdio()
+}
+
+/// App prints and tracebacks must reach the log as they happen (not when 8 KiB pile up), and each line in
+/// ONE write: with unbuffered stdio (`-u`, `PYTHONUNBUFFERED`) `print()` writes the text and the newline
+/// separately, so lines of several workers sharing the log pipe interleave mid-line.
+fn line_buffered_stdio() -> Result<(), InitError> {
+    use pyo3::prelude::*;
+    Python::attach(|py| {
+        let sys = py.import("sys")?;
+        let kwargs = pyo3::types::PyDict::new(py);
+        kwargs.set_item("line_buffering", true)?;
+        kwargs.set_item("write_through", false)?;
+        for name in ["stdout", "stderr"] {
+            let stream = sys.getattr(name)?;
+            if !stream.is_none() {
+                stream.call_method("reconfigure", (), Some(&kwargs))?;
+            }
+        }
+        Ok::<_, PyErr>(())
+    })
+    .map_err(|err| InitError::Status(format!("cannot set up sys.stdout/sys.stderr: {err}")))
 }
 
 unsafe fn check(status: ffi::PyStatus, config: &mut ffi::PyConfig) -> Result<(), InitError> {
