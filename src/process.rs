@@ -33,3 +33,12 @@ pub fn describe_exit(status: nix::sys::wait::WaitStatus) -> String {
         other => format!("{other:?}"),
     }
 }
+
+/// Resident set size of a process, from `/proc/PID/statm` (cheap: no page walk, unlike smaps).
+pub fn rss_bytes(pid: i32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let resident_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(resident_pages * u64::try_from(page).ok()?)
+}

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::control::{Channel, EmperorCommand, VassalMessage, WorkerReport, EMPEROR_FD_ENV};
 use crate::python;
 use crate::worker::{self, InheritedListener, WorkerSetup, EXIT_APP_LOAD_FAILED};
-use scoreboard::{Scoreboard, WorkerStatus};
+use scoreboard::{ExitCause, Scoreboard, WorkerStatus};
 use sockets::{BoundSocket, InheritedSocket};
 
 /// Environment variable carrying sockets (and, across a reload, the old workers) to a new master image.
@@ -63,6 +63,10 @@ struct Slot {
     retiring: bool,
     /// Already told to finish and exit.
     signalled: bool,
+    /// Asked to exit by a limit (lifetime, memory); not asked again.
+    recycling: bool,
+    /// When the harakiri stack dump was requested; the kill follows a moment later.
+    harakiri_at: Option<Instant>,
 }
 
 enum Stopping {
@@ -190,7 +194,7 @@ impl Master<'_> {
             let busy = self.stopping.is_some()
                 || self.old_workers.values().any(|signalled| !signalled)
                 || self.slots.iter().flatten().any(|s| s.retiring && !s.signalled)
-                || self.slots.iter().flatten().any(|s| s.respawn_at.is_some());
+                || self.slots.iter().flatten().any(|s| s.respawn_at.is_some() || s.harakiri_at.is_some());
             let timeout = if busy { 50u16 } else { 1000 };
             let mut control_readable = false;
             {
@@ -355,7 +359,17 @@ impl Master<'_> {
                 board_slot.pid.store(child.as_raw(), std::sync::atomic::Ordering::Relaxed);
                 let quick_deaths = self.slots[index].as_ref().map_or(0, |s| s.quick_deaths);
                 self.slots[index] =
-                    Some(Slot { id, pid: Some(child), spawned_at: Instant::now(), respawn_at: None, quick_deaths, retiring: false, signalled: false });
+                    Some(Slot {
+                    id,
+                    pid: Some(child),
+                    spawned_at: Instant::now(),
+                    respawn_at: None,
+                    quick_deaths,
+                    retiring: false,
+                    signalled: false,
+                    recycling: false,
+                    harakiri_at: None,
+                });
                 tracing::info!("spawned worker {id} (pid {child})");
                 self.notify(&VassalMessage::WorkerSpawned { id, pid: child.as_raw() });
             }
@@ -372,6 +386,8 @@ impl Master<'_> {
                     quick_deaths: 0,
                     retiring: false,
                     signalled: false,
+                    recycling: false,
+                    harakiri_at: None,
                 });
             }
         }
@@ -385,7 +401,7 @@ impl Master<'_> {
                 Ok(status) => status,
             };
             let Some(pid) = status.pid() else { continue };
-            let how = crate::process::describe_exit(status);
+            let mut how = crate::process::describe_exit(status);
             if self.old_workers.remove(&pid).is_some() {
                 tracing::info!("previous worker (pid {pid}) {how}");
                 continue;
@@ -394,8 +410,10 @@ impl Master<'_> {
                 tracing::debug!("unknown child {pid} {how}");
                 continue;
             };
+            let mut cause = ExitCause::Unplanned;
             if let Some(board) = Scoreboard::global() {
                 if let Some(slot) = board.slot(index) {
+                    cause = slot.exit_cause();
                     let served = slot.requests.swap(0, std::sync::atomic::Ordering::Relaxed);
                     board.header().retired_requests.fetch_add(served, std::sync::atomic::Ordering::Relaxed);
                     slot.set_status(WorkerStatus::Free);
@@ -405,11 +423,29 @@ impl Master<'_> {
             slot.pid = None;
             let id = slot.id;
             let retiring = slot.retiring;
-            self.notify(&VassalMessage::WorkerExited { id, pid: pid.as_raw(), cause: if retiring { format!("reload ({how})") } else { how.clone() } });
+            let reported = match (retiring, cause) {
+                (true, _) => format!("reload ({how})"),
+                (false, ExitCause::Unplanned) => how.clone(),
+                (false, cause) => format!("{} ({how})", cause.as_str()),
+            };
+            self.notify(&VassalMessage::WorkerExited { id, pid: pid.as_raw(), cause: reported });
             let Some(slot) = self.slots[index].as_mut() else { continue };
             if slot.retiring || self.stopping.is_some() {
                 tracing::info!("worker {id} (pid {pid}) {how}");
                 self.slots[index] = None;
+                continue;
+            }
+            if cause != ExitCause::Unplanned {
+                // A planned recycle: log why, respawn at once, and don't count it as a crash.
+                how = format!("{how} ({})", cause.as_str());
+                let level_warn = cause == ExitCause::Harakiri || cause == ExitCause::EvilReloadOnRss;
+                if level_warn {
+                    tracing::warn!("worker {id} (pid {pid}) {how}; respawning");
+                } else {
+                    tracing::info!("worker {id} (pid {pid}) {how}; respawning");
+                }
+                slot.quick_deaths = 0;
+                slot.respawn_at = Some(Instant::now());
                 continue;
             }
             let lived = slot.spawned_at.elapsed();
@@ -470,6 +506,7 @@ impl Master<'_> {
             }
             return None;
         }
+        self.enforce_limits(now);
         let due: Vec<usize> = self
             .slots
             .iter()
@@ -505,6 +542,66 @@ impl Master<'_> {
             }
         }
         None
+    }
+
+    /// Lifetime, memory and harakiri limits, checked every tick for every serving worker.
+    fn enforce_limits(&mut self, now: Instant) {
+        let config = self.config;
+        let Some(board) = Scoreboard::global() else { return };
+        let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            let Some(slot) = slot.as_mut().filter(|s| !s.retiring) else { continue };
+            let (Some(pid), Some(counters)) = (slot.pid, board.slot(index)) else { continue };
+            if let Some(harakiri) = config.harakiri {
+                let started = counters.request_started_us.load(std::sync::atomic::Ordering::Relaxed);
+                let stuck_for = Duration::from_micros(now_us.saturating_sub(started));
+                match slot.harakiri_at {
+                    None if started > 0 && stuck_for > harakiri => {
+                        let line = counters.request_line().map(|l| String::from_utf8_lossy(&l).into_owned()).unwrap_or_default();
+                        tracing::error!(
+                            "HARAKIRI: worker {} (pid {pid}) stuck for {:.1} s (harakiri = {} s) in request \"{line}\"; its Python stack follows",
+                            slot.id,
+                            stuck_for.as_secs_f64(),
+                            harakiri.as_secs()
+                        );
+                        counters.set_exit_cause(ExitCause::Harakiri);
+                        counters.harakiri_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let _ = kill(pid, Signal::SIGUSR2);
+                        slot.harakiri_at = Some(now);
+                    }
+                    // Give faulthandler a moment to write the stack, then kill.
+                    Some(at) if now.duration_since(at) >= Duration::from_millis(300) => {
+                        let _ = kill(pid, Signal::SIGKILL);
+                    }
+                    _ => {}
+                }
+            }
+            if slot.recycling {
+                continue;
+            }
+            let mut recycle = |cause: ExitCause, signal: Signal, why: String| {
+                tracing::info!("worker {} (pid {pid}): {why}; recycling it", slot.id);
+                counters.set_exit_cause(cause);
+                let _ = kill(pid, signal);
+                slot.recycling = true;
+            };
+            if let Some(lifetime) = config.max_worker_lifetime {
+                if slot.spawned_at.elapsed() >= lifetime {
+                    recycle(ExitCause::MaxWorkerLifetime, Signal::SIGTERM, format!("max-worker-lifetime ({} s) reached", lifetime.as_secs()));
+                    continue;
+                }
+            }
+            if config.reload_on_rss.is_some() || config.evil_reload_on_rss.is_some() {
+                let rss = crate::process::rss_bytes(pid.as_raw()).unwrap_or(0);
+                counters.rss_bytes.store(rss, std::sync::atomic::Ordering::Relaxed);
+                let megabytes = rss / (1024 * 1024);
+                if config.evil_reload_on_rss.is_some_and(|limit| megabytes >= limit) {
+                    recycle(ExitCause::EvilReloadOnRss, Signal::SIGKILL, format!("RSS {megabytes} MB over evil-reload-on-rss"));
+                } else if config.reload_on_rss.is_some_and(|limit| megabytes >= limit) {
+                    recycle(ExitCause::ReloadOnRss, Signal::SIGTERM, format!("RSS {megabytes} MB over reload-on-rss"));
+                }
+            }
+        }
     }
 
     fn signal_all(&self, signal: Signal) {

@@ -58,6 +58,48 @@ impl WorkerStatus {
     }
 }
 
+/// Why a worker was asked to exit (or killed); written before the exit by whoever decided it, read by the
+/// master when it reaps the worker, so every exit has a recorded cause.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCause {
+    /// Nothing planned: a crash, or an exit the master did not ask for.
+    Unplanned = 0,
+    MaxRequests = 1,
+    MaxWorkerLifetime = 2,
+    ReloadOnRss = 3,
+    EvilReloadOnRss = 4,
+    Harakiri = 5,
+    Reload = 6,
+}
+
+impl ExitCause {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::MaxRequests,
+            2 => Self::MaxWorkerLifetime,
+            3 => Self::ReloadOnRss,
+            4 => Self::EvilReloadOnRss,
+            5 => Self::Harakiri,
+            6 => Self::Reload,
+            _ => Self::Unplanned,
+        }
+    }
+
+    /// The option (or event) that caused it, as the logs and stats name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unplanned => "crash",
+            Self::MaxRequests => "max-requests",
+            Self::MaxWorkerLifetime => "max-worker-lifetime",
+            Self::ReloadOnRss => "reload-on-rss",
+            Self::EvilReloadOnRss => "evil-reload-on-rss",
+            Self::Harakiri => "harakiri",
+            Self::Reload => "reload",
+        }
+    }
+}
+
 /// One worker's counters. Only the worker that owns the slot writes to it (except `pid`/`id`/`generation`,
 /// which the master sets before the fork).
 #[repr(C, align(64))]
@@ -66,6 +108,8 @@ pub struct WorkerSlot {
     /// 1-based worker id as uWSGI numbers them; 0 when free.
     pub id: AtomicU32,
     pub status: AtomicU8,
+    pub exit_cause: AtomicU8,
+    pub harakiri_count: AtomicU64,
     pub requests: AtomicU64,
     pub exceptions: AtomicU64,
     pub status_classes: [AtomicU64; 6],
@@ -176,6 +220,7 @@ impl WorkerSlot {
         self.pid.store(0, Relaxed);
         self.id.store(id, Relaxed);
         self.status.store(WorkerStatus::Starting as u8, Relaxed);
+        self.exit_cause.store(ExitCause::Unplanned as u8, Relaxed);
         for counter in [
             &self.requests,
             &self.exceptions,
@@ -194,6 +239,15 @@ impl WorkerSlot {
 
     pub fn status(&self) -> WorkerStatus {
         WorkerStatus::from_u8(self.status.load(Relaxed))
+    }
+
+    pub fn exit_cause(&self) -> ExitCause {
+        ExitCause::from_u8(self.exit_cause.load(Relaxed))
+    }
+
+    /// Records why this worker is about to exit; the first cause recorded wins.
+    pub fn set_exit_cause(&self, cause: ExitCause) {
+        let _ = self.exit_cause.compare_exchange(ExitCause::Unplanned as u8, cause as u8, Relaxed, Relaxed);
     }
 
     pub fn set_status(&self, status: WorkerStatus) {

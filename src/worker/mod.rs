@@ -62,6 +62,20 @@ pub struct Worker {
     pub python: PythonRunner,
     pub limits: Limits,
     pub log_requests: bool,
+    /// Requests after which this worker recycles itself (`max-requests` + id × `max-requests-delta`, so the
+    /// workers don't all restart at once); 0 = never.
+    pub max_requests: u64,
+    recycling: Cell<bool>,
+}
+
+impl Worker {
+    /// Called after each request: past `max-requests`, stop gracefully (the master starts a fresh worker).
+    pub fn request_done(&self, requests: u64) {
+        if self.max_requests > 0 && requests >= self.max_requests && !self.recycling.replace(true) {
+            self.slot.set_exit_cause(crate::master::scoreboard::ExitCause::MaxRequests);
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM);
+        }
+    }
 }
 
 /// A listening socket inherited from the master.
@@ -105,7 +119,23 @@ fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
         Some(app) => app,
         None => crate::master::load_python_app(config).map_err(|()| EXIT_APP_LOAD_FAILED)?,
     };
+    if let Some(megabytes) = config.limit_as {
+        // RLIMIT_AS: past it allocations fail (MemoryError in Python) instead of the host swapping.
+        let bytes = megabytes.saturating_mul(1024 * 1024);
+        if let Err(err) = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, bytes, bytes) {
+            tracing::warn!("cannot apply limit-as ({megabytes} MB): {err}");
+        }
+    }
     let worker = Python::attach(|py| -> PyResult<Worker> {
+        if config.harakiri.is_some() {
+            // On SIGUSR2 (sent by the master before a harakiri kill) the Python stack of every thread goes to
+            // the log, from a C signal handler: it works while the app is stuck in Python or in a syscall.
+            let faulthandler = py.import("faulthandler")?;
+            let signal = py.import("signal")?.getattr("SIGUSR2")?;
+            let kwargs = pyo3::types::PyDict::new(py);
+            kwargs.set_item("all_threads", true)?;
+            faulthandler.call_method("register", (signal,), Some(&kwargs))?;
+        }
         crate::python::uwsgi_module::run_post_fork_hook(py);
         let settings = EnvironSettings { multithread: config.threads > 1, multiprocess: config.processes > 1 };
         Ok(Worker {
@@ -113,6 +143,12 @@ fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
             pid: std::process::id(),
             slot,
             python: PythonRunner::new(py, config.threads, app, &settings)?,
+            max_requests: if config.max_requests == 0 {
+                0
+            } else {
+                config.max_requests + u64::from(setup.id) * config.max_requests_delta
+            },
+            recycling: Cell::new(false),
             limits: Limits::from_config(config),
             log_requests: !config.disable_logging,
         })

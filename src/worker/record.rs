@@ -61,10 +61,11 @@ impl Drop for RequestRecord {
         let slot = self.worker.slot;
         slot.end_request(self.status, self.bytes_in, self.bytes_out, elapsed, self.failed);
         slot.set_status(crate::master::scoreboard::WorkerStatus::Idle);
+        let worker_requests = slot.requests.load(std::sync::atomic::Ordering::Relaxed);
+        self.worker.request_done(worker_requests);
         if !self.worker.log_requests {
             return;
         }
-        let worker_requests = slot.requests.load(std::sync::atomic::Ordering::Relaxed);
         let total = crate::master::scoreboard::Scoreboard::global().map_or(worker_requests, |b| b.total_requests());
         let when = crate::logging::ctime(self.started_at);
         crate::logging::append_request_line(|out| {

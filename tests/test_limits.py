@@ -1,0 +1,70 @@
+"""Master lifecycle limits: each worker exit has a recorded cause in the log, and the worker is replaced."""
+
+from __future__ import annotations
+
+import re
+
+from liegetest import APPS, http_get, wait_for
+
+APP = APPS / "limits.py"
+
+
+def pid_of(srv) -> int:
+    r = http_get(srv.port, "/pid")
+    assert r.status == 200, r
+    return int(r.body)
+
+
+def test_max_requests_recycles_the_worker(liege):
+    srv = liege("--wsgi-file", APP, "--processes", "1", "--max-requests", "3", workers=1, ready_path="/pid")
+    first = srv.worker_pids()
+    assert len(first) == 1
+    for _ in range(3):
+        pid_of(srv)
+    srv.wait_log(re.compile(r"worker 1 \(pid %d\) exited with code 0 \(max-requests\); respawning" % first[0]))
+    wait_for(lambda: len(srv.worker_pids()) == 1 and srv.worker_pids() != first, what="a new worker")
+    assert pid_of(srv) != first[0]
+
+
+def test_max_requests_delta_staggers_workers(liege):
+    # worker 1 recycles after 2 + 1*10 requests, not after 2: it survives 5 requests.
+    srv = liege("--wsgi-file", APP, "--processes", "1", "--max-requests", "2", "--max-requests-delta", "10",
+                workers=1, ready_path="/pid")
+    pids = {pid_of(srv) for _ in range(5)}
+    assert len(pids) == 1
+    assert "max-requests" not in srv.logs()
+
+
+def test_max_worker_lifetime_recycles_the_worker(liege):
+    srv = liege("--wsgi-file", APP, "--processes", "1", "--max-worker-lifetime", "1", workers=1, ready_path="/pid")
+    first = pid_of(srv)
+    srv.wait_log(re.compile(r"\(pid %d\).*max-worker-lifetime" % first), timeout=15)
+    wait_for(lambda: pid_of(srv) != first, timeout=15, what="a fresh worker after max-worker-lifetime")
+
+
+def test_reload_on_rss_recycles_a_worker_that_grew(liege):
+    srv = liege("--wsgi-file", APP, "--processes", "1", "--reload-on-rss", "64", workers=1, ready_path="/pid")
+    first = pid_of(srv)
+    r = http_get(srv.port, "/grow?128")
+    assert r.status == 200
+    srv.wait_log(re.compile(r"worker 1 \(pid %d\): RSS \d+ MB over reload-on-rss" % first), timeout=15)
+    srv.wait_log(re.compile(r"\(pid %d\) exited with code 0 \(reload-on-rss\)" % first), timeout=15)
+    wait_for(lambda: pid_of(srv) != first, timeout=15, what="a fresh worker after reload-on-rss")
+
+
+def test_harakiri_logs_the_python_stack_and_replaces_the_worker(liege):
+    srv = liege("--wsgi-file", APP, "--processes", "1", "--harakiri", "1", workers=1, ready_path="/pid")
+    first = pid_of(srv)
+    try:
+        r = http_get(srv.port, "/sleep", timeout=30)
+        status = r.status
+    except Exception as e:  # noqa: BLE001 - the worker dies mid-request: a closed connection is expected
+        status = type(e).__name__
+    assert status != 200, "the stuck request must not succeed"
+    srv.wait_log("HARAKIRI", timeout=15)
+    logs = srv.logs()
+    assert re.search(r"HARAKIRI: worker 1 \(pid %d\) stuck for [\d.]+ s .* in request \"GET /sleep\"" % first, logs), logs
+    # faulthandler's dump of the stuck request's Python stack, naming the app's frame.
+    srv.wait_log(re.compile(r'File ".*limits\.py", line \d+ in application'), timeout=10)
+    srv.wait_log(re.compile(r"\(pid %d\) killed by signal 9 \(SIGKILL\) \(harakiri\); respawning" % first), timeout=10)
+    wait_for(lambda: pid_of(srv) != first, timeout=15, what="the next request served by a fresh worker")
