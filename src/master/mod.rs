@@ -47,6 +47,19 @@ pub struct Inheritance {
     /// Unix time the vassal first started (kept across reloads for `uwsgi.started_on`).
     #[serde(default)]
     pub started_on: u64,
+    /// Replace the old workers one at a time (chain reload) instead of all at once.
+    #[serde(default)]
+    pub chain: bool,
+}
+
+/// A chain reload in progress: workers are replaced one at a time, the next old one retired only once its
+/// replacement serves; if a replacement fails to start, the chain stops and the old workers keep serving.
+#[derive(Debug)]
+struct Chain {
+    /// Worker id of the next replacement to start.
+    next_id: u32,
+    /// Slot of the replacement being waited for.
+    waiting_for: Option<usize>,
 }
 
 /// A worker slot as the master sees it.
@@ -93,6 +106,12 @@ struct Master<'a> {
     /// `Ready` was sent for the current generation.
     announced_ready: bool,
     last_heartbeat: Instant,
+    chain: Option<Chain>,
+    /// How many workers should run (`processes`, changed by the master FIFO's `+` and `-`).
+    target_workers: u32,
+    /// `touch-reload` / `touch-chain-reload` files with the modification time last seen.
+    watched: Vec<(PathBuf, Option<std::time::SystemTime>, bool)>,
+    fifos: Vec<std::fs::File>,
 }
 
 /// Runs the vassal until it is stopped; returns the process exit code.
@@ -171,11 +190,27 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
         control,
         announced_ready: false,
         last_heartbeat: Instant::now(),
+        chain: None,
+        target_workers: config.processes,
+        watched: config
+            .touch_reload
+            .iter()
+            .map(|p| (p.clone(), false))
+            .chain(config.touch_chain_reload.iter().map(|p| (p.clone(), true)))
+            .map(|(path, chain)| {
+                let mtime = modified(&path);
+                (path, mtime, chain)
+            })
+            .collect(),
+        fifos: open_fifos(&config.master_fifo),
     };
     if reloading && master.app.is_none() && !config.lazy_apps {
         master.notify(&VassalMessage::ReloadFailed { error: "the app did not load; see the log".into() });
     }
-    if master.app.is_some() || config.lazy_apps {
+    if inheritance.chain && reloading && master.app.is_some() {
+        tracing::info!("chain reload: replacing the previous workers one at a time");
+        master.chain = Some(Chain { next_id: 1, waiting_for: None });
+    } else if master.app.is_some() || config.lazy_apps {
         for index in 0..config.processes as usize {
             master.spawn(index, index as u32 + 1);
         }
@@ -192,6 +227,7 @@ impl Master<'_> {
     fn run_loop(&mut self, signal_fd: &SignalFd) -> i32 {
         loop {
             let busy = self.stopping.is_some()
+                || self.chain.is_some()
                 || self.old_workers.values().any(|signalled| !signalled)
                 || self.slots.iter().flatten().any(|s| s.retiring && !s.signalled)
                 || self.slots.iter().flatten().any(|s| s.respawn_at.is_some() || s.harakiri_at.is_some());
@@ -199,17 +235,23 @@ impl Master<'_> {
             let mut control_readable = false;
             {
                 let mut fds = vec![nix::poll::PollFd::new(signal_fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+                for fifo in &self.fifos {
+                    fds.push(nix::poll::PollFd::new(fifo.as_fd(), nix::poll::PollFlags::POLLIN));
+                }
                 if let Some(control) = &self.control {
                     fds.push(nix::poll::PollFd::new(control.fd(), nix::poll::PollFlags::POLLIN));
                 }
                 let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(timeout));
-                if let Some(events) = fds.get(1).and_then(|fd| fd.revents()) {
-                    control_readable = !events.is_empty();
+                if self.control.is_some() {
+                    if let Some(events) = fds.last().and_then(|fd| fd.revents()) {
+                        control_readable = !events.is_empty();
+                    }
                 }
             }
             if control_readable {
                 self.handle_control();
             }
+            self.read_fifos();
             while let Ok(Some(info)) = signal_fd.read_signal() {
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) => {}
@@ -449,6 +491,14 @@ impl Master<'_> {
                 continue;
             }
             let lived = slot.spawned_at.elapsed();
+            if self.chain.as_ref().is_some_and(|c| c.waiting_for == Some(index)) {
+                // The replacement died before serving: stop the chain, the old workers keep serving.
+                tracing::error!("chain reload stopped: new worker {id} (pid {pid}) {how}; the previous workers keep serving");
+                self.notify(&VassalMessage::ReloadFailed { error: format!("new worker {id} {how}") });
+                self.slots[index] = None;
+                self.abort_chain();
+                continue;
+            }
             let load_failed = matches!(status, WaitStatus::Exited(_, EXIT_APP_LOAD_FAILED));
             if load_failed && !self.ever_ready && self.config.need_app {
                 tracing::error!("worker {id} (pid {pid}) could not load the app; giving up");
@@ -507,6 +557,9 @@ impl Master<'_> {
             return None;
         }
         self.enforce_limits(now);
+        self.check_touched_files();
+        self.advance_chain();
+        self.scale_to_target();
         let due: Vec<usize> = self
             .slots
             .iter()
@@ -518,8 +571,8 @@ impl Master<'_> {
             self.spawn(index, id);
         }
         // Retire the previous generation once every current worker is serving.
-        let waiting_retire = self.old_workers.values().any(|signalled| !signalled)
-            || self.slots.iter().flatten().any(|s| s.retiring && !s.signalled && s.pid.is_some());
+        let waiting_retire = self.chain.is_none() && self.old_workers.values().any(|signalled| !signalled)
+            || self.chain.is_none() && self.slots.iter().flatten().any(|s| s.retiring && !s.signalled && s.pid.is_some());
         if waiting_retire {
             let current: Vec<usize> =
                 (0..self.slots.len()).filter(|&i| self.slots[i].as_ref().is_some_and(|s| !s.retiring && s.pid.is_some())).collect();
@@ -627,34 +680,194 @@ impl Master<'_> {
 
     /// Graceful reload with the app re-imported.
     fn reload(&mut self) {
-        if self.stopping.is_some() {
+        self.reload_with(false);
+    }
+
+    /// `chain`: replace the workers one at a time instead of starting a whole new generation at once.
+    fn reload_with(&mut self, chain: bool) {
+        if self.stopping.is_some() || self.chain.is_some() {
             return;
         }
         if self.config.lazy_apps {
-            // Workers import the app themselves: start a new generation in the free slots, retire the old one
-            // once the new one serves.
-            tracing::info!("graceful reload: starting new workers");
-            let processes = self.config.processes as usize;
-            let free: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].is_none()).take(processes).collect();
-            for slot in self.slots.iter_mut().flatten() {
-                slot.retiring = true;
-            }
-            self.announced_ready = false;
-            for (n, index) in free.into_iter().enumerate() {
-                self.spawn(index, n as u32 + 1);
-            }
+            // Workers import the app themselves: no need to re-execute the master.
+            self.replace_workers(chain);
             return;
         }
         // Preload: re-execute this binary so the new image imports the new code from scratch.
-        tracing::info!("graceful reload: re-executing the master to import the app again");
+        let kind = if chain { "chain reload" } else { "graceful reload" };
+        tracing::info!("{kind}: re-executing the master to import the app again");
         let inheritance = Inheritance {
             sockets: self.sockets.iter().map(BoundSocket::inherit).collect(),
             old_workers: self.slots.iter().flatten().filter_map(|s| s.pid).chain(self.old_workers.keys().copied()).map(Pid::as_raw).collect(),
             started_on: self.started_on,
+            chain,
         };
         let error = self.exec_self(&inheritance);
         tracing::error!("reload failed, cannot re-execute liege: {error}; the current workers keep serving");
         self.notify(&VassalMessage::ReloadFailed { error: error.to_string() });
+    }
+
+    /// Starts a new generation of workers forked from this master (new code only with lazy-apps) and retires
+    /// the current one once it serves, all at once or one at a time (`chain`).
+    fn replace_workers(&mut self, chain: bool) {
+        tracing::info!("{}: starting new workers", if chain { "chain reload" } else { "graceful reload" });
+        for slot in self.slots.iter_mut().flatten() {
+            slot.retiring = true;
+        }
+        self.announced_ready = false;
+        if chain {
+            self.chain = Some(Chain { next_id: 1, waiting_for: None });
+            return;
+        }
+        for id in 1..=self.target_workers {
+            if let Some(index) = self.free_slot() {
+                self.spawn(index, id);
+            }
+        }
+    }
+
+    fn free_slot(&self) -> Option<usize> {
+        self.slots.iter().position(Option::is_none)
+    }
+
+    /// One step of a chain reload, each tick: start the next replacement, or retire an old worker once the
+    /// replacement serves.
+    fn advance_chain(&mut self) {
+        let Some(chain) = &self.chain else { return };
+        if let Some(index) = chain.waiting_for {
+            let serving = Scoreboard::global()
+                .and_then(|b| b.slot(index))
+                .is_some_and(|c| matches!(c.status(), WorkerStatus::Idle | WorkerStatus::Busy));
+            if !serving {
+                return;
+            }
+            // The replacement serves: retire one old worker (of this image, or of the previous one).
+            if let Some(slot) = self.slots.iter_mut().flatten().find(|s| s.retiring && !s.signalled && s.pid.is_some()) {
+                if let Some(pid) = slot.pid {
+                    let _ = kill(pid, Signal::SIGTERM);
+                }
+                slot.signalled = true;
+            } else if let Some((pid, signalled)) = self.old_workers.iter_mut().find(|(_, signalled)| !**signalled) {
+                let _ = kill(*pid, Signal::SIGTERM);
+                *signalled = true;
+            }
+        }
+        let next_id = chain.next_id;
+        if next_id > self.target_workers {
+            // Every replacement serves: anything old still unsignalled goes now.
+            for slot in self.slots.iter_mut().flatten().filter(|s| s.retiring && !s.signalled) {
+                if let Some(pid) = slot.pid {
+                    let _ = kill(pid, Signal::SIGTERM);
+                }
+                slot.signalled = true;
+            }
+            for (pid, signalled) in self.old_workers.iter_mut().filter(|(_, s)| !**s) {
+                let _ = kill(*pid, Signal::SIGTERM);
+                *signalled = true;
+            }
+            tracing::info!("chain reload complete");
+            self.chain = None;
+            return;
+        }
+        let Some(index) = self.free_slot() else { return };
+        self.spawn(index, next_id);
+        self.chain = Some(Chain { next_id: next_id + 1, waiting_for: Some(index) });
+    }
+
+    /// A chain reload failed: the workers not yet replaced become current again.
+    fn abort_chain(&mut self) {
+        self.chain = None;
+        for slot in self.slots.iter_mut().flatten().filter(|s| s.retiring && !s.signalled) {
+            slot.retiring = false;
+        }
+        // Workers of a previous image can't be adopted back as slots; they keep serving until they exit.
+        self.announced_ready = false;
+    }
+
+    /// Keeps `target_workers` workers running (the FIFO's `+`/`-`).
+    fn scale_to_target(&mut self) {
+        if self.chain.is_some() || self.stopping.is_some() || (!self.config.lazy_apps && self.app.is_none()) {
+            return;
+        }
+        let current: Vec<(usize, u32)> =
+            self.slots.iter().enumerate().filter_map(|(i, s)| s.as_ref().filter(|s| !s.retiring).map(|s| (i, s.id))).collect();
+        if (current.len() as u32) < self.target_workers {
+            let used: Vec<u32> = current.iter().map(|(_, id)| *id).collect();
+            if let (Some(id), Some(index)) = ((1..=self.config.processes).find(|id| !used.contains(id)), self.free_slot()) {
+                self.spawn(index, id);
+            }
+        } else if (current.len() as u32) > self.target_workers {
+            if let Some(&(index, id)) = current.iter().max_by_key(|(_, id)| *id) {
+                if let Some(slot) = self.slots[index].as_mut() {
+                    tracing::info!("stopping worker {id}: {} worker(s) wanted", self.target_workers);
+                    slot.retiring = true;
+                    slot.signalled = true;
+                    if let Some(pid) = slot.pid {
+                        let _ = kill(pid, Signal::SIGTERM);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `touch-reload` / `touch-chain-reload`: a changed modification time triggers the reload.
+    fn check_touched_files(&mut self) {
+        let mut trigger = None;
+        for (path, seen, chain) in &mut self.watched {
+            let now = modified(path);
+            if now != *seen {
+                *seen = now;
+                tracing::info!("{} was touched", path.display());
+                trigger = Some(trigger.unwrap_or(false) || *chain);
+            }
+        }
+        if let Some(chain) = trigger {
+            self.reload_with(chain);
+        }
+    }
+
+    /// uWSGI's master FIFO: one letter per command.
+    fn read_fifos(&mut self) {
+        let mut commands = Vec::new();
+        for fifo in &self.fifos {
+            let mut buffer = [0u8; 64];
+            while let Ok(n) = nix::unistd::read(fifo.as_fd(), &mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                commands.extend_from_slice(&buffer[..n]);
+            }
+        }
+        for command in commands {
+            match command {
+                b'r' | b'R' => self.reload_with(false),
+                b'c' => self.reload_with(true),
+                b'q' => self.begin_stop(true),
+                b'Q' => self.begin_stop(false),
+                // Workers only, from this master's image (new code only with lazy-apps).
+                b'w' => {
+                    if self.stopping.is_none() && self.chain.is_none() {
+                        self.replace_workers(false);
+                    }
+                }
+                b'W' => {
+                    for pid in self.slots.iter().flatten().filter_map(|s| s.pid) {
+                        let _ = kill(pid, Signal::SIGKILL);
+                    }
+                }
+                b'+' if self.target_workers < self.config.processes => {
+                    self.target_workers += 1;
+                    tracing::info!("master FIFO: {} worker(s) wanted", self.target_workers);
+                }
+                b'-' if self.target_workers > 1 => {
+                    self.target_workers -= 1;
+                    tracing::info!("master FIFO: {} worker(s) wanted", self.target_workers);
+                }
+                b'+' | b'-' => tracing::info!("master FIFO: worker count stays {} (1..={})", self.target_workers, self.config.processes),
+                b'\n' | b'\r' | b' ' => {}
+                other => tracing::warn!("master FIFO: unknown command {:?}", other as char),
+            }
+        }
     }
 
     fn exec_self(&self, inheritance: &Inheritance) -> anyhow::Error {
@@ -804,4 +1017,37 @@ fn describe_app(spec: &liege_config::AppSpec) -> String {
         liege_config::AppSource::File(path) => format!("{}:{}", path.display(), spec.callable),
         liege_config::AppSource::Module(module) => format!("{module}:{}", spec.callable),
     }
+}
+
+fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Opens (creating if needed) each master FIFO read-write and non-blocking: holding a write end ourselves means
+/// a writer closing never leaves the FIFO at a permanent EOF that would wake poll(2) in a loop.
+fn open_fifos(paths: &[PathBuf]) -> Vec<std::fs::File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    paths
+        .iter()
+        .filter_map(|path| {
+            let is_fifo = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo());
+            if !is_fifo {
+                let _ = std::fs::remove_file(path);
+                if let Err(err) = nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
+                    tracing::error!("master-fifo {}: {err}", path.display());
+                    return None;
+                }
+            }
+            match std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(path) {
+                Ok(file) => {
+                    tracing::info!("master FIFO at {}", path.display());
+                    Some(file)
+                }
+                Err(err) => {
+                    tracing::error!("master-fifo {}: {err}", path.display());
+                    None
+                }
+            }
+        })
+        .collect()
 }
