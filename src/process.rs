@@ -42,3 +42,21 @@ pub fn rss_bytes(pid: i32) -> Option<u64> {
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     Some(resident_pages * u64::try_from(page).ok()?)
 }
+
+/// Raises the soft limit on open files to the hard limit: every idle keep-alive connection is a descriptor, and
+/// the usual soft limit (1024) would let a few hundred idle clients exhaust a worker.
+pub fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
+/// The most connections one worker keeps open: the descriptor limit minus room for the app's own files.
+pub fn connection_cap() -> usize {
+    use nix::sys::resource::{getrlimit, Resource};
+    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    (soft.saturating_sub(128) as usize).clamp(64, 100_000)
+}

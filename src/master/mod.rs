@@ -80,6 +80,9 @@ struct Slot {
     recycling: bool,
     /// When the harakiri stack dump was requested; the kill follows a moment later.
     harakiri_at: Option<Instant>,
+    /// Since when the worker has served nothing (for `cheaper`), and its request count then.
+    idle_since: Instant,
+    requests_seen: u64,
 }
 
 enum Stopping {
@@ -142,6 +145,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
     if !config.master {
         tracing::info!("liege always runs a master process; 'master = false' is ignored");
     }
+    crate::process::raise_open_files_limit();
     let sockets = sockets::open_all(&config.sockets, config.listen, config.chmod_socket, inheritance.sockets)?;
     for socket in &sockets {
         tracing::info!("{} socket bound to {}", sockets::protocol_name(socket.protocol), socket.name);
@@ -191,7 +195,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
         announced_ready: false,
         last_heartbeat: Instant::now(),
         chain: None,
-        target_workers: config.processes,
+        target_workers: config.cheaper.as_ref().map_or(config.processes, |c| c.initial),
         watched: config
             .touch_reload
             .iter()
@@ -211,7 +215,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
         tracing::info!("chain reload: replacing the previous workers one at a time");
         master.chain = Some(Chain { next_id: 1, waiting_for: None });
     } else if master.app.is_some() || config.lazy_apps {
-        for index in 0..config.processes as usize {
+        for index in 0..master.target_workers as usize {
             master.spawn(index, index as u32 + 1);
         }
     }
@@ -411,6 +415,8 @@ impl Master<'_> {
                     signalled: false,
                     recycling: false,
                     harakiri_at: None,
+                    idle_since: Instant::now(),
+                    requests_seen: 0,
                 });
                 tracing::info!("spawned worker {id} (pid {child})");
                 self.notify(&VassalMessage::WorkerSpawned { id, pid: child.as_raw() });
@@ -430,6 +436,8 @@ impl Master<'_> {
                     signalled: false,
                     recycling: false,
                     harakiri_at: None,
+                    idle_since: Instant::now(),
+                    requests_seen: 0,
                 });
             }
         }
@@ -559,6 +567,7 @@ impl Master<'_> {
         self.enforce_limits(now);
         self.check_touched_files();
         self.advance_chain();
+        self.adapt_worker_count(now);
         self.scale_to_target();
         let due: Vec<usize> = self
             .slots
@@ -784,7 +793,46 @@ impl Master<'_> {
         self.announced_ready = false;
     }
 
-    /// Keeps `target_workers` workers running (the FIFO's `+`/`-`).
+    /// `cheaper` (uWSGI's `spare` algorithm): when every worker is busy, add `cheaper-step` workers (up to
+    /// `processes`); a worker above the minimum that served nothing for `idle` seconds is retired.
+    fn adapt_worker_count(&mut self, now: Instant) {
+        let Some(cheaper) = &self.config.cheaper else { return };
+        if self.chain.is_some() || self.stopping.is_some() {
+            return;
+        }
+        let Some(board) = Scoreboard::global() else { return };
+        let mut serving = 0u32;
+        let mut busy = 0u32;
+        let mut longest_idle = Duration::ZERO;
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            let Some(slot) = slot.as_mut().filter(|s| !s.retiring && s.pid.is_some()) else { continue };
+            let Some(counters) = board.slot(index) else { continue };
+            serving += 1;
+            let requests = counters.requests.load(std::sync::atomic::Ordering::Relaxed);
+            let status = counters.status();
+            if status == WorkerStatus::Busy || requests != slot.requests_seen {
+                slot.idle_since = now;
+                slot.requests_seen = requests;
+            }
+            if status == WorkerStatus::Busy {
+                busy += 1;
+            }
+            longest_idle = longest_idle.max(now.duration_since(slot.idle_since));
+        }
+        if serving > 0 && busy == serving && self.target_workers < self.config.processes {
+            self.target_workers = (self.target_workers + cheaper.step).min(self.config.processes);
+            tracing::info!("cheaper: all {serving} worker(s) busy, going to {}", self.target_workers);
+        } else if self.target_workers > cheaper.min_workers && longest_idle >= cheaper.idle && busy < serving {
+            self.target_workers -= 1;
+            tracing::info!("cheaper: a worker idle for {} s, going to {}", longest_idle.as_secs(), self.target_workers);
+            // Restart the idle clocks so one idle period retires one worker, not all of them at once.
+            for slot in self.slots.iter_mut().flatten() {
+                slot.idle_since = now;
+            }
+        }
+    }
+
+    /// Keeps `target_workers` workers running (the FIFO's `+`/`-`, `cheaper`).
     fn scale_to_target(&mut self) {
         if self.chain.is_some() || self.stopping.is_some() || (!self.config.lazy_apps && self.app.is_none()) {
             return;

@@ -182,6 +182,8 @@ fn uwsgi_role(id: u32) {
 struct ConnectionTracker {
     open: Cell<usize>,
     idle: Notify,
+    /// Notified whenever a connection closes (for the accept loops waiting under the cap).
+    closed: Notify,
 }
 
 impl ConnectionTracker {
@@ -203,6 +205,7 @@ impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         let open = self.0.open.get() - 1;
         self.0.open.set(open);
+        self.0.closed.notify_waiters();
         if open == 0 {
             self.0.idle.notify_waiters();
         }
@@ -275,7 +278,16 @@ async fn accept_loop(listener: InheritedListener, worker: Rc<Worker>, mut stop: 
             }
         }
     };
+    let cap = crate::process::connection_cap();
     loop {
+        // Backpressure: at the cap this worker stops accepting; new connections wait in the kernel's queue for
+        // a worker with room, instead of failing with EMFILE.
+        while tracker.open.get() >= cap {
+            tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => return,
+                _ = tracker.closed.notified() => {}
+            }
+        }
         let connection = tokio::select! {
             biased;
             _ = stop.wait_for(|stop| *stop) => return,
