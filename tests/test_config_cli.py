@@ -136,6 +136,22 @@ def test_nonsense_value_names_the_option(tmp_path):
     assert "processes" in err and "abc" in err, err
 
 
+@pytest.mark.parametrize("args, names", [
+    (["--harakiri", "abc"], ["harakiri", "abc"]),
+    (["--processes", "-2"], ["processes", "-2"]),
+    (["--max-requests", "-1"], ["max-requests"]),
+    (["--processes", "2", "--cheaper", "3"], ["cheaper"]),
+    (["--threads", "0"], ["threads"]),
+    (["--reload-on-rss", "lots"], ["reload-on-rss"]),
+])
+def test_nonsense_lifecycle_values_are_startup_errors(tmp_path, args, names):
+    res = run_liege(["--http-socket", "127.0.0.1:0", "--wsgi-file", APPS / "echo.py", *args], cwd=tmp_path)
+    err = stderr_of(res)
+    assert res.returncode != 0
+    for name in names:
+        assert name in err, err
+
+
 # --- option forms ------------------------------------------------------------------------------------------------
 
 

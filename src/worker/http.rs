@@ -24,10 +24,12 @@ use crate::python::response::{call_app, Prepared};
 struct Connection {
     info: Arc<ConnectionInfo>,
     remote: Rc<str>,
+    fd: std::os::fd::RawFd,
 }
 
 pub async fn serve(stream: Stream, info: ConnectionInfo, worker: Rc<Worker>, mut shutdown: watch::Receiver<bool>) {
-    let connection = Rc::new(Connection { remote: Rc::from(info.remote_addr.as_str()), info: Arc::new(info) });
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    let connection = Rc::new(Connection { remote: Rc::from(info.remote_addr.as_str()), info: Arc::new(info), fd });
     let service_worker = Rc::clone(&worker);
     let service = hyper::service::service_fn(move |request| {
         let worker = Rc::clone(&service_worker);
@@ -84,6 +86,9 @@ async fn handle(request: Request<Incoming>, worker: Rc<Worker>, connection: Rc<C
     record.bytes_in = body.len();
     let head_only = parts.method == http::Method::HEAD;
     record.app_started();
+    if let Some(watch) = &worker.harakiri {
+        watch.arm(connection.fd);
+    }
     let info = Arc::clone(&connection.info);
     let request_line = std::mem::take(&mut record.request_line);
     let outcome = worker
@@ -102,6 +107,9 @@ async fn handle(request: Request<Incoming>, worker: Rc<Worker>, connection: Rc<C
             (prepared, vars, request_line)
         })
         .await;
+    if let Some(watch) = &worker.harakiri {
+        watch.disarm();
+    }
     let Some((prepared, vars, request_line)) = outcome else {
         return refusal(record, StatusCode::SERVICE_UNAVAILABLE, "the app threads are gone".into());
     };

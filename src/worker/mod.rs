@@ -5,6 +5,7 @@
 //! a worker busy in Python simply stops accepting and the idle ones take the connections.
 
 mod body;
+mod harakiri;
 mod http;
 mod python_runner;
 mod record;
@@ -66,6 +67,8 @@ pub struct Worker {
     /// workers don't all restart at once); 0 = never.
     pub max_requests: u64,
     recycling: Cell<bool>,
+    /// Set when `harakiri` is on and the app runs inline (one request at a time per worker).
+    pub harakiri: Option<std::sync::Arc<harakiri::HarakiriWatch>>,
 }
 
 impl Worker {
@@ -149,6 +152,10 @@ fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
                 config.max_requests + u64::from(setup.id) * config.max_requests_delta
             },
             recycling: Cell::new(false),
+            harakiri: config
+                .harakiri
+                .filter(|_| config.threads <= 1)
+                .map(|limit| harakiri::HarakiriWatch::start(slot, limit)),
             limits: Limits::from_config(config),
             log_requests: !config.disable_logging,
         })

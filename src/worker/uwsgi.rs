@@ -98,6 +98,9 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
     let head_only = method == b"HEAD";
     let https = request.url_scheme() == "https";
     record.app_started();
+    if let Some(watch) = &worker.harakiri {
+        watch.arm(stream.as_raw_fd());
+    }
     let request_line = std::mem::take(&mut record.request_line);
     let outcome = worker
         .python
@@ -116,6 +119,9 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
             (prepared, request_line)
         })
         .await;
+    if let Some(watch) = &worker.harakiri {
+        watch.disarm();
+    }
     let Some((prepared, request_line)) = outcome else {
         return refuse(&mut stream, record, StatusCode::SERVICE_UNAVAILABLE, "the app threads are gone").await;
     };
