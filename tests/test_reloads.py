@@ -83,6 +83,7 @@ def test_chain_reload_replaces_workers_one_at_a_time(liege, tmp_path):
     write_app(app, "v1")
     trigger.write_text("")
     srv = liege("--wsgi-file", app, "--processes", "3", "--lazy-apps", "--touch-chain-reload", trigger, workers=3)
+    wait_for(lambda: srv.logs().count("app loaded") == 3, what="all workers to load v1")
     before = set(srv.worker_pids())
     loop = RequestLoop(srv.port)
     write_app(app, "v2")
@@ -100,6 +101,8 @@ def test_chain_reload_with_broken_code_keeps_the_old_workers(liege, tmp_path):
     write_app(app, "v1")
     trigger.write_text("")
     srv = liege("--wsgi-file", app, "--processes", "2", "--lazy-apps", "--touch-chain-reload", trigger, workers=2)
+    # lazy-apps: each worker imports the app itself; both must have v1 loaded before the file breaks.
+    wait_for(lambda: srv.logs().count("app loaded") == 2, what="both workers to load v1")
     before = sorted(srv.worker_pids())
     write_app(app, "v2", extra='raise RuntimeError("broken deploy")')
     os.utime(trigger, ns=(time.time_ns(), time.time_ns() + 1_000_000_000))

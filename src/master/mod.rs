@@ -445,6 +445,7 @@ impl Master<'_> {
 
     /// Collects every exited child and decides what follows.
     fn reap(&mut self) {
+        self.refresh_ever_ready();
         loop {
             let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
@@ -534,17 +535,24 @@ impl Master<'_> {
         }
     }
 
+    /// Lazy-apps: has any worker of this image got past loading the app? (Before that, a load failure means
+    /// the app is broken and the vassal gives up; after it, a failing worker is respawned with backoff.)
+    fn refresh_ever_ready(&mut self) {
+        if self.ever_ready {
+            return;
+        }
+        let board = Scoreboard::global();
+        self.ever_ready = self.slots.iter().enumerate().any(|(i, s)| {
+            s.as_ref().is_some_and(|s| s.pid.is_some())
+                && board.and_then(|b| b.slot(i)).is_some_and(|b| matches!(b.status(), WorkerStatus::Idle | WorkerStatus::Busy))
+        });
+    }
+
     /// Periodic work; returns the exit code once the master should exit.
     fn tick(&mut self) -> Option<i32> {
         let now = Instant::now();
         let board = Scoreboard::global();
-        // Lazy-apps readiness: a worker that got past loading the app.
-        if !self.ever_ready {
-            self.ever_ready = self.slots.iter().enumerate().any(|(i, s)| {
-                s.as_ref().is_some_and(|s| s.pid.is_some())
-                    && board.and_then(|b| b.slot(i)).is_some_and(|b| matches!(b.status(), WorkerStatus::Idle | WorkerStatus::Busy))
-            });
-        }
+        self.refresh_ever_ready();
         if let Some(stopping) = &self.stopping {
             let deadline = match stopping {
                 Stopping::Graceful { deadline } | Stopping::Quick { deadline } => *deadline,

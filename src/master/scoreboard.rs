@@ -110,6 +110,8 @@ pub struct WorkerSlot {
     pub status: AtomicU8,
     pub exit_cause: AtomicU8,
     pub harakiri_count: AtomicU64,
+    /// Open client connections (workers balance accepts on it).
+    pub connections: AtomicU32,
     pub requests: AtomicU64,
     pub exceptions: AtomicU64,
     pub status_classes: [AtomicU64; 6],
@@ -208,6 +210,16 @@ impl Scoreboard {
         (0..self.len).filter_map(|i| self.slot(i))
     }
 
+    /// The fewest open connections among serving workers other than `except` (`None` if there are none).
+    pub fn fewest_connections_except(&self, except: usize) -> Option<u32> {
+        (0..self.len)
+            .filter(|&i| i != except)
+            .filter_map(|i| self.slot(i))
+            .filter(|s| matches!(s.status(), WorkerStatus::Idle | WorkerStatus::Busy))
+            .map(|s| s.connections.load(Relaxed))
+            .min()
+    }
+
     /// Every request ever served by this master's workers, including exited ones.
     pub fn total_requests(&self) -> u64 {
         self.header().retired_requests.load(Relaxed) + self.slots().map(|s| s.requests.load(Relaxed)).sum::<u64>()
@@ -221,6 +233,7 @@ impl WorkerSlot {
         self.id.store(id, Relaxed);
         self.status.store(WorkerStatus::Starting as u8, Relaxed);
         self.exit_cause.store(ExitCause::Unplanned as u8, Relaxed);
+        self.connections.store(0, Relaxed);
         for counter in [
             &self.requests,
             &self.exceptions,

@@ -60,6 +60,8 @@ pub struct Worker {
     pub id: u32,
     pub pid: u32,
     pub slot: &'static WorkerSlot,
+    /// Index of `slot` in the scoreboard.
+    pub slot_index: usize,
     pub python: PythonRunner,
     pub limits: Limits,
     pub log_requests: bool,
@@ -145,6 +147,7 @@ fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
             id: setup.id,
             pid: std::process::id(),
             slot,
+            slot_index: setup.slot,
             python: PythonRunner::new(py, config.threads, app, &settings)?,
             max_requests: if config.max_requests == 0 {
                 0
@@ -184,9 +187,10 @@ fn uwsgi_role(id: u32) {
     crate::logging::set_worker_role(id);
 }
 
-/// Counts open connections so a graceful stop can wait for them.
-#[derive(Default)]
+/// Counts open connections so a graceful stop can wait for them, and publishes the count in the scoreboard
+/// (other workers read it to balance accepts).
 struct ConnectionTracker {
+    slot: &'static WorkerSlot,
     open: Cell<usize>,
     idle: Notify,
     /// Notified whenever a connection closes (for the accept loops waiting under the cap).
@@ -194,8 +198,17 @@ struct ConnectionTracker {
 }
 
 impl ConnectionTracker {
+    fn new(slot: &'static WorkerSlot) -> Self {
+        Self { slot, open: Cell::new(0), idle: Notify::new(), closed: Notify::new() }
+    }
+
+    fn set_open(&self, open: usize) {
+        self.open.set(open);
+        self.slot.connections.store(open as u32, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn opened(self: &Rc<Self>) -> ConnectionGuard {
-        self.open.set(self.open.get() + 1);
+        self.set_open(self.open.get() + 1);
         ConnectionGuard(Rc::clone(self))
     }
 
@@ -211,7 +224,7 @@ struct ConnectionGuard(Rc<ConnectionTracker>);
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         let open = self.0.open.get() - 1;
-        self.0.open.set(open);
+        self.0.set_open(open);
         self.0.closed.notify_waiters();
         if open == 0 {
             self.0.idle.notify_waiters();
@@ -234,7 +247,7 @@ async fn serve(worker: Rc<Worker>, listeners: Vec<InheritedListener>, mercy: Dur
         1
     })?;
     let (stop_sender, stop) = watch::channel(false);
-    let tracker = Rc::new(ConnectionTracker::default());
+    let tracker = Rc::new(ConnectionTracker::new(worker.slot));
     for listener in listeners {
         tokio::task::spawn_local(accept_loop(listener, Rc::clone(&worker), stop.clone(), Rc::clone(&tracker)));
     }
@@ -303,15 +316,24 @@ async fn accept_loop(listener: InheritedListener, worker: Rc<Worker>, mut stop: 
         match connection {
             Ok((stream, info)) => {
                 let guard = tracker.opened();
-                let worker = Rc::clone(&worker);
+                let connection_worker = Rc::clone(&worker);
                 let stop = stop.clone();
                 tokio::task::spawn_local(async move {
+                    let worker = connection_worker;
                     match protocol {
                         Protocol::Http => http::serve(stream, info, worker, stop).await,
                         Protocol::Uwsgi => uwsgi::serve(stream, Rc::from(info.remote_addr.as_str()), worker).await,
                     }
                     drop(guard);
                 });
+                // Balance long-lived (keep-alive) connections: a worker that already holds more than the
+                // least-loaded one pauses before accepting again, so idle workers take what is pending. Without
+                // this, the first worker to wake accepts a whole burst and keeps it for the connections' life.
+                // The pause is bounded, so nothing waits long if the other workers are busy in Python.
+                let fewest = Scoreboard::global().and_then(|b| b.fewest_connections_except(worker.slot_index));
+                if fewest.is_some_and(|fewest| tracker.open.get() as u32 > fewest) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
             }
             Err(err) => {
                 // Out of descriptors or memory: back off instead of spinning on the ready socket.
