@@ -361,6 +361,9 @@ impl Master<'_> {
         let Some(board_slot) = Scoreboard::global().and_then(|b| b.slot(index)) else { return };
         board_slot.reset(id, crate::process::unix_now());
         let preload = !self.config.lazy_apps;
+        // Taken before the fork: a child that asked getppid() after it could see 1 if the master died in
+        // between, and would then never notice it was orphaned.
+        let master_pid = std::process::id() as i32;
         // SAFETY: the master is single-threaded (no tokio, no threads), so fork is safe. With Python loaded,
         // CPython's own fork hooks keep its locks and state consistent (PyOS_BeforeFork/AfterFork_*),
         // e.g. reseeding `random` and resetting the import lock; the GIL is held across them.
@@ -372,6 +375,8 @@ impl Master<'_> {
         };
         match forked {
             Ok(ForkResult::Child) => {
+                // First of all: die with the master (before any Python code can run and take time).
+                crate::process::become_child_of(master_pid);
                 // SAFETY: see above; we are the only thread in the child.
                 if preload {
                     unsafe { pyo3::ffi::PyOS_AfterFork_Child() };
@@ -392,7 +397,6 @@ impl Master<'_> {
                 worker::run(WorkerSetup {
                     id,
                     slot: index,
-                    master_pid: Pid::parent().as_raw(),
                     config: self.config,
                     listeners,
                     app,

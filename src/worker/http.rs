@@ -25,15 +25,31 @@ struct Connection {
     info: Arc<ConnectionInfo>,
     remote: Rc<str>,
     fd: std::os::fd::RawFd,
+    /// Set when the first request on this connection starts (see the graceful stop in `serve`).
+    first_request: tokio::sync::Notify,
+    started: std::cell::Cell<bool>,
 }
+
+/// How long a just-accepted connection gets to send its request once the worker is stopping.
+const FIRST_REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub async fn serve(stream: Stream, info: ConnectionInfo, worker: Rc<Worker>, mut shutdown: watch::Receiver<bool>) {
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-    let connection = Rc::new(Connection { remote: Rc::from(info.remote_addr.as_str()), info: Arc::new(info), fd });
+    let connection = Rc::new(Connection {
+        remote: Rc::from(info.remote_addr.as_str()),
+        info: Arc::new(info),
+        fd,
+        first_request: tokio::sync::Notify::new(),
+        started: std::cell::Cell::new(false),
+    });
     let service_worker = Rc::clone(&worker);
+    let service_connection = Rc::clone(&connection);
     let service = hyper::service::service_fn(move |request| {
         let worker = Rc::clone(&service_worker);
-        let connection = Rc::clone(&connection);
+        let connection = Rc::clone(&service_connection);
+        if !connection.started.replace(true) {
+            connection.first_request.notify_one();
+        }
         async move { Ok::<_, Infallible>(handle(request, worker, connection).await) }
     });
     let limits = &worker.limits;
@@ -45,11 +61,21 @@ pub async fn serve(stream: Stream, info: ConnectionInfo, worker: Rc<Worker>, mut
         .title_case_headers(true)
         .max_headers(limits.policy.max_header_count)
         .max_buf_size(limits.buffer_size.max(8192));
+    let state = connection;
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => log_connection_error(result),
         _ = shutdown.wait_for(|stop| *stop) => {
+            // A connection accepted just before the stop may not have sent (or we not yet read) its request:
+            // closing it now would fail a request the client already sent. Give it a moment to start one.
+            if !state.started.get() {
+                tokio::select! {
+                    result = connection.as_mut() => return log_connection_error(result),
+                    _ = state.first_request.notified() => {}
+                    _ = tokio::time::sleep(FIRST_REQUEST_GRACE) => {}
+                }
+            }
             // Finish the request in flight (if any), then close.
             connection.as_mut().graceful_shutdown();
             log_connection_error(connection.await);

@@ -94,7 +94,6 @@ pub struct InheritedListener {
 pub struct WorkerSetup<'a> {
     pub id: u32,
     pub slot: usize,
-    pub master_pid: i32,
     pub config: &'a VassalConfig,
     pub listeners: Vec<InheritedListener>,
     /// The app imported by the master (preload), or `None` for lazy-apps.
@@ -114,7 +113,6 @@ pub fn run(setup: WorkerSetup<'_>) -> ! {
 }
 
 fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
-    crate::process::become_child_of(setup.master_pid);
     uwsgi_role(setup.id);
     let config = setup.config;
     let slot = Scoreboard::global().and_then(|board| board.slot(setup.slot)).ok_or(1)?;
