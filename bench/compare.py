@@ -1,0 +1,723 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of liege against uWSGI (pyuwsgi), Gunicorn and Granian.
+
+Stdlib only. Usually started through `bench/run`, which prepares bench/.venv, wrk and the liege build.
+
+For each app and each server, one after another in ONE run and with the same number of processes:
+start the server in its own process group, wait (bounded) until it answers, check the body, warm up,
+then run `wrk --latency` against it while measuring the CPU time of the server's whole process tree
+(from /proc/PID/stat), read the PSS of the tree (from /proc/PID/smaps_rollup), stop the server
+(signal to its process group, SIGKILL after a grace period) and verify nothing is left.
+
+Only 127.0.0.1 is ever targeted; every load is bounded in time (wrk -d, plus a subprocess timeout).
+See bench/README.md for the meaning of each column and the caveats.
+"""
+
+import argparse
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+APPS_DIR = BENCH / 'apps'
+VENV_BIN = BENCH / '.venv' / 'bin'
+RESULTS = BENCH / 'results'
+CLK_TCK = os.sysconf('SC_CLK_TCK')
+HOST = '127.0.0.1'
+
+ALL_SERVERS = ['liege', 'uwsgi-http11', 'uwsgi-http', 'gunicorn', 'granian']
+IO_SERVERS = ['liege', 'uwsgi-http11', 'uwsgi-http', 'granian']
+
+
+# --------------------------------------------------------------------------------------------- apps
+
+def _check_hello(body):
+    return body == b'Hello, World!'
+
+
+def _check_seed(body):
+    return body.startswith(b'hello worldhello world2123456789') and b'997998999\n' in body
+
+
+def _check_io(body):
+    return body == b'ok\n'
+
+
+APPS = {
+    'hello': {'file': 'hello.py', 'module': 'hello', 'check': _check_hello},
+    'seed': {'file': 'seed_app.py', 'module': 'seed_app', 'check': _check_seed},
+    'io': {'file': 'io_bound.py', 'module': 'io_bound', 'check': _check_io},
+}
+
+
+# ------------------------------------------------------------------------------------------ servers
+
+def tool(name):
+    """A tool from bench/.venv/bin, else from PATH."""
+    p = VENV_BIN / name
+    if p.exists():
+        return str(p)
+    found = shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f'{name} not found in {VENV_BIN} nor on PATH (run bench/run to install it)')
+    return found
+
+
+def server_spec(name, app, port, args, threads=None):
+    """argv, stop signal and wrk connection count for one server.
+
+    threads=None: the default scenario (no thread flags at all, each server's own default).
+    threads=N: the io scenario (N Python threads per process, N=1 meaning one).
+    """
+    app_file = str(APPS_DIR / APPS[app]['file'])
+    module = APPS[app]['module']
+    addr = f'{HOST}:{port}'
+    n = str(args.processes)
+    conns = args.io_connections if threads is not None else args.connections
+    stop = signal.SIGTERM
+    if name == 'liege':
+        if not Path(args.liege).exists():
+            raise FileNotFoundError(f'{args.liege} does not exist (bench/run builds it)')
+        argv = [str(args.liege), '--http-socket', addr, '--wsgi-file', app_file,
+                '--processes', n, '--master', '--disable-logging']
+        if threads is not None and threads > 1:
+            argv += ['--threads', str(threads)]
+    elif name in ('uwsgi-http11', 'uwsgi-http'):
+        sock = '--http11-socket' if name == 'uwsgi-http11' else '--http-socket'
+        argv = [tool('uwsgi'), sock, addr, '--wsgi-file', app_file,
+                '--processes', n, '--master', '--disable-logging']
+        if threads is not None and threads > 1:
+            argv += ['--threads', str(threads)]
+        if name == 'uwsgi-http11':
+            # http11 pins each kept-alive connection to one worker (thread): more clients than
+            # processes x threads would just wait, so wrk gets at most that many connections.
+            slots = args.processes * (threads or 1)
+            conns = args.http11_connections or slots
+        # uWSGI 2.0: SIGTERM on the master means "reload", SIGINT/SIGQUIT mean stop.
+        stop = signal.SIGINT
+    elif name == 'gunicorn':
+        # Gunicorn has no access log unless --access-logfile is given.
+        argv = [tool('gunicorn'), '-w', n, '-b', addr, '--chdir', str(APPS_DIR),
+                '--log-level', 'warning', f'{module}:application']
+    elif name == 'granian':
+        argv = [tool('granian'), '--interface', 'wsgi', '--workers', n, '--host', HOST, '--port', str(port),
+                '--no-access-log', '--log-level', 'warning', '--working-dir', str(APPS_DIR)]
+        if threads is not None:
+            argv += ['--blocking-threads', str(threads)]
+        argv += [f'{module}:application']
+    else:
+        raise ValueError(f'unknown server {name!r}')
+    return argv, stop, conns
+
+
+# ------------------------------------------------------------------------------------------- /proc
+
+def _read_stat(pid):
+    """(ppid, pgrp, state, cpu_ticks incl. reaped children, starttime) or None if gone."""
+    try:
+        with open(f'/proc/{pid}/stat', 'rb') as f:
+            data = f.read().decode('ascii', 'replace')
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    rest = data[data.rindex(')') + 2:].split()
+    # rest[0] = state (field 3); field n is rest[n - 3]
+    state = rest[0]
+    ppid, pgrp = int(rest[1]), int(rest[2])
+    utime, stime, cutime, cstime = (int(x) for x in rest[11:15])
+    starttime = int(rest[19])
+    return ppid, pgrp, state, utime + stime + cutime + cstime, starttime
+
+
+def _all_stats():
+    out = {}
+    for d in os.listdir('/proc'):
+        if d.isdigit():
+            st = _read_stat(int(d))
+            if st is not None:
+                out[int(d)] = st
+    return out
+
+
+def process_tree(root, pgid=None):
+    """{pid: stat} for root, all its descendants (via ppid), and everything in process group pgid."""
+    stats = _all_stats()
+    children = {}
+    for pid, st in stats.items():
+        children.setdefault(st[0], []).append(pid)
+    tree = {}
+    todo = [root] if root in stats else []
+    while todo:
+        pid = todo.pop()
+        if pid in tree:
+            continue
+        tree[pid] = stats[pid]
+        todo.extend(children.get(pid, ()))
+    if pgid is not None:
+        for pid, st in stats.items():
+            if st[1] == pgid:
+                tree.setdefault(pid, st)
+    return tree
+
+
+def tree_cpu_ticks(tree):
+    # utime+stime of each process covers all its threads; cutime+cstime keeps the time of
+    # children that exited and were reaped during the window, so the delta stays honest.
+    return sum(st[3] for st in tree.values() if st[2] != 'Z')
+
+
+def pss_kib(pid):
+    try:
+        with open(f'/proc/{pid}/smaps_rollup') as f:
+            for line in f:
+                if line.startswith('Pss:'):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return None
+
+
+def machine_cpu():
+    with open('/proc/stat') as f:
+        vals = [int(x) for x in f.readline().split()[1:]]
+    idle = vals[3] + vals[4]
+    return sum(vals[:8]), idle
+
+
+# -------------------------------------------------------------------------------------- lifecycle
+
+class Server:
+    """One server process group; always stopped by stop(), also from the global cleanup."""
+
+    running = []
+
+    def __init__(self, name, argv, stop_signal, log_path):
+        self.name = name
+        self.argv = argv
+        self.stop_signal = stop_signal
+        self.log_path = log_path
+        self.seen = {}  # pid -> starttime of every process ever seen in the tree
+        self.log = open(log_path, 'wb')
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, cwd=str(APPS_DIR))
+        self.pgid = self.proc.pid
+        Server.running.append(self)
+
+    def tree(self):
+        t = process_tree(self.proc.pid, self.pgid)
+        for pid, st in t.items():
+            self.seen.setdefault(pid, st[4])
+        return t
+
+    def _alive_members(self):
+        alive = []
+        for pid, st in _all_stats().items():
+            if st[2] == 'Z':
+                continue
+            if st[1] == self.pgid or self.seen.get(pid) == st[4]:
+                alive.append(pid)
+        return alive
+
+    def stop(self, grace=10.0):
+        """Signal the group, SIGKILL after `grace` s; return the pids still alive at the end (should be [])."""
+        if self not in Server.running:
+            return []
+        self.tree()
+        try:
+            os.killpg(self.pgid, self.stop_signal)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            self.proc.poll()
+            if self.proc.returncode is not None and not self._alive_members():
+                break
+            time.sleep(0.05)
+        left = self._alive_members()
+        if left or self.proc.poll() is None:
+            try:
+                os.killpg(self.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            deadline = time.monotonic() + 5
+            while self._alive_members() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        self.killed = bool(left)
+        Server.running.remove(self)
+        self.log.close()
+        return self._alive_members()
+
+    def log_tail(self, n=15):
+        try:
+            lines = Path(self.log_path).read_text(errors='replace').splitlines()
+        except OSError:
+            return ''
+        return '\n'.join(lines[-n:])
+
+
+def stop_all():
+    for s in list(Server.running):
+        try:
+            s.stop(grace=3.0)
+        except Exception as e:  # keep cleaning the others
+            print(f'  cleanup of {s.name} failed: {e}', file=sys.stderr)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(server, port, timeout):
+    """GET / until the server answers; (status, body, seconds) or raise with the reason."""
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f'exited with code {server.proc.returncode} before answering')
+        try:
+            c = http.client.HTTPConnection(HOST, port, timeout=10)
+            c.request('GET', '/')
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            return r.status, body, time.monotonic() - t0
+        except (OSError, http.client.HTTPException) as e:
+            last = e
+            time.sleep(0.05)
+    raise RuntimeError(f'no answer within {timeout:.0f} s (last error: {last!r})')
+
+
+# -------------------------------------------------------------------------------------------- wrk
+
+_UNITS = {'us': 1e-3, 'ms': 1.0, 's': 1000.0, 'm': 60000.0, 'h': 3600000.0}
+
+
+def _ms(text):
+    m = re.fullmatch(r'([\d.]+)(us|ms|s|m|h)', text)
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else None
+
+
+def parse_wrk(out):
+    r = {'requests': None, 'rps': None, 'p50_ms': None, 'p99_ms': None, 'avg_ms': None, 'max_ms': None,
+         'non2xx': 0, 'socket_errors': {'connect': 0, 'read': 0, 'write': 0, 'timeout': 0}}
+    m = re.search(r'^\s*(\d+) requests in ([\d.]+)(\w+)', out, re.M)
+    if m:
+        r['requests'] = int(m.group(1))
+    m = re.search(r'^Requests/sec:\s+([\d.]+)', out, re.M)
+    if m:
+        r['rps'] = float(m.group(1))
+    m = re.search(r'^\s*Latency\s+(\S+)\s+(\S+)\s+(\S+)', out, re.M)
+    if m:
+        r['avg_ms'], r['max_ms'] = _ms(m.group(1)), _ms(m.group(3))
+    for pct, key in (('50', 'p50_ms'), ('99', 'p99_ms')):
+        m = re.search(rf'^\s*{pct}%\s+(\S+)', out, re.M)
+        if m:
+            r[key] = _ms(m.group(1))
+    m = re.search(r'Non-2xx or 3xx responses:\s+(\d+)', out)
+    if m:
+        r['non2xx'] = int(m.group(1))
+    m = re.search(r'Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)', out)
+    if m:
+        r['socket_errors'] = dict(zip(('connect', 'read', 'write', 'timeout'), map(int, m.groups())))
+    return r
+
+
+def run_wrk(args, port, conns, duration, latency=True):
+    wrk_threads = max(1, min(args.wrk_threads, conns))
+    argv = ['wrk', f'-t{wrk_threads}', f'-c{conns}', f'-d{duration}s', '--timeout', f'{args.wrk_timeout}s']
+    if latency:
+        argv.append('--latency')
+    argv.append(f'http://{HOST}:{port}/')
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=duration + 30)
+    if p.returncode != 0:
+        raise RuntimeError(f'wrk failed ({p.returncode}): {p.stderr.strip() or p.stdout.strip()}')
+    return argv, p.stdout
+
+
+# ----------------------------------------------------------------------------------------- one run
+
+def bench_one(args, app, name, threads=None, label=None):
+    label = label or name
+    port = free_port()
+    res = {'app': app, 'server': label, 'threads': threads, 'status': 'ok'}
+    try:
+        argv, stop_sig, conns = server_spec(name, app, port, args, threads)
+    except FileNotFoundError as e:
+        res.update(status='skipped', error=str(e))
+        return res
+    res['command'] = argv
+    res['connections'] = conns
+    log_path = args.logdir / f'{app}-{label}{"" if threads is None else f"-t{threads}"}.log'
+    print(f'  {label:<14} port {port} c{conns} ... ', end='', flush=True)
+    try:
+        server = Server(label, argv, stop_sig, log_path)
+    except OSError as e:
+        res.update(status='failed', error=f'could not start: {e}')
+        print(res['error'])
+        return res
+    try:
+        try:
+            status, body, took = wait_ready(server, port, args.start_timeout)
+        except RuntimeError as e:
+            tail = server.log_tail()
+            last = next((l.strip() for l in reversed(tail.splitlines()) if l.strip()), '')
+            res.update(status='failed', error=f'{e}' + (f' — log: {last}' if last else ''), log_tail=tail)
+            print(f'FAILED: {res["error"]}')
+            return res
+        res['ready_after_s'] = round(took, 3)
+        res['first_status'] = status
+        res['body_ok'] = APPS[app]['check'](body)
+        res['body_len'] = len(body)
+        if status != 200:
+            res.update(status='failed', error=f'first GET / answered {status}: {body[:200]!r}')
+            print(f'FAILED: {res["error"]}')
+            return res
+        if not res['body_ok']:
+            print(f'(unexpected body, {len(body)} bytes: {body[:60]!r}) ', end='')
+        if args.warmup > 0:
+            run_wrk(args, port, conns, args.warmup, latency=False)
+        tree0 = server.tree()
+        cpu0 = tree_cpu_ticks(tree0)
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        m0 = machine_cpu()
+        t0 = time.monotonic()
+        wrk_argv, out = run_wrk(args, port, conns, args.duration)
+        wall = time.monotonic() - t0
+        m1 = machine_cpu()
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        tree1 = server.tree()
+        cpu1 = tree_cpu_ticks(tree1)
+        w = parse_wrk(out)
+        res['wrk_command'] = wrk_argv
+        res['wrk'] = w
+        res['wrk_output'] = out
+        res['rps'] = w['rps']
+        res['p99_ms'] = w['p99_ms']
+        res['requests'] = w['requests']
+        # wrk counts a connection the server closes after its response (uwsgi --http-socket does so on
+        # every request) as a socket "read" error, so read errors are kept apart from the real failures.
+        se = w['socket_errors']
+        res['errors'] = w['non2xx'] + se['connect'] + se['write'] + se['timeout']
+        res['read_errors'] = se['read']
+        cpu_s = (cpu1 - cpu0) / CLK_TCK
+        res['server_cpu_s'] = cpu_s
+        res['server_cpu_pct'] = round(100 * cpu_s / wall, 1)
+        res['cpu_us_per_req'] = (1e6 * cpu_s / w['requests']) if w['requests'] else None
+        wrk_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+        res['wrk_cpu_pct'] = round(100 * wrk_cpu / wall, 1)
+        busy = (m1[0] - m0[0]) - (m1[1] - m0[1])
+        res['machine_busy_pct'] = round(100 * busy / max(1, m1[0] - m0[0]) * os.cpu_count(), 1)
+        # The rest: the kernel's loopback/softirq work not charged to a process, plus anything else running
+        # on the machine. Tens of % is normal; much more means another load skewed this measurement.
+        res['other_cpu_pct'] = round(res['machine_busy_pct'] - res['server_cpu_pct'] - res['wrk_cpu_pct'], 1)
+        # PSS after the run, over the whole tree; "workers" = every process but the root.
+        tree = server.tree()
+        pss = {pid: pss_kib(pid) for pid in tree if tree[pid][2] != 'Z'}
+        pss = {pid: v for pid, v in pss.items() if v is not None}
+        root = server.proc.pid
+        workers = [v for pid, v in pss.items() if pid != root]
+        res['processes'] = len(pss)
+        res['pss_mib'] = sum(pss.values()) / 1024
+        res['pss_root_mib'] = pss.get(root, 0) / 1024
+        res['pss_worker_avg_mib'] = (sum(workers) / len(workers) / 1024) if workers else None
+        print(f'{w["rps"] or 0:,.0f} req/s, p99 {fmt_ms(w["p99_ms"])}, '
+              f'{fmt_num(res["cpu_us_per_req"], 1)} CPU-µs/req, PSS {res["pss_mib"]:.1f} MiB '
+              f'({res["processes"]} procs), errors {res["errors"]}, read errors {res["read_errors"]}'
+              f'; CPU: server {res["server_cpu_pct"]:.0f}%, wrk {res["wrk_cpu_pct"]:.0f}%, '
+              f'other {res["other_cpu_pct"]:.0f}%')
+    except Exception as e:
+        res.update(status='failed', error=f'{type(e).__name__}: {e}')
+        print(f'FAILED: {res["error"]}')
+    finally:
+        left = server.stop(args.stop_grace)
+        res['stopped_with_sigkill'] = getattr(server, 'killed', False)
+        if left:
+            res['leftover_pids'] = left
+            print(f'  WARNING: {label} left processes behind: {left}', file=sys.stderr)
+        if res['status'] == 'ok' and res.get('stopped_with_sigkill'):
+            print(f'  note: {label} needed SIGKILL after {args.stop_grace:.0f} s')
+    return res
+
+
+# ------------------------------------------------------------------------------------------ output
+
+def fmt_num(v, nd=0):
+    if v is None:
+        return '-'
+    return f'{v:,.{nd}f}'
+
+
+def fmt_ms(v):
+    if v is None:
+        return '-'
+    return f'{v * 1000:.0f}µs' if v < 1 else f'{v:.2f}ms' if v < 100 else f'{v:.0f}ms'
+
+
+def fmt_ratio(v):
+    return '-' if v is None else f'{v:.2f}×'
+
+
+def median_result(rounds):
+    """Merge one server's results over rounds: medians of the numbers, all raw values kept."""
+    ok = [r for r in rounds if r['status'] == 'ok' and r.get('rps')]
+    if not ok:
+        return dict(rounds[-1], rounds=len(rounds))
+    out = dict(ok[0])
+    for key in ('rps', 'p99_ms', 'cpu_us_per_req', 'pss_mib', 'pss_worker_avg_mib', 'errors', 'read_errors',
+                'requests',
+                'server_cpu_pct', 'wrk_cpu_pct', 'machine_busy_pct', 'other_cpu_pct'):
+        vals = [r[key] for r in ok if r.get(key) is not None]
+        if vals:
+            out[key] = statistics.median(vals)
+    out['rounds'] = len(rounds)
+    out['rounds_ok'] = len(ok)
+    out['rps_all'] = [r['rps'] for r in ok]
+    out['cpu_us_per_req_all'] = [r['cpu_us_per_req'] for r in ok]
+    return out
+
+
+def print_table(title, rows, note=None):
+    liege = next((r for r in rows if r['server'].startswith('liege') and r['status'] == 'ok'), None)
+    others = [r for r in rows if not r['server'].startswith('liege') and r['status'] == 'ok']
+    hdr = ['server', 'conns', 'req/s', 'p99', 'CPU-µs/req', 'CPU %', 'other %', 'PSS MiB', 'PSS/wkr', 'procs', 'errors', 'read err',
+           'liege÷it req/s', 'liege÷it CPU']
+    lines = []
+    for r in rows:
+        if r['status'] != 'ok':
+            err = r.get('error', '').splitlines()[0] if r.get('error') else ''
+            lines.append([r['server'], str(r.get('connections', '-')), r['status'].upper() + ': ' + err[:160]])
+            continue
+        rr = cr = None
+        if liege and r is not liege:
+            rr = liege['rps'] / r['rps'] if r['rps'] else None
+            if liege.get('cpu_us_per_req') and r.get('cpu_us_per_req'):
+                cr = liege['cpu_us_per_req'] / r['cpu_us_per_req']
+        name = r['server'] + (' (BAD BODY)' if r.get('body_ok') is False else '')
+        lines.append([name, str(r['connections']), fmt_num(r['rps']), fmt_ms(r['p99_ms']),
+                      fmt_num(r['cpu_us_per_req'], 1), fmt_num(r.get('server_cpu_pct'), 0),
+                      fmt_num(r.get('other_cpu_pct'), 0),
+                      fmt_num(r['pss_mib'], 1), fmt_num(r['pss_worker_avg_mib'], 1), str(r['processes']),
+                      fmt_num(r['errors']), fmt_num(r.get('read_errors')), fmt_ratio(rr), fmt_ratio(cr)])
+    full = [l for l in lines if len(l) == len(hdr)]
+    widths = [max([len(hdr[i])] + [len(l[i]) for l in full]) for i in range(len(hdr))]
+    print(f'\n== {title}')
+    print('  '.join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(hdr, widths))))
+    for l in lines:
+        if len(l) == 3:
+            print(f'{l[0].ljust(widths[0])}  {l[1].rjust(widths[1])}  {l[2]}')
+        else:
+            print('  '.join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(l, widths))))
+    summary = {}
+    if liege and others:
+        best_rps = max(others, key=lambda r: r['rps'])
+        with_cpu = [r for r in others if r.get('cpu_us_per_req')]
+        best_cpu = min(with_cpu, key=lambda r: r['cpu_us_per_req']) if with_cpu else None
+        summary = {'best_other_rps': best_rps['server'], 'rps_ratio': liege['rps'] / best_rps['rps']}
+        msg = (f'liege vs best of the others: req/s {fmt_ratio(summary["rps_ratio"])} of {best_rps["server"]} '
+               f'({fmt_num(liege["rps"])} vs {fmt_num(best_rps["rps"])})')
+        if best_cpu and liege.get('cpu_us_per_req'):
+            summary.update(best_other_cpu=best_cpu['server'],
+                           cpu_ratio=liege['cpu_us_per_req'] / best_cpu['cpu_us_per_req'])
+            msg += (f'; CPU/req {fmt_ratio(summary["cpu_ratio"])} of {best_cpu["server"]} '
+                    f'({fmt_num(liege["cpu_us_per_req"], 1)} vs {fmt_num(best_cpu["cpu_us_per_req"], 1)} µs)')
+        uw = [r for r in others if r['server'].startswith('uwsgi') and r.get('pss_worker_avg_mib')]
+        if uw and liege.get('pss_worker_avg_mib'):
+            u = min(uw, key=lambda r: r['pss_worker_avg_mib'])
+            summary['pss_worker_ratio_vs_uwsgi'] = liege['pss_worker_avg_mib'] / u['pss_worker_avg_mib']
+            msg += f'; PSS/worker {fmt_ratio(summary["pss_worker_ratio_vs_uwsgi"])} of {u["server"]}'
+        print(msg)
+    elif not liege:
+        print('(no liege result: ratios left out)')
+    if note:
+        print(note)
+    return summary
+
+
+# -------------------------------------------------------------------------------------------- main
+
+def tool_versions(args):
+    v = {'python': sys.version.split()[0], 'platform': platform.platform(), 'cpus': os.cpu_count()}
+
+    def cmd(key, argv):
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+            v[key] = (p.stdout.strip() or p.stderr.strip()).splitlines()[0]
+        except Exception as e:  # noqa: BLE001 - a missing tool is reported in the results
+            v[key] = f'unavailable ({e.__class__.__name__})'
+
+    cmd('uwsgi', [tool_or(args, 'uwsgi'), '--version'])
+    cmd('gunicorn', [tool_or(args, 'gunicorn'), '--version'])
+    cmd('granian', [tool_or(args, 'granian'), '--version'])
+    cmd('wrk', ['wrk', '-v'])
+    if Path(args.liege).exists():
+        cmd('liege', [str(args.liege), '--version'])
+    try:
+        v['loadavg_before'] = Path('/proc/loadavg').read_text().split()[:3]
+    except OSError:
+        pass
+    return v
+
+
+def tool_or(args, name):
+    try:
+        return tool(name)
+    except FileNotFoundError:
+        return name
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description='Benchmark liege against uWSGI (pyuwsgi), Gunicorn and Granian, one after another in one run.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument('--scenario', choices=['main', 'io', 'all'], default='main',
+                    help='main: hello + seed apps on every server; io: the 10 ms sleep app at P×1 and P×8 threads')
+    ap.add_argument('--apps', default='hello,seed', help='apps for the main scenario (hello, seed)')
+    ap.add_argument('--servers', default=','.join(ALL_SERVERS),
+                    help='servers, in order: ' + ', '.join(ALL_SERVERS) + ' (the io scenario drops gunicorn)')
+    ap.add_argument('--processes', type=int, default=4, help='worker processes for every server')
+    ap.add_argument('--duration', type=int, default=10, help='seconds of measured load per server')
+    ap.add_argument('--warmup', type=int, default=2, help='seconds of unmeasured load before each measurement')
+    ap.add_argument('--connections', type=int, default=10, help='wrk connections (main scenario)')
+    ap.add_argument('--http11-connections', type=int, default=None,
+                    help='wrk connections for uwsgi-http11 (default: processes × threads, as it pins one '
+                         'kept-alive connection per worker thread)')
+    ap.add_argument('--io-connections', type=int, default=64, help='wrk connections in the io scenario')
+    ap.add_argument('--io-threads', default='1,8', help='threads per process to try in the io scenario')
+    ap.add_argument('--wrk-threads', type=int, default=2, help='wrk -t')
+    ap.add_argument('--wrk-timeout', type=int, default=5, help='wrk --timeout in seconds')
+    ap.add_argument('--rounds', type=int, default=1,
+                    help='repeat the whole server list this many times (interleaved) and report medians')
+    ap.add_argument('--start-timeout', type=float, default=30, help='seconds a server gets to answer its first GET')
+    ap.add_argument('--stop-grace', type=float, default=10, help='seconds between the stop signal and SIGKILL')
+    ap.add_argument('--liege', default=str(ROOT / 'target' / 'release' / 'liege'), help='liege binary')
+    ap.add_argument('--json', default=None, help='result file (default bench/results/<timestamp>.json)')
+    args = ap.parse_args()
+
+    if shutil.which('wrk') is None:
+        ap.error('wrk not found (bench/run installs it)')
+    servers = [s.strip() for s in args.servers.split(',') if s.strip()]
+    bad = [s for s in servers if s not in ALL_SERVERS]
+    if bad:
+        ap.error(f'unknown servers: {bad}')
+    apps = [a.strip() for a in args.apps.split(',') if a.strip()]
+    if any(a not in ('hello', 'seed') for a in apps):
+        ap.error('--apps takes hello and/or seed')
+    if args.processes < 1 or args.duration < 1 or args.rounds < 1 or args.connections < 1:
+        ap.error('processes, duration, rounds and connections must be >= 1')
+    args.liege = Path(args.liege)
+
+    stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.logdir = RESULTS / f'{stamp}-logs'
+    args.logdir.mkdir(parents=True, exist_ok=True)
+    json_path = Path(args.json) if args.json else RESULTS / f'{stamp}.json'
+
+    if 'liege' in servers and not args.liege.exists():
+        print(f'note: {args.liege} does not exist: liege is reported as skipped')
+    liege_info = {}
+    snapshot_dir = None
+    if 'liege' in servers and args.liege.exists():
+        # Bench a private copy: a concurrent `cargo build` must not swap the binary between runs.
+        snapshot_dir = Path(tempfile.mkdtemp(prefix='liege-bench-'))
+        snap = snapshot_dir / 'liege'
+        shutil.copy2(args.liege, snap)
+        liege_info = {'source': str(args.liege), 'sha256': hashlib.sha256(snap.read_bytes()).hexdigest(),
+                      'mtime': datetime.datetime.fromtimestamp(args.liege.stat().st_mtime).isoformat()}
+        args.liege = snap
+
+    # Ctrl-C and SIGTERM both end in the finally below, which stops every server still running.
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (&)
+    signal.signal(signal.SIGHUP, on_term)
+
+    out = {'started': stamp, 'args': {k: str(v) for k, v in vars(args).items()}, 'versions': tool_versions(args),
+           'liege_binary': liege_info, 'tables': []}
+    if liege_info:
+        print(f'liege: {liege_info["source"]} (built {liege_info["mtime"][:19]}, sha256 {liege_info["sha256"][:12]})')
+    print(f'liege bench {stamp}: {args.processes} processes, {args.duration} s per server, warm-up {args.warmup} s, '
+          f'{os.cpu_count()} CPUs, load {" ".join(out["versions"].get("loadavg_before", []))}')
+    groups = []  # (title, key, [(app, server, threads)])
+    if args.scenario in ('main', 'all'):
+        for app in apps:
+            groups.append((f'{app} app — {args.processes} processes, wrk -t{args.wrk_threads} '
+                           f'-c{args.connections} (uwsgi-http11: -c{args.http11_connections or args.processes}) '
+                           f'-d{args.duration}s', app, [(app, s, None) for s in servers]))
+    if args.scenario in ('io', 'all'):
+        for t in [int(x) for x in args.io_threads.split(',') if x.strip()]:
+            iosrv = [s for s in servers if s in IO_SERVERS]
+            groups.append((f'io app (10 ms sleep) — {args.processes} processes × {t} thread(s), wrk '
+                           f'-c{args.io_connections} (uwsgi-http11: -c{args.http11_connections or args.processes * t}); '
+                           f'ceiling {args.processes * t / 0.010:,.0f} req/s', f'io-{args.processes}x{t}',
+                           [('io', s, t) for s in iosrv]))
+    try:
+        for title, key, runs in groups:
+            print(f'\n-- {title}')
+            per = {s: [] for _, s, _ in runs}
+            try:
+                for rnd in range(args.rounds):
+                    if args.rounds > 1:
+                        print(f' round {rnd + 1}/{args.rounds}')
+                    order = runs if rnd % 2 == 0 else list(reversed(runs))
+                    for app, s, t in order:
+                        per[s].append(bench_one(args, app, s, t))
+            finally:  # an interrupted group still reports what it measured
+                rows = [median_result(per[s]) for _, s, _ in runs if per[s]]
+                if rows:
+                    out['tables'].append({'key': key, 'title': title, 'rows': rows, 'raw': per})
+    except KeyboardInterrupt:
+        print('\ninterrupted: stopping servers', file=sys.stderr)
+        out['interrupted'] = True
+    finally:
+        stop_all()
+        if snapshot_dir:
+            shutil.rmtree(snapshot_dir, ignore_errors=True)
+
+    print(f'\n\n######## results ({stamp}; medians over {args.rounds} round(s) where > 1)')
+    for tbl in out['tables']:
+        note = None
+        if tbl['key'] == 'hello':
+            note = 'target (issue 2): liege req/s ≥ 1.5× the best of the others; PSS/worker ≤ uWSGI\'s'
+        elif tbl['key'] == 'seed':
+            note = 'target (issue 2): liege req/s ≥ 10× the best of the others'
+        elif tbl['key'].startswith('io-'):
+            note = 'target (issue 3): with threads, liege req/s ≥ uWSGI\'s at the same processes × threads'
+        tbl['summary'] = print_table(tbl['title'], tbl['rows'], note)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(out, indent=1, default=str))
+    print(f'\nJSON: {json_path}\nserver logs: {args.logdir}')
+    return 130 if out.get('interrupted') else 0
+
+
+if __name__ == '__main__':
+    try:
+        sys.exit(main())
+    finally:
+        stop_all()
