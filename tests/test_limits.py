@@ -64,3 +64,48 @@ def test_harakiri_logs_the_python_stack_and_replaces_the_worker(liege):
     srv.wait_log(re.compile(r'File ".*limits\.py", line \d+ in application'), timeout=10)
     srv.wait_log(re.compile(r"\(pid %d\) killed by signal 9 \(SIGKILL\) \(harakiri\); respawning" % first), timeout=10)
     wait_for(lambda: pid_of(srv) != first, timeout=15, what="the next request served by a fresh worker")
+
+
+def test_harakiri_verbose_logs_the_request_vars(liege):
+    srv = liege("--wsgi-file", APP, "--processes", "1", "--harakiri", "1", "--harakiri-verbose", workers=1,
+                ready_path="/pid")
+    r = http_get(srv.port, "/sleep?who=verbose", timeout=30)
+    assert r.status == 504
+    srv.wait_log(re.compile(r"HARAKIRI request vars \(harakiri-verbose\):\nREQUEST_METHOD=GET\nREQUEST_URI=/sleep\?who=verbose"),
+                 timeout=10)
+
+
+def test_a_worker_killed_under_load_loses_only_its_request(liege):
+    """SIGKILL one of two workers while a request loop runs: at most the request it was serving fails."""
+    import os
+    import signal
+    import threading
+    import time
+
+    srv = liege("--wsgi-file", APP, "--processes", "2", workers=2, ready_path="/pid")
+    failures, served = [], [0]
+    stop = threading.Event()
+
+    def loop() -> None:
+        deadline = time.monotonic() + 30
+        while not stop.is_set() and time.monotonic() < deadline and served[0] < 20_000:
+            try:
+                r = http_get(srv.port, "/pid", timeout=10)
+                served[0] += 1 if r.status == 200 else 0
+                if r.status != 200:
+                    failures.append(r.status)
+            except Exception as e:  # noqa: BLE001 - counted
+                failures.append(repr(e))
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    wait_for(lambda: served[0] >= 50, what="the loop to run")
+    victim = srv.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    srv.wait_log(re.compile(r"\(pid %d\) killed by signal 9 \(SIGKILL\); respawning" % victim))
+    wait_for(lambda: len(srv.worker_pids()) == 2 and victim not in srv.worker_pids(), what="the respawn")
+    mark = served[0]
+    wait_for(lambda: served[0] >= mark + 50, what="more requests after the respawn")
+    stop.set()
+    t.join(40)
+    assert len(failures) <= 1, failures

@@ -20,12 +20,20 @@ pub struct HarakiriWatch {
     /// response has started.
     fd: AtomicI32,
     answered: AtomicBool,
+    /// `harakiri-verbose`: the request's vars (CGI-style `KEY=value` lines) to log with the harakiri report.
+    verbose: bool,
+    vars: std::sync::Mutex<String>,
 }
 
 impl HarakiriWatch {
     /// Starts the watchdog thread for a worker whose requests may run at most `limit`.
-    pub fn start(slot: &'static WorkerSlot, limit: Duration) -> Arc<Self> {
-        let watch = Arc::new(Self { fd: AtomicI32::new(-1), answered: AtomicBool::new(false) });
+    pub fn start(slot: &'static WorkerSlot, limit: Duration, verbose: bool) -> Arc<Self> {
+        let watch = Arc::new(Self {
+            fd: AtomicI32::new(-1),
+            answered: AtomicBool::new(false),
+            verbose,
+            vars: std::sync::Mutex::new(String::new()),
+        });
         let watcher = Arc::clone(&watch);
         let spawned = std::thread::Builder::new().name("liege-harakiri".into()).spawn(move || loop {
             std::thread::sleep(Duration::from_millis(100));
@@ -44,8 +52,14 @@ impl HarakiriWatch {
         watch
     }
 
-    /// The app is about to run for the client on `fd`.
-    pub fn arm(&self, fd: RawFd) {
+    /// The app is about to run for the client on `fd`; `vars` describes the request (only called for, and
+    /// only kept with, `harakiri-verbose`).
+    pub fn arm(&self, fd: RawFd, vars: impl FnOnce() -> String) {
+        if self.verbose {
+            if let Ok(mut slot) = self.vars.lock() {
+                *slot = vars();
+            }
+        }
         self.fd.store(fd, Ordering::Release);
     }
 
@@ -58,6 +72,10 @@ impl HarakiriWatch {
         let fd = self.fd.swap(-1, Ordering::AcqRel);
         if fd < 0 || self.answered.swap(true, Ordering::AcqRel) {
             return;
+        }
+        if self.verbose {
+            let vars = self.vars.lock().map(|v| v.clone()).unwrap_or_default();
+            tracing::error!("HARAKIRI request vars (harakiri-verbose):\n{vars}");
         }
         // SAFETY: the fd stays open while armed (the connection is owned by the task stuck in the app); we only
         // write a complete response and shut the socket down, we never close it.

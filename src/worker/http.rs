@@ -113,7 +113,13 @@ async fn handle(request: Request<Incoming>, worker: Rc<Worker>, connection: Rc<C
     let head_only = parts.method == http::Method::HEAD;
     record.app_started();
     if let Some(watch) = &worker.harakiri {
-        watch.arm(connection.fd);
+        watch.arm(connection.fd, || {
+            let mut vars = format!("REQUEST_METHOD={}\nREQUEST_URI={}\nREMOTE_ADDR={}", parts.method, parts.uri, connection.info.remote_addr);
+            for (name, value) in &parts.headers {
+                vars.push_str(&format!("\n{}={}", name, String::from_utf8_lossy(value.as_bytes())));
+            }
+            vars
+        });
     }
     let info = Arc::clone(&connection.info);
     let request_line = std::mem::take(&mut record.request_line);

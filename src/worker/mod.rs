@@ -156,7 +156,7 @@ fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
             harakiri: config
                 .harakiri
                 .filter(|_| config.threads <= 1)
-                .map(|limit| harakiri::HarakiriWatch::start(slot, limit)),
+                .map(|limit| harakiri::HarakiriWatch::start(slot, limit, config.harakiri_verbose)),
             limits: Limits::from_config(config),
             log_requests: !config.disable_logging,
         })

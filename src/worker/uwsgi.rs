@@ -99,7 +99,14 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
     let https = request.url_scheme() == "https";
     record.app_started();
     if let Some(watch) = &worker.harakiri {
-        watch.arm(stream.as_raw_fd());
+        watch.arm(stream.as_raw_fd(), || {
+            request
+                .vars
+                .iter()
+                .map(|(k, v)| format!("{}={}", String::from_utf8_lossy(k), String::from_utf8_lossy(v)))
+                .collect::<Vec<_>>()
+                .join("\n")
+        });
     }
     let request_line = std::mem::take(&mut record.request_line);
     let outcome = worker
