@@ -6,7 +6,9 @@
 //! Configuration parsing and wire-protocol parsing are I/O-free crates of their own (`liege-config`,
 //! `liege-protocol`).
 
+pub mod api;
 pub mod control;
+pub mod emperor;
 pub mod logging;
 pub mod master;
 pub mod process;

@@ -8,10 +8,7 @@ fn main() -> ExitCode {
     match args.first().and_then(|a| a.to_str()) {
         Some("--help" | "-h" | "help") => return print_help(),
         Some("--version" | "-V" | "version") => return print_version(),
-        Some("emperor" | "--emperor") => {
-            eprintln!("liege: emperor mode is not available in this build yet; run each app with `liege --ini app.ini`");
-            return ExitCode::from(2);
-        }
+        Some("emperor" | "--emperor") => return liege::emperor::run(&args),
         // `liege vassal app.ini` is what the emperor runs; it is `liege --ini app.ini`.
         Some("vassal") => {
             args.remove(0);

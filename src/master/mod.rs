@@ -232,6 +232,8 @@ impl Master<'_> {
         loop {
             let busy = self.stopping.is_some()
                 || self.chain.is_some()
+                // An emperor waits for `ready` before routing a reload's traffic: report it promptly.
+                || (self.control.is_some() && !self.announced_ready)
                 || self.old_workers.values().any(|signalled| !signalled)
                 || self.slots.iter().flatten().any(|s| s.retiring && !s.signalled)
                 || self.slots.iter().flatten().any(|s| s.respawn_at.is_some() || s.harakiri_at.is_some());
@@ -377,6 +379,12 @@ impl Master<'_> {
             Ok(ForkResult::Child) => {
                 // First of all: die with the master (before any Python code can run and take time).
                 crate::process::become_child_of(master_pid);
+                // The emperor's channel is the master's alone; a worker holding it open would hide the
+                // master's death from the emperor.
+                if let Some(control) = &self.control {
+                    // SAFETY: this child never uses or drops `self.control`; closing its copy of the fd is all.
+                    unsafe { libc::close(control.fd().as_raw_fd()) };
+                }
                 // SAFETY: see above; we are the only thread in the child.
                 if preload {
                     unsafe { pyo3::ffi::PyOS_AfterFork_Child() };
@@ -486,7 +494,8 @@ impl Master<'_> {
             self.notify(&VassalMessage::WorkerExited { id, pid: pid.as_raw(), cause: reported });
             let Some(slot) = self.slots[index].as_mut() else { continue };
             if slot.retiring || self.stopping.is_some() {
-                tracing::info!("worker {id} (pid {pid}) {how}");
+                let why = if self.stopping.is_some() { "stop" } else { cause.as_str() };
+                tracing::info!("worker {id} (pid {pid}) {how} ({why})");
                 self.slots[index] = None;
                 continue;
             }
@@ -732,8 +741,11 @@ impl Master<'_> {
     /// the current one once it serves, all at once or one at a time (`chain`).
     fn replace_workers(&mut self, chain: bool) {
         tracing::info!("{}: starting new workers", if chain { "chain reload" } else { "graceful reload" });
-        for slot in self.slots.iter_mut().flatten() {
-            slot.retiring = true;
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            if let Some(slot) = slot {
+                slot.retiring = true;
+                mark_exit_cause(index, ExitCause::Reload);
+            }
         }
         self.announced_ready = false;
         if chain {
@@ -860,6 +872,7 @@ impl Master<'_> {
             if let Some(&(index, id)) = current.iter().max_by_key(|(_, id)| *id) {
                 if let Some(slot) = self.slots[index].as_mut() {
                     tracing::info!("stopping worker {id}: {} worker(s) wanted", self.target_workers);
+                    mark_exit_cause(index, if self.config.cheaper.is_some() { ExitCause::Cheaper } else { ExitCause::Reload });
                     slot.retiring = true;
                     slot.signalled = true;
                     if let Some(pid) = slot.pid {
@@ -1110,4 +1123,11 @@ fn open_fifos(paths: &[PathBuf]) -> Vec<std::fs::File> {
             }
         })
         .collect()
+}
+
+/// Records in the scoreboard why the worker in `index` is being retired (read back when it is reaped).
+fn mark_exit_cause(index: usize, cause: ExitCause) {
+    if let Some(slot) = Scoreboard::global().and_then(|b| b.slot(index)) {
+        slot.set_exit_cause(cause);
+    }
 }

@@ -71,6 +71,7 @@ pub enum ExitCause {
     EvilReloadOnRss = 4,
     Harakiri = 5,
     Reload = 6,
+    Cheaper = 7,
 }
 
 impl ExitCause {
@@ -82,6 +83,7 @@ impl ExitCause {
             4 => Self::EvilReloadOnRss,
             5 => Self::Harakiri,
             6 => Self::Reload,
+            7 => Self::Cheaper,
             _ => Self::Unplanned,
         }
     }
@@ -96,6 +98,7 @@ impl ExitCause {
             Self::EvilReloadOnRss => "evil-reload-on-rss",
             Self::Harakiri => "harakiri",
             Self::Reload => "reload",
+            Self::Cheaper => "cheaper",
         }
     }
 }

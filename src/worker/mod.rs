@@ -68,6 +68,8 @@ pub struct Worker {
     /// Requests after which this worker recycles itself (`max-requests` + id × `max-requests-delta`, so the
     /// workers don't all restart at once); 0 = never.
     pub max_requests: u64,
+    /// `reload-on-rss` in megabytes.
+    reload_on_rss: Option<u64>,
     recycling: Cell<bool>,
     /// Set when `harakiri` is on and the app runs inline (one request at a time per worker).
     pub harakiri: Option<std::sync::Arc<harakiri::HarakiriWatch>>,
@@ -76,9 +78,25 @@ pub struct Worker {
 impl Worker {
     /// Called after each request: past `max-requests`, stop gracefully (the master starts a fresh worker).
     pub fn request_done(&self, requests: u64) {
-        if self.max_requests > 0 && requests >= self.max_requests && !self.recycling.replace(true) {
-            self.slot.set_exit_cause(crate::master::scoreboard::ExitCause::MaxRequests);
-            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM);
+        use crate::master::scoreboard::ExitCause;
+        let cause = if self.max_requests > 0 && requests >= self.max_requests {
+            Some(ExitCause::MaxRequests)
+        } else if let Some(limit) = self.reload_on_rss {
+            // Checked after every request, as uWSGI does (the master also checks idle workers every second).
+            let rss = crate::process::rss_bytes(self.pid as i32).unwrap_or(0);
+            self.slot.rss_bytes.store(rss, std::sync::atomic::Ordering::Relaxed);
+            (rss / (1024 * 1024) >= limit).then_some(ExitCause::ReloadOnRss)
+        } else {
+            None
+        };
+        if let Some(cause) = cause {
+            if !self.recycling.replace(true) {
+                if cause == ExitCause::ReloadOnRss {
+                    tracing::info!("RSS over reload-on-rss after a request; recycling this worker");
+                }
+                self.slot.set_exit_cause(cause);
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM);
+            }
         }
     }
 }
@@ -152,6 +170,7 @@ fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
             } else {
                 config.max_requests + u64::from(setup.id) * config.max_requests_delta
             },
+            reload_on_rss: config.reload_on_rss,
             recycling: Cell::new(false),
             harakiri: config
                 .harakiri
