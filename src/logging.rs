@@ -15,11 +15,16 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-/// 0 = master, otherwise the worker id; shown in every line.
+/// 0 = master, [`EMPEROR`] = the emperor, otherwise the worker id; shown in every line.
 static ROLE: AtomicU32 = AtomicU32::new(0);
+const EMPEROR: u32 = u32::MAX;
 
 pub fn set_worker_role(worker_id: u32) {
     ROLE.store(worker_id, Ordering::Relaxed);
+}
+
+pub fn set_emperor_role() {
+    ROLE.store(EMPEROR, Ordering::Relaxed);
 }
 
 struct LineFormat;
@@ -35,6 +40,8 @@ where
         let level = event.metadata().level();
         if role == 0 {
             write!(writer, "liege master[{pid}] {level}: ")?;
+        } else if role == EMPEROR {
+            write!(writer, "liege emperor[{pid}] {level}: ")?;
         } else {
             write!(writer, "liege worker {role}[{pid}] {level}: ")?;
         }

@@ -29,7 +29,6 @@ pub mod vassal;
 
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
-use std::fmt;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
@@ -44,10 +43,6 @@ use notify::Watcher;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinSet;
-use tracing::{Event as TracingEvent, Subscriber};
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
 
 use registry::{Command, Registry, VassalEntry, VassalShared};
 use scan::{Change, KnownVersion};
@@ -83,7 +78,8 @@ pub struct Context {
 /// Runs the emperor with its command line (argv without the program name, with or without the leading
 /// `emperor`/`--emperor`); returns the process exit code.
 pub fn run(args: &[OsString]) -> ExitCode {
-    init_logging();
+    crate::logging::set_emperor_role();
+    crate::logging::init();
     let config = match liege_config::parse_emperor_args(args, &|name| std::env::var(name).ok()) {
         Ok(config) => config,
         Err(err) => {
@@ -647,37 +643,3 @@ impl Emperor {
     }
 }
 
-/// The emperor's own log lines: `liege emperor[PID] LEVEL: message`, to stderr.
-struct EmperorFormat;
-
-impl<S, N> FormatEvent<S, N> for EmperorFormat
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &TracingEvent<'_>,
-    ) -> fmt::Result {
-        write!(
-            writer,
-            "liege emperor[{}] {}: ",
-            std::process::id(),
-            event.metadata().level()
-        )?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
-    }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LIEGE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .event_format(EmperorFormat)
-        .try_init();
-}

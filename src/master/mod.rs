@@ -85,6 +85,25 @@ struct Slot {
     requests_seen: u64,
 }
 
+impl Slot {
+    fn new(id: u32, pid: Option<Pid>, respawn_at: Option<Instant>, quick_deaths: u32) -> Self {
+        let now = Instant::now();
+        Self {
+            id,
+            pid,
+            spawned_at: now,
+            respawn_at,
+            quick_deaths,
+            retiring: false,
+            signalled: false,
+            recycling: false,
+            harakiri_at: None,
+            idle_since: now,
+            requests_seen: 0,
+        }
+    }
+}
+
 enum Stopping {
     Graceful { deadline: Instant },
     Quick { deadline: Instant },
@@ -417,19 +436,7 @@ impl Master<'_> {
                 board_slot.pid.store(child.as_raw(), std::sync::atomic::Ordering::Relaxed);
                 let quick_deaths = self.slots[index].as_ref().map_or(0, |s| s.quick_deaths);
                 self.slots[index] =
-                    Some(Slot {
-                    id,
-                    pid: Some(child),
-                    spawned_at: Instant::now(),
-                    respawn_at: None,
-                    quick_deaths,
-                    retiring: false,
-                    signalled: false,
-                    recycling: false,
-                    harakiri_at: None,
-                    idle_since: Instant::now(),
-                    requests_seen: 0,
-                });
+                    Some(Slot::new(id, Some(child), None, quick_deaths));
                 tracing::info!("spawned worker {id} (pid {child})");
                 self.notify(&VassalMessage::WorkerSpawned { id, pid: child.as_raw() });
             }
@@ -438,19 +445,7 @@ impl Master<'_> {
                     unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
                 }
                 tracing::error!("cannot fork worker {id}: {err}; retrying in 1 s");
-                self.slots[index] = Some(Slot {
-                    id,
-                    pid: None,
-                    spawned_at: Instant::now(),
-                    respawn_at: Some(Instant::now() + Duration::from_secs(1)),
-                    quick_deaths: 0,
-                    retiring: false,
-                    signalled: false,
-                    recycling: false,
-                    harakiri_at: None,
-                    idle_since: Instant::now(),
-                    requests_seen: 0,
-                });
+                self.slots[index] = Some(Slot::new(id, None, Some(Instant::now() + Duration::from_secs(1)), 0));
             }
         }
     }
