@@ -22,6 +22,10 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio::sync::Notify;
 
+mod web;
+
+use axum::http::Uri;
+
 use crate::emperor::logs::{LogLine, RING_LINES};
 use crate::emperor::registry::{Command, ControlError, Registry};
 
@@ -45,8 +49,10 @@ pub async fn serve(
 }
 
 pub fn router(registry: Arc<Registry>) -> Router {
+    let web_root = Arc::new(web::WebRoot::from_env());
+    let index_root = web_root.clone();
     Router::new()
-        .route("/", get(index))
+        .route("/", get(move || async move { web::serve(&index_root, "").unwrap_or_else(|| error(StatusCode::NOT_FOUND, "the dashboard is not built into this binary")) }))
         .route("/api/vassals", get(list))
         .route("/api/vassals/{name}", get(one))
         .route("/api/vassals/{name}/logs", get(logs))
@@ -67,7 +73,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
             "/api/vassals/{name}/retry",
             post(|s: Shared, h: HeaderMap, n: Path<String>| control(s, h, n, "retry")),
         )
-        .fallback(not_found)
+        .fallback(move |uri: Uri| async move { fallback(&web_root, uri) })
         .with_state(registry)
 }
 
@@ -79,21 +85,15 @@ fn unknown(name: &str) -> Response {
     error(StatusCode::NOT_FOUND, format!("no vassal named '{name}'"))
 }
 
-async fn not_found() -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        "no such API endpoint (see /api/vassals)",
-    )
-}
-
-/// Placeholder until the dashboard is served here.
-async fn index(State(registry): Shared) -> Response {
-    let text = format!(
-        "liege emperor: {} vassal(s) from {}\nAPI: /api/vassals, /api/vassals/NAME, /api/vassals/NAME/logs?tail=N\n",
-        registry.statuses().len(),
-        registry.dir.display()
-    );
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+/// Anything that is not an API route: a dashboard file, or a JSON 404.
+fn fallback(web_root: &web::WebRoot, uri: Uri) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    if !path.starts_with("api/") {
+        if let Some(response) = web::serve(web_root, path) {
+            return response;
+        }
+    }
+    error(StatusCode::NOT_FOUND, "no such API endpoint (see docs/api.md)")
 }
 
 async fn list(State(registry): Shared) -> Response {
