@@ -30,15 +30,15 @@ export function busyWorkers(v) {
 }
 
 /** One metric of a card: a label and a value node that later updates only change. */
-function metric(label, extraClass = '') {
-  const dd = h('dd', { class: `metric-value ${extraClass}` }, fmt.DASH);
+function metric(label, key) {
+  const dd = h('dd', { class: 'metric-value', dataset: { metric: key } }, fmt.DASH);
   return { node: h('div', { class: 'metric' }, h('dt', null, label), dd), dd };
 }
 
 function buildCard(name) {
   const href = `#/vassal/${enc(name)}`;
   const m = {
-    rps: metric('req/s'), p50: metric('p50'), p99: metric('p99'), err: metric('5xx · 1 min'),
+    rps: metric('req/s', 'rps'), p50: metric('p50', 'p50'), p99: metric('p99', 'p99'), err: metric('5xx · 1 min', 'errors'),
   };
   const refs = {
     pill: h('span', { class: 'pill-slot' }),
