@@ -3,7 +3,7 @@
 // light and dark themes apply. Points are one per second; a missing second (no serving process) is a gap.
 
 import { s, replace, setText } from './dom.js';
-import { clock } from './format.js';
+import { clock, compact } from './format.js';
 import { serverNow } from './api.js';
 
 /** Splits points into runs of consecutive seconds, so a gap in the data is a gap in the line. */
@@ -47,7 +47,7 @@ function paths(rs, sx, sy, baseY, area) {
 
 /**
  * Draws a sparkline into an <svg> (fixed viewBox, stretched by CSS) of the last windowS seconds.
- * Returns the latest value, for the accessible label.
+ * Returns the peak value of the window.
  */
 export function sparkline(svg, points, { windowS = 900, value = (p) => p.requests } = {}) {
   const W = 300;
@@ -55,7 +55,8 @@ export function sparkline(svg, points, { windowS = 900, value = (p) => p.request
   const now = serverNow();
   const from = now - windowS;
   const rs = runs(points, value);
-  const max = Math.max(1, ...rs.flat().map(([, v]) => v));
+  const peak = Math.max(0, ...rs.flat().map(([, v]) => v));
+  const max = Math.max(1, peak);
   const sx = (t) => ((t - from) / windowS) * W;
   const sy = (v) => H - 2 - (v / max) * (H - 6);
   const { line, fill } = paths(rs, sx, sy, H, true);
@@ -64,19 +65,20 @@ export function sparkline(svg, points, { windowS = 900, value = (p) => p.request
   replace(svg,
     s('path', { class: 'spark-fill', d: fill || 'M0,0' }),
     s('path', { class: 'spark-line', d: line || 'M0,0', 'vector-effect': 'non-scaling-stroke' }));
-  return max;
+  return peak;
 }
 
 /**
  * A time-series chart with a y axis (0, half, max), time ticks and a read-out of the value under the pointer
  * (or, from the keyboard, of the point picked with the arrow keys while the chart has focus).
  *
- *   const c = new TimeChart(container, {label: 'Requests', unit: v => `${v} req/s`, value: p => p.requests});
+ *   const c = new TimeChart(container, {label: 'Requests', format: v => `${v} req/s`, value: p => p.requests});
  *   c.draw(points, 900);
  */
 export class TimeChart {
-  constructor(container, { label, format, value, kind = 'area', cls = '', floor = 1 }) {
-    this.format = format;
+  constructor(container, { label, format, axis = compact, value, kind = 'area', cls = '', floor = 1 }) {
+    this.format = format; // for the read-out: with the unit
+    this.axis = axis; // for y-axis labels: short, the unit is in the chart's title
     this.value = value;
     this.kind = kind;
     this.floor = floor;
@@ -104,7 +106,7 @@ export class TimeChart {
   geometry() {
     const W = Math.max(200, Math.round(this.svg.clientWidth || 600));
     const H = Math.max(100, Math.round(this.svg.clientHeight || 150));
-    const pad = { l: 54, r: 10, t: 10, b: 22 };
+    const pad = { l: 40, r: 10, t: 10, b: 22 };
     const now = serverNow();
     const from = now - this.windowS;
     const values = this.points.map(this.value).filter((v) => v != null && Number.isFinite(v));
@@ -125,7 +127,7 @@ export class TimeChart {
     for (const f of [0, 0.5, 1]) {
       const y = sy(max * f);
       kids.push(s('line', { class: 'grid', x1: pad.l, x2: W - pad.r, y1: y, y2: y }));
-      kids.push(s('text', { class: 'axis', x: pad.l - 6, y: y + 4, 'text-anchor': 'end' }, this.format(max * f)));
+      kids.push(s('text', { class: 'axis', x: pad.l - 6, y: y + 4, 'text-anchor': 'end' }, this.axis(max * f)));
     }
     // Time ticks: every 5 min for 15 min / 1 h windows, every minute for 5 min.
     const step = this.windowS <= 300 ? 60 : this.windowS <= 900 ? 300 : 900;

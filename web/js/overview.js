@@ -100,7 +100,7 @@ function updateSpark(c, name) {
   }
   const points = hist.series(SPARK_S);
   const max = sparkline(c.refs.spark, points, { windowS: SPARK_S });
-  setText(c.refs.sparkMax, points.length ? `peak ${fmt.compact(max)}` : '');
+  setText(c.refs.sparkMax, points.length ? `peak ${fmt.rps(max)}` : '');
   const rate = errorRate(points);
   setText(c.m.err.dd, rate ? fmt.percent(rate.err, rate.req) : fmt.DASH);
   c.m.err.dd.classList.toggle('is-bad', Boolean(rate && rate.err > 0));

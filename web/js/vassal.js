@@ -188,7 +188,7 @@ export function mountVassal(main, name) {
   const chartBox = (title) => h('figure', { class: 'chart-box' },
     h('figcaption', null, h('span', { class: 'chart-title' }, title), h('span', { class: 'chart-readout' })),
     h('div', { class: 'chart-body' }));
-  const boxes = { rps: chartBox('Requests per second'), p99: chartBox('p99 latency'), err: chartBox('Errors (5xx) per second') };
+  const boxes = { rps: chartBox('Requests (req/s)'), p99: chartBox('p99 latency (ms)'), err: chartBox('5xx errors (per s)') };
   const histNote = h('p', { class: 'muted', hidden: true }, 'This emperor does not serve /history, so there is nothing to chart.');
   const winButtons = WINDOWS.map(([sec, label]) => {
     const b = h('button', { type: 'button', class: 'btn btn-small seg', 'aria-pressed': String(sec === windowS) }, label);
