@@ -22,6 +22,26 @@ pub struct WorkerReport {
     pub status: String,
     pub requests: u64,
     pub exceptions: u64,
+    /// Resident memory of this process (`None` until first measured).
+    #[serde(default)]
+    pub rss_bytes: Option<u64>,
+    /// Proportional set size: its share of memory, shared pages divided among their users.
+    #[serde(default)]
+    pub pss_bytes: Option<u64>,
+    /// Unix time this process was forked.
+    #[serde(default)]
+    pub last_spawn: Option<u64>,
+    /// Processes that have held this worker id (1: never respawned).
+    #[serde(default)]
+    pub respawn_count: u64,
+    /// Why the previous holder of this id exited (`max-requests`, `crash`, ...), if one did.
+    #[serde(default)]
+    pub respawn_cause: Option<String>,
+    #[serde(default)]
+    pub harakiri_count: u64,
+    /// Mean request time of this process (`None` before its first request).
+    #[serde(default)]
+    pub avg_rt_ms: Option<f64>,
 }
 
 /// Vassal → emperor.
@@ -30,8 +50,24 @@ pub struct WorkerReport {
 pub enum VassalMessage {
     /// Every worker of the current generation is serving (sent at start and after each reload).
     Ready { pid: i32, workers: Vec<WorkerReport> },
-    /// Sent every second: proof of life and a snapshot of the workers.
-    Heartbeat { pid: i32, requests: u64, workers: Vec<WorkerReport> },
+    /// Sent just after every wall-clock second: proof of life, the workers, and the group's cumulative
+    /// counters (see [`crate::stats`]).
+    Heartbeat {
+        pid: i32,
+        requests: u64,
+        workers: Vec<WorkerReport>,
+        /// Unix time (fractional) the snapshot was taken.
+        #[serde(default)]
+        time: f64,
+        #[serde(default)]
+        counters: Option<Box<crate::stats::Counters>>,
+        /// Master and workers together.
+        #[serde(default)]
+        rss_bytes: Option<u64>,
+        /// Worker exits by cause (`crash`, `max-requests`, `reload`, ...) since the master started.
+        #[serde(default)]
+        respawns: std::collections::BTreeMap<String, u64>,
+    },
     WorkerSpawned { id: u32, pid: i32 },
     /// `cause` is human-readable: `killed by signal 9 (SIGKILL)`, `exited with code 1`, `reload`, …
     WorkerExited { id: u32, pid: i32, cause: String },
@@ -47,6 +83,8 @@ pub enum VassalMessage {
 pub enum EmperorCommand {
     /// Graceful reload with the app re-imported (SIGHUP's meaning).
     Reload,
+    /// Replace the workers one at a time (the master FIFO's `c`).
+    ChainReload,
     /// Finish in-flight requests and exit (SIGTERM's meaning).
     Stop,
     /// Exit now (SIGINT's meaning).

@@ -13,4 +13,5 @@ pub mod logging;
 pub mod master;
 pub mod process;
 pub mod python;
+pub mod stats;
 pub mod worker;

@@ -22,6 +22,12 @@ pub fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Seconds since the Unix epoch, with milliseconds.
+pub fn unix_time() -> f64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (now.as_millis() as f64) / 1000.0
+}
+
 /// `killed by signal 9 (SIGKILL)` / `exited with code 3`: how a child ended, for logs.
 pub fn describe_exit(status: nix::sys::wait::WaitStatus) -> String {
     use nix::sys::wait::WaitStatus;
@@ -36,11 +42,33 @@ pub fn describe_exit(status: nix::sys::wait::WaitStatus) -> String {
 
 /// Resident set size of a process, from `/proc/PID/statm` (cheap: no page walk, unlike smaps).
 pub fn rss_bytes(pid: i32) -> Option<u64> {
+    memory(pid).map(|m| m.rss)
+}
+
+/// A process's memory as `/proc/PID/statm` has it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Memory {
+    pub rss: u64,
+    pub vsz: u64,
+}
+
+pub fn memory(pid: i32) -> Option<Memory> {
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let resident_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let mut fields = statm.split_whitespace();
+    let size_pages: u64 = fields.next()?.parse().ok()?;
+    let resident_pages: u64 = fields.next()?.parse().ok()?;
     // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(resident_pages * u64::try_from(page).ok()?)
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    Some(Memory { rss: resident_pages * page, vsz: size_pages * page })
+}
+
+/// Proportional set size, from `/proc/PID/smaps_rollup`: shared pages count for a fraction, so the sum over a
+/// preforked group is its real footprint. Costs a page-table walk; sample it sparingly.
+pub fn pss_bytes(pid: i32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let line = rollup.lines().find(|l| l.starts_with("Pss:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Raises the soft limit on open files to the hard limit: every idle keep-alive connection is a descriptor, and

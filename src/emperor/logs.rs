@@ -299,12 +299,7 @@ impl RotatingFile {
     }
 }
 
-pub fn unix_time() -> f64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    (now.as_millis() as f64) / 1000.0
-}
+pub use crate::process::unix_time;
 
 /// Vassal lines copied to the emperor's stderr by one thread, so a slow terminal never stalls the tokio
 /// workers; when it cannot keep up, lines are dropped there (they are still in the ring and the file).

@@ -178,7 +178,7 @@ impl Setup {
                 if token.is_empty() {
                     anyhow::bail!("API token file {} is empty", path.display());
                 }
-                (token, None)
+                (token, Some(path))
             }
             None => {
                 let token = new_token()?;
@@ -263,7 +263,11 @@ fn env_seconds(name: &str, default: u64) -> Duration {
 }
 
 async fn emperor(setup: Setup) -> ExitCode {
-    let registry = Arc::new(Registry::new(setup.dir.clone(), setup.token.clone()));
+    let registry = Arc::new(Registry::new(
+        setup.dir.clone(),
+        setup.token.clone(),
+        setup.token_path.clone(),
+    ));
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(err) => {

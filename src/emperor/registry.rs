@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::logs::{unix_time, LogLine, LogStore};
 use crate::control::WorkerReport;
+use crate::stats::window::{Latency, Point, Rates, VassalMetrics};
 
 /// Events kept per vassal.
 pub const EVENTS_KEPT: usize = 500;
@@ -89,11 +90,48 @@ pub struct VassalStatus {
     pub retry_at: Option<f64>,
     /// Consecutive failed starts (the backoff exponent).
     pub failures: u32,
-    /// Requests served by the serving process, from its last heartbeat.
+    /// Requests finished since the emperor deployed this vassal (all its versions).
     pub requests: u64,
     /// Unix time (seconds, fractional) of the last message from the serving process.
     pub last_heartbeat: Option<f64>,
     pub log_file: Option<String>,
+    #[serde(flatten)]
+    pub traffic: Traffic,
+}
+
+/// A vassal's traffic, filled from its heartbeats' counters when read (see [`VassalShared::status`]).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Traffic {
+    pub rps: Rates,
+    pub latency_ms: Latency,
+    pub status: StatusCounts,
+    pub exceptions: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub harakiri_count: u64,
+    /// Master and workers of the serving process (`None` before its first report).
+    pub rss_bytes: Option<u64>,
+    /// Sum of the workers' proportional set sizes: the group's real memory footprint.
+    pub pss_bytes: Option<u64>,
+    /// Worker exits by cause since deployment (`crash`, `max-requests`, `reload`, ...).
+    pub worker_respawns: BTreeMap<String, u64>,
+    /// Responses by exact code, for the common codes (200, 404, 500...).
+    pub codes: BTreeMap<String, u64>,
+}
+
+/// Responses by status class since deployment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    #[serde(rename = "1xx")]
+    pub informational: u64,
+    #[serde(rename = "2xx")]
+    pub success: u64,
+    #[serde(rename = "3xx")]
+    pub redirection: u64,
+    #[serde(rename = "4xx")]
+    pub client_error: u64,
+    #[serde(rename = "5xx")]
+    pub server_error: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -111,6 +149,7 @@ pub struct VassalShared {
     pub logs: Arc<LogStore>,
     status: Mutex<VassalStatus>,
     events: Mutex<VecDeque<Event>>,
+    metrics: Mutex<VassalMetrics>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -139,6 +178,7 @@ impl VassalShared {
             requests: 0,
             last_heartbeat: None,
             log_file: logs.file_path().map(|p| p.display().to_string()),
+            traffic: Traffic::default(),
         };
         VassalShared {
             name: name.to_owned(),
@@ -146,11 +186,56 @@ impl VassalShared {
             logs,
             status: Mutex::new(status),
             events: Mutex::new(VecDeque::new()),
+            metrics: Mutex::new(VassalMetrics::default()),
         }
     }
 
+    /// The last published status with the traffic numbers as of now.
     pub fn status(&self) -> VassalStatus {
-        lock(&self.status).clone()
+        let mut status = lock(&self.status).clone();
+        let now = crate::process::unix_now();
+        let mut metrics = lock(&self.metrics);
+        let traffic = &mut status.traffic;
+        traffic.rps = metrics.rates(now);
+        traffic.latency_ms = metrics.latency(now);
+        let total = &metrics.total;
+        status.requests = total.requests;
+        traffic.status = StatusCounts {
+            informational: total.class(1),
+            success: total.class(2),
+            redirection: total.class(3),
+            client_error: total.class(4),
+            server_error: total.class(5),
+        };
+        traffic.exceptions = total.exceptions;
+        traffic.bytes_sent = total.bytes_out;
+        traffic.bytes_received = total.bytes_in;
+        traffic.harakiri_count = total.harakiri;
+        traffic.worker_respawns = metrics.respawns.clone();
+        traffic.codes = total.codes.iter().map(|(code, count)| (code.to_string(), *count)).collect();
+        status
+    }
+
+    /// Books a heartbeat's counters (see [`VassalMetrics::record`]).
+    pub fn record_traffic(&self, pid: i32, time: f64, counters: crate::stats::Counters, respawns: BTreeMap<String, u64>) {
+        let mut metrics = lock(&self.metrics);
+        metrics.record(pid, time, counters);
+        metrics.record_respawns(pid, respawns);
+    }
+
+    /// A vassal process exited: stop tracking its counters.
+    pub fn forget_process(&self, pid: i32) {
+        lock(&self.metrics).forget(pid);
+    }
+
+    /// Per-second points of the last `seconds` seconds.
+    pub fn history(&self, seconds: u64) -> Vec<Point> {
+        lock(&self.metrics).history(crate::process::unix_now(), seconds)
+    }
+
+    /// The totals and the last minute's latency histogram, for `/metrics`.
+    pub fn with_metrics<R>(&self, read: impl FnOnce(&VassalMetrics) -> R) -> R {
+        read(&lock(&self.metrics))
     }
 
     pub fn publish(&self, status: VassalStatus) {
@@ -184,6 +269,8 @@ pub enum Command {
     Changed { problem: Option<String> },
     /// Graceful reload of the same file (SIGHUP, API).
     Reload,
+    /// Replace the workers one at a time, in the running process (API).
+    ChainReload,
     /// Start again after an API stop.
     Start,
     /// Stop; the vassal stays listed as `stopped` (API).
@@ -217,15 +304,18 @@ pub struct Registry {
     pub dir: PathBuf,
     /// Bearer token for state-changing API calls.
     token: String,
+    /// Where the token can be read (shown by `/api/emperor`).
+    pub token_file: Option<PathBuf>,
 }
 
 impl Registry {
-    pub fn new(dir: PathBuf, token: String) -> Self {
+    pub fn new(dir: PathBuf, token: String, token_file: Option<PathBuf>) -> Self {
         Registry {
             vassals: RwLock::new(BTreeMap::new()),
             started_at: unix_time(),
             dir,
             token,
+            token_file,
         }
     }
 

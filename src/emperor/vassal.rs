@@ -40,7 +40,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::logs::{self, unix_time, ErrorTail, LogStore, Stream};
-use super::registry::{Command, SocketInfo, State, VassalShared, VassalStatus};
+use super::registry::{Command, SocketInfo, State, Traffic, VassalShared, VassalStatus};
 use super::sockets::{self, Listener, SocketError};
 use super::throttle::{Backoff, HEALTHY_AFTER};
 use super::Context;
@@ -125,7 +125,8 @@ struct Process {
     last_message: Instant,
     last_message_unix: Option<f64>,
     workers: Vec<WorkerReport>,
-    requests: u64,
+    /// Master and workers, from the last heartbeat.
+    rss_bytes: Option<u64>,
     /// Held so the sockets stay open while this process may use them.
     listeners: Vec<Arc<Listener>>,
     mercy: Duration,
@@ -281,6 +282,24 @@ impl Supervisor {
                 if self.serving.is_some() || self.candidate.is_none() {
                     self.backoff.reset();
                     self.begin_start(None, "reload requested");
+                }
+            }
+            Command::ChainReload => {
+                if self.goal != Goal::Run {
+                    return;
+                }
+                let serving = self.serving.as_ref().filter(|p| p.pid.is_some() && !p.killed);
+                match serving {
+                    Some(process) if self.candidate.is_none() => {
+                        process.send(EmperorCommand::ChainReload);
+                        self.reloads += 1;
+                        self.shared.event(
+                            "reload",
+                            "chain reload requested: workers are replaced one at a time".to_owned(),
+                        );
+                        tracing::info!("vassal {}: chain reload", self.name());
+                    }
+                    _ => self.on_command(Command::Reload),
                 }
             }
             Command::Retry => {
@@ -619,7 +638,7 @@ impl Supervisor {
             last_message: Instant::now(),
             last_message_unix: None,
             workers: Vec::new(),
-            requests: 0,
+            rss_bytes: None,
             listeners: plan.listeners,
             mercy: plan.mercy,
             stop_deadline: None,
@@ -745,10 +764,19 @@ impl Supervisor {
                 }
             }
             VassalMessage::Heartbeat {
-                requests, workers, ..
+                pid,
+                workers,
+                time,
+                counters,
+                rss_bytes,
+                respawns,
+                ..
             } => {
                 process.workers = workers;
-                process.requests = requests;
+                process.rss_bytes = rss_bytes;
+                if let Some(counters) = counters {
+                    self.shared.record_traffic(pid, time, *counters, respawns);
+                }
             }
             VassalMessage::WorkerSpawned { .. } => {}
             VassalMessage::WorkerExited {
@@ -816,6 +844,9 @@ impl Supervisor {
         };
         if let Some(reason) = &process.kill_reason {
             cause = format!("{reason} ({cause})");
+        }
+        if let Some(pid) = process.pid {
+            self.shared.forget_process(pid);
         }
         let pid = process
             .pid
@@ -1003,13 +1034,20 @@ impl Supervisor {
             last_error_at: self.last_error_at,
             retry_at,
             failures: self.backoff.failures(),
-            requests: self.serving.as_ref().map_or(0, |p| p.requests),
+            requests: 0,
             last_heartbeat: self.serving.as_ref().and_then(|p| p.last_message_unix),
             log_file: self
                 .shared
                 .logs
                 .file_path()
                 .map(|p| p.display().to_string()),
+            traffic: Traffic {
+                rss_bytes: self.serving.as_ref().and_then(|p| p.rss_bytes),
+                pss_bytes: self.serving.as_ref().and_then(|p| {
+                    p.workers.iter().map(|w| w.pss_bytes).sum::<Option<u64>>()
+                }),
+                ..Traffic::default()
+            },
         };
         self.shared.publish(status);
     }
@@ -1276,7 +1314,7 @@ async fn send_command(
         let signal = match command {
             EmperorCommand::Stop => libc::SIGTERM,
             EmperorCommand::QuickStop => libc::SIGINT,
-            EmperorCommand::Reload => libc::SIGHUP,
+            EmperorCommand::Reload | EmperorCommand::ChainReload => libc::SIGHUP,
         };
         tracing::debug!("control channel to pid {pid} unusable; sending signal {signal}");
         // SAFETY: kill(2) on our own child, which has not been reaped yet (the caller still waits on it).

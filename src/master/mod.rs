@@ -11,8 +11,9 @@
 
 pub mod scoreboard;
 pub mod sockets;
+pub mod stats_server;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
@@ -31,7 +32,9 @@ use crate::control::{Channel, EmperorCommand, VassalMessage, WorkerReport, EMPER
 use crate::python;
 use crate::worker::{self, InheritedListener, WorkerSetup, EXIT_APP_LOAD_FAILED};
 use scoreboard::{ExitCause, Scoreboard, WorkerStatus};
+use crate::stats::Counters;
 use sockets::{BoundSocket, InheritedSocket};
+use stats_server::StatsServer;
 
 /// Environment variable carrying sockets (and, across a reload, the old workers) to a new master image.
 pub const INHERIT_ENV: &str = "LIEGE_INHERIT";
@@ -50,6 +53,32 @@ pub struct Inheritance {
     /// Replace the old workers one at a time (chain reload) instead of all at once.
     #[serde(default)]
     pub chain: bool,
+    /// The group's counters at the re-exec, so the stats keep counting across a reload.
+    #[serde(default)]
+    pub counters: Option<Counters>,
+    #[serde(default)]
+    pub respawns: BTreeMap<String, u64>,
+}
+
+/// What the stats remember about a worker id across the processes that hold it.
+#[derive(Debug, Default)]
+struct WorkerHistory {
+    /// Processes forked for this id.
+    spawns: u64,
+    /// Why the last one exited.
+    last_exit: Option<&'static str>,
+    /// Harakiri kills of the processes that have exited (uWSGI counts them per worker id).
+    harakiri: u64,
+}
+
+/// Per-slot measurements taken on the stats tick.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sample {
+    memory: Option<crate::process::Memory>,
+    pss: Option<u64>,
+    /// Requests at the previous tick, and in the second before this one (uWSGI's `delta_requests`).
+    requests_before: u64,
+    delta_requests: u64,
 }
 
 /// A chain reload in progress: workers are replaced one at a time, the next old one retired only once its
@@ -127,13 +156,24 @@ struct Master<'a> {
     control: Option<Channel>,
     /// `Ready` was sent for the current generation.
     announced_ready: bool,
-    last_heartbeat: Instant,
     chain: Option<Chain>,
     /// How many workers should run (`processes`, changed by the master FIFO's `+` and `-`).
     target_workers: u32,
     /// `touch-reload` / `touch-chain-reload` files with the modification time last seen.
     watched: Vec<(PathBuf, Option<std::time::SystemTime>, bool)>,
     fifos: Vec<std::fs::File>,
+    stats: Option<StatsServer>,
+    /// Counters of workers that have exited (their scoreboard slots are reused).
+    retired: Counters,
+    /// Worker exits by cause.
+    respawns: BTreeMap<String, u64>,
+    history: HashMap<u32, WorkerHistory>,
+    samples: Vec<Sample>,
+    master_memory: Option<crate::process::Memory>,
+    listen_queue_errors: u64,
+    /// Unix time of the next stats tick (just after a wall-clock second; see [`crate::stats::window`]).
+    next_stats_tick: f64,
+    stats_ticks: u64,
 }
 
 /// Runs the vassal until it is stopped; returns the process exit code.
@@ -172,6 +212,21 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
     if let Some(pidfile) = &config.pidfile {
         std::fs::write(pidfile, format!("{}\n", std::process::id())).with_context(|| format!("pidfile {}", pidfile.display()))?;
     }
+    let stats = match &config.stats {
+        None => None,
+        Some(address) => match StatsServer::bind(address, config.stats_http) {
+            Ok(server) => {
+                tracing::info!("stats server on {}{}", server.name(), if config.stats_http { " (HTTP)" } else { "" });
+                Some(server)
+            }
+            // After a reload the workers keep serving even if the stats address was taken meanwhile.
+            Err(err) if !inheritance.old_workers.is_empty() => {
+                tracing::error!("no stats server: {err}");
+                None
+            }
+            Err(err) => return Err(anyhow::Error::new(err).context("stats server")),
+        },
+    };
     drop_privileges(config)?;
 
     let board = Scoreboard::install(config.processes as usize * 2)?;
@@ -212,7 +267,6 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
         exit_code_override: None,
         control,
         announced_ready: false,
-        last_heartbeat: Instant::now(),
         chain: None,
         target_workers: config.cheaper.as_ref().map_or(config.processes, |c| c.initial),
         watched: config
@@ -226,6 +280,15 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
             })
             .collect(),
         fifos: open_fifos(&config.master_fifo),
+        stats,
+        retired: inheritance.counters.unwrap_or_default(),
+        respawns: inheritance.respawns,
+        history: HashMap::new(),
+        samples: vec![Sample::default(); config.processes as usize * 2],
+        master_memory: None,
+        listen_queue_errors: 0,
+        next_stats_tick: 0.0,
+        stats_ticks: 0,
     };
     if reloading && master.app.is_none() && !config.lazy_apps {
         master.notify(&VassalMessage::ReloadFailed { error: "the app did not load; see the log".into() });
@@ -256,12 +319,21 @@ impl Master<'_> {
                 || self.old_workers.values().any(|signalled| !signalled)
                 || self.slots.iter().flatten().any(|s| s.retiring && !s.signalled)
                 || self.slots.iter().flatten().any(|s| s.respawn_at.is_some() || s.harakiri_at.is_some());
-            let timeout = if busy { 50u16 } else { 1000 };
+            let mut timeout = Duration::from_millis(if busy { 50 } else { 1000 });
+            let until_tick = self.next_stats_tick - crate::process::unix_time();
+            timeout = timeout.min(Duration::from_secs_f64(until_tick.clamp(0.0, 1.0)));
+            if let Some(deadline) = self.stats.as_ref().and_then(StatsServer::next_deadline) {
+                timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
+            }
+            let timeout = u16::try_from(timeout.as_millis() + 1).unwrap_or(1000);
             let mut control_readable = false;
             {
                 let mut fds = vec![nix::poll::PollFd::new(signal_fd.as_fd(), nix::poll::PollFlags::POLLIN)];
                 for fifo in &self.fifos {
                     fds.push(nix::poll::PollFd::new(fifo.as_fd(), nix::poll::PollFlags::POLLIN));
+                }
+                if let Some(stats) = &self.stats {
+                    fds.extend(stats.poll_fds().into_iter().map(|(fd, flags)| nix::poll::PollFd::new(fd, flags)));
                 }
                 if let Some(control) = &self.control {
                     fds.push(nix::poll::PollFd::new(control.fd(), nix::poll::PollFlags::POLLIN));
@@ -276,6 +348,10 @@ impl Master<'_> {
             if control_readable {
                 self.handle_control();
             }
+            if let Some(mut stats) = self.stats.take() {
+                stats.serve(|| self.uwsgi_stats_document());
+                self.stats = Some(stats);
+            }
             self.read_fifos();
             while let Ok(Some(info)) = signal_fd.read_signal() {
                 match Signal::try_from(info.ssi_signo as i32) {
@@ -288,6 +364,7 @@ impl Master<'_> {
             }
             self.reap();
             if let Some(code) = self.tick() {
+                self.send_heartbeat();
                 self.notify(&VassalMessage::Stopping);
                 self.cleanup();
                 return code;
@@ -312,6 +389,7 @@ impl Master<'_> {
                 for command in commands {
                     match command {
                         Ok(EmperorCommand::Reload) => self.reload(),
+                        Ok(EmperorCommand::ChainReload) => self.reload_with(true),
                         Ok(EmperorCommand::Stop) => self.begin_stop(true),
                         Ok(EmperorCommand::QuickStop) => self.begin_stop(false),
                         Err(err) => tracing::warn!("ignoring a malformed emperor command: {err}"),
@@ -327,50 +405,204 @@ impl Master<'_> {
         }
     }
 
+    /// The current workers (not those of a generation being retired), by slot index.
+    fn current_workers(&self) -> impl Iterator<Item = (usize, &Slot, Pid)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(index, slot)| {
+            let slot = slot.as_ref()?;
+            Some((index, slot, slot.pid?))
+        })
+    }
+
     fn worker_reports(&self) -> Vec<WorkerReport> {
+        use std::sync::atomic::Ordering::Relaxed;
         let board = Scoreboard::global();
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(index, slot)| {
-                let slot = slot.as_ref()?;
-                let pid = slot.pid?;
+        self.current_workers()
+            .map(|(index, slot, pid)| {
                 let counters = board.and_then(|b| b.slot(index));
-                Some(WorkerReport {
+                let sample = self.samples.get(index).copied().unwrap_or_default();
+                let history = self.history.get(&slot.id);
+                let requests = counters.map_or(0, |c| c.requests.load(Relaxed));
+                let running_us = counters.map_or(0, |c| c.running_time_us.load(Relaxed));
+                WorkerReport {
                     id: slot.id,
                     pid: pid.as_raw(),
                     status: counters.map_or("starting", |c| c.status().as_str()).to_owned(),
-                    requests: counters.map_or(0, |c| c.requests.load(std::sync::atomic::Ordering::Relaxed)),
-                    exceptions: counters.map_or(0, |c| c.exceptions.load(std::sync::atomic::Ordering::Relaxed)),
-                })
+                    requests,
+                    exceptions: counters.map_or(0, |c| c.exceptions.load(Relaxed)),
+                    rss_bytes: sample.memory.map(|m| m.rss),
+                    pss_bytes: sample.pss,
+                    last_spawn: counters.map(|c| c.last_spawn_s.load(Relaxed)),
+                    respawn_count: history.map_or(1, |h| h.spawns),
+                    respawn_cause: history.and_then(|h| h.last_exit).map(str::to_owned),
+                    harakiri_count: history.map_or(0, |h| h.harakiri) + counters.map_or(0, |c| c.harakiri_count.load(Relaxed)),
+                    avg_rt_ms: (requests > 0).then(|| running_us as f64 / requests as f64 / 1000.0),
+                }
             })
             .collect()
     }
 
-    /// Tells the emperor when the current generation is serving, and sends a heartbeat every second.
-    fn report(&mut self) {
-        if self.control.is_none() || self.stopping.is_some() {
-            return;
-        }
-        let pid = std::process::id() as i32;
-        if !self.announced_ready {
-            let board = Scoreboard::global();
-            let current: Vec<usize> =
-                (0..self.slots.len()).filter(|&i| self.slots[i].as_ref().is_some_and(|s| !s.retiring && s.pid.is_some())).collect();
-            let all_serving = current.len() == self.config.processes as usize
-                && current.iter().all(|&i| {
-                    board.and_then(|b| b.slot(i)).is_some_and(|b| matches!(b.status(), WorkerStatus::Idle | WorkerStatus::Busy))
-                });
-            if all_serving {
-                self.announced_ready = true;
-                self.notify(&VassalMessage::Ready { pid, workers: self.worker_reports() });
+    /// The whole group's counters: exited workers plus live ones.
+    fn group_counters(&self) -> Counters {
+        let mut total = self.retired.clone();
+        if let Some(board) = Scoreboard::global() {
+            for slot in board.slots() {
+                total.add_slot(slot);
             }
         }
-        if self.last_heartbeat.elapsed() >= Duration::from_secs(1) {
-            self.last_heartbeat = Instant::now();
-            let requests = Scoreboard::global().map_or(0, Scoreboard::total_requests);
-            self.notify(&VassalMessage::Heartbeat { pid, requests, workers: self.worker_reports() });
+        total
+    }
+
+    /// Tells the emperor when the current generation is serving; samples memory and sends a heartbeat just
+    /// after every wall-clock second.
+    fn report(&mut self) {
+        let now = crate::process::unix_time();
+        if now >= self.next_stats_tick {
+            self.next_stats_tick = now.floor() + 1.005;
+            self.stats_tick();
+            if self.stopping.is_none() {
+                self.send_heartbeat();
+            }
         }
+        if self.control.is_none() || self.stopping.is_some() || self.announced_ready {
+            return;
+        }
+        let board = Scoreboard::global();
+        let current: Vec<usize> =
+            (0..self.slots.len()).filter(|&i| self.slots[i].as_ref().is_some_and(|s| !s.retiring && s.pid.is_some())).collect();
+        let all_serving = current.len() == self.config.processes as usize
+            && current.iter().all(|&i| {
+                board.and_then(|b| b.slot(i)).is_some_and(|b| matches!(b.status(), WorkerStatus::Idle | WorkerStatus::Busy))
+            });
+        if all_serving {
+            self.announced_ready = true;
+            self.notify(&VassalMessage::Ready { pid: std::process::id() as i32, workers: self.worker_reports() });
+        }
+    }
+
+    /// Once a second: memory of every process (PSS every 5 s: it walks page tables), requests per worker in
+    /// the last second, and a full accept queue counted as uWSGI counts it.
+    fn stats_tick(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stats_ticks += 1;
+        let with_pss = self.stats_ticks % 5 == 1;
+        let board = Scoreboard::global();
+        for (index, slot) in self.slots.iter().enumerate() {
+            let Some(sample) = self.samples.get_mut(index) else { continue };
+            let Some(pid) = slot.as_ref().and_then(|s| s.pid) else {
+                *sample = Sample::default();
+                continue;
+            };
+            sample.memory = crate::process::memory(pid.as_raw());
+            if let (Some(memory), Some(counters)) = (sample.memory, board.and_then(|b| b.slot(index))) {
+                counters.rss_bytes.store(memory.rss, Relaxed);
+            }
+            if with_pss {
+                sample.pss = crate::process::pss_bytes(pid.as_raw());
+            }
+            let requests = board.and_then(|b| b.slot(index)).map_or(0, |c| c.requests.load(Relaxed));
+            sample.delta_requests = requests.saturating_sub(sample.requests_before);
+            sample.requests_before = requests;
+        }
+        self.master_memory = crate::process::memory(std::process::id() as i32);
+        if let Some((queued, limit)) = self.sockets.iter().find_map(|s| crate::stats::uwsgi::listen_queue(s.fd.as_fd())) {
+            if limit > 0 && queued >= limit {
+                self.listen_queue_errors += 1;
+            }
+        }
+    }
+
+    fn send_heartbeat(&self) {
+        if self.control.is_none() {
+            return;
+        }
+        let workers = self.worker_reports();
+        let rss_bytes = self
+            .master_memory
+            .map(|m| m.rss + workers.iter().filter_map(|w| w.rss_bytes).sum::<u64>());
+        let counters = self.group_counters();
+        self.notify(&VassalMessage::Heartbeat {
+            pid: std::process::id() as i32,
+            requests: counters.requests,
+            workers,
+            time: crate::process::unix_time(),
+            counters: Some(Box::new(counters)),
+            rss_bytes,
+            respawns: self.respawns.clone(),
+        });
+    }
+
+    /// uWSGI's stats document (see [`crate::stats::uwsgi`]).
+    fn uwsgi_stats_document(&self) -> Vec<u8> {
+        use crate::stats::uwsgi;
+        use std::sync::atomic::Ordering::Relaxed;
+        let board = Scoreboard::global();
+        let mut workers: Vec<uwsgi::Worker> = Vec::new();
+        for (index, slot, pid) in self.current_workers().filter(|(_, slot, _)| !slot.retiring) {
+            let Some(counters) = board.and_then(|b| b.slot(index)) else { continue };
+            let sample = self.samples.get(index).copied().unwrap_or_default();
+            let status = match counters.status() {
+                WorkerStatus::Idle => "idle",
+                WorkerStatus::Busy => "busy",
+                WorkerStatus::Stopping => "busy",
+                WorkerStatus::Starting | WorkerStatus::Free => "cheap",
+            };
+            let mut worker = uwsgi::Worker::new(
+                slot.id,
+                pid.as_raw(),
+                status,
+                counters.requests.load(Relaxed),
+                counters.exceptions.load(Relaxed),
+                counters.running_time_us.load(Relaxed),
+                counters.bytes_out.load(Relaxed),
+            );
+            worker.delta_requests = sample.delta_requests;
+            worker.harakiri_count =
+                self.history.get(&slot.id).map_or(0, |h| h.harakiri) + counters.harakiri_count.load(Relaxed);
+            worker.rss = sample.memory.map_or(0, |m| m.rss);
+            worker.vsz = sample.memory.map_or(0, |m| m.vsz);
+            worker.last_spawn = counters.last_spawn_s.load(Relaxed);
+            worker.respawn_count = self.history.get(&slot.id).map_or(1, |h| h.spawns);
+            workers.push(worker);
+        }
+        // Worker ids with no process right now (cheaper mode, or waiting to respawn) show as uWSGI shows them.
+        for id in 1..=self.config.processes {
+            if !workers.iter().any(|w| w.id == id) {
+                let mut worker = uwsgi::Worker::new(id, 0, "cheap", 0, 0, 0, 0);
+                worker.respawn_count = self.history.get(&id).map_or(0, |h| h.spawns);
+                workers.push(worker);
+            }
+        }
+        workers.sort_by_key(|w| w.id);
+        let sockets: Vec<uwsgi::Socket> = self
+            .sockets
+            .iter()
+            .map(|socket| {
+                let (queue, max_queue) = uwsgi::listen_queue(socket.fd.as_fd()).unwrap_or((0, 0));
+                uwsgi::Socket {
+                    name: socket.name.clone(),
+                    proto: sockets::protocol_name(socket.protocol).to_owned(),
+                    queue,
+                    max_queue,
+                    shared: 0,
+                    can_offload: 0,
+                }
+            })
+            .collect();
+        let document = uwsgi::Document {
+            version: format!("liege-{}", env!("CARGO_PKG_VERSION")),
+            listen_queue: sockets.first().map_or(0, |s| s.queue),
+            listen_queue_errors: self.listen_queue_errors,
+            signal_queue: 0,
+            load: workers.iter().filter(|w| w.status == "busy").count() as u64,
+            pid: std::process::id() as i32,
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+            cwd: std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+            locks: Vec::new(),
+            sockets,
+            workers,
+        };
+        serde_json::to_vec_pretty(&document).unwrap_or_default()
     }
 
     /// Forks a worker into `index` with worker id `id`.
@@ -404,6 +636,9 @@ impl Master<'_> {
                     // SAFETY: this child never uses or drops `self.control`; closing its copy of the fd is all.
                     unsafe { libc::close(control.fd().as_raw_fd()) };
                 }
+                if let Some(stats) = &self.stats {
+                    stats.close_in_child();
+                }
                 // SAFETY: see above; we are the only thread in the child.
                 if preload {
                     unsafe { pyo3::ffi::PyOS_AfterFork_Child() };
@@ -435,6 +670,7 @@ impl Master<'_> {
                 }
                 board_slot.pid.store(child.as_raw(), std::sync::atomic::Ordering::Relaxed);
                 let quick_deaths = self.slots[index].as_ref().map_or(0, |s| s.quick_deaths);
+                self.history.entry(id).or_default().spawns += 1;
                 self.slots[index] =
                     Some(Slot::new(id, Some(child), None, quick_deaths));
                 tracing::info!("spawned worker {id} (pid {child})");
@@ -469,11 +705,17 @@ impl Master<'_> {
                 continue;
             };
             let mut cause = ExitCause::Unplanned;
+            let mut harakiri = 0;
             if let Some(board) = Scoreboard::global() {
                 if let Some(slot) = board.slot(index) {
                     cause = slot.exit_cause();
-                    let served = slot.requests.swap(0, std::sync::atomic::Ordering::Relaxed);
+                    // The worker is gone: its counters move to the group's retired totals and the slot is
+                    // cleared for the next worker.
+                    self.retired.add_slot(slot);
+                    harakiri = slot.harakiri_count.load(std::sync::atomic::Ordering::Relaxed);
+                    let served = slot.requests.load(std::sync::atomic::Ordering::Relaxed);
                     board.header().retired_requests.fetch_add(served, std::sync::atomic::Ordering::Relaxed);
+                    slot.clear_counters();
                     slot.set_status(WorkerStatus::Free);
                 }
             }
@@ -481,6 +723,13 @@ impl Master<'_> {
             slot.pid = None;
             let id = slot.id;
             let retiring = slot.retiring;
+            let recorded_cause = if retiring { "reload" } else { cause.as_str() };
+            if self.stopping.is_none() {
+                *self.respawns.entry(recorded_cause.to_owned()).or_default() += 1;
+            }
+            let history = self.history.entry(id).or_default();
+            history.last_exit = Some(recorded_cause);
+            history.harakiri += harakiri;
             let reported = match (retiring, cause) {
                 (true, _) => format!("reload ({how})"),
                 (false, ExitCause::Unplanned) => how.clone(),
@@ -726,6 +975,8 @@ impl Master<'_> {
             old_workers: self.slots.iter().flatten().filter_map(|s| s.pid).chain(self.old_workers.keys().copied()).map(Pid::as_raw).collect(),
             started_on: self.started_on,
             chain,
+            counters: Some(self.group_counters()),
+            respawns: self.respawns.clone(),
         };
         let error = self.exec_self(&inheritance);
         tracing::error!("reload failed, cannot re-execute liege: {error}; the current workers keep serving");
@@ -965,6 +1216,9 @@ impl Master<'_> {
     }
 
     fn cleanup(&self) {
+        if let Some(stats) = &self.stats {
+            stats.cleanup();
+        }
         for socket in &self.sockets {
             if let Some(path) = &socket.unix_path {
                 let _ = std::fs::remove_file(path);

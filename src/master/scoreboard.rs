@@ -237,6 +237,12 @@ impl WorkerSlot {
         self.status.store(WorkerStatus::Starting as u8, Relaxed);
         self.exit_cause.store(ExitCause::Unplanned as u8, Relaxed);
         self.connections.store(0, Relaxed);
+        self.clear_counters();
+        self.last_spawn_s.store(now_s, Relaxed);
+    }
+
+    /// Zeroes every counter (the master moved them to its retired totals).
+    pub fn clear_counters(&self) {
         for counter in [
             &self.requests,
             &self.exceptions,
@@ -245,12 +251,12 @@ impl WorkerSlot {
             &self.running_time_us,
             &self.request_started_us,
             &self.rss_bytes,
+            &self.harakiri_count,
         ] {
             counter.store(0, Relaxed);
         }
         self.status_classes.iter().chain(&self.tracked_codes).chain(&self.latency).for_each(|c| c.store(0, Relaxed));
         self.request_line_len.store(0, Relaxed);
-        self.last_spawn_s.store(now_s, Relaxed);
     }
 
     pub fn status(&self) -> WorkerStatus {

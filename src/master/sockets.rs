@@ -112,6 +112,11 @@ fn adopt(protocol: Protocol, name: String, fd: RawFd) -> Result<BoundSocket, Soc
     Ok(BoundSocket { protocol, name, fd: socket.into(), unix_path })
 }
 
+/// Binds and listens on one address (also used for the stats server).
+pub fn bind_listener(spec: &SocketSpec, backlog: u32, chmod: Option<u32>) -> Result<BoundSocket, SocketError> {
+    bind(spec, &address_name(&spec.address), backlog, chmod)
+}
+
 fn bind(spec: &SocketSpec, name: &str, backlog: u32, chmod: Option<u32>) -> Result<BoundSocket, SocketError> {
     let bind_err = |source| SocketError::Bind { address: name.to_owned(), source };
     let backlog = backlog.min(i32::MAX as u32) as i32;
