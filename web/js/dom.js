@@ -54,4 +54,11 @@ export function setText(el, text) {
   if (el.textContent !== t) el.textContent = t;
 }
 
+/** Rebuilds el's children with build() only when key changed since the last call (keeps text selectable). */
+export function replaceIfChanged(el, key, build) {
+  if (el.dataset.key === key) return;
+  el.dataset.key = key;
+  replace(el, build());
+}
+
 export const $ = (sel, root = document) => root.querySelector(sel);

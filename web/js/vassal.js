@@ -1,7 +1,7 @@
 // The vassal page (#/vassal/NAME): its numbers, charts of the last minutes (from /history), the worker table,
 // the event timeline, the live log tail (Server-Sent Events, with a filter and a pause) and the actions.
 
-import { h, s, replace, setText } from './dom.js';
+import { h, replace, replaceIfChanged, setText } from './dom.js';
 import { get, vassalPath, history, serverNow } from './api.js';
 import * as fmt from './format.js';
 import { TimeChart } from './chart.js';
@@ -239,11 +239,11 @@ export function mountVassal(main, name) {
     v = store.vassals.find((x) => x.name === name) || null;
     notFound.hidden = Boolean(v);
     if (!v) {
-      replace(notFound, 'No vassal named ', h('code', null, name), ' (yet). It appears here as soon as the emperor deploys it. ', h('a', { href: '#/' }, 'All vassals'));
+      replaceIfChanged(notFound, 'missing', () => ['No vassal named ', h('code', null, name), ' (yet). It appears here as soon as the emperor deploys it. ', h('a', { href: '#/' }, 'All vassals')]);
       for (const b of buttons) b.disabled = true;
       return;
     }
-    replace(pill, statePill(v.state));
+    replaceIfChanged(pill, v.state, () => statePill(v.state));
     const upS = uptime(v);
     setText(meta, [v.pid != null ? `master pid ${v.pid}` : 'no process', upS != null ? `up ${fmt.duration(upS)}` : null]
       .filter(Boolean).join(' · '));
@@ -258,8 +258,10 @@ export function mountVassal(main, name) {
     }
     lastError.hidden = !err;
     lastError.classList.toggle('is-current', v.state !== 'running');
-    replace(lastError, h('strong', null, v.state === 'running' ? 'Last error' : 'Error'),
-      v.last_error_at ? h('span', { class: 'muted' }, ` (${fmt.ago(v.last_error_at, serverNow())})`) : null, ': ', err);
+    replaceIfChanged(lastError, `${v.state === 'running'}|${v.last_error_at}|${err}`, () => [
+      h('strong', null, v.state === 'running' ? 'Last error' : 'Error'),
+      v.last_error_at ? h('span', { class: 'muted', title: fmt.dateTime(v.last_error_at) }, ` (at ${fmt.clock(v.last_error_at)})`) : null,
+      ': ', err]);
 
     setText(t.rps.value, fmt.rps(v.rps?.['1s']));
     setText(t.rps.detail, `1 min avg ${fmt.rps(v.rps?.['1m'])}`);
@@ -298,7 +300,8 @@ export function mountVassal(main, name) {
       h('td', null, w.respawn_cause || (w.respawn_count === 1 ? 'never respawned' : fmt.DASH)))));
     if (!(v.workers || []).length) workersBody.append(h('tr', null, h('td', { colspan: '10', class: 'muted' }, 'No workers (the vassal is not serving).')));
 
-    replace(info,
+    const infoKey = JSON.stringify([v.sockets, v.config, v.log_file, v.last_exit, Math.round(now - (v.last_heartbeat || 0))]);
+    replaceIfChanged(info, infoKey, () => [
       h('dt', null, 'Sockets'),
       h('dd', null, (v.sockets || []).length
         ? h('ul', { class: 'plain' }, v.sockets.map((sk) => h('li', null, h('span', { class: 'tag' }, sk.proto), ' ', h('code', null, sk.address), sk.auto ? h('span', { class: 'muted' }, ' (auto port)') : null)))
@@ -306,7 +309,7 @@ export function mountVassal(main, name) {
       h('dt', null, 'Config'), h('dd', null, h('code', { class: 'path' }, v.config || fmt.DASH)),
       h('dt', null, 'Log file'), h('dd', null, h('code', { class: 'path' }, v.log_file || fmt.DASH)),
       h('dt', null, 'Last exit'), h('dd', null, v.last_exit || fmt.DASH),
-      h('dt', null, 'Heartbeat'), h('dd', null, v.last_heartbeat ? fmt.ago(v.last_heartbeat, now) : fmt.DASH));
+      h('dt', null, 'Heartbeat'), h('dd', null, v.last_heartbeat ? fmt.ago(v.last_heartbeat, now) : fmt.DASH)]);
   }
   stops.push(store.subscribe(update));
 
