@@ -30,14 +30,14 @@ ARTIFACTS = REPO / "target" / "test-artifacts" / "dashboard"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 XSS = "<img src=x onerror=alert(1)>"
-KNOWN_LINE = "dashboard test app imported, hello from the shop"
+KNOWN_LINE = "hello from the shop, printed by the app"
 
 APP = f"""\
 import os
-print({KNOWN_LINE!r}, flush=True)
 
 def application(environ, start_response):
     if environ.get("PATH_INFO") == "/print":
+        print({KNOWN_LINE!r}, flush=True)
         print("app says " + {XSS!r}, flush=True)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"%d\\n" % os.getpid()]
@@ -250,6 +250,9 @@ def test_dashboard_overview_vassal_page_logs_actions_and_phone_layout(browser, e
             raise AssertionError(f"{err}; the overview shows {js(browser, rps_of)}; the API says "
                                  f"{ {n: v.get('rps') for n, v in e.vassals().items()} }") from None
         assert js(browser, "return document.querySelectorAll('.card .pill')[0].textContent") == "running"
+        # Each card's 15-minute sparkline is drawn from /history (a placeholder path is "M0,0").
+        wait_js(browser, "return [...document.querySelectorAll('.card .spark-line')]"
+                         ".filter(p => p.getAttribute('d').length > 10).length === 2", "both sparklines drawn")
         assert browser.title.startswith("Vassals")
         screenshot(browser, "overview")
 
@@ -258,9 +261,11 @@ def test_dashboard_overview_vassal_page_logs_actions_and_phone_layout(browser, e
         wait_js(browser, "return location.hash === '#/vassal/shop' && document.querySelector('.logtail')",
                 "the vassal page")
         log_texts = "return [...document.querySelectorAll('.log .log-text')].map(e => e.textContent)"
-        wait_for(lambda: any(KNOWN_LINE in t for t in js(browser, log_texts)), UI_TIMEOUT,
-                 "the app's printed line in the log tail", interval=0.2)
+        # The tail goes live over Server-Sent Events (it says "polling" when it had to fall back).
+        wait_js(browser, "return document.querySelector('.log-mode').textContent === 'live'", "the SSE log stream")
         assert http_get(shop_port, "/print", timeout=10).status == 200
+        wait_for(lambda: KNOWN_LINE in js(browser, log_texts), UI_TIMEOUT, "the app's printed line in the log tail",
+                 interval=0.2)
         wait_for(lambda: f"app says {XSS}" in js(browser, log_texts), UI_TIMEOUT,
                  "the HTML-looking line in the log tail, as text", interval=0.2)
         assert js(browser, "return document.querySelectorAll('.log img, main img').length") == 0
@@ -276,13 +281,15 @@ def test_dashboard_overview_vassal_page_logs_actions_and_phone_layout(browser, e
         assert js(browser, "return document.querySelector('.log mark').textContent") == "onerror"
         box.clear()
         box.send_keys(" ")  # an empty filter (spaces are trimmed) shows every line again
-        wait_for(lambda: any(KNOWN_LINE in t for t in js(browser, log_texts)), 10, "the unfiltered log again")
+        wait_for(lambda: any("onerror" not in t for t in js(browser, log_texts)), 10, "the unfiltered log again")
 
         # Workers table lists the API's worker pids; the socket and config path are shown.
         v = e.vassal("shop")
         old_pids = sorted(w["pid"] for w in v["workers"])
         wait_js(browser, "return [...document.querySelectorAll('tbody tr[data-pid]')].length === 2",
                 "the worker table")
+        wait_js(browser, "const p = document.querySelector('.chart.c-rps path.line');"
+                         "return p && p.getAttribute('d').length > 10", "the req/s chart drawn")
         page_text = js(browser, "return document.querySelector('main').innerText")
         assert v["config"] in page_text and v["sockets"][0]["address"] in page_text
         screenshot(browser, "vassal")

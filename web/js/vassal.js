@@ -53,7 +53,7 @@ class LogTail {
 
   async start() {
     try {
-      const body = await get(vassalPath(this.name, '/logs?tail=300'));
+      const body = await get(vassalPath(this.name, '/logs?tail=500'));
       this.add(body.lines || []);
     } catch (e) {
       setText(this.mode, `cannot read logs: ${e.message}`);
