@@ -35,9 +35,10 @@ function renderSummary() {
   if (!vs) return;
   const byState = {};
   for (const v of vs) byState[v.state] = (byState[v.state] || 0) + 1;
-  // totals.rps is {"1s": .., "1m": ..} like a vassal's rps (a bare number is accepted too).
+  // The sum over the 1 s vassal poll is fresher than /api/emperor's totals (polled every 5 s), which are the
+  // fallback; totals.rps is {"1s": .., "1m": ..} like a vassal's rps.
   const t = store.emperor?.totals?.rps;
-  const rpsTotal = (t && typeof t === 'object' ? t['1s'] : t) ?? sumRps(vs);
+  const rpsTotal = sumRps(vs) ?? (t && typeof t === 'object' ? t['1s'] : t);
   const items = [h('span', { class: 'sum-item' }, h('strong', null, String(vs.length)), vs.length === 1 ? ' vassal' : ' vassals')];
   for (const st of ['running', 'starting', 'reloading', 'throttled', 'error', 'stopping', 'stopped']) {
     if (byState[st]) items.push(h('span', { class: 'sum-item', dataset: { state: st } }, h('span', { class: 'dot', 'aria-hidden': 'true' }), `${byState[st]} ${st}`));
