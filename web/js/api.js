@@ -74,7 +74,10 @@ async function call(method, path, headers = {}) {
   return body;
 }
 
-export const get = (path) => call('GET', path);
+// Reads send the kept token too: an emperor whose API listens beyond loopback asks for it on reads as well.
+// (EventSource cannot send headers; the log tail then falls back to polling.)
+const auth = () => (token.get() ? { Authorization: `Bearer ${token.get()}` } : {});
+export const get = (path) => call('GET', path, auth());
 
 /** POST /api/vassals/NAME/ACTION with the token (none if empty: the API then answers 401, which we show). */
 export function control(name, action, tok) {
