@@ -103,10 +103,12 @@ async fn authorize(State(registry): Shared, request: Request, next: Next) -> Res
         return error(StatusCode::FORBIDDEN, "cross-origin control request refused");
     }
     if (is_control || (is_data && !from_loopback)) && !has_token(&registry, request.headers()) {
-        let mut response = error(
-            StatusCode::UNAUTHORIZED,
-            "this call needs Authorization: Bearer TOKEN (see token_file in /api/emperor, or the emperor's log)",
-        );
+        let message = if request.headers().contains_key(header::AUTHORIZATION) {
+            "the token was refused: it is not the one in the emperor's token file (token_file in /api/emperor)"
+        } else {
+            "this call needs Authorization: Bearer TOKEN (see token_file in /api/emperor, or the emperor's log)"
+        };
+        let mut response = error(StatusCode::UNAUTHORIZED, message);
         response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         return response;
     }

@@ -16,7 +16,7 @@ use super::sockets::{self, BoundSocket, SocketError};
 
 /// How long a stats client may take to read its document.
 pub const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
-/// Clients served at once; more are closed at accept.
+/// Clients kept at once (see [`StatsServer::serve`] for who makes room).
 pub const MAX_CLIENTS: usize = 32;
 
 struct Client {
@@ -78,7 +78,16 @@ impl StatsServer {
                 Err(_) => break,
             };
             if self.clients.len() >= MAX_CLIENTS {
-                continue; // dropped: closes the connection
+                let now = Instant::now();
+                self.clients.retain_mut(|client| client.advance(now));
+            }
+            if self.clients.len() >= MAX_CLIENTS {
+                // Make room by dropping the oldest client that already has its whole document (it only waits
+                // for the peer to close); if every client still has output pending, refuse the newcomer.
+                match self.clients.iter().position(|c| c.written == c.out.len()) {
+                    Some(done) => drop(self.clients.remove(done)),
+                    None => continue,
+                }
             }
             let body = document();
             let out = if self.http {
