@@ -22,6 +22,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -97,6 +98,8 @@ def server_spec(name, app, port, args, threads=None):
                 '--processes', n, '--master', '--disable-logging']
         if threads is not None and threads > 1:
             argv += ['--threads', str(threads)]
+        # Later options win, so these can also undo the defaults above (--disable-logging=false).
+        argv += shlex.split(args.liege_args)
     elif name in ('uwsgi-http11', 'uwsgi-http'):
         sock = '--http11-socket' if name == 'uwsgi-http11' else '--http-socket'
         argv = [tool('uwsgi'), sock, addr, '--wsgi-file', app_file,
@@ -616,6 +619,9 @@ def main():
     ap.add_argument('--start-timeout', type=float, default=30, help='seconds a server gets to answer its first GET')
     ap.add_argument('--stop-grace', type=float, default=10, help='seconds between the stop signal and SIGKILL')
     ap.add_argument('--liege', default=str(ROOT / 'target' / 'release' / 'liege'), help='liege binary')
+    ap.add_argument('--liege-args', default='',
+                    help="extra liege options, appended (shell-quoted string), e.g. "
+                         "--liege-args='--disable-logging=false --log-format=json' to measure the request log")
     ap.add_argument('--json', default=None, help='result file (default bench/results/<timestamp>.json)')
     args = ap.parse_args()
 

@@ -105,33 +105,57 @@ pub fn flush_request_log() {
     });
 }
 
-/// `Mon Nov 23 21:00:00 2026` in local time, as uWSGI's request lines show it; cached per second.
-pub fn ctime(now: std::time::SystemTime) -> String {
-    thread_local! {
-        static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
-    }
-    let secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if cache.0 != secs {
-            cache.0 = secs;
-            cache.1 = format_ctime(secs as libc::time_t);
-        }
-        cache.1.clone()
-    })
+/// Local-time text for request log lines, cached per second: formatting it (localtime_r) costs more than
+/// the rest of a line, and thousands of requests share each second.
+#[derive(Default)]
+pub struct LocalClock {
+    ctime: (u64, Vec<u8>),
+    ltime: (u64, Vec<u8>),
 }
 
-fn format_ctime(secs: libc::time_t) -> String {
+impl LocalClock {
+    pub fn new() -> Self {
+        Self { ctime: (u64::MAX, Vec::new()), ltime: (u64::MAX, Vec::new()) }
+    }
+}
+
+impl crate::worker::log_format::Clock for LocalClock {
+    fn ctime(&mut self, secs: u64, out: &mut Vec<u8>) {
+        if self.ctime.0 != secs {
+            self.ctime = (secs, local_time(secs).map(|tm| format_ctime(&tm)).unwrap_or_default().into_bytes());
+        }
+        out.extend_from_slice(&self.ctime.1);
+    }
+
+    fn ltime(&mut self, secs: u64, out: &mut Vec<u8>) {
+        if self.ltime.0 != secs {
+            self.ltime = (secs, local_time(secs).map(|tm| format_ltime(&tm)).unwrap_or_default().into_bytes());
+        }
+        out.extend_from_slice(&self.ltime.1);
+    }
+
+    fn now_secs(&mut self) -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    }
+}
+
+fn local_time(secs: u64) -> Option<libc::tm> {
+    let secs = secs as libc::time_t;
     // SAFETY: localtime_r fills the zeroed tm we own; no shared state.
-    let tm = unsafe {
+    unsafe {
         let mut tm: libc::tm = std::mem::zeroed();
         if libc::localtime_r(&secs, &mut tm).is_null() {
-            return String::new();
+            return None;
         }
-        tm
-    };
-    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        Some(tm)
+    }
+}
+
+const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/// `Mon Nov 23 21:00:00 2026`, as C's ctime (and uWSGI's default request line) shows it.
+fn format_ctime(tm: &libc::tm) -> String {
     format!(
         "{} {} {:2} {:02}:{:02}:{:02} {}",
         DAYS[tm.tm_wday.clamp(0, 6) as usize],
@@ -141,5 +165,24 @@ fn format_ctime(secs: libc::time_t) -> String {
         tm.tm_min,
         tm.tm_sec,
         tm.tm_year + 1900
+    )
+}
+
+/// `23/Nov/2026:21:00:00 +0100`: strftime `%d/%b/%Y:%H:%M:%S %z` in the C locale, uWSGI's `%(ltime)`.
+fn format_ltime(tm: &libc::tm) -> String {
+    let offset_minutes = tm.tm_gmtoff / 60;
+    let sign = if offset_minutes < 0 { '-' } else { '+' };
+    let offset_minutes = offset_minutes.abs();
+    format!(
+        "{:02}/{}/{}:{:02}:{:02}:{:02} {}{:02}{:02}",
+        tm.tm_mday,
+        MONTHS[tm.tm_mon.clamp(0, 11) as usize],
+        tm.tm_year + 1900,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        sign,
+        offset_minutes / 60,
+        offset_minutes % 60
     )
 }

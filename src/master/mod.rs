@@ -204,6 +204,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
     if !config.master {
         tracing::info!("liege always runs a master process; 'master = false' is ignored");
     }
+    crate::worker::check_request_log(config);
     crate::process::raise_open_files_limit();
     let sockets = sockets::open_all(&config.sockets, config.listen, config.chmod_socket, inheritance.sockets)?;
     for socket in &sockets {

@@ -294,7 +294,7 @@ impl EnvironBuilder {
 }
 
 /// Splits a Host header value into name and port (`example.com:8080`, `[::1]:80`).
-fn split_host(host: Option<&[u8]>) -> (Option<&[u8]>, Option<&[u8]>) {
+pub fn split_host(host: Option<&[u8]>) -> (Option<&[u8]>, Option<&[u8]>) {
     let Some(host) = host.filter(|h| !h.is_empty()) else { return (None, None) };
     let port_at = if host.first() == Some(&b'[') {
         memchr::memchr(b']', host).and_then(|end| (host.get(end + 1) == Some(&b':')).then_some(end + 1))

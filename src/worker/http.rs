@@ -100,10 +100,13 @@ async fn handle(request: Request<Incoming>, worker: Rc<Worker>, connection: Rc<C
     let mut record = RequestRecord::begin(Rc::clone(&worker), request_line, Rc::clone(&connection.remote), protocol);
     record.header_count = parts.headers.len();
     record.vars = parts.headers.len();
+    let info = &connection.info;
+    record.captured = worker.request_log.capture_http(&parts, &info.remote_addr, &info.remote_port, &info.server_name, &info.server_port);
     // uWSGI logs the size of the request vars; the request head's size is the HTTP equivalent.
     record.head_in = parts.method.as_str().len()
         + parts.uri.path_and_query().map_or(1, |pq| pq.as_str().len())
         + parts.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>();
+    record.pktsize = record.head_in;
 
     if let Err(violation) = http_policy::check_request(&parts.method, &parts.uri, parts.version, &parts.headers, &worker.limits.policy) {
         return refusal(record, StatusCode::from_u16(violation.status()).unwrap_or(StatusCode::BAD_REQUEST), violation.to_string());

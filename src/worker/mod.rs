@@ -7,6 +7,7 @@
 mod body;
 mod harakiri;
 mod http;
+pub mod log_format;
 mod python_runner;
 mod record;
 mod request_body;
@@ -64,7 +65,9 @@ pub struct Worker {
     pub slot_index: usize,
     pub python: PythonRunner,
     pub limits: Limits,
-    pub log_requests: bool,
+    /// Which requests are logged, and how (compiled once from the config).
+    pub request_log: log_format::RequestLog,
+    pub log_clock: std::cell::RefCell<crate::logging::LocalClock>,
     /// Requests after which this worker recycles itself (`max-requests` + id × `max-requests-delta`, so the
     /// workers don't all restart at once); 0 = never.
     pub max_requests: u64,
@@ -177,7 +180,9 @@ fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
                 .filter(|_| config.threads <= 1)
                 .map(|limit| harakiri::HarakiriWatch::start(slot, limit, config.harakiri_verbose)),
             limits: Limits::from_config(config),
-            log_requests: !config.disable_logging,
+            // Warnings were shown once by the master (`check_request_log`).
+            request_log: log_format::RequestLog::new(config).0,
+            log_clock: std::cell::RefCell::new(crate::logging::LocalClock::new()),
         })
     })
     .map_err(|err| {
@@ -197,6 +202,14 @@ fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
             local.block_on(&runtime, serve(Rc::new(worker), listeners, mercy))
         })
     })
+}
+
+/// Compiles the request log format once in the master, to show its warnings (unknown variables) at startup
+/// instead of once per worker.
+pub fn check_request_log(config: &VassalConfig) {
+    for warning in log_format::RequestLog::new(config).1 {
+        tracing::warn!("{warning}");
+    }
 }
 
 fn uwsgi_role(id: u32) {

@@ -4,6 +4,7 @@
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
+use super::log_format::{Captured, Entry, Memory};
 use super::Worker;
 
 pub struct RequestRecord {
@@ -23,6 +24,13 @@ pub struct RequestRecord {
     pub header_count: usize,
     pub vars: usize,
     pub failed: bool,
+    /// The request vars the log format shows (user agent, `var.X`...); empty unless the format needs some.
+    pub captured: Captured,
+    /// uwsgi packet header's modifier2 (`%(modifier2)`); 0 over HTTP.
+    pub modifier2: u8,
+    /// uWSGI's `%(pktsize)`: the uwsgi packet's datasize (without its 4-byte header), or the request head's
+    /// size over HTTP. (The default line's "in N bytes" is `head_in`, which counts the header.)
+    pub pktsize: usize,
 }
 
 impl RequestRecord {
@@ -42,6 +50,9 @@ impl RequestRecord {
             header_count: 0,
             vars: 0,
             failed: false,
+            captured: Captured::default(),
+            modifier2: 0,
+            pktsize: 0,
         }
     }
 }
@@ -63,34 +74,49 @@ impl Drop for RequestRecord {
         slot.set_status(crate::master::scoreboard::WorkerStatus::Idle);
         let worker_requests = slot.requests.load(std::sync::atomic::Ordering::Relaxed);
         self.worker.request_done(worker_requests);
-        if !self.worker.log_requests {
+        let log = &self.worker.request_log;
+        if !log.filter.wants(self.status, elapsed) {
             return;
         }
-        let total = crate::master::scoreboard::Scoreboard::global().map_or(worker_requests, |b| b.total_requests());
-        let when = crate::logging::ctime(self.started_at);
-        crate::logging::append_request_line(|out| {
-            use std::io::Write;
-            // uWSGI's default request line, so existing log parsers keep working; the trailing part names the
-            // worker instead of uWSGI's "(N switches on core C)".
-            let _ = write!(
-                out,
-                "[pid: {}|app: 0|req: {}/{}] {} () {{{} vars in {} bytes}} [{}] {} => generated {} bytes in {} msecs ({} {}) {} headers in {} bytes (worker {})",
-                self.worker.pid,
-                worker_requests,
-                total,
-                self.remote_addr,
-                self.vars,
-                self.head_in,
-                when,
-                self.request_line,
-                self.bytes_out,
-                elapsed.as_millis(),
-                self.protocol,
-                self.status,
-                self.header_count,
-                self.head_bytes,
-                self.worker.id,
-            );
-        });
+        let total = if log.needs_totals() {
+            crate::master::scoreboard::Scoreboard::global().map_or(worker_requests, |b| b.total_requests())
+        } else {
+            0
+        };
+        let entry = Entry {
+            pid: self.worker.pid,
+            wid: self.worker.id,
+            worker_requests,
+            total_requests: total,
+            addr: &self.remote_addr,
+            request_line: &self.request_line,
+            proto: self.protocol,
+            status: self.status,
+            rsize: self.bytes_out,
+            hsize: self.head_bytes as u64,
+            cl: self.bytes_in,
+            vars: self.vars,
+            headers: self.header_count,
+            pktsize: self.pktsize,
+            head_in: self.head_in,
+            modifier2: self.modifier2,
+            start_us: self.started_at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
+            elapsed,
+            captured: &self.captured,
+            memory: log.needs_memory().then(memory).flatten(),
+        };
+        let mut clock = self.worker.log_clock.borrow_mut();
+        crate::logging::append_request_line(|out| log.write(&entry, &mut *clock, out));
     }
+}
+
+/// This process's virtual and resident size, from /proc/self/statm (for `%(rss)`/`%(vsz)` only).
+fn memory() -> Option<Memory> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let mut fields = statm.split_whitespace();
+    let vsz_pages: u64 = fields.next()?.parse().ok()?;
+    let rss_pages: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    Some(Memory { rss: rss_pages * page, vsz: vsz_pages * page })
 }

@@ -64,6 +64,9 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
     let mut record = RequestRecord::begin(Rc::clone(&worker), request_line, remote_addr, protocol);
     record.vars = request.vars.len();
     record.head_in = packet_len;
+    record.captured = worker.request_log.capture_vars(|name| request.get(name));
+    record.modifier2 = packet.get(3).copied().unwrap_or(0);
+    record.pktsize = packet_len.saturating_sub(uwsgi::HEADER_LEN);
 
     // The body follows the packet: CONTENT_LENGTH bytes, part of which may already be buffered.
     let content_length = match request.content_length() {
