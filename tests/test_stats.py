@@ -438,3 +438,18 @@ def socket_inodes(pid: int) -> set[int]:
         if target.startswith("socket:["):
             held.add(int(target[8:-1]))
     return held
+
+
+def test_ops_example_script_works_as_written(emperor_factory, repo):
+    need_tool("jq")
+    emperor = emperor_factory()
+    port = deploy(emperor, "opsdemo", processes=1)
+    for _ in range(3):
+        get_status(port, "/boom")
+    settled(emperor, "opsdemo", 3 + PROBES)
+    run = subprocess.run([repo / "docs" / "ops-examples.sh", f"http://127.0.0.1:{emperor.api_port}", "opsdemo"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "3 errors in 4 requests" in run.stdout, run.stdout
+    assert 'liege_requests_total{vassal="opsdemo",class="5xx"} 3' in run.stdout
+    assert '"action":"chain-reload"' in run.stdout
