@@ -230,8 +230,12 @@ def test_log_stream_delivers_an_app_line_within_a_second(emperor_factory):
         s.sendall(f"GET /api/vassals/chatty/logs/stream?since={line['seq'] - 1}&grep={marker} HTTP/1.1\r\n"
                   f"Host: 127.0.0.1\r\n\r\n".encode())
         replay = b""
-        while marker.encode() not in replay:
-            replay += s.recv(65536)
+        wanted = f"id: {line['seq']}\ndata: ".encode()
+        while wanted not in replay:
+            chunk = s.recv(65536)
+            assert chunk, replay
+            replay += chunk
+        assert f"stats-test-line {marker}".encode() in replay.split(wanted, 1)[1].split(b"\n", 1)[0]
     events = emperor.get("/api/vassals/chatty/events")["events"]
     assert any(e["kind"] == "ready" for e in events) and all(isinstance(e["time"], float) for e in events)
 

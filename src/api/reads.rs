@@ -180,8 +180,9 @@ pub async fn log_stream(State(registry): Shared, Path(name): Path<String>, heade
         Some(since) => shared.logs.tail(RING_LINES).into_iter().filter(|line| line.seq > since).collect(),
         None => Vec::new(),
     };
-    let last_sent = backlog.last().map(|line| line.seq).or(since);
-    let state = StreamState { backlog: backlog.into_iter(), receiver, filter, last_sent };
+    // Lines are sent in seq order, so remembering the last one sent also drops the live copies of lines the
+    // backlog already sent.
+    let state = StreamState { backlog: backlog.into_iter(), receiver, filter, last_sent: since };
     let stream = futures_util::stream::unfold(state, |mut state| async move {
         let event = state.next_event().await?;
         Some((Ok::<Event, Infallible>(event), state))
