@@ -42,6 +42,17 @@ pub struct WorkerReport {
     /// Mean request time of this process (`None` before its first request).
     #[serde(default)]
     pub avg_rt_ms: Option<f64>,
+    /// The request being served right now (`None` when idle): what a stuck worker is stuck on.
+    #[serde(default)]
+    pub current_request: Option<CurrentRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurrentRequest {
+    /// `METHOD URI`, cut at 240 bytes.
+    pub line: String,
+    /// How long it has been running.
+    pub running_ms: f64,
 }
 
 /// Vassal → emperor.

@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -457,3 +458,18 @@ def test_ops_example_script_works_as_written(emperor_factory, repo):
     assert "3 errors in 4 requests" in run.stdout, run.stdout
     assert 'liege_requests_total{vassal="opsdemo",class="5xx"} 3' in run.stdout
     assert '"action":"chain-reload"' in run.stdout
+
+
+def test_a_busy_worker_shows_its_current_request(emperor_factory):
+    emperor = emperor_factory()
+    port = deploy(emperor, "busy", processes=1)
+    slow = threading.Thread(target=get_status, args=(port, "/sleep/4000"), daemon=True)
+    slow.start()
+    v = wait_for(lambda: (x := emperor.vassal("busy")) and x["workers"][0]["current_request"] and x, 4,
+                 "the busy worker reported")
+    worker = v["workers"][0]
+    assert worker["status"] == "busy"
+    assert worker["current_request"]["line"] == "GET /sleep/4000"
+    assert 0 < worker["current_request"]["running_ms"] < 4000
+    slow.join(10)
+    wait_for(lambda: emperor.vassal("busy")["workers"][0]["current_request"] is None, 3, "idle again")

@@ -38,8 +38,10 @@ pub async fn serve(listener: tokio::net::TcpListener, registry: Arc<Registry>, s
     }
 }
 
-/// The control actions, as they appear in `POST /api/vassals/{name}/{action}`.
-const ACTIONS: [(&str, fn() -> Command); 5] = [
+/// A control action: its name in `POST /api/vassals/{name}/{action}`, and the command it queues.
+type Action = (&'static str, fn() -> Command);
+
+const ACTIONS: [Action; 5] = [
     ("reload", || Command::Reload),
     ("chain-reload", || Command::ChainReload),
     ("stop", || Command::Stop),

@@ -417,6 +417,7 @@ impl Master<'_> {
     fn worker_reports(&self) -> Vec<WorkerReport> {
         use std::sync::atomic::Ordering::Relaxed;
         let board = Scoreboard::global();
+        let now_us = (crate::process::unix_time() * 1e6) as u64;
         self.current_workers()
             .map(|(index, slot, pid)| {
                 let counters = board.and_then(|b| b.slot(index));
@@ -437,6 +438,13 @@ impl Master<'_> {
                     respawn_cause: history.and_then(|h| h.last_exit).map(str::to_owned),
                     harakiri_count: history.map_or(0, |h| h.harakiri) + counters.map_or(0, |c| c.harakiri_count.load(Relaxed)),
                     avg_rt_ms: (requests > 0).then(|| running_us as f64 / requests as f64 / 1000.0),
+                    current_request: counters.and_then(|c| {
+                        let started = c.request_started_us.load(Relaxed);
+                        (started > 0 && c.status() == WorkerStatus::Busy).then(|| crate::control::CurrentRequest {
+                            line: String::from_utf8_lossy(&c.request_line().unwrap_or_default()).into_owned(),
+                            running_ms: now_us.saturating_sub(started) as f64 / 1000.0,
+                        })
+                    }),
                 }
             })
             .collect()

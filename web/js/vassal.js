@@ -290,7 +290,10 @@ export function mountVassal(main, name) {
     replace(workersBody, (v.workers || []).map((w) => h('tr', { dataset: { pid: w.pid } },
       h('td', null, String(w.id)),
       h('td', { class: 'mono' }, String(w.pid)),
-      h('td', null, h('span', { class: 'wstatus', dataset: { status: w.status } }, w.status)),
+      h('td', null, h('span', { class: 'wstatus', dataset: { status: w.status } }, w.status),
+        // What a busy worker is doing right now, and for how long (a stuck request stands out).
+        w.current_request && h('div', { class: 'current-request mono muted', title: w.current_request.line },
+          `${w.current_request.line} · ${fmt.ms(w.current_request.running_ms)}`)),
       h('td', { class: 'num' }, fmt.num(w.requests)),
       h('td', { class: 'num' }, fmt.num(w.exceptions)),
       h('td', { class: 'num' }, fmt.bytes(w.rss_bytes)),
