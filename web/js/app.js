@@ -25,6 +25,7 @@ async function pollVassals() {
 
 async function pollEmperor() {
   try { store.emperor = await get('/api/emperor'); } catch { store.emperor = null; }
+  store.emit(); // pages that show emperor facts (the empty state names its directory) redraw at once
   renderSummary();
 }
 
