@@ -225,8 +225,10 @@ def test_log_stream_delivers_an_app_line_within_a_second(emperor_factory):
     assert line["text"] == f"stats-test-line {marker}" and fields["id"] == str(line["seq"])
 
     # The tail can be filtered, and replayed from a seq number.
-    lines = emperor.get(f"/api/vassals/chatty/logs?grep={marker.upper()}&tail=5")["lines"]
+    lines = emperor.get(f"/api/vassals/chatty/logs?grep=STATS-TEST-LINE%20{marker.upper()}&tail=5")["lines"]
     assert [entry["text"] for entry in lines] == [f"stats-test-line {marker}"]
+    lines = emperor.get(f"/api/vassals/chatty/logs?grep={marker}&tail=1")["lines"]
+    assert len(lines) == 1 and marker in lines[0]["text"]
     with socket.create_connection(("127.0.0.1", emperor.api_port), timeout=5) as s:
         s.sendall(f"GET /api/vassals/chatty/logs/stream?since={line['seq'] - 1}&grep={marker} HTTP/1.1\r\n"
                   f"Host: 127.0.0.1\r\n\r\n".encode())
