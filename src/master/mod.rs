@@ -365,7 +365,7 @@ impl Master<'_> {
             }
             self.reap();
             if let Some(code) = self.tick() {
-                self.send_heartbeat();
+                self.send_heartbeat(crate::process::unix_time());
                 self.notify(&VassalMessage::Stopping);
                 self.cleanup();
                 return code;
@@ -466,10 +466,13 @@ impl Master<'_> {
     fn report(&mut self) {
         let now = crate::process::unix_time();
         if now >= self.next_stats_tick {
+            // Stamped with the time it was due, not the time it ran: a heartbeat a busy machine delays by a
+            // few hundred ms still books its requests to the second it covers.
+            let due = if self.next_stats_tick > 0.0 { self.next_stats_tick } else { now };
             self.next_stats_tick = now.floor() + 1.005;
             self.stats_tick();
             if self.stopping.is_none() {
-                self.send_heartbeat();
+                self.send_heartbeat(due);
             }
         }
         if self.control.is_none() || self.stopping.is_some() || self.announced_ready {
@@ -520,7 +523,8 @@ impl Master<'_> {
         }
     }
 
-    fn send_heartbeat(&self) {
+    /// Sends the workers and the group's counters, stamped `time`.
+    fn send_heartbeat(&self, time: f64) {
         if self.control.is_none() {
             return;
         }
@@ -533,7 +537,7 @@ impl Master<'_> {
             pid: std::process::id() as i32,
             requests: counters.requests,
             workers,
-            time: crate::process::unix_time(),
+            time,
             counters: Some(Box::new(counters)),
             rss_bytes,
             respawns: self.respawns.clone(),
