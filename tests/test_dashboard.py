@@ -373,3 +373,21 @@ def test_dashboard_empty_state_explains_how_to_deploy(browser, emperors):
     (e.dir / "late.ini").write_text(vassal_ini(e))
     wait_js(browser, "return document.querySelector('.card[data-vassal=\"late\"]') && !document.querySelector('.empty')",
             "the new vassal's card")
+    assert os.fspath(e.dir) in text, "the empty state names the directory to drop files into"
+    # A vassal whose app cannot be imported shows its state in colour and the error, as text.
+    (e.dir / "broken.py").write_text('raise RuntimeError("<b>not bold</b> on purpose")\n')
+    (e.dir / "broken.ini").write_text("[uwsgi]\nwsgi-file = broken.py\nprocesses = 1\n")
+    error = wait_js(browser, "const c = document.querySelector('.card[data-vassal=\"broken\"] .card-error');"
+                             " return c && !c.hidden && c.textContent",
+                    "the broken vassal's error on its card", 60)
+    assert "<b>not bold</b> on purpose" in error, error
+    assert not js(browser, "return document.querySelector('.card[data-vassal=\"broken\"] .card-error b')")
+    state = js(browser, "return document.querySelector('.card[data-vassal=\"broken\"]').dataset.state")
+    assert state in ("error", "throttled"), state
+    pill = js(browser, "const p = document.querySelector('.card[data-vassal=\"broken\"] .pill-slot > *');"
+                       " return [p.textContent, getComputedStyle(p).color]")
+    assert state in pill[0], pill
+    running = js(browser, "const p = document.querySelector('.card[data-vassal=\"late\"] .pill-slot > *');"
+                          " return getComputedStyle(p).color")
+    assert pill[1] != running, "a failing vassal's state is not coloured like a running one"
+    screenshot(browser, "broken")

@@ -35,6 +35,12 @@ function metric(label, key) {
   return { node: h('div', { class: 'metric' }, h('dt', null, label), dd), dd };
 }
 
+/** A long error (a traceback) cut to what a card has room for: its first line and its last (the exception). */
+function summarize(text) {
+  const lines = text.split('\n').map((line) => line.trim()).filter(Boolean);
+  return lines.length <= 2 ? lines.join('\n') : `${lines[0]}\n…\n${lines[lines.length - 1]}`;
+}
+
 function buildCard(name) {
   const href = `#/vassal/${enc(name)}`;
   const m = {
@@ -80,7 +86,8 @@ function updateCard(c, v) {
     err = `${err ? `${err} · ` : ''}next try in ${fmt.duration(wait)}`;
   }
   c.refs.error.hidden = !err;
-  setText(c.refs.error, err);
+  setText(c.refs.error, summarize(err));
+  c.refs.error.title = err; // the whole text (a traceback) on hover; the vassal page shows it in full
 
   setText(c.m.rps.dd, fmt.rps(v.rps?.['1s']));
   setText(c.m.p50.dd, fmt.ms(v.latency_ms?.p50));
