@@ -583,7 +583,7 @@ def test_port_range_exhausted_is_an_error_for_that_vassal_only(emperor_factory):
 
 
 def test_hung_master_is_restarted(emperor_factory):
-    e = emperor_factory(env={"LIEGE_EMPEROR_HEARTBEAT_TIMEOUT": "2"})
+    e = emperor_factory(extra=["--emperor-required-heartbeat", "2"])
     (e.dir / "hang.ini").write_text(vassal_ini("1"))
     v1, port = e.wait_serving("hang")
     os.kill(v1["pid"], signal.SIGSTOP)

@@ -375,24 +375,21 @@ def test_silent_stats_readers_cannot_block_the_master(liege):
             s.close()
 
 
-def test_uwsgitop_renders_the_stats(liege, tmp_path):
+def uwsgitop_screen(address: str, what: str, ready) -> str:
+    """Runs the real uwsgitop on `address` in a detached tmux pane and returns its screen once `ready(screen)`."""
     tmux = need_tool("tmux")
-    uwsgitop = Path(os.environ.get("VIRTUAL_ENV", "") or Path(__file__).parent.parent / ".venv") / "bin" / "uwsgitop"
+    uwsgitop = Path(__file__).parent.parent / ".venv" / "bin" / "uwsgitop"
     if not uwsgitop.exists():
         found = shutil.which("uwsgitop")
         assert found, "uwsgitop is in tests/requirements.txt"
         uwsgitop = Path(found)
-    stats_port = free_port()
-    inst = liege("--wsgi-file", APPS / "echo.py", "--processes", "2", "--stats", f"127.0.0.1:{stats_port}")
-    for _ in range(12):
-        http_get(inst.port, "/")
     session = f"liege-uwsgitop-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     # curses would take COLUMNS/LINES (set by some runners) over the pane's real size.
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "TMUX")}
     env["TERM"] = "xterm"
     # remain-on-exit keeps the pane (and any error uwsgitop printed) readable if it exits.
     subprocess.run([tmux, "-L", session, "-f", "/dev/null", "new-session", "-d", "-s", session, "-x", "180", "-y", "30",
-                    f"{uwsgitop} 127.0.0.1:{stats_port}", ";", "set-option", "-t", session, "remain-on-exit", "on"],
+                    f"{uwsgitop} {address}", ";", "set-option", "-t", session, "remain-on-exit", "on"],
                    check=True, env=env, timeout=10)
     try:
         last = [""]
@@ -401,20 +398,49 @@ def test_uwsgitop_renders_the_stats(liege, tmp_path):
             out = subprocess.run([tmux, "-L", session, "capture-pane", "-p", "-t", session], capture_output=True,
                                  text=True, env=env, timeout=10)
             last[0] = out.stdout + out.stderr
-            return "masterpid" in out.stdout and "WID" in out.stdout and out.stdout
+            return ready(out.stdout) and out.stdout
         try:
-            text = wait_for(screen, 15, "uwsgitop's screen")
+            return wait_for(screen, 15, what)
         except TimeoutError:
-            pytest.fail(f"uwsgitop did not render; its screen:\n{last[0]}")
-        (tmp_path / "uwsgitop-screen.txt").write_text(text)
-        assert f"masterpid: {inst.pid}" in text, text
-        requests = sum(int(line.split()[3]) for line in text.splitlines() if line.strip()[:1].isdigit())
-        assert f"req: {requests} " in text and requests >= 12, text
-        rows = [line.split() for line in text.splitlines() if line.strip()[:1].isdigit()]
-        assert sorted(int(row[2]) for row in rows) == sorted(inst.worker_pids()), text
-        assert all(row[7] == "idle" for row in rows), text
+            pytest.fail(f"uwsgitop did not render {what}; its screen:\n{last[0]}")
     finally:
         subprocess.run([tmux, "-L", session, "kill-server"], capture_output=True, env=env, timeout=10)
+
+
+def test_uwsgitop_renders_the_stats(liege, tmp_path):
+    stats_port = free_port()
+    inst = liege("--wsgi-file", APPS / "echo.py", "--processes", "2", "--stats", f"127.0.0.1:{stats_port}")
+    for _ in range(12):
+        http_get(inst.port, "/")
+    text = uwsgitop_screen(f"127.0.0.1:{stats_port}", "the workers", lambda t: "masterpid" in t and "WID" in t)
+    (tmp_path / "uwsgitop-screen.txt").write_text(text)
+    assert f"masterpid: {inst.pid}" in text, text
+    requests = sum(int(line.split()[3]) for line in text.splitlines() if line.strip()[:1].isdigit())
+    assert f"req: {requests} " in text and requests >= 12, text
+    rows = [line.split() for line in text.splitlines() if line.strip()[:1].isdigit()]
+    assert sorted(int(row[2]) for row in rows) == sorted(inst.worker_pids()), text
+    assert all(row[7] == "idle" for row in rows), text
+
+
+def test_emperor_stats_for_uwsgitop(emperor_factory, tmp_path):
+    stats_port = free_port()
+    emperor = emperor_factory(extra=["--emperor-stats", f"127.0.0.1:{stats_port}"])
+    deploy(emperor, "good", processes=1)
+    (emperor.dir / "bad.ini").write_text("[uwsgi]\nwsgi-file = missing.py\n")
+    emperor.wait_state("bad", ("throttled", "error"))
+    doc = json.loads(read_stats_socket(("127.0.0.1", stats_port)))
+    assert doc["pid"] == emperor.pid and doc["emperor"] == [os.fspath(emperor.dir)]
+    vassals = {v["id"]: v for v in doc["vassals"]}
+    assert set(vassals) == {"good.ini", "bad.ini"}
+    good, bad = vassals["good.ini"], vassals["bad.ini"]
+    assert good["pid"] == emperor.vassal("good")["pid"] and good["loyal"] == good["ready"] == 1 and good["cursed"] == 0
+    assert good["born"] > 0 and good["first_run"] == good["born"] and good["last_mod"] > 0
+    assert bad["cursed"] == 1 and bad["ready"] == 0
+    text = uwsgitop_screen(f"127.0.0.1:{stats_port}", "the vassals", lambda t: "VASSAL" in t and "good.ini" in t)
+    (tmp_path / "uwsgitop-emperor-screen.txt").write_text(text)
+    assert "emperor:" in text and f"masterpid: {emperor.pid}" in text, text
+    row = next(line.split() for line in text.splitlines() if line.strip().startswith("good.ini"))
+    assert int(row[1]) == good["pid"], text
 
 
 def listening_inodes() -> set[int]:

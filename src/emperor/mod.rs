@@ -15,15 +15,15 @@
 //! Signals: SIGTERM stops every vassal gracefully, then exits (a second SIGTERM or a SIGINT makes it quick);
 //! SIGINT/SIGQUIT stop them quickly; SIGHUP reloads every vassal gracefully.
 //!
-//! Tuning without options yet (environment, seconds): `LIEGE_EMPEROR_HEARTBEAT_TIMEOUT` (default 30: a vassal
-//! master silent that long is killed and restarted), `LIEGE_EMPEROR_START_TIMEOUT` (default 120: a vassal not
-//! ready that long after it started is a failed start), `LIEGE_EMPEROR_CONCURRENT_STARTS` (default 2 per CPU,
-//! at least 4).
+//! `emperor-required-heartbeat` (default 30 s) restarts a vassal master silent that long. Tuning without options
+//! yet (environment, seconds): `LIEGE_EMPEROR_START_TIMEOUT` (default 120: a vassal not ready that long after
+//! it started is a failed start), `LIEGE_EMPEROR_CONCURRENT_STARTS` (default 2 per CPU, at least 4).
 
 pub mod logs;
 pub mod registry;
 pub mod scan;
 pub mod sockets;
+pub mod stats_server;
 pub mod throttle;
 pub mod vassal;
 
@@ -289,7 +289,7 @@ async fn emperor(setup: Setup) -> ExitCode {
         vassal_set: setup.config.vassal_set.clone(),
         throttle_base: setup.config.throttle_base,
         throttle_max: setup.config.throttle_max,
-        heartbeat_timeout: env_seconds("LIEGE_EMPEROR_HEARTBEAT_TIMEOUT", 30),
+        heartbeat_timeout: setup.config.required_heartbeat,
         start_timeout: env_seconds("LIEGE_EMPEROR_START_TIMEOUT", 120),
         ports: Mutex::new(sockets::PortBook::load(
             setup.run_dir.join("ports.json"),
@@ -313,6 +313,19 @@ async fn emperor(setup: Setup) -> ExitCode {
         .local_addr()
         .map_or_else(|_| setup.config.api.clone(), |a| a.to_string());
     let api_shutdown = Arc::new(Notify::new());
+    let stats_task = match &setup.config.stats {
+        None => None,
+        Some(address) => match stats_server::Listener::bind(address).await {
+            Ok(listener) => {
+                tracing::info!("emperor stats server on {}", listener.name());
+                Some(tokio::spawn(stats_server::serve(listener, registry.clone())))
+            }
+            Err(err) => {
+                eprintln!("liege: cannot serve the emperor stats on {address:?}: {err}");
+                return ExitCode::from(1);
+            }
+        },
+    };
     let api_task = tokio::spawn(crate::api::serve(
         api_listener,
         registry.clone(),
@@ -375,6 +388,10 @@ async fn emperor(setup: Setup) -> ExitCode {
     emperor.shutdown(quick, &mut signals).await;
     api_shutdown.notify_one();
     let _ = tokio::time::timeout(Duration::from_secs(2), api_task).await;
+    if let Some(task) = stats_task {
+        task.abort();
+        let _ = task.await; // drops the listener, which removes a unix socket file
+    }
     tracing::info!("all vassals stopped; bye");
     ExitCode::SUCCESS
 }

@@ -79,6 +79,8 @@ pub struct VassalStatus {
     pub last_error: Option<String>,
     /// Unix time (seconds) the serving process started.
     pub started_at: Option<u64>,
+    /// Unix time (seconds) the emperor first had this vassal serving.
+    pub first_started_at: Option<u64>,
     // --- additions ---
     /// Reloads started (file changes, SIGHUP, API).
     pub reloads: u64,
@@ -170,6 +172,7 @@ impl VassalShared {
             respawns: 0,
             last_error: None,
             started_at: None,
+            first_started_at: None,
             reloads: 0,
             last_exit: None,
             last_error_at: None,
@@ -238,8 +241,10 @@ impl VassalShared {
         read(&lock(&self.metrics))
     }
 
-    pub fn publish(&self, status: VassalStatus) {
-        *lock(&self.status) = status;
+    pub fn publish(&self, mut status: VassalStatus) {
+        let mut current = lock(&self.status);
+        status.first_started_at = current.first_started_at.or(status.started_at);
+        *current = status;
     }
 
     /// Records an event, and writes it into the vassal's log so the log tells the whole story.

@@ -1029,6 +1029,7 @@ impl Supervisor {
             respawns: self.respawns,
             last_error: self.last_error.clone(),
             started_at: self.serving.as_ref().and_then(|p| p.spawned_unix),
+            first_started_at: None, // kept by VassalShared::publish
             reloads: self.reloads,
             last_exit: self.last_exit.clone(),
             last_error_at: self.last_error_at,

@@ -136,6 +136,55 @@ impl Worker {
     }
 }
 
+/// The document of uWSGI's emperor stats server (`emperor-stats = ADDR`): the emperor and one entry per vassal.
+/// `uwsgitop ADDR` shows it as its emperor view.
+#[derive(Debug, Serialize)]
+pub struct EmperorDocument {
+    pub version: String,
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+    pub cwd: String,
+    /// The watched directories.
+    pub emperor: Vec<String>,
+    pub emperor_tyrant: u8,
+    /// Vassals waiting out a crash-loop backoff.
+    pub throttle_level: u64,
+    pub vassals: Vec<EmperorVassal>,
+    pub blacklist: Vec<String>,
+}
+
+/// A vassal as uWSGI's emperor stats show it. Times are unix seconds (0: never).
+#[derive(Debug, Serialize)]
+pub struct EmperorVassal {
+    /// The vassal file's name (`app.ini`).
+    pub id: String,
+    pub pid: i32,
+    /// When the serving process started.
+    pub born: u64,
+    /// Modification time of the vassal file.
+    pub last_mod: u64,
+    pub last_heartbeat: u64,
+    /// 1 when the vassal is serving and reporting (uWSGI: it has sent its first heartbeat).
+    pub loyal: u8,
+    pub ready: u8,
+    pub accepting: u8,
+    pub last_loyal: u64,
+    pub last_ready: u64,
+    pub last_accepting: u64,
+    /// When the emperor first started it, and when it last did.
+    pub first_run: u64,
+    pub last_run: u64,
+    /// 1 while it crash-loops (throttled) or cannot start.
+    pub cursed: u8,
+    pub zerg: u8,
+    pub on_demand: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub monitor: String,
+    pub respawns: u64,
+}
+
 /// Accept-queue length and limit of a listening TCP socket (`tcpi_unacked` / `tcpi_sacked` of `TCP_INFO` on a
 /// listener, the numbers `ss -lnt` shows); `None` for other sockets.
 /// `TCP_LISTEN` of the kernel's `enum tcp_state` (not exported by the libc crate).

@@ -38,6 +38,10 @@ pub struct EmperorConfig {
     /// Cap of that delay (`emperor-max-throttle`, milliseconds as in uWSGI; default 60 s where uWSGI has 3 min:
     /// a fixed app should come back within a minute).
     pub throttle_max: Duration,
+    /// Where to serve uWSGI's emperor stats document (`emperor-stats`), if anywhere.
+    pub stats: Option<crate::SocketAddress>,
+    /// A vassal master silent for this long is considered hung and restarted (`emperor-required-heartbeat`).
+    pub required_heartbeat: Duration,
     /// Every raw option in order, for display.
     pub raw: Vec<RawOption>,
 }
@@ -87,6 +91,8 @@ impl EmperorConfig {
             vassal_set: Vec::new(),
             throttle_base: Duration::from_secs(1),
             throttle_max: Duration::from_secs(60),
+            stats: None,
+            required_heartbeat: Duration::from_secs(30),
             raw: Vec::new(),
         };
         let mut dir: Option<&RawOption> = None;
@@ -138,6 +144,10 @@ impl EmperorConfig {
                 OptionId::VassalPortRange => config.vassal_port_range = port_range(option)?,
                 OptionId::EmperorThrottle => config.throttle_base = milliseconds(option)?,
                 OptionId::EmperorMaxThrottle => config.throttle_max = milliseconds(option)?,
+                OptionId::EmperorStats => config.stats = Some(values::socket_address(option)?),
+                OptionId::EmperorRequiredHeartbeat => {
+                    config.required_heartbeat = values::positive_seconds(option)?
+                }
                 _ => {}
             }
         }

@@ -82,6 +82,8 @@ pub enum OptionId {
     VassalPortRange,
     EmperorThrottle,
     EmperorMaxThrottle,
+    EmperorStats,
+    EmperorRequiredHeartbeat,
     // accepted for compatibility, no effect
     Vacuum,
     EnableThreads,
@@ -387,6 +389,10 @@ pub static OPTIONS: &[OptionDef] = &[
         "first delay before respawning a crashing vassal; doubles on each crash (default 1000, as uWSGI)"),
     opt(OptionId::EmperorMaxThrottle, "emperor-max-throttle", &[], None, Scalar, G::Emperor, EmperorOnly, "MILLISECONDS",
         "cap of the respawn delay of a crashing vassal (default 60000)"),
+    opt(OptionId::EmperorStats, "emperor-stats", &["emperor-stats-server"], None, Scalar, G::Emperor, EmperorOnly, "ADDR",
+        "serve uWSGI's emperor stats JSON on ADDR (unix path or host:port; uwsgitop ADDR lists the vassals)"),
+    opt(OptionId::EmperorRequiredHeartbeat, "emperor-required-heartbeat", &[], None, Scalar, G::Emperor, EmperorOnly, "SECONDS",
+        "restart a vassal whose master sends no heartbeat for this long (default 30; it sends one a second)"),
     // --- compatibility, no effect ---
     opt(OptionId::Vacuum, "vacuum", &[], None, Flag, G::Compatibility, NoEffect, "",
         "always on in liege: unix sockets and the pidfile are removed on exit"),

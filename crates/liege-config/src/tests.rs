@@ -952,6 +952,17 @@ fn emperor_command_lines() {
     assert_eq!(config.throttle_base, Duration::from_secs(1));
     assert_eq!(config.throttle_max, Duration::from_secs(60));
     assert!(config.vassals_include.is_empty() && config.vassal_set.is_empty());
+    assert_eq!(config.stats, None);
+    assert_eq!(config.required_heartbeat, Duration::from_secs(30));
+
+    let config = parse_emperor_args(
+        &os(&["emperor", "vassals", "--emperor-stats-server", "/run/emperor.sock", "--emperor-required-heartbeat", "5"]),
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(config.stats, Some(SocketAddress::Unix(PathBuf::from("/run/emperor.sock"))));
+    assert_eq!(config.required_heartbeat, Duration::from_secs(5));
+    assert!(parse_emperor_args(&os(&["emperor", "vassals", "--emperor-required-heartbeat", "0"]), &no_env).is_err());
 }
 
 #[test]

@@ -410,6 +410,8 @@ impl<'r> Builder<'r> {
             | OptionId::VassalPortRange
             | OptionId::EmperorThrottle
             | OptionId::EmperorMaxThrottle
+            | OptionId::EmperorStats
+            | OptionId::EmperorRequiredHeartbeat
             | OptionId::Vacuum
             | OptionId::EnableThreads
             | OptionId::DieOnTerm
