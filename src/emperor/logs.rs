@@ -128,9 +128,11 @@ impl LogStore {
             if inner.ring.len() >= RING_LINES {
                 inner.ring.pop_front();
             }
-            inner.ring.push_back(line.clone());
-            // No subscriber is the common case; that is not an error.
-            let _ = self.live.send(line);
+            // No subscriber is the common case: then the line is not even offered.
+            if self.live.receiver_count() > 0 {
+                let _ = self.live.send(line.clone());
+            }
+            inner.ring.push_back(line);
         }
         drop(inner);
         if echo_lines {
@@ -169,6 +171,16 @@ impl LogStore {
 /// The last stderr lines of one vassal process, kept to explain why it failed.
 pub type ErrorTail = Arc<Mutex<VecDeque<String>>>;
 
+/// Bytes a vassal's output pipe holds (Linux's default is 64 KiB; 1 MiB is the unprivileged maximum).
+pub const PIPE_BYTES: i32 = 1 << 20;
+
+/// Gives a vassal's output pipe room for a burst (a busy app's request log): its workers write without
+/// waiting for the emperor, and the emperor reads fewer, larger batches.
+pub fn enlarge_pipe(fd: std::os::fd::RawFd) {
+    // SAFETY: fcntl on a pipe descriptor we own; a refusal (a lower pipe-max-size) leaves the default.
+    unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_BYTES) };
+}
+
 /// Reads a vassal process's stdout or stderr until EOF into `store` (and `tail`, for stderr).
 pub async fn capture<R: AsyncRead + Unpin>(
     mut reader: R,
@@ -177,7 +189,7 @@ pub async fn capture<R: AsyncRead + Unpin>(
     pid: i32,
     tail: Option<ErrorTail>,
 ) {
-    let mut buffer = vec![0u8; 64 * 1024];
+    let mut buffer = vec![0u8; 256 * 1024];
     let mut pending: Vec<u8> = Vec::new();
     loop {
         let n = match reader.read(&mut buffer).await {
@@ -208,7 +220,9 @@ pub async fn capture<R: AsyncRead + Unpin>(
 fn remember(tail: &Option<ErrorTail>, lines: &[String]) {
     let Some(tail) = tail else { return };
     let mut tail = tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    for line in lines {
+    // Only the batch's last lines can stay in the tail: copying the others (a busy app's request log) would
+    // be work thrown away at once.
+    for line in &lines[lines.len().saturating_sub(ERROR_TAIL_LINES)..] {
         if tail.len() >= ERROR_TAIL_LINES {
             tail.pop_front();
         }
@@ -231,7 +245,11 @@ fn split_lines(bytes: &[u8], all: bool) -> (Vec<String>, usize) {
         };
         let line = &rest[..line_len];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        lines.push(String::from_utf8_lossy(line).into_owned());
+        // Valid UTF-8 (nearly every line) is checked at SIMD speed and copied once.
+        lines.push(match std::str::from_utf8(line) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(line).into_owned(),
+        });
         start += used;
     }
     (lines, start)

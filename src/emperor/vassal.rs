@@ -1178,6 +1178,15 @@ async fn run_process(
         return;
     };
     report(ProcessEvent::Spawned { pid });
+    for fd in [
+        child.stdout.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
+        child.stderr.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        logs::enlarge_pipe(fd);
+    }
     let stdout = child.stdout.take().map(|out| {
         tokio::spawn(logs::capture(
             out,
