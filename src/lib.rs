@@ -14,4 +14,5 @@ pub mod master;
 pub mod process;
 pub mod python;
 pub mod stats;
+pub mod systemd;
 pub mod worker;

@@ -364,6 +364,8 @@ async fn emperor(setup: Setup) -> ExitCode {
         scan_failing: false,
     };
     emperor.rescan();
+    let mut status = systemd_status(&registry);
+    crate::systemd::ready(&status);
     let mut ticker = tokio::time::interval(RESCAN_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let quick = loop {
@@ -372,7 +374,14 @@ async fn emperor(setup: Setup) -> ExitCode {
                 settle(&hint).await;
                 emperor.rescan();
             }
-            _ = ticker.tick() => emperor.rescan(),
+            _ = ticker.tick() => {
+                emperor.rescan();
+                let now = systemd_status(&registry);
+                if now != status {
+                    crate::systemd::status(&now);
+                    status = now;
+                }
+            }
             Some(done) = emperor.supervisors.join_next() => {
                 emperor.finished(done);
                 emperor.rescan();
@@ -385,6 +394,7 @@ async fn emperor(setup: Setup) -> ExitCode {
         }
     };
     drop(watcher);
+    crate::systemd::stopping();
     emperor.shutdown(quick, &mut signals).await;
     api_shutdown.notify_one();
     let _ = tokio::time::timeout(Duration::from_secs(2), api_task).await;
@@ -394,6 +404,17 @@ async fn emperor(setup: Setup) -> ExitCode {
     }
     tracing::info!("all vassals stopped; bye");
     ExitCode::SUCCESS
+}
+
+/// What `systemctl status` shows: vassals by state, e.g. `3 vassal(s): 2 running, 1 throttled`.
+fn systemd_status(registry: &Registry) -> String {
+    let statuses = registry.statuses();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for status in &statuses {
+        *counts.entry(status.state.as_str()).or_default() += 1;
+    }
+    let parts: Vec<String> = counts.iter().map(|(state, n)| format!("{n} {state}")).collect();
+    format!("{} vassal(s){}{}", statuses.len(), if parts.is_empty() { "" } else { ": " }, parts.join(", "))
 }
 
 fn liege_config_cpus() -> usize {

@@ -1264,6 +1264,7 @@ fn start(job: &ProcessJob) -> std::io::Result<(tokio::process::Child, tokio::net
         .args(&job.args)
         .current_dir(&job.dir)
         .env(EMPEROR_FD_ENV, theirs.as_raw_fd().to_string())
+        .env_remove(crate::systemd::NOTIFY_SOCKET_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

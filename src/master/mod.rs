@@ -475,7 +475,7 @@ impl Master<'_> {
                 self.send_heartbeat(due);
             }
         }
-        if self.control.is_none() || self.stopping.is_some() || self.announced_ready {
+        if self.stopping.is_some() || self.announced_ready {
             return;
         }
         let board = Scoreboard::global();
@@ -488,6 +488,7 @@ impl Master<'_> {
         if all_serving {
             self.announced_ready = true;
             self.notify(&VassalMessage::Ready { pid: std::process::id() as i32, workers: self.worker_reports() });
+            crate::systemd::ready(&format!("serving with {} worker(s)", self.config.processes));
         }
     }
 
@@ -951,6 +952,7 @@ impl Master<'_> {
     }
 
     fn begin_stop(&mut self, graceful: bool) {
+        crate::systemd::stopping();
         if graceful {
             if self.stopping.is_some() {
                 return;
@@ -975,6 +977,7 @@ impl Master<'_> {
         if self.stopping.is_some() || self.chain.is_some() {
             return;
         }
+        crate::systemd::reloading();
         if self.config.lazy_apps {
             // Workers import the app themselves: no need to re-execute the master.
             self.replace_workers(chain);
