@@ -244,12 +244,12 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
     } else {
         match load_python_app_with(config, started_on) {
             Ok(app) => Some(app),
-            Err(()) if reloading => {
+            Err(AppLoadFailed) if reloading => {
                 tracing::error!("reload failed: the app did not load; the previous workers keep serving");
                 None
             }
-            Err(()) if !config.need_app => Some(no_app_placeholder()?),
-            Err(()) => return Ok(EXIT_APP_LOAD_FAILED),
+            Err(AppLoadFailed) if !config.need_app => Some(no_app_placeholder()?),
+            Err(AppLoadFailed) => return Ok(EXIT_APP_LOAD_FAILED),
         }
     };
     let _ = board;
@@ -1302,18 +1302,23 @@ fn drop_privileges(config: &VassalConfig) -> anyhow::Result<()> {
 
 /// Starts Python and imports the app (in the master for preload, in each worker for lazy-apps). Errors are
 /// logged here, with the traceback.
-pub fn load_python_app(config: &VassalConfig) -> Result<Py<PyAny>, ()> {
+/// The app could not be imported; why (the traceback) is already in the log.
+#[derive(Debug, thiserror::Error)]
+#[error("the app failed to load (the traceback is in the log)")]
+pub struct AppLoadFailed;
+
+pub fn load_python_app(config: &VassalConfig) -> Result<Py<PyAny>, AppLoadFailed> {
     load_python_app_with(config, crate::process::unix_now())
 }
 
-fn load_python_app_with(config: &VassalConfig, started_on: u64) -> Result<Py<PyAny>, ()> {
+fn load_python_app_with(config: &VassalConfig, started_on: u64) -> Result<Py<PyAny>, AppLoadFailed> {
     if let Err(err) = python::interpreter::initialize(config.virtualenv.as_deref()) {
         tracing::error!("{err}");
-        return Err(());
+        return Err(AppLoadFailed);
     }
     let Some(spec) = &config.app else {
         tracing::error!("no app configured: give wsgi-file or module");
-        return Err(());
+        return Err(AppLoadFailed);
     };
     Python::attach(|py| {
         let options: Vec<(String, String, bool)> = config
@@ -1329,7 +1334,7 @@ fn load_python_app_with(config: &VassalConfig, started_on: u64) -> Result<Py<PyA
         if let Err(err) = python::uwsgi_module::install(py, &info).and_then(|()| python::app::prepare_sys_path(py, &config.pythonpath, Some(spec))) {
             tracing::error!("cannot prepare the interpreter: {err}");
             err.display(py);
-            return Err(());
+            return Err(AppLoadFailed);
         }
         match python::app::load(py, spec) {
             Ok(app) => {
@@ -1344,7 +1349,7 @@ fn load_python_app_with(config: &VassalConfig, started_on: u64) -> Result<Py<PyA
                 if let Some(traceback) = err.traceback() {
                     crate::logging::write_raw(traceback.as_bytes());
                 }
-                Err(())
+                Err(AppLoadFailed)
             }
         }
     })

@@ -141,7 +141,7 @@ fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
 
     let app = match setup.app {
         Some(app) => app,
-        None => crate::master::load_python_app(config).map_err(|()| EXIT_APP_LOAD_FAILED)?,
+        None => crate::master::load_python_app(config).map_err(|_| EXIT_APP_LOAD_FAILED)?,
     };
     if let Some(megabytes) = config.limit_as {
         // RLIMIT_AS: past it allocations fail (MemoryError in Python) instead of the host swapping.

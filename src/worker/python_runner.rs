@@ -49,6 +49,9 @@ impl PyContext {
 
 type Job = Box<dyn FnOnce(Python<'_>, &mut PyContext) + Send>;
 
+// One runner per worker process, so the size difference costs nothing; boxing the inline context would add a
+// pointer chase to every request of the fast path.
+#[allow(clippy::large_enum_variant)]
 pub enum PythonRunner {
     Inline(RefCell<PyContext>),
     Threads(crossbeam_channel::Sender<Job>),
