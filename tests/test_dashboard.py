@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from liegetest import REPO, ConnectionClosed, http_get, register_for_report, wait_for
-from test_emperor import Emperor
+from test_emperor import Emperor, emperor_factory  # noqa: F401  (the fixture is used by name)
 
 ARTIFACTS = REPO / "target" / "test-artifacts" / "dashboard"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -140,24 +140,15 @@ def open_page(driver, emperor: Emperor, hash_: str = "") -> None:
 
 
 @pytest.fixture
-def emperors(request, tmp_path, liege_binary):
-    made: list[Emperor] = []
-
+def emperors(emperor_factory, tmp_path):
+    """emperors(name): a started emperor under tmp_path/name, with this file's APP beside its vassal directory
+    (test_emperor's factory ends every process it started)."""
     def make(name: str) -> Emperor:
         root = tmp_path / name
         root.mkdir()
-        e = Emperor(liege_binary, root, name=name)
         (root / "app.py").write_text(APP)
-        made.append(e)
-        register_for_report(request.node, e)
-        e.start()
-        return e
-
-    yield make
-    for e in made:
-        e.kill_all()
-    leftovers = [pid for e in made for pid in e.vassal_processes()]
-    assert not leftovers, f"vassal processes survived the test: {leftovers}"
+        return emperor_factory(root=root, name=name)
+    return make
 
 
 class Load:

@@ -248,11 +248,11 @@ def body_of(port: int, path: str = "/") -> str:
 def emperor_factory(request, tmp_path, liege_binary):
     made: list[Emperor] = []
 
-    def make(*, start: bool = True, root: Path | None = None, **kw) -> Emperor:
+    def make(*, start: bool = True, root: Path | None = None, name: str | None = None, **kw) -> Emperor:
         if root is None:
             root = tmp_path / f"e{len(made)}"
             root.mkdir()
-        e = Emperor(liege_binary, root, name=f"emperor{len(made)}", **kw)
+        e = Emperor(liege_binary, root, name=name or f"emperor{len(made)}", **kw)
         (e.dir / "app.py").write_text(APP)
         made.append(e)
         register_for_report(request.node, e)

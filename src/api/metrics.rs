@@ -16,16 +16,6 @@ use crate::stats::{bucket_midpoint_us, Counters};
 /// Histogram bounds, in seconds.
 const BOUNDS: [f64; 16] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
-const STATES: [VassalState; 7] = [
-    VassalState::Starting,
-    VassalState::Running,
-    VassalState::Reloading,
-    VassalState::Throttled,
-    VassalState::Error,
-    VassalState::Stopping,
-    VassalState::Stopped,
-];
-
 const WORKER_STATUSES: [&str; 5] = ["starting", "idle", "busy", "stopping", "cheap"];
 
 pub async fn metrics(axum::extract::State(registry): Shared) -> Response {
@@ -156,7 +146,7 @@ fn render(vassals: &[(VassalStatus, Counters)]) -> String {
         let name = "liege_vassal_state";
         let mut family = Family::start(&mut out, name, "gauge", "1 for the vassal's current state, 0 for the others.");
         for (status, _) in vassals {
-            for state in STATES {
+            for state in VassalState::ALL {
                 family.sample(name, &status.name, &[("state", state.as_str())], u8::from(status.state == state));
             }
         }

@@ -41,15 +41,7 @@ pub async fn emperor(State(registry): Shared) -> Response {
     let statuses = registry.statuses();
     let now = crate::process::unix_time();
     let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
-    for state in [
-        VassalState::Starting,
-        VassalState::Running,
-        VassalState::Reloading,
-        VassalState::Throttled,
-        VassalState::Error,
-        VassalState::Stopping,
-        VassalState::Stopped,
-    ] {
+    for state in VassalState::ALL {
         by_state.insert(state.as_str(), statuses.iter().filter(|s| s.state == state).count());
     }
     let sum = |value: fn(&VassalStatus) -> u64| statuses.iter().map(value).sum::<u64>();

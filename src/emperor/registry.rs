@@ -39,6 +39,17 @@ pub enum State {
 }
 
 impl State {
+    /// Every state, in lifecycle order (for counts by state).
+    pub const ALL: [State; 7] = [
+        State::Starting,
+        State::Running,
+        State::Reloading,
+        State::Throttled,
+        State::Error,
+        State::Stopping,
+        State::Stopped,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             State::Starting => "starting",
