@@ -352,7 +352,7 @@ def test_dashboard_overview_vassal_page_logs_actions_and_phone_layout(browser, e
     assert not broken, broken
 
 
-def test_dashboard_empty_state_explains_how_to_deploy(browser, emperors):
+def test_dashboard_empty_state_a_broken_vassal_and_keyboard_use(browser, emperors):
     e = emperors("empty")
     open_page(browser, e)
     text = wait_js(browser, "const el = document.querySelector('.empty'); return el && el.innerText",
@@ -382,3 +382,25 @@ def test_dashboard_empty_state_explains_how_to_deploy(browser, emperors):
                           " return getComputedStyle(p).color")
     assert pill[1] != running, "a failing vassal's state is not coloured like a running one"
     screenshot(browser, "broken")
+    # Keyboard only: Tab reaches the card's link, Enter opens the vassal page; an action's dialog opens from
+    # the keyboard and Escape closes it without doing anything.
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    js(browser, "document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+    for _ in range(40):
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        if js(browser, "const a = document.activeElement; return a && a.matches('.card[data-vassal=\"late\"] a')"):
+            break
+    else:
+        pytest.fail("Tab never reached the late vassal's link")
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    wait_js(browser, "return location.hash === '#/vassal/late'", "the vassal page, opened with Enter")
+    pids_before = {w["pid"] for w in e.vassal("late")["workers"]}
+    wait_js(browser, "const b = [...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Reload');"
+                     " if (b && !b.disabled) { b.focus(); return document.activeElement === b; } return false",
+            "the Reload button, focused")
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    wait_js(browser, "return [...document.querySelectorAll('dialog')].some(d => d.open)", "a dialog, opened with Enter")
+    ActionChains(browser).send_keys(Keys.ESCAPE).perform()
+    wait_js(browser, "return ![...document.querySelectorAll('dialog')].some(d => d.open)", "the dialog, closed with Escape")
+    assert {w["pid"] for w in e.vassal("late")["workers"]} == pids_before, "Escape must not reload"
