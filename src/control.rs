@@ -60,7 +60,10 @@ pub struct CurrentRequest {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum VassalMessage {
     /// Every worker of the current generation is serving (sent at start and after each reload).
-    Ready { pid: i32, workers: Vec<WorkerReport> },
+    Ready {
+        pid: i32,
+        workers: Vec<WorkerReport>,
+    },
     /// Sent just after every wall-clock second: proof of life, the workers, and the group's cumulative
     /// counters (see [`crate::stats`]).
     Heartbeat {
@@ -79,11 +82,20 @@ pub enum VassalMessage {
         #[serde(default)]
         respawns: std::collections::BTreeMap<String, u64>,
     },
-    WorkerSpawned { id: u32, pid: i32 },
+    WorkerSpawned {
+        id: u32,
+        pid: i32,
+    },
     /// `cause` is human-readable: `killed by signal 9 (SIGKILL)`, `exited with code 1`, `reload`, …
-    WorkerExited { id: u32, pid: i32, cause: String },
+    WorkerExited {
+        id: u32,
+        pid: i32,
+        cause: String,
+    },
     /// A reload could not load the new code; the previous workers keep serving.
-    ReloadFailed { error: String },
+    ReloadFailed {
+        error: String,
+    },
     /// The vassal is about to exit (graceful or quick stop finished).
     Stopping,
 }
@@ -130,7 +142,11 @@ impl Channel {
     pub fn send<T: Serialize>(&self, message: &T) -> io::Result<bool> {
         let mut line = serde_json::to_vec(message).map_err(io::Error::other)?;
         line.push(b'\n');
-        match nix::sys::socket::send(self.fd.as_raw_fd(), &line, nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_NOSIGNAL) {
+        match nix::sys::socket::send(
+            self.fd.as_raw_fd(),
+            &line,
+            nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        ) {
             Ok(n) if n == line.len() => Ok(true),
             Ok(_) => Err(io::Error::other("partial control message")),
             Err(nix::errno::Errno::EAGAIN) => Ok(false),
@@ -154,7 +170,10 @@ impl Channel {
         let mut messages = Vec::new();
         while let Some(end) = memchr::memchr(b'\n', &self.pending) {
             let line: Vec<u8> = self.pending.drain(..=end).collect();
-            messages.push(serde_json::from_slice(&line[..line.len() - 1]).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&line))));
+            messages.push(
+                serde_json::from_slice(&line[..line.len() - 1])
+                    .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&line))),
+            );
         }
         Ok(messages)
     }

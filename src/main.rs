@@ -23,7 +23,9 @@ fn main() -> ExitCode {
     let config = match liege_config::parse_vassal_args(&args, &|name| std::env::var(name).ok()) {
         Ok(config) => config,
         // `--help` or `--version` after other options.
-        Err(liege_config::ConfigError::HelpOrVersion { flag, .. }) if flag.contains("version") => return print_version(),
+        Err(liege_config::ConfigError::HelpOrVersion { flag, .. }) if flag.contains("version") => {
+            return print_version()
+        }
         Err(liege_config::ConfigError::HelpOrVersion { .. }) => return print_help(),
         Err(err) => {
             eprintln!("liege: {err}");

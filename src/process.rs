@@ -34,7 +34,12 @@ pub fn describe_exit(status: nix::sys::wait::WaitStatus) -> String {
     match status {
         WaitStatus::Exited(_, code) => format!("exited with code {code}"),
         WaitStatus::Signaled(_, signal, core) => {
-            format!("killed by signal {} ({}){}", signal as i32, signal.as_str(), if core { ", core dumped" } else { "" })
+            format!(
+                "killed by signal {} ({}){}",
+                signal as i32,
+                signal.as_str(),
+                if core { ", core dumped" } else { "" }
+            )
         }
         other => format!("{other:?}"),
     }

@@ -14,7 +14,8 @@ use crate::emperor::registry::{State as VassalState, VassalStatus};
 use crate::stats::{bucket_midpoint_us, Counters};
 
 /// Histogram bounds, in seconds.
-const BOUNDS: [f64; 16] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+const BOUNDS: [f64; 16] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 const WORKER_STATUSES: [&str; 5] = ["starting", "idle", "busy", "stopping", "cheap"];
 
@@ -61,7 +62,12 @@ fn render(vassals: &[(VassalStatus, Counters)]) -> String {
 
     {
         let name = "liege_requests_total";
-        let mut family = Family::start(&mut out, name, "counter", "Requests finished, by status class (none: the client left before a response).");
+        let mut family = Family::start(
+            &mut out,
+            name,
+            "counter",
+            "Requests finished, by status class (none: the client left before a response).",
+        );
         for (status, total) in vassals {
             for (class, label) in ["none", "1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
                 family.sample(name, &status.name, &[("class", label)], total.class(class));
@@ -70,7 +76,8 @@ fn render(vassals: &[(VassalStatus, Counters)]) -> String {
     }
     {
         let name = "liege_responses_total";
-        let mut family = Family::start(&mut out, name, "counter", "Responses by exact status code, for the common codes.");
+        let mut family =
+            Family::start(&mut out, name, "counter", "Responses by exact status code, for the common codes.");
         for (status, total) in vassals {
             for (code, count) in &total.codes {
                 family.sample(name, &status.name, &[("code", &code.to_string())], count);
@@ -79,7 +86,8 @@ fn render(vassals: &[(VassalStatus, Counters)]) -> String {
     }
     {
         let name = "liege_request_duration_seconds";
-        let mut family = Family::start(&mut out, name, "histogram", "Time from the request's arrival to the end of its response.");
+        let mut family =
+            Family::start(&mut out, name, "histogram", "Time from the request's arrival to the end of its response.");
         for (status, total) in vassals {
             let mut cumulative = [0u64; BOUNDS.len()];
             for (bucket, count) in total.latency.buckets() {
@@ -105,14 +113,24 @@ fn render(vassals: &[(VassalStatus, Counters)]) -> String {
     counter(&mut out, "liege_harakiri_total", "Workers killed for exceeding harakiri.", |_, t| t.harakiri);
     {
         let name = "liege_worker_respawns_total";
-        let mut family = Family::start(&mut out, name, "counter", "Worker exits, by cause (crash, max-requests, reload-on-rss, harakiri, reload...).");
+        let mut family = Family::start(
+            &mut out,
+            name,
+            "counter",
+            "Worker exits, by cause (crash, max-requests, reload-on-rss, harakiri, reload...).",
+        );
         for (status, _) in vassals {
             for (cause, count) in &status.traffic.worker_respawns {
                 family.sample(name, &status.name, &[("cause", cause)], count);
             }
         }
     }
-    counter(&mut out, "liege_vassal_restarts_total", "Restarts of the whole vassal after a crash or failed start.", |s, _| s.respawns);
+    counter(
+        &mut out,
+        "liege_vassal_restarts_total",
+        "Restarts of the whole vassal after a crash or failed start.",
+        |s, _| s.respawns,
+    );
     counter(&mut out, "liege_vassal_reloads_total", "Reloads started (file changes, signals, API).", |s, _| s.reloads);
     {
         let name = "liege_workers";
@@ -126,7 +144,8 @@ fn render(vassals: &[(VassalStatus, Counters)]) -> String {
     }
     {
         let name = "liege_memory_rss_bytes";
-        let mut family = Family::start(&mut out, name, "gauge", "Resident memory of the serving process: master and workers.");
+        let mut family =
+            Family::start(&mut out, name, "gauge", "Resident memory of the serving process: master and workers.");
         for (status, _) in vassals {
             if let Some(rss) = status.traffic.rss_bytes {
                 family.sample(name, &status.name, &[], rss);
@@ -135,7 +154,12 @@ fn render(vassals: &[(VassalStatus, Counters)]) -> String {
     }
     {
         let name = "liege_memory_pss_bytes";
-        let mut family = Family::start(&mut out, name, "gauge", "Proportional set size of the workers (shared pages divided among them).");
+        let mut family = Family::start(
+            &mut out,
+            name,
+            "gauge",
+            "Proportional set size of the workers (shared pages divided among them).",
+        );
         for (status, _) in vassals {
             if let Some(pss) = status.traffic.pss_bytes {
                 family.sample(name, &status.name, &[], pss);

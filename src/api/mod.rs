@@ -56,7 +56,8 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route(
             "/",
             get(move || async move {
-                web::serve(&index_root, "").unwrap_or_else(|| error(StatusCode::NOT_FOUND, "the dashboard is not built into this binary"))
+                web::serve(&index_root, "")
+                    .unwrap_or_else(|| error(StatusCode::NOT_FOUND, "the dashboard is not built into this binary"))
             }),
         )
         .route("/api/emperor", get(reads::emperor))
@@ -97,10 +98,8 @@ async fn authorize(State(registry): Shared, request: Request, next: Next) -> Res
     let path = request.uri().path();
     let is_data = path.starts_with("/api/") || path == "/metrics";
     let is_control = request.method() == axum::http::Method::POST;
-    let from_loopback = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .is_none_or(|ConnectInfo(peer)| peer.ip().is_loopback());
+    let from_loopback =
+        request.extensions().get::<ConnectInfo<SocketAddr>>().is_none_or(|ConnectInfo(peer)| peer.ip().is_loopback());
     if is_control && !same_origin(request.headers()) {
         return error(StatusCode::FORBIDDEN, "cross-origin control request refused");
     }
@@ -143,7 +142,9 @@ async fn control(State(registry): Shared, Path((name, action)): Path<(String, St
         );
     };
     match registry.send(&name, command()) {
-        Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "vassal": name, "action": action, "accepted": true }))).into_response(),
+        Ok(()) => {
+            (StatusCode::ACCEPTED, Json(json!({ "vassal": name, "action": action, "accepted": true }))).into_response()
+        }
         Err(ControlError::UnknownVassal(_)) => unknown(&name),
         Err(err @ ControlError::Gone(_)) => error(StatusCode::CONFLICT, err.to_string()),
     }

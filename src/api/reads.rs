@@ -91,7 +91,10 @@ pub async fn history(State(registry): Shared, Path(name): Path<String>, query: Q
         None => DEFAULT_HISTORY,
         Some(Some(seconds)) if (1..=HISTORY_SECONDS as usize).contains(&seconds) => seconds as u64,
         Some(_) => {
-            return error(StatusCode::BAD_REQUEST, format!("seconds must be a whole number from 1 to {HISTORY_SECONDS}"))
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("seconds must be a whole number from 1 to {HISTORY_SECONDS}"),
+            )
         }
     };
     let Some(shared) = registry.get(&name) else { return unknown(&name) };
@@ -141,7 +144,8 @@ pub async fn logs(State(registry): Shared, Path(name): Path<String>, query: Quer
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let Some(lines) = registry.logs(&name, RING_LINES) else { return unknown(&name) };
-    let mut matching: Vec<&LogLine> = lines.iter().map(|line| line.as_ref()).filter(|line| filter.matches(line)).collect();
+    let mut matching: Vec<&LogLine> =
+        lines.iter().map(|line| line.as_ref()).filter(|line| filter.matches(line)).collect();
     let skip = matching.len().saturating_sub(tail);
     matching.drain(..skip);
     Json(json!({ "vassal": name, "lines": matching })).into_response()
@@ -150,7 +154,12 @@ pub async fn logs(State(registry): Shared, Path(name): Path<String>, query: Quer
 /// Live log lines as Server-Sent Events: `id` is the line's `seq`, `data` the line as JSON. A client that
 /// reconnects with `Last-Event-ID` (or asks `?since=SEQ`) first gets the kept lines it missed. A client too
 /// slow for the flow gets a `lagged` event saying how many lines it missed, never holds up the vassal.
-pub async fn log_stream(State(registry): Shared, Path(name): Path<String>, headers: HeaderMap, query: QueryMap) -> Response {
+pub async fn log_stream(
+    State(registry): Shared,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    query: QueryMap,
+) -> Response {
     let Ok(Query(query)) = query else {
         return error(StatusCode::BAD_REQUEST, "malformed query string");
     };
@@ -158,9 +167,10 @@ pub async fn log_stream(State(registry): Shared, Path(name): Path<String>, heade
         Ok(filter) => filter,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    let since_text = query.get("since").cloned().or_else(|| {
-        headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
-    });
+    let since_text = query
+        .get("since")
+        .cloned()
+        .or_else(|| headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned));
     let since = match since_text.as_deref().map(parse_count) {
         None => None,
         Some(Some(seq)) => Some(seq as u64),
@@ -248,7 +258,13 @@ mod tests {
 
     #[test]
     fn grep_is_a_case_insensitive_literal() {
-        let line = |text: &str| LogLine { seq: 1, time: 0.0, stream: crate::emperor::logs::Stream::Stdout, pid: None, text: text.into() };
+        let line = |text: &str| LogLine {
+            seq: 1,
+            time: 0.0,
+            stream: crate::emperor::logs::Stream::Stdout,
+            pid: None,
+            text: text.into(),
+        };
         let query = HashMap::from([("grep".to_owned(), "ERROR [x]".to_owned())]);
         let filter = Filter::from_query(&query).expect("filter");
         assert!(filter.matches(&line("an error [X] here")));

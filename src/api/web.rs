@@ -46,7 +46,9 @@ impl WebRoot {
             return None;
         }
         match self {
-            WebRoot::Embedded => embedded::ASSETS.iter().find(|(name, _)| *name == path).map(|(_, bytes)| bytes.to_vec()),
+            WebRoot::Embedded => {
+                embedded::ASSETS.iter().find(|(name, _)| *name == path).map(|(_, bytes)| bytes.to_vec())
+            }
             WebRoot::Directory(dir) => std::fs::read(dir.join(relative)).ok(),
         }
     }

@@ -71,10 +71,7 @@ impl LogStore {
             match RotatingFile::open(path.clone()) {
                 Ok(file) => Some(file),
                 Err(err) => {
-                    tracing::warn!(
-                        "vassal {name}: cannot open log file {}: {err}",
-                        path.display()
-                    );
+                    tracing::warn!("vassal {name}: cannot open log file {}: {err}", path.display());
                     None
                 }
             }
@@ -82,19 +79,13 @@ impl LogStore {
         let (live, _) = broadcast::channel(1024);
         LogStore {
             name: name.to_owned(),
-            inner: Mutex::new(Inner {
-                ring: VecDeque::with_capacity(256),
-                next_seq: 1,
-                file,
-            }),
+            inner: Mutex::new(Inner { ring: VecDeque::with_capacity(256), next_seq: 1, file }),
             live,
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Adds lines read from a process's pipe; `raw` is those lines as bytes (newlines included), written to
@@ -117,13 +108,7 @@ impl LogStore {
             echo.extend_from_slice(b"] ");
             echo.extend_from_slice(text.as_bytes());
             echo.push(b'\n');
-            let line = Arc::new(LogLine {
-                seq: inner.next_seq,
-                time,
-                stream,
-                pid,
-                text,
-            });
+            let line = Arc::new(LogLine { seq: inner.next_seq, time, stream, pid, text });
             inner.next_seq += 1;
             if inner.ring.len() >= RING_LINES {
                 inner.ring.pop_front();
@@ -143,12 +128,7 @@ impl LogStore {
     /// Records a line written by the emperor about this vassal (`liege emperor: ...` in the file).
     pub fn note(&self, text: &str) {
         let raw = format!("liege emperor: {text}\n");
-        self.push(
-            Stream::Emperor,
-            None,
-            vec![raw.trim_end().to_owned()],
-            raw.as_bytes(),
-        );
+        self.push(Stream::Emperor, None, vec![raw.trim_end().to_owned()], raw.as_bytes());
     }
 
     /// The last `n` lines, oldest first.
@@ -268,12 +248,7 @@ impl RotatingFile {
     fn open(path: PathBuf) -> std::io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let size = file.metadata()?.len();
-        Ok(RotatingFile {
-            path,
-            file,
-            size,
-            failing: false,
-        })
+        Ok(RotatingFile { path, file, size, failing: false })
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -302,11 +277,7 @@ impl RotatingFile {
         if let Err(err) = std::fs::rename(&self.path, numbered(1)) {
             tracing::warn!("cannot rotate {}: {err}", self.path.display());
         }
-        match OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-        {
+        match OpenOptions::new().create(true).append(true).open(&self.path) {
             Ok(file) => {
                 self.file = file;
                 self.size = 0;
@@ -389,11 +360,6 @@ mod tests {
         file.write(&chunk);
         file.write(&chunk);
         assert!(dir.path().join("big.log.1").exists());
-        assert_eq!(
-            std::fs::metadata(dir.path().join("big.log"))
-                .expect("meta")
-                .len(),
-            chunk.len() as u64
-        );
+        assert_eq!(std::fs::metadata(dir.path().join("big.log")).expect("meta").len(), chunk.len() as u64);
     }
 }

@@ -94,11 +94,7 @@ pub fn run(args: &[OsString]) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("liege-emperor")
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("liege-emperor").build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("liege: cannot start the emperor's runtime: {err}");
@@ -127,8 +123,8 @@ struct Setup {
 
 impl Setup {
     fn prepare(config: EmperorConfig) -> anyhow::Result<Self> {
-        let dir = std::fs::canonicalize(&config.dir)
-            .with_context(|| format!("vassal directory {}", config.dir.display()))?;
+        let dir =
+            std::fs::canonicalize(&config.dir).with_context(|| format!("vassal directory {}", config.dir.display()))?;
         if !dir.is_dir() {
             anyhow::bail!("{} is not a directory", dir.display());
         }
@@ -140,20 +136,10 @@ impl Setup {
                 cwd.join(path)
             }
         };
-        let run_dir = config
-            .run_dir
-            .as_deref()
-            .map(absolute)
-            .unwrap_or_else(|| default_run_dir(&dir));
-        std::fs::create_dir_all(&run_dir)
-            .with_context(|| format!("run directory {}", run_dir.display()))?;
-        let log_dir = config
-            .log_dir
-            .as_deref()
-            .map(absolute)
-            .unwrap_or_else(|| run_dir.join("logs"));
-        std::fs::create_dir_all(&log_dir)
-            .with_context(|| format!("log directory {}", log_dir.display()))?;
+        let run_dir = config.run_dir.as_deref().map(absolute).unwrap_or_else(|| default_run_dir(&dir));
+        std::fs::create_dir_all(&run_dir).with_context(|| format!("run directory {}", run_dir.display()))?;
+        let log_dir = config.log_dir.as_deref().map(absolute).unwrap_or_else(|| run_dir.join("logs"));
+        std::fs::create_dir_all(&log_dir).with_context(|| format!("log directory {}", log_dir.display()))?;
         let lock_path = run_dir.join("emperor.lock");
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -172,8 +158,8 @@ impl Setup {
         let (token, token_path) = match &config.api_token_file {
             Some(path) => {
                 let path = absolute(path);
-                let token = std::fs::read_to_string(&path)
-                    .with_context(|| format!("API token file {}", path.display()))?;
+                let token =
+                    std::fs::read_to_string(&path).with_context(|| format!("API token file {}", path.display()))?;
                 let token = token.trim().to_owned();
                 if token.is_empty() {
                     anyhow::bail!("API token file {} is empty", path.display());
@@ -190,24 +176,14 @@ impl Setup {
                     .mode(0o600)
                     .open(&path)
                     .with_context(|| format!("API token file {}", path.display()))?;
-                writeln!(file, "{token}")
-                    .with_context(|| format!("API token file {}", path.display()))?;
+                writeln!(file, "{token}").with_context(|| format!("API token file {}", path.display()))?;
                 (token, Some(path))
             }
         };
         // Vassals run in DIR (uWSGI's emperor does the same), and the emperor validates their files from
         // there too, so relative paths in vassal files mean the same thing to both.
         std::env::set_current_dir(&dir).with_context(|| format!("chdir {}", dir.display()))?;
-        Ok(Setup {
-            config,
-            dir,
-            run_dir,
-            log_dir,
-            includes,
-            token,
-            token_path,
-            _lock: lock,
-        })
+        Ok(Setup { config, dir, run_dir, log_dir, includes, token, token_path, _lock: lock })
     }
 }
 
@@ -227,13 +203,7 @@ fn default_run_dir(dir: &Path) -> PathBuf {
         .map(|n| {
             n.to_string_lossy()
                 .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
                 .collect()
         })
         .unwrap_or_else(|| "root".to_owned());
@@ -255,19 +225,12 @@ fn new_token() -> anyhow::Result<String> {
 }
 
 fn env_seconds(name: &str, default: u64) -> Duration {
-    let seconds = std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|v| *v > 0.0);
+    let seconds = std::env::var(name).ok().and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| *v > 0.0);
     seconds.map_or(Duration::from_secs(default), Duration::from_secs_f64)
 }
 
 async fn emperor(setup: Setup) -> ExitCode {
-    let registry = Arc::new(Registry::new(
-        setup.dir.clone(),
-        setup.token.clone(),
-        setup.token_path.clone(),
-    ));
+    let registry = Arc::new(Registry::new(setup.dir.clone(), setup.token.clone(), setup.token_path.clone()));
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(err) => {
@@ -291,10 +254,7 @@ async fn emperor(setup: Setup) -> ExitCode {
         throttle_max: setup.config.throttle_max,
         heartbeat_timeout: setup.config.required_heartbeat,
         start_timeout: env_seconds("LIEGE_EMPEROR_START_TIMEOUT", 120),
-        ports: Mutex::new(sockets::PortBook::load(
-            setup.run_dir.join("ports.json"),
-            setup.config.vassal_port_range,
-        )),
+        ports: Mutex::new(sockets::PortBook::load(setup.run_dir.join("ports.json"), setup.config.vassal_port_range)),
         start_slots: Arc::new(Semaphore::new(concurrency)),
         registry: registry.clone(),
     });
@@ -302,16 +262,11 @@ async fn emperor(setup: Setup) -> ExitCode {
     let api_listener = match tokio::net::TcpListener::bind(&setup.config.api).await {
         Ok(listener) => listener,
         Err(err) => {
-            eprintln!(
-                "liege: cannot serve the API on {}: {err} (choose another address with --api)",
-                setup.config.api
-            );
+            eprintln!("liege: cannot serve the API on {}: {err} (choose another address with --api)", setup.config.api);
             return ExitCode::from(1);
         }
     };
-    let api_address = api_listener
-        .local_addr()
-        .map_or_else(|_| setup.config.api.clone(), |a| a.to_string());
+    let api_address = api_listener.local_addr().map_or_else(|_| setup.config.api.clone(), |a| a.to_string());
     let api_shutdown = Arc::new(Notify::new());
     let stats_task = match &setup.config.stats {
         None => None,
@@ -326,11 +281,7 @@ async fn emperor(setup: Setup) -> ExitCode {
             }
         },
     };
-    let api_task = tokio::spawn(crate::api::serve(
-        api_listener,
-        registry.clone(),
-        api_shutdown.clone(),
-    ));
+    let api_task = tokio::spawn(crate::api::serve(api_listener, registry.clone(), api_shutdown.clone()));
 
     let mut signals = match Signals::new() {
         Ok(signals) => signals,
@@ -430,10 +381,7 @@ async fn settle(hint: &Notify) {
         if remaining.is_zero() {
             return;
         }
-        if tokio::time::timeout(SETTLE.min(remaining), hint.notified())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(SETTLE.min(remaining), hint.notified()).await.is_err() {
             return;
         }
     }
@@ -446,11 +394,7 @@ fn watch(dir: &Path, hint: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
         // Every event (and every error, such as a queue overflow) only means "look again", except reads:
         // the rescan itself (and each vassal reading its file) opens files, and must not trigger a rescan.
         match &event {
-            Ok(event)
-                if matches!(event.kind, notify::EventKind::Access(_)) && !event.need_rescan() =>
-            {
-                return
-            }
+            Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) && !event.need_rescan() => return,
             Ok(_) => {}
             Err(err) => tracing::debug!("watch error (rescanning): {err}"),
         }
@@ -459,20 +403,12 @@ fn watch(dir: &Path, hint: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
     let mut watcher = match notify::recommended_watcher(handler) {
         Ok(watcher) => watcher,
         Err(err) => {
-            tracing::warn!(
-                "cannot watch {}: {err}; rescanning every {} s only",
-                dir.display(),
-                RESCAN_EVERY.as_secs()
-            );
+            tracing::warn!("cannot watch {}: {err}; rescanning every {} s only", dir.display(), RESCAN_EVERY.as_secs());
             return None;
         }
     };
     if let Err(err) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
-        tracing::warn!(
-            "cannot watch {}: {err}; rescanning every {} s only",
-            dir.display(),
-            RESCAN_EVERY.as_secs()
-        );
+        tracing::warn!("cannot watch {}: {err}; rescanning every {} s only", dir.display(), RESCAN_EVERY.as_secs());
         return None;
     }
     Some(watcher)
@@ -535,10 +471,7 @@ impl Emperor {
             Err(err) => {
                 // Never stop vassals because the listing failed once (NFS hiccup, permissions being fixed).
                 if !self.scan_failing {
-                    tracing::error!(
-                        "cannot list {}: {err}; keeping the vassals as they are",
-                        self.ctx.dir.display()
-                    );
+                    tracing::error!("cannot list {}: {err}; keeping the vassals as they are", self.ctx.dir.display());
                 }
                 self.scan_failing = true;
                 return;
@@ -555,28 +488,21 @@ impl Emperor {
                     self.known.insert(name.clone(), KnownVersion::of(file));
                     self.spawn_supervisor(name, &file.path, Command::Changed { problem });
                 }
-                Some(known) => {
-                    match scan::compare(known, file) {
-                        Change::Unchanged => {}
-                        Change::Relinked(version) => {
-                            tracing::debug!("vassal {name}: same content behind a new link target; not reloading");
-                            self.known.insert(name.clone(), version);
-                        }
-                        Change::Changed(version) => {
-                            tracing::info!("vassal {name}: file changed");
-                            self.known.insert(name.clone(), version);
-                            let _ = self.ctx.registry.send(name, Command::Changed { problem });
-                        }
+                Some(known) => match scan::compare(known, file) {
+                    Change::Unchanged => {}
+                    Change::Relinked(version) => {
+                        tracing::debug!("vassal {name}: same content behind a new link target; not reloading");
+                        self.known.insert(name.clone(), version);
                     }
-                }
+                    Change::Changed(version) => {
+                        tracing::info!("vassal {name}: file changed");
+                        self.known.insert(name.clone(), version);
+                        let _ = self.ctx.registry.send(name, Command::Changed { problem });
+                    }
+                },
             }
         }
-        let gone: Vec<String> = self
-            .known
-            .keys()
-            .filter(|name| !files.contains_key(*name))
-            .cloned()
-            .collect();
+        let gone: Vec<String> = self.known.keys().filter(|name| !files.contains_key(*name)).cloned().collect();
         for name in gone {
             tracing::info!("vassal {name}: file removed; stopping");
             self.known.remove(&name);
@@ -584,10 +510,7 @@ impl Emperor {
             if let Some(shared) = self.ctx.registry.get(&name) {
                 shared.event("config", "file removed: stopping".to_owned());
             }
-            let _ = self
-                .ctx
-                .registry
-                .send(&name, Command::Remove { quick: false });
+            let _ = self.ctx.registry.send(&name, Command::Remove { quick: false });
         }
     }
 
@@ -597,10 +520,7 @@ impl Emperor {
         let (commands, receiver) = mpsc::unbounded_channel();
         // The receiver is alive: it was just created and is moved into the supervisor below.
         let _ = commands.send(first);
-        self.ctx.registry.insert(VassalEntry {
-            shared: shared.clone(),
-            commands,
-        });
+        self.ctx.registry.insert(VassalEntry { shared: shared.clone(), commands });
         let supervisor = vassal::Supervisor::new(self.ctx.clone(), shared, receiver);
         self.supervisors.spawn(supervisor.run());
     }
@@ -645,11 +565,7 @@ impl Emperor {
     /// SIGINT turns a graceful stop into a quick one.
     async fn shutdown(&mut self, quick: bool, signals: &mut Signals) {
         let entries = self.ctx.registry.entries();
-        tracing::info!(
-            "stopping {} vassal(s) {}",
-            entries.len(),
-            if quick { "now" } else { "gracefully" }
-        );
+        tracing::info!("stopping {} vassal(s) {}", entries.len(), if quick { "now" } else { "gracefully" });
         for entry in &entries {
             let _ = entry.commands.send(Command::Remove { quick });
         }
@@ -684,4 +600,3 @@ impl Emperor {
         }
     }
 }
-

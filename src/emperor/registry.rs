@@ -166,9 +166,7 @@ pub struct VassalShared {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl VassalShared {
@@ -231,7 +229,13 @@ impl VassalShared {
     }
 
     /// Books a heartbeat's counters (see [`VassalMetrics::record`]).
-    pub fn record_traffic(&self, pid: i32, time: f64, counters: crate::stats::Counters, respawns: BTreeMap<String, u64>) {
+    pub fn record_traffic(
+        &self,
+        pid: i32,
+        time: f64,
+        counters: crate::stats::Counters,
+        respawns: BTreeMap<String, u64>,
+    ) {
         let mut metrics = lock(&self.metrics);
         metrics.record(pid, time, counters);
         metrics.record_respawns(pid, respawns);
@@ -265,11 +269,7 @@ impl VassalShared {
         if events.len() >= EVENTS_KEPT {
             events.pop_front();
         }
-        events.push_back(Event {
-            time: unix_time(),
-            kind,
-            message,
-        });
+        events.push_back(Event { time: unix_time(), kind, message });
     }
 
     pub fn events(&self) -> Vec<Event> {
@@ -326,25 +326,15 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(dir: PathBuf, token: String, token_file: Option<PathBuf>) -> Self {
-        Registry {
-            vassals: RwLock::new(BTreeMap::new()),
-            started_at: unix_time(),
-            dir,
-            token,
-            token_file,
-        }
+        Registry { vassals: RwLock::new(BTreeMap::new()), started_at: unix_time(), dir, token, token_file }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, VassalEntry>> {
-        self.vassals
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.vassals.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, VassalEntry>> {
-        self.vassals
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.vassals.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn insert(&self, entry: VassalEntry) {
@@ -364,10 +354,7 @@ impl Registry {
     }
 
     pub fn statuses(&self) -> Vec<VassalStatus> {
-        self.read()
-            .values()
-            .map(|entry| entry.shared.status())
-            .collect()
+        self.read().values().map(|entry| entry.shared.status()).collect()
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<VassalShared>> {
@@ -383,15 +370,8 @@ impl Registry {
     }
 
     pub fn send(&self, name: &str, command: Command) -> Result<(), ControlError> {
-        let entry = self
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| ControlError::UnknownVassal(name.to_owned()))?;
-        entry
-            .commands
-            .send(command)
-            .map_err(|_| ControlError::Gone(name.to_owned()))
+        let entry = self.read().get(name).cloned().ok_or_else(|| ControlError::UnknownVassal(name.to_owned()))?;
+        entry.commands.send(command).map_err(|_| ControlError::Gone(name.to_owned()))
     }
 
     /// Constant-time comparison of a presented bearer token.
@@ -401,10 +381,6 @@ impl Registry {
         if expected.is_empty() || expected.len() != presented.len() {
             return false;
         }
-        expected
-            .iter()
-            .zip(presented)
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
+        expected.iter().zip(presented).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
     }
 }

@@ -32,10 +32,8 @@ impl FileIdentity {
             dev: metadata.dev(),
             ino: metadata.ino(),
             size: metadata.size(),
-            mtime_ns: i128::from(metadata.mtime()) * 1_000_000_000
-                + i128::from(metadata.mtime_nsec()),
-            ctime_ns: i128::from(metadata.ctime()) * 1_000_000_000
-                + i128::from(metadata.ctime_nsec()),
+            mtime_ns: i128::from(metadata.mtime()) * 1_000_000_000 + i128::from(metadata.mtime_nsec()),
+            ctime_ns: i128::from(metadata.ctime()) * 1_000_000_000 + i128::from(metadata.ctime_nsec()),
         }
     }
 }
@@ -61,10 +59,7 @@ pub fn scan(dir: &Path) -> io::Result<BTreeMap<String, ScannedFile>> {
         let Ok(entry) = entry else { continue };
         let file_name = entry.file_name();
         let Some(file_name) = file_name.to_str() else {
-            tracing::debug!(
-                "ignoring a file name that is not UTF-8 in {}",
-                dir.display()
-            );
+            tracing::debug!("ignoring a file name that is not UTF-8 in {}", dir.display());
             continue;
         };
         let Some(name) = vassal_name(file_name) else {
@@ -81,49 +76,24 @@ pub fn vassal_name(file_name: &str) -> Option<&str> {
     if file_name.starts_with('.') {
         return None;
     }
-    file_name
-        .strip_suffix(".ini")
-        .filter(|stem| !stem.is_empty())
+    file_name.strip_suffix(".ini").filter(|stem| !stem.is_empty())
 }
 
 fn describe(name: &str, path: PathBuf) -> ScannedFile {
-    let is_link = std::fs::symlink_metadata(&path)
-        .map(|m| m.file_type().is_symlink())
-        .unwrap_or(false);
-    let target = if is_link {
-        std::fs::canonicalize(&path).ok()
-    } else {
-        None
-    };
+    let is_link = std::fs::symlink_metadata(&path).map(|m| m.file_type().is_symlink()).unwrap_or(false);
+    let target = if is_link { std::fs::canonicalize(&path).ok() } else { None };
     let identity = match std::fs::metadata(&path) {
-        Ok(metadata) if metadata.is_dir() => Err(format!(
-            "{} is a directory, not a vassal file",
-            path.display()
-        )),
-        Ok(metadata) if !metadata.is_file() => {
-            Err(format!("{} is not a regular file", path.display()))
-        }
+        Ok(metadata) if metadata.is_dir() => Err(format!("{} is a directory, not a vassal file", path.display())),
+        Ok(metadata) if !metadata.is_file() => Err(format!("{} is not a regular file", path.display())),
         // access(2), not open(2): an open would be reported by inotify and wake the emperor again.
         Ok(metadata) => match nix::unistd::access(&path, nix::unistd::AccessFlags::R_OK) {
             Ok(()) => Ok(FileIdentity::of(&metadata)),
-            Err(err) => Err(format!(
-                "cannot read {}: {}",
-                path.display(),
-                std::io::Error::from(err)
-            )),
+            Err(err) => Err(format!("cannot read {}: {}", path.display(), std::io::Error::from(err))),
         },
-        Err(err) if is_link => Err(format!(
-            "{} is a symlink to nothing readable: {err}",
-            path.display()
-        )),
+        Err(err) if is_link => Err(format!("{} is a symlink to nothing readable: {err}", path.display())),
         Err(err) => Err(format!("cannot read {}: {err}", path.display())),
     };
-    ScannedFile {
-        name: name.to_owned(),
-        path,
-        identity,
-        target,
-    }
+    ScannedFile { name: name.to_owned(), path, identity, target }
 }
 
 /// What the emperor last acted on for one file.
@@ -205,26 +175,14 @@ mod tests {
     #[test]
     fn lists_only_visible_ini_files() {
         let dir = tempfile::tempdir().expect("tempdir");
-        for name in [
-            "a.ini",
-            ".hidden.ini",
-            "b.ini~",
-            "c.ini.swp",
-            "notes.txt",
-            ".ini",
-            "4913",
-        ] {
+        for name in ["a.ini", ".hidden.ini", "b.ini~", "c.ini.swp", "notes.txt", ".ini", "4913"] {
             std::fs::write(dir.path().join(name), "[uwsgi]\n").expect("write");
         }
         std::fs::create_dir(dir.path().join("d.ini")).expect("mkdir");
         let files = scan(dir.path()).expect("scan");
         assert_eq!(files.keys().collect::<Vec<_>>(), ["a", "d"]);
         assert!(files["a"].identity.is_ok());
-        assert!(files["d"]
-            .identity
-            .as_ref()
-            .unwrap_err()
-            .contains("is a directory"));
+        assert!(files["d"].identity.as_ref().unwrap_err().contains("is a directory"));
     }
 
     #[test]
@@ -265,13 +223,7 @@ mod tests {
         symlink("..v2", root.join("..data.tmp")).expect("symlink");
         std::fs::rename(root.join("..data.tmp"), root.join("..data")).expect("swap");
         let second = scan(root).expect("scan");
-        assert!(matches!(
-            compare(&known_a, &second["a"]),
-            Change::Relinked(_)
-        ));
-        assert!(matches!(
-            compare(&known_b, &second["b"]),
-            Change::Changed(_)
-        ));
+        assert!(matches!(compare(&known_a, &second["a"]), Change::Relinked(_)));
+        assert!(matches!(compare(&known_b, &second["b"]), Change::Changed(_)));
     }
 }

@@ -64,11 +64,7 @@ impl Listener {
     /// The description passed to a vassal process; the fd number is the emperor's own, kept open across
     /// `exec` in the child only (see `vassal::spawn`).
     pub fn inherited(&self) -> InheritedSocket {
-        InheritedSocket {
-            protocol: self.proto().to_owned(),
-            name: self.name.clone(),
-            fd: self.fd.as_raw_fd(),
-        }
+        InheritedSocket { protocol: self.proto().to_owned(), name: self.name.clone(), fd: self.fd.as_raw_fd() }
     }
 }
 
@@ -78,26 +74,14 @@ pub fn bind_tcp(host: &str, port: u16, backlog: u32) -> Result<OwnedFd, SocketEr
     let unbracketed = host.trim_start_matches('[').trim_end_matches(']');
     let address = (unbracketed, port)
         .to_socket_addrs()
-        .map_err(|source| SocketError::Resolve {
-            address: shown.clone(),
-            source,
-        })?
+        .map_err(|source| SocketError::Resolve { address: shown.clone(), source })?
         .next()
-        .ok_or_else(|| SocketError::Resolve {
-            address: shown.clone(),
-            source: io::ErrorKind::NotFound.into(),
-        })?;
-    let bind_error = |source| SocketError::Bind {
-        address: shown.clone(),
-        source,
-    };
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM.cloexec(), None)
-        .map_err(bind_error)?;
+        .ok_or_else(|| SocketError::Resolve { address: shown.clone(), source: io::ErrorKind::NotFound.into() })?;
+    let bind_error = |source| SocketError::Bind { address: shown.clone(), source };
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM.cloexec(), None).map_err(bind_error)?;
     socket.set_reuse_address(true).map_err(bind_error)?;
     socket.bind(&address.into()).map_err(bind_error)?;
-    socket
-        .listen(backlog.min(i32::MAX as u32) as i32)
-        .map_err(bind_error)?;
+    socket.listen(backlog.min(i32::MAX as u32) as i32).map_err(bind_error)?;
     Ok(socket.into())
 }
 
@@ -109,12 +93,7 @@ pub fn bind_own(spec: &SocketSpec, backlog: u32) -> Option<Result<Listener, Sock
         return None;
     };
     let name = address_name(&spec.address);
-    Some(bind_tcp(host, *port, backlog).map(|fd| Listener {
-        protocol: spec.protocol,
-        name,
-        fd,
-        auto: false,
-    }))
+    Some(bind_tcp(host, *port, backlog).map(|fd| Listener { protocol: spec.protocol, name, fd, auto: false }))
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -142,46 +121,27 @@ impl PortBook {
             Ok(bytes) => match serde_json::from_slice::<PortFile>(&bytes) {
                 Ok(file) => file.ports,
                 Err(err) => {
-                    tracing::warn!(
-                        "{}: not a valid port file ({err}); starting a new one",
-                        path.display()
-                    );
+                    tracing::warn!("{}: not a valid port file ({err}); starting a new one", path.display());
                     BTreeMap::new()
                 }
             },
             Err(err) if err.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
             Err(err) => {
-                tracing::warn!(
-                    "cannot read {}: {err}; starting a new port file",
-                    path.display()
-                );
+                tracing::warn!("cannot read {}: {err}; starting a new port file", path.display());
                 BTreeMap::new()
             }
         };
-        PortBook {
-            path,
-            low,
-            high,
-            ports,
-        }
+        PortBook { path, low, high, ports }
     }
 
     pub fn port_of(&self, name: &str) -> Option<u16> {
-        self.ports
-            .get(name)
-            .copied()
-            .filter(|port| (self.low..=self.high).contains(port))
+        self.ports.get(name).copied().filter(|port| (self.low..=self.high).contains(port))
     }
 
     /// Binds the port of vassal `name`, assigning one if it has none. `is_live(other)` says whether another
     /// name is still a vassal; ports of names gone from the directory are reused only when no never-used
     /// port is left.
-    pub fn bind(
-        &mut self,
-        name: &str,
-        backlog: u32,
-        is_live: &dyn Fn(&str) -> bool,
-    ) -> Result<Listener, SocketError> {
+    pub fn bind(&mut self, name: &str, backlog: u32, is_live: &dyn Fn(&str) -> bool) -> Result<Listener, SocketError> {
         let listener = |port: u16, fd: OwnedFd| Listener {
             protocol: Protocol::Http,
             name: format!("{AUTO_HOST}:{port}"),
@@ -191,26 +151,16 @@ impl PortBook {
         if let Some(port) = self.port_of(name) {
             return match bind_tcp(AUTO_HOST, port, backlog) {
                 Ok(fd) => Ok(listener(port, fd)),
-                Err(SocketError::Bind { source, .. })
-                    if source.kind() == io::ErrorKind::AddrInUse =>
-                {
+                Err(SocketError::Bind { source, .. }) if source.kind() == io::ErrorKind::AddrInUse => {
                     Err(SocketError::PortInUse { port })
                 }
                 Err(err) => Err(err),
             };
         }
-        let taken: BTreeMap<u16, &str> = self
-            .ports
-            .iter()
-            .map(|(owner, port)| (*port, owner.as_str()))
-            .collect();
+        let taken: BTreeMap<u16, &str> = self.ports.iter().map(|(owner, port)| (*port, owner.as_str())).collect();
         let never_used = (self.low..=self.high).filter(|port| !taken.contains_key(port));
         let abandoned: Vec<u16> = (self.low..=self.high)
-            .filter(|port| {
-                taken
-                    .get(port)
-                    .is_some_and(|owner| *owner != name && !is_live(owner))
-            })
+            .filter(|port| taken.get(port).is_some_and(|owner| *owner != name && !is_live(owner)))
             .collect();
         for port in never_used.chain(abandoned) {
             match bind_tcp(AUTO_HOST, port, backlog) {
@@ -220,33 +170,22 @@ impl PortBook {
                     self.save();
                     return Ok(listener(port, fd));
                 }
-                Err(SocketError::Bind { source, .. })
-                    if source.kind() == io::ErrorKind::AddrInUse =>
-                {
-                    continue
-                }
+                Err(SocketError::Bind { source, .. }) if source.kind() == io::ErrorKind::AddrInUse => continue,
                 Err(err) => return Err(err),
             }
         }
-        Err(SocketError::Exhausted {
-            low: self.low,
-            high: self.high,
-        })
+        Err(SocketError::Exhausted { low: self.low, high: self.high })
     }
 
     /// Writes the book atomically (temporary file, then rename); failures are logged, not fatal: the ports
     /// stay right for this emperor's life.
     fn save(&self) {
-        let file = PortFile {
-            ports: self.ports.clone(),
-        };
-        let result = serde_json::to_vec_pretty(&file)
-            .map_err(io::Error::other)
-            .and_then(|bytes| {
-                let tmp = self.path.with_extension("json.tmp");
-                std::fs::write(&tmp, bytes)?;
-                std::fs::rename(&tmp, &self.path)
-            });
+        let file = PortFile { ports: self.ports.clone() };
+        let result = serde_json::to_vec_pretty(&file).map_err(io::Error::other).and_then(|bytes| {
+            let tmp = self.path.with_extension("json.tmp");
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, &self.path)
+        });
         if let Err(err) = result {
             tracing::warn!("cannot save {}: {err}", self.path.display());
         }
@@ -299,13 +238,8 @@ mod tests {
         let mut book = PortBook::load(dir.path().join("ports.json"), range);
         let a = book.bind("a", 16, &|_| true).expect("a");
         drop(a);
-        assert!(matches!(
-            book.bind("b", 16, &|_| true),
-            Err(SocketError::Exhausted { .. })
-        ));
-        let b = book
-            .bind("b", 16, &|name| name != "a")
-            .expect("a's port reused");
+        assert!(matches!(book.bind("b", 16, &|_| true), Err(SocketError::Exhausted { .. })));
+        let b = book.bind("b", 16, &|name| name != "a").expect("a's port reused");
         assert_eq!(book.port_of("a"), None);
         drop(b);
     }

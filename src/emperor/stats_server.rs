@@ -34,7 +34,9 @@ impl Listener {
             }
             SocketAddress::Unix(path) => {
                 // A stale socket from an earlier run; anything else at that path is not ours to remove.
-                if std::fs::symlink_metadata(path).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type())) {
+                if std::fs::symlink_metadata(path)
+                    .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+                {
                     let _ = std::fs::remove_file(path);
                 }
                 Ok(Listener::Unix(tokio::net::UnixListener::bind(path)?, path.clone()))

@@ -22,11 +22,7 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(base: Duration, max: Duration) -> Self {
-        Backoff {
-            base,
-            max: max.max(base),
-            failures: 0,
-        }
+        Backoff { base, max: max.max(base), failures: 0 }
     }
 
     /// Records one more failure and returns how long to wait before the next attempt.

@@ -88,10 +88,7 @@ struct StartError {
 
 impl StartError {
     fn permanent(message: String) -> Self {
-        StartError {
-            message,
-            transient: false,
-        }
+        StartError { message, transient: false }
     }
 }
 
@@ -195,11 +192,7 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(
-        ctx: Arc<Context>,
-        shared: Arc<VassalShared>,
-        commands: mpsc::UnboundedReceiver<Command>,
-    ) -> Self {
+    pub fn new(ctx: Arc<Context>, shared: Arc<VassalShared>, commands: mpsc::UnboundedReceiver<Command>) -> Self {
         let (events_tx, events) = mpsc::unbounded_channel();
         let backoff = Backoff::new(ctx.throttle_base, ctx.throttle_max);
         Supervisor {
@@ -293,10 +286,8 @@ impl Supervisor {
                     Some(process) if self.candidate.is_none() => {
                         process.send(EmperorCommand::ChainReload);
                         self.reloads += 1;
-                        self.shared.event(
-                            "reload",
-                            "chain reload requested: workers are replaced one at a time".to_owned(),
-                        );
+                        self.shared
+                            .event("reload", "chain reload requested: workers are replaced one at a time".to_owned());
                         tracing::info!("vassal {}: chain reload", self.name());
                     }
                     _ => self.on_command(Command::Reload),
@@ -309,13 +300,8 @@ impl Supervisor {
                 self.backoff.reset();
                 let broken_reload = self.serving.is_some() && self.problem.is_some();
                 if self.candidate.is_none() && (self.serving.is_none() || broken_reload) {
-                    tracing::info!(
-                        "vassal {}: {}",
-                        self.shared.name,
-                        "retry requested: backoff cleared"
-                    );
-                    self.shared
-                        .event("retry", "retry requested: backoff cleared".to_owned());
+                    tracing::info!("vassal {}: {}", self.shared.name, "retry requested: backoff cleared");
+                    self.shared.event("retry", "retry requested: backoff cleared".to_owned());
                     self.begin_start(None, "retry requested");
                 }
             }
@@ -336,13 +322,8 @@ impl Supervisor {
             Command::Stop => {
                 if self.goal == Goal::Run {
                     self.goal = Goal::Stopped;
-                    tracing::info!(
-                        "vassal {}: {}",
-                        self.shared.name,
-                        "stop requested: stopping gracefully"
-                    );
-                    self.shared
-                        .event("stop", "stop requested: stopping gracefully".to_owned());
+                    tracing::info!("vassal {}: {}", self.shared.name, "stop requested: stopping gracefully");
+                    self.shared.event("stop", "stop requested: stopping gracefully".to_owned());
                     self.stop_all(false);
                 }
             }
@@ -355,8 +336,7 @@ impl Supervisor {
                     for process in &mut self.retiring {
                         process.send(EmperorCommand::QuickStop);
                         let deadline = Instant::now() + QUICK_STOP_GRACE;
-                        process.stop_deadline =
-                            Some(process.stop_deadline.map_or(deadline, |d| d.min(deadline)));
+                        process.stop_deadline = Some(process.stop_deadline.map_or(deadline, |d| d.min(deadline)));
                     }
                 }
             }
@@ -379,8 +359,7 @@ impl Supervisor {
                     } else {
                         "cannot start"
                     };
-                    self.shared
-                        .event("error", format!("{what}: {}", error.message));
+                    self.shared.event("error", format!("{what}: {}", error.message));
                     self.problem = Some(error.message);
                 }
                 return;
@@ -388,12 +367,7 @@ impl Supervisor {
         };
         self.sockets = plan.sockets.clone();
         self.held = plan.listeners.clone();
-        if plan.self_managed
-            && self
-                .serving
-                .as_ref()
-                .is_some_and(|p| p.pid.is_some() && !p.killed)
-        {
+        if plan.self_managed && self.serving.as_ref().is_some_and(|p| p.pid.is_some() && !p.killed) {
             if let Some(serving) = &self.serving {
                 serving.send(EmperorCommand::Reload);
             }
@@ -402,10 +376,7 @@ impl Supervisor {
             }
             self.in_place = Some(Instant::now());
             self.reloads += 1;
-            self.shared.event(
-                "reload",
-                format!("{why}: reloading in place (the vassal binds its own sockets)"),
-            );
+            self.shared.event("reload", format!("{why}: reloading in place (the vassal binds its own sockets)"));
             tracing::info!("vassal {}: {why}; reloading in place", self.name());
             return;
         }
@@ -415,10 +386,7 @@ impl Supervisor {
         }
         if self.serving.is_some() {
             self.reloads += 1;
-            self.shared.event(
-                "reload",
-                format!("{why}: starting the new version beside the running one"),
-            );
+            self.shared.event("reload", format!("{why}: starting the new version beside the running one"));
             tracing::info!("vassal {}: {why}; starting the new version", self.name());
         }
         let process = self.spawn(plan);
@@ -453,12 +421,7 @@ impl Supervisor {
         let Ok(target) = std::fs::canonicalize(file) else {
             return include.as_os_str().to_owned();
         };
-        let dir = self
-            .ctx
-            .run_dir
-            .join("vassals-include")
-            .join(self.name())
-            .join(index.to_string());
+        let dir = self.ctx.run_dir.join("vassals-include").join(self.name()).join(index.to_string());
         let link = dir.join(format!("{}.ini", self.name()));
         let ready = std::fs::read_link(&link).is_ok_and(|current| current == target)
             || (std::fs::create_dir_all(&dir).is_ok() && {
@@ -508,10 +471,7 @@ impl Supervisor {
                 self.shared.path.display()
             )));
         }
-        let self_managed = config
-            .sockets
-            .iter()
-            .any(|spec| !matches!(spec.address, SocketAddress::Tcp { .. }));
+        let self_managed = config.sockets.iter().any(|spec| !matches!(spec.address, SocketAddress::Tcp { .. }));
         let mut listeners = Vec::new();
         if self_managed {
             let sockets = config
@@ -523,37 +483,19 @@ impl Supervisor {
                     auto: false,
                 })
                 .collect();
-            return Ok(Plan {
-                args,
-                listeners,
-                sockets,
-                self_managed,
-                mercy: config.reload_mercy,
-            });
+            return Ok(Plan { args, listeners, sockets, self_managed, mercy: config.reload_mercy });
         }
         if config.sockets.is_empty() {
             let listener = match self.reusable(Protocol::Http, None) {
                 Some(listener) => listener,
                 None => {
                     let registry = self.ctx.registry.clone();
-                    let mut book = self
-                        .ctx
-                        .ports
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    let bound = book.bind(self.name(), config.listen, &|other| {
-                        registry.contains(other)
-                    });
+                    let mut book = self.ctx.ports.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let bound = book.bind(self.name(), config.listen, &|other| registry.contains(other));
                     drop(book);
-                    let listener = bound.map_err(|err| StartError {
-                        transient: err.is_transient(),
-                        message: err.to_string(),
-                    })?;
-                    tracing::info!(
-                        "vassal {}: assigned http socket {}",
-                        self.name(),
-                        listener.name
-                    );
+                    let listener =
+                        bound.map_err(|err| StartError { transient: err.is_transient(), message: err.to_string() })?;
+                    tracing::info!("vassal {}: assigned http socket {}", self.name(), listener.name);
                     Arc::new(listener)
                 }
             };
@@ -580,22 +522,12 @@ impl Supervisor {
                 auto: listener.auto,
             })
             .collect();
-        Ok(Plan {
-            args,
-            listeners,
-            sockets,
-            self_managed,
-            mercy: config.reload_mercy,
-        })
+        Ok(Plan { args, listeners, sockets, self_managed, mercy: config.reload_mercy })
     }
 
     /// A socket this vassal already has open: the automatic one (`name` `None`) or one with this address.
     fn reusable(&self, protocol: Protocol, name: Option<&str>) -> Option<Arc<Listener>> {
-        let in_use = self
-            .serving
-            .iter()
-            .chain(self.candidate.iter())
-            .flat_map(|p| p.listeners.iter());
+        let in_use = self.serving.iter().chain(self.candidate.iter()).flat_map(|p| p.listeners.iter());
         self.held
             .iter()
             .chain(in_use)
@@ -687,10 +619,7 @@ impl Supervisor {
         if let Some(process) = self.candidate.as_mut().filter(|p| p.id == id) {
             return Some((Role::Candidate, process));
         }
-        self.retiring
-            .iter_mut()
-            .find(|p| p.id == id)
-            .map(|p| (Role::Retiring, p))
+        self.retiring.iter_mut().find(|p| p.id == id).map(|p| (Role::Retiring, p))
     }
 
     fn take(&mut self, id: u64) -> Option<(Role, Process)> {
@@ -717,11 +646,7 @@ impl Supervisor {
                     process.spawned_unix = Some(crate::process::unix_now());
                     process.last_message = Instant::now();
                     if role == Role::Candidate {
-                        let what = if reload {
-                            "new version started"
-                        } else {
-                            "started"
-                        };
+                        let what = if reload { "new version started" } else { "started" };
                         tracing::info!("vassal {}: {what}: pid {pid}", self.shared.name);
                         self.shared.event("spawn", format!("{what}: pid {pid}"));
                     }
@@ -754,24 +679,14 @@ impl Supervisor {
                     Role::Serving if in_place => {
                         self.in_place = None;
                         self.problem = None;
-                        self.shared.event(
-                            "ready",
-                            format!("reloaded in place: pid {pid} serving with {count} worker(s)"),
-                        );
+                        self.shared
+                            .event("ready", format!("reloaded in place: pid {pid} serving with {count} worker(s)"));
                         tracing::info!("vassal {}: reloaded in place", self.name());
                     }
                     _ => {}
                 }
             }
-            VassalMessage::Heartbeat {
-                pid,
-                workers,
-                time,
-                counters,
-                rss_bytes,
-                respawns,
-                ..
-            } => {
+            VassalMessage::Heartbeat { pid, workers, time, counters, rss_bytes, respawns, .. } => {
                 process.workers = workers;
                 process.rss_bytes = rss_bytes;
                 if let Some(counters) = counters {
@@ -779,14 +694,9 @@ impl Supervisor {
                 }
             }
             VassalMessage::WorkerSpawned { .. } => {}
-            VassalMessage::WorkerExited {
-                id: worker,
-                pid,
-                cause,
-            } => {
+            VassalMessage::WorkerExited { id: worker, pid, cause } => {
                 if role != Role::Retiring && !cause.starts_with("reload") {
-                    self.shared
-                        .event("worker", format!("worker {worker} (pid {pid}) {cause}"));
+                    self.shared.event("worker", format!("worker {worker} (pid {pid}) {cause}"));
                 }
             }
             VassalMessage::ReloadFailed { error } => {
@@ -815,21 +725,17 @@ impl Supervisor {
         self.problem = None;
         if let Some(old) = replaced {
             let old_pid = old.pid.map_or_else(|| "?".to_owned(), |p| p.to_string());
-            self.shared.event("ready", format!("new version ready: pid {pid} serving with {workers} worker(s); pid {old_pid} drains and exits"));
-            tracing::info!(
-                "vassal {}: new version ready (pid {pid}); stopping pid {old_pid}",
-                self.name()
-            );
-            self.retire(old, false);
-        } else {
             self.shared.event(
                 "ready",
-                format!("ready: pid {pid} serving with {workers} worker(s)"),
+                format!(
+                    "new version ready: pid {pid} serving with {workers} worker(s); pid {old_pid} drains and exits"
+                ),
             );
-            tracing::info!(
-                "vassal {}: running (pid {pid}, {workers} worker(s))",
-                self.name()
-            );
+            tracing::info!("vassal {}: new version ready (pid {pid}); stopping pid {old_pid}", self.name());
+            self.retire(old, false);
+        } else {
+            self.shared.event("ready", format!("ready: pid {pid} serving with {workers} worker(s)"));
+            tracing::info!("vassal {}: running (pid {pid}, {workers} worker(s))", self.name());
         }
         self.serving = Some(candidate);
     }
@@ -848,9 +754,7 @@ impl Supervisor {
         if let Some(pid) = process.pid {
             self.shared.forget_process(pid);
         }
-        let pid = process
-            .pid
-            .map_or_else(|| "-".to_owned(), |p| p.to_string());
+        let pid = process.pid.map_or_else(|| "-".to_owned(), |p| p.to_string());
         match role {
             Role::Retiring => {
                 if process.pid.is_some() {
@@ -866,15 +770,12 @@ impl Supervisor {
                 let message = explain(&cause, &process.tail);
                 self.set_error(message.clone());
                 if self.serving.is_some() {
-                    let text = format!(
-                        "the new version failed, the running version keeps serving: {message}"
-                    );
+                    let text = format!("the new version failed, the running version keeps serving: {message}");
                     tracing::error!("vassal {}: {}", self.name(), summary(&text));
                     self.shared.event("error", text);
                     self.problem = Some(message);
                 } else {
-                    self.shared
-                        .event("exit", format!("pid {pid} {cause} before it was ready"));
+                    self.shared.event("exit", format!("pid {pid} {cause} before it was ready"));
                     self.throttle(&message);
                 }
             }
@@ -891,9 +792,7 @@ impl Supervisor {
                 if self.candidate.is_some() {
                     return;
                 }
-                let healthy = process
-                    .ready_at
-                    .is_some_and(|at| at.elapsed() >= HEALTHY_AFTER);
+                let healthy = process.ready_at.is_some_and(|at| at.elapsed() >= HEALTHY_AFTER);
                 if healthy {
                     self.backoff.reset();
                     self.respawns += 1;
@@ -939,14 +838,9 @@ impl Supervisor {
         let start_timeout = self.ctx.start_timeout;
         if let Some(candidate) = self.candidate.as_mut() {
             if candidate.ready_at.is_none()
-                && candidate
-                    .spawned_at
-                    .is_some_and(|at| now.duration_since(at) >= start_timeout)
+                && candidate.spawned_at.is_some_and(|at| now.duration_since(at) >= start_timeout)
             {
-                candidate.kill(format!(
-                    "not ready within {} s; killed",
-                    start_timeout.as_secs()
-                ));
+                candidate.kill(format!("not ready within {} s; killed", start_timeout.as_secs()));
             }
         }
         let heartbeat_timeout = self.ctx.heartbeat_timeout;
@@ -959,19 +853,13 @@ impl Supervisor {
             };
             if overdue && serving.pid.is_some() && !serving.killed {
                 let reason = match in_place {
-                    Some(_) => format!(
-                        "in-place reload not finished within {} s; killed",
-                        start_timeout.as_secs()
-                    ),
+                    Some(_) => format!("in-place reload not finished within {} s; killed", start_timeout.as_secs()),
                     None => format!("no heartbeat for {} s; killed", heartbeat_timeout.as_secs()),
                 };
                 hung = Some(reason.clone());
                 serving.kill(reason);
             }
-            if serving
-                .ready_at
-                .is_some_and(|at| now.duration_since(at) >= HEALTHY_AFTER)
-                && self.backoff.failures() > 0
+            if serving.ready_at.is_some_and(|at| now.duration_since(at) >= HEALTHY_AFTER) && self.backoff.failures() > 0
             {
                 self.backoff.reset();
             }
@@ -989,11 +877,7 @@ impl Supervisor {
 
     fn state(&self) -> State {
         if self.goal != Goal::Run {
-            return if self.no_process() {
-                State::Stopped
-            } else {
-                State::Stopping
-            };
+            return if self.no_process() { State::Stopped } else { State::Stopping };
         }
         if self.serving.is_some() {
             if self.candidate.is_some() || self.in_place.is_some() {
@@ -1016,9 +900,8 @@ impl Supervisor {
 
     fn publish(&self) {
         let shown = self.serving.as_ref().or(self.candidate.as_ref());
-        let retry_at = self
-            .next_start
-            .map(|at| unix_time() + at.saturating_duration_since(Instant::now()).as_secs_f64());
+        let retry_at =
+            self.next_start.map(|at| unix_time() + at.saturating_duration_since(Instant::now()).as_secs_f64());
         let status = VassalStatus {
             name: self.shared.name.clone(),
             config: self.shared.path.display().to_string(),
@@ -1037,16 +920,13 @@ impl Supervisor {
             failures: self.backoff.failures(),
             requests: 0,
             last_heartbeat: self.serving.as_ref().and_then(|p| p.last_message_unix),
-            log_file: self
-                .shared
-                .logs
-                .file_path()
-                .map(|p| p.display().to_string()),
+            log_file: self.shared.logs.file_path().map(|p| p.display().to_string()),
             traffic: Traffic {
                 rss_bytes: self.serving.as_ref().and_then(|p| p.rss_bytes),
-                pss_bytes: self.serving.as_ref().and_then(|p| {
-                    p.workers.iter().map(|w| w.pss_bytes).sum::<Option<u64>>()
-                }),
+                pss_bytes: self
+                    .serving
+                    .as_ref()
+                    .and_then(|p| p.workers.iter().map(|w| w.pss_bytes).sum::<Option<u64>>()),
                 ..Traffic::default()
             },
         };
@@ -1055,10 +935,7 @@ impl Supervisor {
 }
 
 fn socket_error(err: SocketError) -> StartError {
-    StartError {
-        transient: err.is_transient(),
-        message: err.to_string(),
-    }
+    StartError { transient: err.is_transient(), message: err.to_string() }
 }
 
 /// One line for logs: the first line of a message, plus its last one when there are several (the exception
@@ -1099,20 +976,11 @@ pub fn describe_exit(status: Option<ExitStatus>) -> String {
 /// The reason plus what the process printed about it: from the first error line among its last stderr
 /// lines (an import error and its traceback), else its last few lines.
 fn explain(cause: &str, tail: &ErrorTail) -> String {
-    let lines: Vec<String> = tail
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .iter()
-        .cloned()
-        .collect();
+    let lines: Vec<String> = tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().cloned().collect();
     let recent = &lines[lines.len().saturating_sub(30)..];
     let start = recent
         .iter()
-        .position(|line| {
-            line.contains(" ERROR: ")
-                || line.starts_with("liege: ")
-                || line.starts_with("Traceback")
-        })
+        .position(|line| line.contains(" ERROR: ") || line.starts_with("liege: ") || line.starts_with("Traceback"))
         .unwrap_or(recent.len().saturating_sub(10));
     let mut detail = recent[start..].join("\n");
     const LIMIT: usize = 4000;
@@ -1171,9 +1039,7 @@ async fn run_process(
         }
     };
     let Some(pid) = child.id().map(|pid| pid as i32) else {
-        report(ProcessEvent::SpawnFailed(
-            "the process vanished at once".to_owned(),
-        ));
+        report(ProcessEvent::SpawnFailed("the process vanished at once".to_owned()));
         report(ProcessEvent::Exited(child.wait().await.ok()));
         return;
     };
@@ -1187,24 +1053,12 @@ async fn run_process(
     {
         logs::enlarge_pipe(fd);
     }
-    let stdout = child.stdout.take().map(|out| {
-        tokio::spawn(logs::capture(
-            out,
-            job.logs.clone(),
-            Stream::Stdout,
-            pid,
-            None,
-        ))
-    });
-    let stderr = child.stderr.take().map(|err| {
-        tokio::spawn(logs::capture(
-            err,
-            job.logs.clone(),
-            Stream::Stderr,
-            pid,
-            Some(job.tail.clone()),
-        ))
-    });
+    let stdout =
+        child.stdout.take().map(|out| tokio::spawn(logs::capture(out, job.logs.clone(), Stream::Stdout, pid, None)));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|err| tokio::spawn(logs::capture(err, job.logs.clone(), Stream::Stderr, pid, Some(job.tail.clone()))));
     let (reader, mut writer) = control.into_split();
     let mut lines = BufReader::new(reader).lines();
     let mut channel_open = true;
@@ -1272,21 +1126,11 @@ fn start(job: &ProcessJob) -> std::io::Result<(tokio::process::Child, tokio::net
     if job.listeners.is_empty() {
         command.env_remove(INHERIT_ENV);
     } else {
-        let inheritance = Inheritance {
-            sockets: job.listeners.iter().map(|l| l.inherited()).collect(),
-            ..Default::default()
-        };
-        command.env(
-            INHERIT_ENV,
-            serde_json::to_string(&inheritance).map_err(std::io::Error::other)?,
-        );
+        let inheritance =
+            Inheritance { sockets: job.listeners.iter().map(|l| l.inherited()).collect(), ..Default::default() };
+        command.env(INHERIT_ENV, serde_json::to_string(&inheritance).map_err(std::io::Error::other)?);
     }
-    let keep: Vec<RawFd> = job
-        .listeners
-        .iter()
-        .map(|l| l.fd.as_raw_fd())
-        .chain([theirs.as_raw_fd()])
-        .collect();
+    let keep: Vec<RawFd> = job.listeners.iter().map(|l| l.fd.as_raw_fd()).chain([theirs.as_raw_fd()]).collect();
     // SAFETY: runs in the child between fork and exec; only fcntl (async-signal-safe) on descriptors that are
     // open in the parent (held by `job` and `theirs` until spawn returns), and no allocation.
     unsafe {
@@ -1307,11 +1151,7 @@ fn start(job: &ProcessJob) -> std::io::Result<(tokio::process::Child, tokio::net
 
 /// Writes one command line to the vassal; if the channel is stuck or closed, says it with a signal instead
 /// (the master gives SIGTERM, SIGINT and SIGHUP the same meanings).
-async fn send_command(
-    writer: &mut tokio::net::unix::OwnedWriteHalf,
-    pid: i32,
-    command: EmperorCommand,
-) {
+async fn send_command(writer: &mut tokio::net::unix::OwnedWriteHalf, pid: i32, command: EmperorCommand) {
     let mut line = match serde_json::to_vec(&command) {
         Ok(line) => line,
         Err(err) => {

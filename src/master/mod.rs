@@ -30,9 +30,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::control::{Channel, EmperorCommand, VassalMessage, WorkerReport, EMPEROR_FD_ENV};
 use crate::python;
+use crate::stats::Counters;
 use crate::worker::{self, InheritedListener, WorkerSetup, EXIT_APP_LOAD_FAILED};
 use scoreboard::{ExitCause, Scoreboard, WorkerStatus};
-use crate::stats::Counters;
 use sockets::{BoundSocket, InheritedSocket};
 use stats_server::StatsServer;
 
@@ -211,7 +211,8 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
         tracing::info!("{} socket bound to {}", sockets::protocol_name(socket.protocol), socket.name);
     }
     if let Some(pidfile) = &config.pidfile {
-        std::fs::write(pidfile, format!("{}\n", std::process::id())).with_context(|| format!("pidfile {}", pidfile.display()))?;
+        std::fs::write(pidfile, format!("{}\n", std::process::id()))
+            .with_context(|| format!("pidfile {}", pidfile.display()))?;
     }
     let stats = match &config.stats {
         None => None,
@@ -237,7 +238,8 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
         signals.add(signal);
     }
     signals.thread_block().context("cannot block signals")?;
-    let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")?;
+    let signal_fd =
+        SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")?;
 
     let app = if config.lazy_apps {
         None
@@ -436,7 +438,8 @@ impl Master<'_> {
                     last_spawn: counters.map(|c| c.last_spawn_s.load(Relaxed)),
                     respawn_count: history.map_or(1, |h| h.spawns),
                     respawn_cause: history.and_then(|h| h.last_exit).map(str::to_owned),
-                    harakiri_count: history.map_or(0, |h| h.harakiri) + counters.map_or(0, |c| c.harakiri_count.load(Relaxed)),
+                    harakiri_count: history.map_or(0, |h| h.harakiri)
+                        + counters.map_or(0, |c| c.harakiri_count.load(Relaxed)),
                     avg_rt_ms: (requests > 0).then(|| running_us as f64 / requests as f64 / 1000.0),
                     current_request: counters.and_then(|c| {
                         let started = c.request_started_us.load(Relaxed);
@@ -479,11 +482,14 @@ impl Master<'_> {
             return;
         }
         let board = Scoreboard::global();
-        let current: Vec<usize> =
-            (0..self.slots.len()).filter(|&i| self.slots[i].as_ref().is_some_and(|s| !s.retiring && s.pid.is_some())).collect();
+        let current: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].as_ref().is_some_and(|s| !s.retiring && s.pid.is_some()))
+            .collect();
         let all_serving = current.len() == self.config.processes as usize
             && current.iter().all(|&i| {
-                board.and_then(|b| b.slot(i)).is_some_and(|b| matches!(b.status(), WorkerStatus::Idle | WorkerStatus::Busy))
+                board
+                    .and_then(|b| b.slot(i))
+                    .is_some_and(|b| matches!(b.status(), WorkerStatus::Idle | WorkerStatus::Busy))
             });
         if all_serving {
             self.announced_ready = true;
@@ -517,7 +523,8 @@ impl Master<'_> {
             sample.requests_before = requests;
         }
         self.master_memory = crate::process::memory(std::process::id() as i32);
-        if let Some((queued, limit)) = self.sockets.iter().find_map(|s| crate::stats::uwsgi::listen_queue(s.fd.as_fd())) {
+        if let Some((queued, limit)) = self.sockets.iter().find_map(|s| crate::stats::uwsgi::listen_queue(s.fd.as_fd()))
+        {
             if limit > 0 && queued >= limit {
                 self.listen_queue_errors += 1;
             }
@@ -530,9 +537,7 @@ impl Master<'_> {
             return;
         }
         let workers = self.worker_reports();
-        let rss_bytes = self
-            .master_memory
-            .map(|m| m.rss + workers.iter().filter_map(|w| w.rss_bytes).sum::<u64>());
+        let rss_bytes = self.master_memory.map(|m| m.rss + workers.iter().filter_map(|w| w.rss_bytes).sum::<u64>());
         let counters = self.group_counters();
         self.notify(&VassalMessage::Heartbeat {
             pid: std::process::id() as i32,
@@ -670,13 +675,7 @@ impl Master<'_> {
                     .collect();
                 // (lazy-apps: no interpreter in the master, nothing to hand over)
                 let app = self.app.as_ref().map(|app| Python::attach(|py| app.clone_ref(py)));
-                worker::run(WorkerSetup {
-                    id,
-                    slot: index,
-                    config: self.config,
-                    listeners,
-                    app,
-                })
+                worker::run(WorkerSetup { id, slot: index, config: self.config, listeners, app })
             }
             Ok(ForkResult::Parent { child }) => {
                 if preload {
@@ -685,8 +684,7 @@ impl Master<'_> {
                 board_slot.pid.store(child.as_raw(), std::sync::atomic::Ordering::Relaxed);
                 let quick_deaths = self.slots[index].as_ref().map_or(0, |s| s.quick_deaths);
                 self.history.entry(id).or_default().spawns += 1;
-                self.slots[index] =
-                    Some(Slot::new(id, Some(child), None, quick_deaths));
+                self.slots[index] = Some(Slot::new(id, Some(child), None, quick_deaths));
                 tracing::info!("spawned worker {id} (pid {child})");
                 self.notify(&VassalMessage::WorkerSpawned { id, pid: child.as_raw() });
             }
@@ -773,7 +771,9 @@ impl Master<'_> {
             let lived = slot.spawned_at.elapsed();
             if self.chain.as_ref().is_some_and(|c| c.waiting_for == Some(index)) {
                 // The replacement died before serving: stop the chain, the old workers keep serving.
-                tracing::error!("chain reload stopped: new worker {id} (pid {pid}) {how}; the previous workers keep serving");
+                tracing::error!(
+                    "chain reload stopped: new worker {id} (pid {pid}) {how}; the previous workers keep serving"
+                );
                 self.notify(&VassalMessage::ReloadFailed { error: format!("new worker {id} {how}") });
                 self.slots[index] = None;
                 self.abort_chain();
@@ -815,7 +815,9 @@ impl Master<'_> {
         let board = Scoreboard::global();
         self.ever_ready = self.slots.iter().enumerate().any(|(i, s)| {
             s.as_ref().is_some_and(|s| s.pid.is_some())
-                && board.and_then(|b| b.slot(i)).is_some_and(|b| matches!(b.status(), WorkerStatus::Idle | WorkerStatus::Busy))
+                && board
+                    .and_then(|b| b.slot(i))
+                    .is_some_and(|b| matches!(b.status(), WorkerStatus::Idle | WorkerStatus::Busy))
         });
     }
 
@@ -852,7 +854,9 @@ impl Master<'_> {
             .slots
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.as_ref().filter(|s| s.pid.is_none() && s.respawn_at.is_some_and(|at| at <= now)).map(|_| i))
+            .filter_map(|(i, s)| {
+                s.as_ref().filter(|s| s.pid.is_none() && s.respawn_at.is_some_and(|at| at <= now)).map(|_| i)
+            })
             .collect();
         for index in due {
             let id = self.slots[index].as_ref().map_or(index as u32 + 1, |s| s.id);
@@ -860,13 +864,17 @@ impl Master<'_> {
         }
         // Retire the previous generation once every current worker is serving.
         let waiting_retire = self.chain.is_none() && self.old_workers.values().any(|signalled| !signalled)
-            || self.chain.is_none() && self.slots.iter().flatten().any(|s| s.retiring && !s.signalled && s.pid.is_some());
+            || self.chain.is_none()
+                && self.slots.iter().flatten().any(|s| s.retiring && !s.signalled && s.pid.is_some());
         if waiting_retire {
-            let current: Vec<usize> =
-                (0..self.slots.len()).filter(|&i| self.slots[i].as_ref().is_some_and(|s| !s.retiring && s.pid.is_some())).collect();
+            let current: Vec<usize> = (0..self.slots.len())
+                .filter(|&i| self.slots[i].as_ref().is_some_and(|s| !s.retiring && s.pid.is_some()))
+                .collect();
             let ready = !current.is_empty()
                 && current.iter().all(|&i| {
-                    board.and_then(|b| b.slot(i)).is_some_and(|b| matches!(b.status(), WorkerStatus::Idle | WorkerStatus::Busy))
+                    board
+                        .and_then(|b| b.slot(i))
+                        .is_some_and(|b| matches!(b.status(), WorkerStatus::Idle | WorkerStatus::Busy))
                 });
             if ready {
                 for (pid, signalled) in self.old_workers.iter_mut().filter(|(_, s)| !**s) {
@@ -889,7 +897,8 @@ impl Master<'_> {
     fn enforce_limits(&mut self, now: Instant) {
         let config = self.config;
         let Some(board) = Scoreboard::global() else { return };
-        let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let now_us =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
         for (index, slot) in self.slots.iter_mut().enumerate() {
             let Some(slot) = slot.as_mut().filter(|s| !s.retiring) else { continue };
             let (Some(pid), Some(counters)) = (slot.pid, board.slot(index)) else { continue };
@@ -898,7 +907,10 @@ impl Master<'_> {
                 let stuck_for = Duration::from_micros(now_us.saturating_sub(started));
                 match slot.harakiri_at {
                     None if started > 0 && stuck_for > harakiri => {
-                        let line = counters.request_line().map(|l| String::from_utf8_lossy(&l).into_owned()).unwrap_or_default();
+                        let line = counters
+                            .request_line()
+                            .map(|l| String::from_utf8_lossy(&l).into_owned())
+                            .unwrap_or_default();
                         tracing::error!(
                             "HARAKIRI: worker {} (pid {pid}) stuck for {:.1} s (harakiri = {} s) in request \"{line}\"; its Python stack follows",
                             slot.id,
@@ -928,7 +940,11 @@ impl Master<'_> {
             };
             if let Some(lifetime) = config.max_worker_lifetime {
                 if slot.spawned_at.elapsed() >= lifetime {
-                    recycle(ExitCause::MaxWorkerLifetime, Signal::SIGTERM, format!("max-worker-lifetime ({} s) reached", lifetime.as_secs()));
+                    recycle(
+                        ExitCause::MaxWorkerLifetime,
+                        Signal::SIGTERM,
+                        format!("max-worker-lifetime ({} s) reached", lifetime.as_secs()),
+                    );
                     continue;
                 }
             }
@@ -937,7 +953,11 @@ impl Master<'_> {
                 counters.rss_bytes.store(rss, std::sync::atomic::Ordering::Relaxed);
                 let megabytes = rss / (1024 * 1024);
                 if config.evil_reload_on_rss.is_some_and(|limit| megabytes >= limit) {
-                    recycle(ExitCause::EvilReloadOnRss, Signal::SIGKILL, format!("RSS {megabytes} MB over evil-reload-on-rss"));
+                    recycle(
+                        ExitCause::EvilReloadOnRss,
+                        Signal::SIGKILL,
+                        format!("RSS {megabytes} MB over evil-reload-on-rss"),
+                    );
                 } else if config.reload_on_rss.is_some_and(|limit| megabytes >= limit) {
                     recycle(ExitCause::ReloadOnRss, Signal::SIGTERM, format!("RSS {megabytes} MB over reload-on-rss"));
                 }
@@ -988,7 +1008,14 @@ impl Master<'_> {
         tracing::info!("{kind}: re-executing the master to import the app again");
         let inheritance = Inheritance {
             sockets: self.sockets.iter().map(BoundSocket::inherit).collect(),
-            old_workers: self.slots.iter().flatten().filter_map(|s| s.pid).chain(self.old_workers.keys().copied()).map(Pid::as_raw).collect(),
+            old_workers: self
+                .slots
+                .iter()
+                .flatten()
+                .filter_map(|s| s.pid)
+                .chain(self.old_workers.keys().copied())
+                .map(Pid::as_raw)
+                .collect(),
             started_on: self.started_on,
             chain,
             counters: Some(self.group_counters()),
@@ -1037,7 +1064,8 @@ impl Master<'_> {
                 return;
             }
             // The replacement serves: retire one old worker (of this image, or of the previous one).
-            if let Some(slot) = self.slots.iter_mut().flatten().find(|s| s.retiring && !s.signalled && s.pid.is_some()) {
+            if let Some(slot) = self.slots.iter_mut().flatten().find(|s| s.retiring && !s.signalled && s.pid.is_some())
+            {
                 if let Some(pid) = slot.pid {
                     let _ = kill(pid, Signal::SIGTERM);
                 }
@@ -1123,18 +1151,27 @@ impl Master<'_> {
         if self.chain.is_some() || self.stopping.is_some() || (!self.config.lazy_apps && self.app.is_none()) {
             return;
         }
-        let current: Vec<(usize, u32)> =
-            self.slots.iter().enumerate().filter_map(|(i, s)| s.as_ref().filter(|s| !s.retiring).map(|s| (i, s.id))).collect();
+        let current: Vec<(usize, u32)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().filter(|s| !s.retiring).map(|s| (i, s.id)))
+            .collect();
         if (current.len() as u32) < self.target_workers {
             let used: Vec<u32> = current.iter().map(|(_, id)| *id).collect();
-            if let (Some(id), Some(index)) = ((1..=self.config.processes).find(|id| !used.contains(id)), self.free_slot()) {
+            if let (Some(id), Some(index)) =
+                ((1..=self.config.processes).find(|id| !used.contains(id)), self.free_slot())
+            {
                 self.spawn(index, id);
             }
         } else if (current.len() as u32) > self.target_workers {
             if let Some(&(index, id)) = current.iter().max_by_key(|(_, id)| *id) {
                 if let Some(slot) = self.slots[index].as_mut() {
                     tracing::info!("stopping worker {id}: {} worker(s) wanted", self.target_workers);
-                    mark_exit_cause(index, if self.config.cheaper.is_some() { ExitCause::Cheaper } else { ExitCause::Reload });
+                    mark_exit_cause(
+                        index,
+                        if self.config.cheaper.is_some() { ExitCause::Cheaper } else { ExitCause::Reload },
+                    );
                     slot.retiring = true;
                     slot.signalled = true;
                     if let Some(pid) = slot.pid {
@@ -1198,7 +1235,11 @@ impl Master<'_> {
                     self.target_workers -= 1;
                     tracing::info!("master FIFO: {} worker(s) wanted", self.target_workers);
                 }
-                b'+' | b'-' => tracing::info!("master FIFO: worker count stays {} (1..={})", self.target_workers, self.config.processes),
+                b'+' | b'-' => tracing::info!(
+                    "master FIFO: worker count stays {} (1..={})",
+                    self.target_workers,
+                    self.config.processes
+                ),
                 b'\n' | b'\r' | b' ' => {}
                 other => tracing::warn!("master FIFO: unknown command {:?}", other as char),
             }
@@ -1262,7 +1303,11 @@ fn no_app_placeholder() -> anyhow::Result<Py<PyAny>> {
 /// Appends stdout and stderr to `path` (uWSGI's `logto`).
 fn redirect_output(path: &std::path::Path) -> anyhow::Result<()> {
     use std::os::fd::AsRawFd;
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("logto {}", path.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("logto {}", path.display()))?;
     for target in [1, 2] {
         // SAFETY: dup2 onto the standard descriptors we own.
         if unsafe { libc::dup2(file.as_raw_fd(), target) } < 0 {
@@ -1329,9 +1374,16 @@ fn load_python_app_with(config: &VassalConfig, started_on: u64) -> Result<Py<PyA
                 (o.key.clone(), o.value.clone(), is_flag)
             })
             .collect();
-        let master_pid = if crate::python::uwsgi_module::worker_id() == 0 { std::process::id() } else { Pid::parent().as_raw() as u32 };
-        let info = python::uwsgi_module::ModuleInfo { numproc: config.processes, master_pid, started_on, options: &options };
-        if let Err(err) = python::uwsgi_module::install(py, &info).and_then(|()| python::app::prepare_sys_path(py, &config.pythonpath, Some(spec))) {
+        let master_pid = if crate::python::uwsgi_module::worker_id() == 0 {
+            std::process::id()
+        } else {
+            Pid::parent().as_raw() as u32
+        };
+        let info =
+            python::uwsgi_module::ModuleInfo { numproc: config.processes, master_pid, started_on, options: &options };
+        if let Err(err) = python::uwsgi_module::install(py, &info)
+            .and_then(|()| python::app::prepare_sys_path(py, &config.pythonpath, Some(spec)))
+        {
             tracing::error!("cannot prepare the interpreter: {err}");
             err.display(py);
             return Err(AppLoadFailed);

@@ -173,14 +173,14 @@ impl Scoreboard {
         let length = std::num::NonZeroUsize::new(bytes).ok_or(MapError { slots, source: nix::Error::EINVAL })?;
         use nix::sys::mman::{mmap_anonymous, MapFlags, ProtFlags};
         // SAFETY: a fresh anonymous mapping; zeroed memory is a valid initial state for every atomic in it.
-        let base = unsafe {
-            mmap_anonymous(None, length, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED)
-        }
-        .map_err(|source| MapError { slots, source })?;
+        let base =
+            unsafe { mmap_anonymous(None, length, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED) }
+                .map_err(|source| MapError { slots, source })?;
         let header = base.cast::<Header>();
         // SAFETY: Header is 64-aligned and its size is a multiple of 64, so the slots that follow are aligned.
-        let first_slot = unsafe { NonNull::new_unchecked(base.as_ptr().cast::<u8>().add(std::mem::size_of::<Header>())) }
-            .cast::<WorkerSlot>();
+        let first_slot =
+            unsafe { NonNull::new_unchecked(base.as_ptr().cast::<u8>().add(std::mem::size_of::<Header>())) }
+                .cast::<WorkerSlot>();
         let board = Scoreboard { header, slots: first_slot, len: slots };
         board.header().slots.store(slots as u32, Relaxed);
         board.header().master_pid.store(std::process::id() as i32, Relaxed);

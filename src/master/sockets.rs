@@ -69,7 +69,12 @@ pub fn address_name(address: &SocketAddress) -> String {
 
 /// Opens every configured socket, reusing inherited ones with the same protocol and address. When the config
 /// names no socket, the inherited ones (assigned by an emperor) are used as they are.
-pub fn open_all(specs: &[SocketSpec], backlog: u32, chmod: Option<u32>, inherited: Vec<InheritedSocket>) -> Result<Vec<BoundSocket>, SocketError> {
+pub fn open_all(
+    specs: &[SocketSpec],
+    backlog: u32,
+    chmod: Option<u32>,
+    inherited: Vec<InheritedSocket>,
+) -> Result<Vec<BoundSocket>, SocketError> {
     let mut inherited: Vec<Option<InheritedSocket>> = inherited.into_iter().map(Some).collect();
     let mut sockets = Vec::with_capacity(specs.len());
     for spec in specs {
@@ -127,7 +132,10 @@ fn bind(spec: &SocketSpec, name: &str, backlog: u32, chmod: Option<u32>) -> Resu
                 .to_socket_addrs()
                 .map_err(|source| SocketError::Resolve { address: name.to_owned(), source })?
                 .next()
-                .ok_or_else(|| SocketError::Resolve { address: name.to_owned(), source: std::io::ErrorKind::NotFound.into() })?;
+                .ok_or_else(|| SocketError::Resolve {
+                    address: name.to_owned(),
+                    source: std::io::ErrorKind::NotFound.into(),
+                })?;
             let socket = Socket::new(Domain::for_address(address), Type::STREAM, None).map_err(bind_err)?;
             socket.set_reuse_address(true).map_err(bind_err)?;
             socket.bind(&address.into()).map_err(bind_err)?;
@@ -148,7 +156,12 @@ fn bind(spec: &SocketSpec, name: &str, backlog: u32, chmod: Option<u32>) -> Resu
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_err)?;
             }
             socket.listen(backlog).map_err(bind_err)?;
-            Ok(BoundSocket { protocol: spec.protocol, name: name.to_owned(), fd: socket.into(), unix_path: Some(path.clone()) })
+            Ok(BoundSocket {
+                protocol: spec.protocol,
+                name: name.to_owned(),
+                fd: socket.into(),
+                unix_path: Some(path.clone()),
+            })
         }
         SocketAddress::Fd(fd) => adopt(spec.protocol, name.to_owned(), *fd),
     }

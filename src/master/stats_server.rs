@@ -135,7 +135,8 @@ impl Client {
         }
         let fd = self.fd.as_raw_fd();
         while self.written < self.out.len() {
-            match nix::sys::socket::send(fd, &self.out[self.written..], MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
+            match nix::sys::socket::send(fd, &self.out[self.written..], MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL)
+            {
                 Ok(n) => {
                     self.written += n;
                     if self.written == self.out.len() {

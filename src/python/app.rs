@@ -76,7 +76,11 @@ pub fn load(py: Python<'_>, spec: &AppSpec) -> Result<Py<PyAny>, LoadError> {
                 return Err(LoadError::FileNotFound(path));
             }
             let what = format!("wsgi-file '{}'", path.display());
-            (import_file(py, &path).map_err(|err| LoadError::Import { what: what.clone(), traceback: format_exception(py, &err) })?, what)
+            (
+                import_file(py, &path)
+                    .map_err(|err| LoadError::Import { what: what.clone(), traceback: format_exception(py, &err) })?,
+                what,
+            )
         }
         AppSource::Module(name) => {
             let what = format!("module '{name}'");

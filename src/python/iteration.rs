@@ -48,8 +48,12 @@ pub struct StreamShared {
 pub enum Take {
     Data(Bytes),
     /// Nothing to send yet; `buffered` says whether some bytes are waiting for the linger to end.
-    Wait { buffered: bool },
-    End { ok: bool },
+    Wait {
+        buffered: bool,
+    },
+    End {
+        ok: bool,
+    },
 }
 
 impl StreamShared {
@@ -216,7 +220,11 @@ fn iterate(py: Python<'_>, job: &StreamJob) -> bool {
         let next = unsafe { pyo3::ffi::PyIter_Next(iterator.as_ptr()) };
         let chunk = if next.is_null() {
             if let Some(err) = PyErr::take(py) {
-                super::response::log_app_error(py, &job.request_line, &super::start_response::WsgiError::AppRaised(err));
+                super::response::log_app_error(
+                    py,
+                    &job.request_line,
+                    &super::start_response::WsgiError::AppRaised(err),
+                );
                 return false;
             }
             break;

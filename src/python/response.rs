@@ -17,9 +17,15 @@ pub enum BodySource {
     /// Everything, known before the head is sent.
     Full(Bytes),
     /// The first bytes (sent with the head) and the rest from a pool thread.
-    Stream { first: Bytes, shared: Arc<StreamShared> },
+    Stream {
+        first: Bytes,
+        shared: Arc<StreamShared>,
+    },
     /// A regular file from `wsgi.file_wrapper`; `closer` is the object whose `close()` ends the response.
-    File { source: FileSource, closer: Py<PyAny> },
+    File {
+        source: FileSource,
+        closer: Py<PyAny>,
+    },
 }
 
 /// A response ready for the wire.
@@ -35,7 +41,11 @@ const INTERNAL_ERROR_BODY: &[u8] = b"Internal Server Error\n";
 impl Prepared {
     /// A short plain-text response produced by liege itself (errors, refusals).
     pub fn plain(status: StatusCode, close: bool, body: &'static [u8]) -> Self {
-        Self { head: ResponseHead::plain(status, close, body.len()), body: BodySource::Full(Bytes::from_static(body)), app_failed: false }
+        Self {
+            head: ResponseHead::plain(status, close, body.len()),
+            body: BodySource::Full(Bytes::from_static(body)),
+            app_failed: false,
+        }
     }
 
     fn internal_error() -> Self {
@@ -98,7 +108,11 @@ fn prepare(
                     close_iterable(py, result, request_line);
                     return Ok(Prepared { head, body: BodySource::Empty, app_failed: false });
                 }
-                return Ok(Prepared { head, body: BodySource::File { source, closer: result.clone().unbind() }, app_failed: false });
+                return Ok(Prepared {
+                    head,
+                    body: BodySource::File { source, closer: result.clone().unbind() },
+                    app_failed: false,
+                });
             }
         }
     }

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use pyo3::exceptions::{PyAssertionError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyByteArray, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyString};
 
 /// Why a response could not be produced; each is logged with the request and answered with a 500 when no
 /// byte of the response was sent yet.
@@ -44,7 +44,8 @@ impl ResponseHead {
 
     /// Bytes of the head as uWSGI counts them for the request log (status line, headers, CRLFs).
     pub fn wire_size(&self) -> usize {
-        let status_line = 9 + 3 + 1 + self.reason.as_ref().map_or(self.status.canonical_reason().map_or(0, str::len), Bytes::len) + 2;
+        let status_line =
+            9 + 3 + 1 + self.reason.as_ref().map_or(self.status.canonical_reason().map_or(0, str::len), Bytes::len) + 2;
         status_line + self.headers.iter().map(|(n, v)| n.as_str().len() + 2 + v.len() + 2).sum::<usize>() + 2
     }
 }
@@ -74,7 +75,8 @@ impl StartResponse {
         let status = self.status.as_ref().ok_or(WsgiError::StartResponseNotCalled)?.bind(py);
         let status = status.to_str().map_err(|_| WsgiError::BadStatus(status.to_string()))?;
         let (code, reason) = parse_status(status)?;
-        let mut head = ResponseHead { status: code, reason, headers: HeaderMap::new(), content_length: None, close: false };
+        let mut head =
+            ResponseHead { status: code, reason, headers: HeaderMap::new(), content_length: None, close: false };
         let Some(headers) = &self.headers else { return Ok(head) };
         let headers = headers.bind(py);
         let items = headers.try_iter().map_err(|_| WsgiError::BadHeader("list: not iterable".into()))?;
@@ -83,8 +85,10 @@ impl StartResponse {
             let (name, value): (Bound<'_, PyString>, Bound<'_, PyString>) = item
                 .extract()
                 .map_err(|_| WsgiError::BadHeader(format!("{item}: each header must be a (str, str) tuple")))?;
-            let name_bytes = latin1_bytes(&name).ok_or_else(|| WsgiError::BadHeader(format!("name {name:?} is not latin-1")))?;
-            let value_bytes = latin1_bytes(&value).ok_or_else(|| WsgiError::BadHeader(format!("value {value:?} is not latin-1")))?;
+            let name_bytes =
+                latin1_bytes(&name).ok_or_else(|| WsgiError::BadHeader(format!("name {name:?} is not latin-1")))?;
+            let value_bytes =
+                latin1_bytes(&value).ok_or_else(|| WsgiError::BadHeader(format!("value {value:?} is not latin-1")))?;
             let header_name = HeaderName::from_bytes(&name_bytes)
                 .map_err(|_| WsgiError::BadHeader(format!("name {name:?} is not a valid HTTP token")))?;
             // HeaderValue refuses CR, LF and NUL: an app can't split the response (header injection).
@@ -242,7 +246,8 @@ fn parse_status(status: &str) -> Result<(StatusCode, Option<Bytes>), WsgiError> 
     if reason.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
         return Err(bad());
     }
-    let custom = (!reason.is_empty() && code.canonical_reason() != Some(reason)).then(|| Bytes::copy_from_slice(reason.as_bytes()));
+    let custom = (!reason.is_empty() && code.canonical_reason() != Some(reason))
+        .then(|| Bytes::copy_from_slice(reason.as_bytes()));
     Ok((code, custom))
 }
 

@@ -15,7 +15,10 @@ pub enum RequestBody {
     #[default]
     Empty,
     Memory(Bytes),
-    File { file: File, len: u64 },
+    File {
+        file: File,
+        len: u64,
+    },
 }
 
 impl RequestBody {
@@ -101,7 +104,8 @@ impl InputStream {
             self.position += n as u64;
             return Ok(PyBytes::new(py, &bytes[start..start + n]));
         }
-        let data = self.body.read_at(self.position, n).map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+        let data =
+            self.body.read_at(self.position, n).map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
         self.position += data.len() as u64;
         Ok(PyBytes::new(py, &data))
     }

@@ -56,8 +56,11 @@ pub fn install(py: Python<'_>, info: &ModuleInfo<'_>) -> PyResult<()> {
 fn options_dict<'py>(py: Python<'py>, options: &[(String, String, bool)]) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     for (key, value, is_flag) in options {
-        let value: Bound<'py, PyAny> =
-            if *is_flag { pyo3::types::PyBool::new(py, true).to_owned().into_any() } else { PyBytes::new(py, value.as_bytes()).into_any() };
+        let value: Bound<'py, PyAny> = if *is_flag {
+            pyo3::types::PyBool::new(py, true).to_owned().into_any()
+        } else {
+            PyBytes::new(py, value.as_bytes()).into_any()
+        };
         match dict.get_item(key)? {
             None => dict.set_item(key, value)?,
             Some(existing) => {

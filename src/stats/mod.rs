@@ -12,7 +12,9 @@ pub mod window;
 
 use serde::{Deserialize, Serialize};
 
-use crate::master::scoreboard::{bucket_lower_bound_us, WorkerSlot, LATENCY_BUCKETS, OCTAVES, SUB_BUCKETS, TRACKED_CODES};
+use crate::master::scoreboard::{
+    bucket_lower_bound_us, WorkerSlot, LATENCY_BUCKETS, OCTAVES, SUB_BUCKETS, TRACKED_CODES,
+};
 
 /// Request counters of a group of workers, cumulative since the group's master started.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -91,7 +91,15 @@ pub struct Core {
 impl Worker {
     /// A worker with its app and core filled from the worker's own counters.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(id: u32, pid: i32, status: &str, requests: u64, exceptions: u64, running_time_us: u64, tx: u64) -> Worker {
+    pub fn new(
+        id: u32,
+        pid: i32,
+        status: &str,
+        requests: u64,
+        exceptions: u64,
+        running_time_us: u64,
+        tx: u64,
+    ) -> Worker {
         let serving = matches!(status, "idle" | "busy");
         Worker {
             id,
@@ -196,7 +204,13 @@ pub fn listen_queue(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u64, u64)> {
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
     let rc = unsafe {
-        libc::getsockopt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, (&mut info as *mut libc::tcp_info).cast(), &mut len)
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
     };
     (rc == 0 && info.tcpi_state == TCP_LISTEN).then(|| (u64::from(info.tcpi_unacked), u64::from(info.tcpi_sacked)))
 }

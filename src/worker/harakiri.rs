@@ -41,7 +41,8 @@ impl HarakiriWatch {
             if started == 0 {
                 continue;
             }
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
             if Duration::from_micros(now.saturating_sub(started)) > limit {
                 watcher.answer();
             }

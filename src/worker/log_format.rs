@@ -41,7 +41,12 @@ pub struct Filter {
 
 impl Filter {
     pub fn from_config(config: &VassalConfig) -> Self {
-        Self { all: !config.disable_logging, status_4xx: config.log_4xx, status_5xx: config.log_5xx, slow: config.log_slow }
+        Self {
+            all: !config.disable_logging,
+            status_4xx: config.log_4xx,
+            status_5xx: config.log_5xx,
+            slow: config.log_slow,
+        }
     }
 
     /// True when no request can ever be logged (nothing to capture, nothing to format).
@@ -155,7 +160,8 @@ impl HttpSource {
             _ => match name.strip_prefix(b"HTTP_") {
                 // HTTP_X_REQUEST_ID is the header x-request-id (liege drops headers with `_` in their name).
                 Some(header) if !header.is_empty() => {
-                    let lower: Vec<u8> = header.iter().map(|&b| if b == b'_' { b'-' } else { b.to_ascii_lowercase() }).collect();
+                    let lower: Vec<u8> =
+                        header.iter().map(|&b| if b == b'_' { b'-' } else { b.to_ascii_lowercase() }).collect();
                     http::HeaderName::from_bytes(&lower).map_or(Self::Absent, Self::Header)
                 }
                 _ => Self::Absent,
@@ -330,7 +336,14 @@ impl RequestLog {
     }
 
     /// Copies the needed vars of an HTTP request.
-    pub fn capture_http(&self, head: &http::request::Parts, remote_addr: &str, remote_port: &str, local_name: &str, local_port: &str) -> Captured {
+    pub fn capture_http(
+        &self,
+        head: &http::request::Parts,
+        remote_addr: &str,
+        remote_port: &str,
+        local_name: &str,
+        local_port: &str,
+    ) -> Captured {
         if self.captures.is_empty() {
             return Captured::default();
         }
@@ -339,7 +352,9 @@ impl RequestLog {
         for capture in &self.captures {
             match &capture.http {
                 HttpSource::Method => captured.push(Some(head.method.as_str().as_bytes())),
-                HttpSource::RequestUri => captured.push(Some(head.uri.path_and_query().map_or("/", |pq| pq.as_str()).as_bytes())),
+                HttpSource::RequestUri => {
+                    captured.push(Some(head.uri.path_and_query().map_or("/", |pq| pq.as_str()).as_bytes()))
+                }
                 HttpSource::PathInfo => {
                     let mut decoded = Vec::new();
                     liege_protocol::http_policy::percent_decode(head.uri.path().as_bytes(), &mut decoded);
@@ -853,9 +868,11 @@ mod tests {
     fn line_cost() {
         let template = "%(addr) - %(user) [%(ltime)] \"%(method) %(uri) %(proto)\" %(status) %(size) \"%(referer)\" \"%(uagent)\" %(msecs)ms";
         let all = Filter { all: true, ..Filter::default() };
-        for (name, format) in
-            [("default", LogFormat::Default), ("template", LogFormat::Template(template.into())), ("json", LogFormat::Json)]
-        {
+        for (name, format) in [
+            ("default", LogFormat::Default),
+            ("template", LogFormat::Template(template.into())),
+            ("json", LogFormat::Json),
+        ] {
             let (log, _) = RequestLog::compile(&format, all);
             let mut out = Vec::with_capacity(1 << 20);
             let rounds = 1_000_000u32;

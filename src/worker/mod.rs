@@ -309,7 +309,12 @@ async fn serve(worker: Rc<Worker>, listeners: Vec<InheritedListener>, mercy: Dur
     Ok(())
 }
 
-async fn accept_loop(listener: InheritedListener, worker: Rc<Worker>, mut stop: watch::Receiver<bool>, tracker: Rc<ConnectionTracker>) {
+async fn accept_loop(
+    listener: InheritedListener,
+    worker: Rc<Worker>,
+    mut stop: watch::Receiver<bool>,
+    tracker: Rc<ConnectionTracker>,
+) {
     let protocol = listener.protocol;
     let accepted = match listener.unix_path {
         None => {
@@ -397,7 +402,8 @@ impl Accepting {
             }
             Self::Unix(listener, path) => {
                 let (stream, _) = listener.accept().await?;
-                let info = ConnectionInfo { id: next_connection_id(), server_name: path.clone(), ..ConnectionInfo::default() };
+                let info =
+                    ConnectionInfo { id: next_connection_id(), server_name: path.clone(), ..ConnectionInfo::default() };
                 Ok((Stream::Unix(stream), info))
             }
         }

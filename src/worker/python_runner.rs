@@ -27,7 +27,12 @@ pub struct PyContext {
 }
 
 impl PyContext {
-    pub fn new(py: Python<'_>, app: Py<PyAny>, settings: &EnvironSettings, streams: Arc<IterationPool>) -> PyResult<Self> {
+    pub fn new(
+        py: Python<'_>,
+        app: Py<PyAny>,
+        settings: &EnvironSettings,
+        streams: Arc<IterationPool>,
+    ) -> PyResult<Self> {
         Ok(Self { app, environ: EnvironBuilder::new(py, settings)?, streams, connection: None })
     }
 

@@ -61,7 +61,8 @@ impl RequestRecord {
     /// The app is about to run: the worker is busy from now on (and a harakiri timer would start here), not
     /// while it waited for a slow client's body.
     pub fn app_started(&self) {
-        let now_us = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+        let now_us =
+            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
         self.worker.slot.begin_request(now_us, self.request_line.as_bytes());
     }
 }

@@ -50,7 +50,9 @@ impl BodyCollector {
     /// Refuses early when the declared length is already over the limit (before a 100-continue is sent).
     pub fn check_declared(&self, declared: Option<u64>) -> Result<(), BodyReadError> {
         match declared {
-            Some(len) if self.limit_post > 0 && len > self.limit_post => Err(BodyReadError::TooLarge { limit: self.limit_post }),
+            Some(len) if self.limit_post > 0 && len > self.limit_post => {
+                Err(BodyReadError::TooLarge { limit: self.limit_post })
+            }
             _ => Ok(()),
         }
     }

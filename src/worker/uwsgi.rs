@@ -56,7 +56,8 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
     let method = request.get(b"REQUEST_METHOD").unwrap_or(b"GET");
     let uri = request.get(b"REQUEST_URI").or_else(|| request.get(b"PATH_INFO")).unwrap_or(b"/");
     let request_line = format!("{} {}", String::from_utf8_lossy(method), String::from_utf8_lossy(uri));
-    let remote_addr: Rc<str> = request.get(b"REMOTE_ADDR").map_or(remote, |a| Rc::from(String::from_utf8_lossy(a).as_ref()));
+    let remote_addr: Rc<str> =
+        request.get(b"REMOTE_ADDR").map_or(remote, |a| Rc::from(String::from_utf8_lossy(a).as_ref()));
     let protocol = match request.get(b"SERVER_PROTOCOL") {
         Some(b"HTTP/1.0") => "HTTP/1.0",
         _ => "HTTP/1.1",
@@ -86,7 +87,9 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
     while remaining > 0 {
         let mut chunk = BytesMut::with_capacity((remaining as usize).min(256 * 1024));
         match tokio::time::timeout(limits.socket_timeout, stream.read_buf(&mut chunk)).await {
-            Ok(Ok(0)) | Err(_) => return refuse(&mut stream, record, StatusCode::BAD_REQUEST, "request body cut short").await,
+            Ok(Ok(0)) | Err(_) => {
+                return refuse(&mut stream, record, StatusCode::BAD_REQUEST, "request body cut short").await
+            }
             Ok(Err(_)) => return,
             Ok(Ok(n)) => {
                 remaining -= (n as u64).min(remaining);
@@ -197,7 +200,12 @@ fn title_case(name: &str) -> String {
         .collect()
 }
 
-async fn write_response(stream: &mut Stream, prepared: Prepared, record: &mut RequestRecord, protocol: &str) -> std::io::Result<()> {
+async fn write_response(
+    stream: &mut Stream,
+    prepared: Prepared,
+    record: &mut RequestRecord,
+    protocol: &str,
+) -> std::io::Result<()> {
     let Prepared { head, body, app_failed } = prepared;
     record.status = head.status.as_u16();
     record.failed = app_failed;
@@ -280,7 +288,9 @@ async fn sendfile_all(stream: &mut Stream, mut reader: FileReader) -> std::io::R
             }
         });
         match result {
-            Ok(0) => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while being sent")),
+            Ok(0) => {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while being sent"))
+            }
             Ok(n) => {
                 reader.position += n;
                 sent += n;

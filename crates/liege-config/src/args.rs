@@ -37,9 +37,7 @@ pub enum Item {
 
 /// True for a positional argument that names a WSGI file (uWSGI's python plugin accepts `uwsgi app.py`).
 pub fn is_app_file(argument: &str) -> bool {
-    Path::new(argument)
-        .extension()
-        .is_some_and(|ext| ext == "py" || ext == "wsgi")
+    Path::new(argument).extension().is_some_and(|ext| ext == "py" || ext == "wsgi")
 }
 
 /// Splits argv (without the program name) into options and positional arguments.
@@ -50,10 +48,7 @@ pub fn parse(args: &[OsString]) -> Result<Vec<Item>, ConfigError> {
     while let Some((index, argument)) = cursor.take()? {
         let origin = Origin::CommandLine { index };
         if options_ended || argument == "-" || !argument.starts_with('-') {
-            items.push(Item::Positional {
-                value: argument.to_owned(),
-                origin,
-            });
+            items.push(Item::Positional { value: argument.to_owned(), origin });
         } else if argument == "--" {
             options_ended = true;
         } else if let Some(long) = argument.strip_prefix("--") {
@@ -83,17 +78,12 @@ impl<'a> ArgCursor<'a> {
     }
 
     fn peek(&self) -> Option<&'a str> {
-        self.args
-            .get(self.next)
-            .and_then(|argument| argument.to_str())
+        self.args.get(self.next).and_then(|argument| argument.to_str())
     }
 
     /// The next argument as the required value of `spelled`.
     fn required_value(&mut self, spelled: &str, origin: &Origin) -> Result<&'a str, ConfigError> {
-        let missing = || ConfigError::MissingValue {
-            origin: origin.clone(),
-            name: spelled.to_owned(),
-        };
+        let missing = || ConfigError::MissingValue { origin: origin.clone(), name: spelled.to_owned() };
         let Some(argument) = self.args.get(self.next) else {
             return Err(missing());
         };
@@ -119,10 +109,7 @@ impl<'a> ArgCursor<'a> {
 fn decode(argument: &OsString, index: usize) -> Result<&str, ConfigError> {
     argument.to_str().ok_or_else(|| ConfigError::Syntax {
         origin: Origin::CommandLine { index },
-        problem: format!(
-            "argument '{}' is not valid UTF-8",
-            argument.to_string_lossy()
-        ),
+        problem: format!("argument '{}' is not valid UTF-8", argument.to_string_lossy()),
     })
 }
 
@@ -133,10 +120,7 @@ fn parse_long(long: &str, origin: Origin, cursor: &mut ArgCursor<'_>) -> Result<
     };
     let spelled = format!("--{name}");
     if matches!(name, "help" | "usage" | "version") {
-        return Err(ConfigError::HelpOrVersion {
-            origin,
-            flag: spelled,
-        });
+        return Err(ConfigError::HelpOrVersion { origin, flag: spelled });
     }
     let def = options::lookup_long(name).ok_or_else(|| ConfigError::UnknownOption {
         origin: origin.clone(),
@@ -147,16 +131,9 @@ fn parse_long(long: &str, origin: Origin, cursor: &mut ArgCursor<'_>) -> Result<
         (_, Some(value)) => value,
         (OptionKind::Flag, None) => "true",
         (OptionKind::OptionalValue { default }, None) => cursor.optional_value().unwrap_or(default),
-        (OptionKind::Scalar | OptionKind::List, None) => {
-            cursor.required_value(&spelled, &origin)?
-        }
+        (OptionKind::Scalar | OptionKind::List, None) => cursor.required_value(&spelled, &origin)?,
     };
-    Ok(Item::Option {
-        def,
-        spelled,
-        value: value.to_owned(),
-        origin,
-    })
+    Ok(Item::Option { def, spelled, value: value.to_owned(), origin })
 }
 
 fn parse_short_cluster(
@@ -168,10 +145,7 @@ fn parse_short_cluster(
     for (position, letter) in cluster.char_indices() {
         let spelled = format!("-{letter}");
         if letter == 'h' {
-            return Err(ConfigError::HelpOrVersion {
-                origin,
-                flag: spelled,
-            });
+            return Err(ConfigError::HelpOrVersion { origin, flag: spelled });
         }
         let def = options::lookup_short(letter).ok_or_else(|| ConfigError::UnknownOption {
             origin: origin.clone(),
@@ -183,24 +157,14 @@ fn parse_short_cluster(
         let attached = attached.strip_prefix('=').unwrap_or(attached);
         let value = match def.kind {
             OptionKind::Flag => {
-                items.push(Item::Option {
-                    def,
-                    spelled,
-                    value: "true".to_owned(),
-                    origin: origin.clone(),
-                });
+                items.push(Item::Option { def, spelled, value: "true".to_owned(), origin: origin.clone() });
                 continue;
             }
             _ if !attached.is_empty() => attached,
             OptionKind::OptionalValue { default } => cursor.optional_value().unwrap_or(default),
             OptionKind::Scalar | OptionKind::List => cursor.required_value(&spelled, &origin)?,
         };
-        items.push(Item::Option {
-            def,
-            spelled,
-            value: value.to_owned(),
-            origin,
-        });
+        items.push(Item::Option { def, spelled, value: value.to_owned(), origin });
         return Ok(());
     }
     Ok(())
@@ -221,16 +185,8 @@ mod tests {
             .unwrap()
             .into_iter()
             .map(|item| match item {
-                Item::Option {
-                    def,
-                    value,
-                    origin: Origin::CommandLine { index },
-                    ..
-                } => (Some(def.id), value, index),
-                Item::Positional {
-                    value,
-                    origin: Origin::CommandLine { index },
-                } => (None, value, index),
+                Item::Option { def, value, origin: Origin::CommandLine { index }, .. } => (Some(def.id), value, index),
+                Item::Positional { value, origin: Origin::CommandLine { index } } => (None, value, index),
                 other => panic!("unexpected {other:?}"),
             })
             .collect()
@@ -243,13 +199,7 @@ mod tests {
     #[test]
     fn long_options_with_separate_and_attached_values() {
         assert_eq!(
-            summary(&[
-                "--http-socket",
-                ":9099",
-                "--processes=4",
-                "--master",
-                "--lazy-apps"
-            ]),
+            summary(&["--http-socket", ":9099", "--processes=4", "--master", "--lazy-apps"]),
             vec![
                 entry(Some(OptionId::HttpSocket), ":9099", 0),
                 entry(Some(OptionId::Processes), "4", 2),
@@ -274,10 +224,7 @@ mod tests {
     #[test]
     fn short_flags() {
         assert_eq!(
-            summary(&[
-                "-p", "4", "-M", "-H", "venv", "-w", "mod:app", "-s", "sock", "-T", "-L", "-b",
-                "32768"
-            ]),
+            summary(&["-p", "4", "-M", "-H", "venv", "-w", "mod:app", "-s", "sock", "-T", "-L", "-b", "32768"]),
             vec![
                 entry(Some(OptionId::Processes), "4", 0),
                 entry(Some(OptionId::Master), "true", 2),
@@ -304,14 +251,7 @@ mod tests {
     #[test]
     fn optional_values() {
         assert_eq!(
-            summary(&[
-                "--chmod-socket",
-                "--chmod-socket",
-                "660",
-                "--chmod-socket=600",
-                "-C",
-                "x.ini"
-            ]),
+            summary(&["--chmod-socket", "--chmod-socket", "660", "--chmod-socket=600", "-C", "x.ini"]),
             vec![
                 entry(Some(OptionId::ChmodSocket), "666", 0),
                 entry(Some(OptionId::ChmodSocket), "660", 1),
@@ -326,25 +266,16 @@ mod tests {
     fn values_may_start_with_one_dash_and_double_dash_ends_options() {
         assert_eq!(
             summary(&["--harakiri", "-1", "--", "--not-an-option"]),
-            vec![
-                entry(Some(OptionId::Harakiri), "-1", 0),
-                entry(None, "--not-an-option", 3)
-            ]
+            vec![entry(Some(OptionId::Harakiri), "-1", 0), entry(None, "--not-an-option", 3)]
         );
     }
 
     #[test]
     fn missing_values() {
         let error = parse(&os(&["--socket"])).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "command line: option '--socket' needs a value"
-        );
+        assert_eq!(error.to_string(), "command line: option '--socket' needs a value");
         let error = parse(&os(&["--socket", "--master"])).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "command line: option '--socket' needs a value"
-        );
+        assert_eq!(error.to_string(), "command line: option '--socket' needs a value");
         let error = parse(&os(&["-p"])).unwrap_err();
         assert_eq!(error.to_string(), "command line: option '-p' needs a value");
     }
@@ -352,15 +283,9 @@ mod tests {
     #[test]
     fn unknown_options_suggest_close_names() {
         let error = parse(&os(&["--proceses", "4"])).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "command line: unknown option '--proceses' (did you mean '--processes'?)"
-        );
+        assert_eq!(error.to_string(), "command line: unknown option '--proceses' (did you mean '--processes'?)");
         let error = parse(&os(&["--frobnicate"])).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "command line: unknown option '--frobnicate'"
-        );
+        assert_eq!(error.to_string(), "command line: unknown option '--frobnicate'");
         let error = parse(&os(&["-Y"])).unwrap_err();
         assert_eq!(error.to_string(), "command line: unknown option '-Y'");
     }
@@ -379,21 +304,9 @@ mod tests {
     #[test]
     fn non_utf8_arguments_are_rejected() {
         use std::os::unix::ffi::OsStringExt;
-        let args = vec![
-            OsString::from("--chdir"),
-            OsString::from_vec(vec![0x66, 0xff]),
-        ];
+        let args = vec![OsString::from("--chdir"), OsString::from_vec(vec![0x66, 0xff])];
         let error = parse(&args).unwrap_err();
-        assert!(
-            matches!(
-                &error,
-                ConfigError::Syntax {
-                    origin: Origin::CommandLine { index: 1 },
-                    ..
-                }
-            ),
-            "{error}"
-        );
+        assert!(matches!(&error, ConfigError::Syntax { origin: Origin::CommandLine { index: 1 }, .. }), "{error}");
         let args = vec![OsString::from_vec(vec![0x2d, 0x2d, 0xff])];
         let error = parse(&args).unwrap_err();
         assert!(error.to_string().contains("not valid UTF-8"), "{error}");

@@ -84,16 +84,11 @@ impl<'env> Collector<'env> {
             OptionKind::Flag if value.is_empty() => "true",
             OptionKind::OptionalValue { default } if value.is_empty() => default,
             OptionKind::Scalar | OptionKind::List if value.is_empty() => {
-                return Err(ConfigError::MissingValue {
-                    origin,
-                    name: spelled.to_owned(),
-                })
+                return Err(ConfigError::MissingValue { origin, name: spelled.to_owned() })
             }
             _ => value,
         };
-        let value = self
-            .expander
-            .expand(value, None, &origin, unknown_references(def))?;
+        let value = self.expander.expand(value, None, &origin, unknown_references(def))?;
         self.add_option(def, value, origin, None)
     }
 
@@ -117,11 +112,7 @@ impl<'env> Collector<'env> {
 
     /// Reads an ini file (`file` or `file:section`) in place. `referenced_at` is where it was named
     /// (`None` when the caller asks directly, as the emperor does for a vassal file).
-    pub fn add_ini(
-        &mut self,
-        spec: &str,
-        referenced_at: Option<Origin>,
-    ) -> Result<(), ConfigError> {
+    pub fn add_ini(&mut self, spec: &str, referenced_at: Option<Origin>) -> Result<(), ConfigError> {
         self.include(spec, referenced_at, None)
     }
 
@@ -130,17 +121,10 @@ impl<'env> Collector<'env> {
         for (name, origin) in self.undeclared_placeholders {
             if !self.expander.was_referenced(&name) {
                 let suggestion = options::suggest(&name).map(str::to_owned);
-                return Err(ConfigError::UnknownOption {
-                    origin,
-                    name,
-                    suggestion,
-                });
+                return Err(ConfigError::UnknownOption { origin, name, suggestion });
             }
         }
-        Ok(Collected {
-            raw: self.raw,
-            first_file_name: self.first_file_name,
-        })
+        Ok(Collected { raw: self.raw, first_file_name: self.first_file_name })
     }
 
     fn read_file(
@@ -150,18 +134,12 @@ impl<'env> Collector<'env> {
         section: &str,
         referenced_at: Option<Origin>,
     ) -> Result<(), ConfigError> {
-        let read_error = |source| ConfigError::ReadFile {
-            path: path.to_path_buf(),
-            referenced_at: referenced_at.clone(),
-            source,
-        };
+        let read_error =
+            |source| ConfigError::ReadFile { path: path.to_path_buf(), referenced_at: referenced_at.clone(), source };
         let bytes = fs::read(path).map_err(read_error)?;
         let file = FileContext::new(path, given, section, &self.cwd).map_err(read_error)?;
         let syntax_error = |error: ini::IniSyntaxError| ConfigError::Syntax {
-            origin: Origin::File {
-                path: path.to_path_buf(),
-                line: error.line,
-            },
+            origin: Origin::File { path: path.to_path_buf(), line: error.line },
             problem: error.problem,
         };
         let text = ini::decode(bytes).map_err(syntax_error)?;
@@ -176,10 +154,7 @@ impl<'env> Collector<'env> {
 
         self.enter_file(&file, referenced_at)?;
         for entry in parsed.entries {
-            let origin = Origin::File {
-                path: path.to_path_buf(),
-                line: entry.line,
-            };
+            let origin = Origin::File { path: path.to_path_buf(), line: entry.line };
             match options::lookup_long(&entry.key) {
                 Some(def) => self.add_file_option(def, &entry.key, entry.value, origin, &file)?,
                 None => self.add_placeholder_key(&entry.key, entry.value, origin, &file)?,
@@ -191,41 +166,24 @@ impl<'env> Collector<'env> {
     }
 
     /// Pushes `file` on the stack of files being read, refusing a file (and section) already on it.
-    fn enter_file(
-        &mut self,
-        file: &FileContext,
-        referenced_at: Option<Origin>,
-    ) -> Result<(), ConfigError> {
+    fn enter_file(&mut self, file: &FileContext, referenced_at: Option<Origin>) -> Result<(), ConfigError> {
         let canonical = fs::canonicalize(&file.path).unwrap_or_else(|_| file.absolute.clone());
         let shown = if file.section == ini::DEFAULT_SECTION {
             file.path.display().to_string()
         } else {
             format!("{}:{}", file.path.display(), file.section)
         };
-        let already_open = self
-            .open_files
-            .iter()
-            .any(|open| open.canonical == canonical && open.section == file.section);
+        let already_open =
+            self.open_files.iter().any(|open| open.canonical == canonical && open.section == file.section);
         if already_open {
-            let chain: Vec<&str> = self
-                .open_files
-                .iter()
-                .map(|open| open.shown.as_str())
-                .collect();
+            let chain: Vec<&str> = self.open_files.iter().map(|open| open.shown.as_str()).collect();
             return Err(ConfigError::IncludeCycle {
-                origin: referenced_at.unwrap_or(Origin::File {
-                    path: file.path.clone(),
-                    line: 1,
-                }),
+                origin: referenced_at.unwrap_or(Origin::File { path: file.path.clone(), line: 1 }),
                 path: file.path.clone(),
                 chain: format!("{} -> {shown}", chain.join(" -> ")),
             });
         }
-        self.open_files.push(OpenFile {
-            canonical,
-            section: file.section.clone(),
-            shown,
-        });
+        self.open_files.push(OpenFile { canonical, section: file.section.clone(), shown });
         if self.first_file_name.is_none() {
             self.first_file_name = Some(crate::expand::file_stem(&file.absolute));
         }
@@ -246,26 +204,16 @@ impl<'env> Collector<'env> {
             (OptionKind::Flag, None) => "true".to_owned(),
             (OptionKind::Flag, Some(value)) if value.is_empty() => "true".to_owned(),
             (OptionKind::OptionalValue { default }, None) => default.to_owned(),
-            (OptionKind::OptionalValue { default }, Some(value)) if value.is_empty() => {
-                default.to_owned()
-            }
+            (OptionKind::OptionalValue { default }, Some(value)) if value.is_empty() => default.to_owned(),
             (OptionKind::Scalar | OptionKind::List, None) => {
-                return Err(ConfigError::MissingValue {
-                    origin,
-                    name: key.to_owned(),
-                })
+                return Err(ConfigError::MissingValue { origin, name: key.to_owned() })
             }
             (OptionKind::Scalar | OptionKind::List, Some(value)) if value.is_empty() => {
-                return Err(ConfigError::MissingValue {
-                    origin,
-                    name: key.to_owned(),
-                })
+                return Err(ConfigError::MissingValue { origin, name: key.to_owned() })
             }
             (_, Some(value)) => value,
         };
-        let value = self
-            .expander
-            .expand(&value, Some(file), &origin, unknown_references(def))?;
+        let value = self.expander.expand(&value, Some(file), &origin, unknown_references(def))?;
         self.add_option(def, value, origin, Some(file))
     }
 
@@ -278,15 +226,11 @@ impl<'env> Collector<'env> {
         file: &FileContext,
     ) -> Result<(), ConfigError> {
         let value = match value {
-            Some(value) => {
-                self.expander
-                    .expand(&value, Some(file), &origin, UnknownReferences::Reject)?
-            }
+            Some(value) => self.expander.expand(&value, Some(file), &origin, UnknownReferences::Reject)?,
             None => "true".to_owned(),
         };
         self.expander.record(name, &value);
-        self.undeclared_placeholders
-            .push((name.to_owned(), origin.clone()));
+        self.undeclared_placeholders.push((name.to_owned(), origin.clone()));
         self.push("set-placeholder", format!("{name}={value}"), origin);
         Ok(())
     }
@@ -348,11 +292,7 @@ impl<'env> Collector<'env> {
     }
 
     fn push(&mut self, key: &'static str, value: String, origin: Origin) {
-        self.raw.push(RawOption {
-            key: key.to_owned(),
-            value,
-            origin,
-        });
+        self.raw.push(RawOption { key: key.to_owned(), value, origin });
     }
 }
 
@@ -366,27 +306,20 @@ fn unknown_references(def: &OptionDef) -> UnknownReferences {
 
 /// Splits `name=value` of `set-placeholder`; a name that is an option is refused, as uWSGI does, since
 /// `%(name)` would be ambiguous.
-fn split_placeholder<'v>(
-    value: &'v str,
-    origin: &Origin,
-) -> Result<(&'v str, &'v str), ConfigError> {
+fn split_placeholder<'v>(value: &'v str, origin: &Origin) -> Result<(&'v str, &'v str), ConfigError> {
     let invalid = |reason: &str| ConfigError::InvalidValue {
         origin: origin.clone(),
         name: "set-placeholder".to_owned(),
         value: value.to_owned(),
         reason: reason.to_owned(),
     };
-    let (name, placeholder_value) = value
-        .split_once('=')
-        .ok_or_else(|| invalid("expected NAME=VALUE"))?;
+    let (name, placeholder_value) = value.split_once('=').ok_or_else(|| invalid("expected NAME=VALUE"))?;
     let name = name.trim();
     if name.is_empty() {
         return Err(invalid("the placeholder name before '=' is empty"));
     }
     if options::lookup_long(name).is_some() {
-        return Err(invalid(
-            "this name is an option; a placeholder needs a name of its own",
-        ));
+        return Err(invalid("this name is an option; a placeholder needs a name of its own"));
     }
     Ok((name, placeholder_value.trim()))
 }

@@ -60,18 +60,13 @@ pub fn parse_emperor_args(
     let mut collector = collect::Collector::new(env);
     for item in args::parse(args)? {
         match item {
-            args::Item::Option {
-                def,
-                spelled,
-                value,
-                origin,
-            } => collector.add_command_line_option(def, &spelled, &value, origin)?,
+            args::Item::Option { def, spelled, value, origin } => {
+                collector.add_command_line_option(def, &spelled, &value, origin)?
+            }
             args::Item::Positional { value, origin } if ini::is_ini_spec(&value) => {
                 collector.add_command_line_ini(&value, origin)?
             }
-            args::Item::Positional { value, origin } => {
-                collector.add_command_line_emperor_dir(&value, origin)
-            }
+            args::Item::Positional { value, origin } => collector.add_command_line_emperor_dir(&value, origin),
         }
     }
     EmperorConfig::from_raw(collector.finish()?.raw)
@@ -97,12 +92,11 @@ impl EmperorConfig {
         };
         let mut dir: Option<&RawOption> = None;
         for option in &raw {
-            let def =
-                options::lookup_long(&option.key).ok_or_else(|| ConfigError::UnknownOption {
-                    origin: option.origin.clone(),
-                    name: option.key.clone(),
-                    suggestion: options::suggest(&option.key).map(str::to_owned),
-                })?;
+            let def = options::lookup_long(&option.key).ok_or_else(|| ConfigError::UnknownOption {
+                origin: option.origin.clone(),
+                name: option.key.clone(),
+                suggestion: options::suggest(&option.key).map(str::to_owned),
+            })?;
             match def.support {
                 Support::EmperorOnly => {}
                 Support::NoEffect => {
@@ -119,18 +113,13 @@ impl EmperorConfig {
                     })
                 }
                 // Reading options, and `master`, which is always on anyway.
-                Support::Vassal if matches!(def.id, OptionId::Ini | OptionId::SetPlaceholder) => {
-                    continue
-                }
+                Support::Vassal if matches!(def.id, OptionId::Ini | OptionId::SetPlaceholder) => continue,
                 Support::Vassal if def.id == OptionId::Master => {
                     values::boolean(option)?;
                     continue;
                 }
                 Support::Vassal => {
-                    return Err(ConfigError::VassalOnly {
-                        origin: option.origin.clone(),
-                        name: option.key.clone(),
-                    })
+                    return Err(ConfigError::VassalOnly { origin: option.origin.clone(), name: option.key.clone() })
                 }
             }
             match def.id {
@@ -145,9 +134,7 @@ impl EmperorConfig {
                 OptionId::EmperorThrottle => config.throttle_base = milliseconds(option)?,
                 OptionId::EmperorMaxThrottle => config.throttle_max = milliseconds(option)?,
                 OptionId::EmperorStats => config.stats = Some(values::socket_address(option)?),
-                OptionId::EmperorRequiredHeartbeat => {
-                    config.required_heartbeat = values::positive_seconds(option)?
-                }
+                OptionId::EmperorRequiredHeartbeat => config.required_heartbeat = values::positive_seconds(option)?,
                 _ => {}
             }
         }
@@ -164,12 +151,8 @@ fn milliseconds(option: &RawOption) -> Result<Duration, ConfigError> {
 
 /// `LOW-HIGH`, inclusive, `LOW <= HIGH`, no port 0 (that would mean "any port" to the kernel).
 fn port_range(option: &RawOption) -> Result<(u16, u16), ConfigError> {
-    let invalid = || {
-        values::invalid(
-            option,
-            "expected LOW-HIGH with ports from 1 to 65535, LOW <= HIGH (e.g. 8001-8999)",
-        )
-    };
+    let invalid =
+        || values::invalid(option, "expected LOW-HIGH with ports from 1 to 65535, LOW <= HIGH (e.g. 8001-8999)");
     let (low, high) = option.value.split_once('-').ok_or_else(invalid)?;
     let parse = |text: &str| -> Option<u16> {
         let text = text.trim();
@@ -198,10 +181,7 @@ fn vassal_setting(option: &RawOption) -> Result<(String, String), ConfigError> {
         )
     })?;
     if def.support == Support::EmperorOnly {
-        return Err(values::invalid(
-            option,
-            format!("'{key}' configures the emperor, not the vassals"),
-        ));
+        return Err(values::invalid(option, format!("'{key}' configures the emperor, not the vassals")));
     }
     Ok((def.name.to_owned(), value))
 }

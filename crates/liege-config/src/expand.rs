@@ -65,19 +65,10 @@ pub struct FileContext {
 
 impl FileContext {
     /// Describes the file at `path` (opened from `cwd`), read for `section`.
-    pub fn new(
-        path: &Path,
-        given: &str,
-        section: &str,
-        cwd: &Path,
-    ) -> std::io::Result<FileContext> {
+    pub fn new(path: &Path, given: &str, section: &str, cwd: &Path) -> std::io::Result<FileContext> {
         use std::os::unix::fs::MetadataExt;
         let link_metadata = fs::symlink_metadata(path)?;
-        let joined = if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            cwd.join(path)
-        };
+        let joined = if path.is_absolute() { path.to_path_buf() } else { cwd.join(path) };
         let absolute = if link_metadata.file_type().is_symlink() {
             lexically_normal(&joined)
         } else {
@@ -101,24 +92,14 @@ impl FileContext {
             'p' => self.absolute.display().to_string(),
             's' => file_name(&self.absolute),
             'n' => file_stem(&self.absolute),
-            'e' => self
-                .absolute
-                .extension()
-                .map(|ext| ext.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            'e' => self.absolute.extension().map(|ext| ext.to_string_lossy().into_owned()).unwrap_or_default(),
             'd' => with_trailing_slash(directory),
-            'c' => directory
-                .file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            'c' => directory.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default(),
             'x' => format!("{}:{}", self.given, self.section),
             'i' => self.inode.to_string(),
             '0'..='9' => {
                 let index = letter as usize - '0' as usize;
-                directory_components(directory)
-                    .into_iter()
-                    .nth(index)
-                    .unwrap_or_default()
+                directory_components(directory).into_iter().nth(index).unwrap_or_default()
             }
             _ => return None,
         };
@@ -128,15 +109,11 @@ impl FileContext {
 
 /// A file's name without its extension (`%n`); the whole name when it has none.
 pub fn file_stem(path: &Path) -> String {
-    path.file_stem()
-        .map(|stem| stem.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 fn with_trailing_slash(directory: &Path) -> String {
@@ -237,10 +214,7 @@ impl<'env> Expander<'env> {
             let marker = &rest[position..position + 1];
             let after = &rest[position + 1..];
             // `%(name)` and `$(NAME)`: the name runs to the first `)`.
-            if let Some((name, remainder)) = after
-                .strip_prefix('(')
-                .and_then(|inner| inner.split_once(')'))
-            {
+            if let Some((name, remainder)) = after.strip_prefix('(').and_then(|inner| inner.split_once(')')) {
                 if marker == "$" {
                     expanded.push_str(&(self.env)(name).unwrap_or_default());
                 } else {
@@ -252,10 +226,7 @@ impl<'env> Expander<'env> {
                             expanded.push(')');
                         }
                         None => {
-                            return Err(ConfigError::UnknownReference {
-                                origin: origin.clone(),
-                                name: name.to_owned(),
-                            })
+                            return Err(ConfigError::UnknownReference { origin: origin.clone(), name: name.to_owned() })
                         }
                     }
                 }
@@ -286,17 +257,8 @@ impl<'env> Expander<'env> {
         Some(value)
     }
 
-    fn magic(
-        &self,
-        letter: char,
-        file: &FileContext,
-        origin: &Origin,
-    ) -> Result<String, ConfigError> {
-        let unavailable = |reason: String| ConfigError::MagicUnavailable {
-            origin: origin.clone(),
-            letter,
-            reason,
-        };
+    fn magic(&self, letter: char, file: &FileContext, origin: &Origin) -> Result<String, ConfigError> {
+        let unavailable = |reason: String| ConfigError::MagicUnavailable { origin: origin.clone(), letter, reason };
         if let Some(value) = file.magic(letter) {
             return Ok(value);
         }
@@ -322,24 +284,17 @@ impl<'env> Expander<'env> {
                 let gid = host::real_ids().map_err(unavailable)?.1;
                 host::group_name(gid).unwrap_or_else(|| gid.to_string())
             }
-            _ => {
-                return Err(ConfigError::UnknownMagic {
-                    origin: origin.clone(),
-                    letter,
-                })
-            }
+            _ => return Err(ConfigError::UnknownMagic { origin: origin.clone(), letter }),
         };
         Ok(value)
     }
 
     fn unix_time(&self, origin: &Origin) -> Result<std::time::Duration, ConfigError> {
-        self.now
-            .duration_since(UNIX_EPOCH)
-            .map_err(|_| ConfigError::MagicUnavailable {
-                origin: origin.clone(),
-                letter: 't',
-                reason: "the system clock is before 1970".to_owned(),
-            })
+        self.now.duration_since(UNIX_EPOCH).map_err(|_| ConfigError::MagicUnavailable {
+            origin: origin.clone(),
+            letter: 't',
+            reason: "the system clock is before 1970".to_owned(),
+        })
     }
 }
 
@@ -352,10 +307,7 @@ mod tests {
     }
 
     fn origin() -> Origin {
-        Origin::File {
-            path: PathBuf::from("test.ini"),
-            line: 1,
-        }
+        Origin::File { path: PathBuf::from("test.ini"), line: 1 }
     }
 
     fn context(path: &Path, section: &str) -> FileContext {
@@ -372,14 +324,7 @@ mod tests {
         fs::write(&file, "").unwrap();
         let file_context = FileContext::new(&file, "app.ini", "prod", Path::new("/")).unwrap();
         let mut expander = Expander::new(&no_env, PathBuf::from("/somewhere"));
-        let mut expand = |text: &str| {
-            expander.expand(
-                text,
-                Some(&file_context),
-                &origin(),
-                UnknownReferences::Reject,
-            )
-        };
+        let mut expand = |text: &str| expander.expand(text, Some(&file_context), &origin(), UnknownReferences::Reject);
 
         assert_eq!(expand("%n").unwrap(), "app");
         assert_eq!(expand("%e").unwrap(), "ini");
@@ -395,20 +340,14 @@ mod tests {
         assert_eq!(expand("%").unwrap(), "%");
         {
             use std::os::unix::fs::MetadataExt;
-            assert_eq!(
-                expand("%i").unwrap(),
-                fs::metadata(&file).unwrap().ino().to_string()
-            );
+            assert_eq!(expand("%i").unwrap(), fs::metadata(&file).unwrap().ino().to_string());
         }
         let components: Vec<String> = directory_components(&directory);
         assert!(components.len() >= 3);
         for (index, component) in components.iter().enumerate().take(10) {
             assert_eq!(&expand(&format!("%{index}")).unwrap(), component);
         }
-        assert_eq!(
-            expand("%9").unwrap(),
-            components.get(9).cloned().unwrap_or_default()
-        );
+        assert_eq!(expand("%9").unwrap(), components.get(9).cloned().unwrap_or_default());
     }
 
     #[test]
@@ -423,8 +362,7 @@ mod tests {
         let mut expander = Expander::new(&no_env, PathBuf::from("/"));
         expander.enter_file(&first);
         expander.enter_file(&second);
-        let mut expand =
-            |text: &str| expander.expand(text, Some(&second), &origin(), UnknownReferences::Reject);
+        let mut expand = |text: &str| expander.expand(text, Some(&second), &origin(), UnknownReferences::Reject);
         assert_eq!(expand("%n %N").unwrap(), "second first.conf");
         assert_eq!(expand("%e %E").unwrap(), "ini ini");
         assert_eq!(expand("%s|%S").unwrap(), "second.ini|first.conf.ini");
@@ -444,27 +382,13 @@ mod tests {
         fs::write(&file, "").unwrap();
         let file_context = context(&file, "uwsgi");
         let mut expander = Expander::new(&no_env, PathBuf::from("/"));
-        let mut expand = |text: &str| {
-            expander.expand(
-                text,
-                Some(&file_context),
-                &origin(),
-                UnknownReferences::Reject,
-            )
-        };
+        let mut expand = |text: &str| expander.expand(text, Some(&file_context), &origin(), UnknownReferences::Reject);
 
-        let before = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
         let seconds: u64 = expand("%t").unwrap().parse().unwrap();
         let micros: u128 = expand("%T").unwrap().parse().unwrap();
         assert!(seconds.abs_diff(before) <= 5);
-        assert_eq!(
-            (micros / 1_000_000) as u64,
-            seconds,
-            "%t and %T are one instant"
-        );
+        assert_eq!((micros / 1_000_000) as u64, seconds, "%t and %T are one instant");
         assert_eq!(expand("%h").unwrap(), host::hostname().unwrap());
         assert_eq!(expand("%k").unwrap(), host::cpu_count().to_string());
         assert_eq!(expand("%V").unwrap(), crate::VERSION);
@@ -473,16 +397,10 @@ mod tests {
         let created = fs::metadata(&file).unwrap();
         assert_eq!(expand("%u").unwrap(), created.uid().to_string());
         assert_eq!(expand("%g").unwrap(), created.gid().to_string());
-        let user = std::process::Command::new("id")
-            .arg("-un")
-            .output()
-            .unwrap();
+        let user = std::process::Command::new("id").arg("-un").output().unwrap();
         let user = String::from_utf8(user.stdout).unwrap().trim().to_owned();
         assert_eq!(expand("%U").unwrap(), user);
-        let group = std::process::Command::new("id")
-            .arg("-gn")
-            .output()
-            .unwrap();
+        let group = std::process::Command::new("id").arg("-gn").output().unwrap();
         let group = String::from_utf8(group.stdout).unwrap().trim().to_owned();
         assert_eq!(expand("%G").unwrap(), group);
     }
@@ -494,32 +412,15 @@ mod tests {
         fs::write(&file, "").unwrap();
         let file_context = context(&file, "uwsgi");
         let mut expander = Expander::new(&no_env, PathBuf::from("/"));
-        let error = expander
-            .expand(
-                "a%zb",
-                Some(&file_context),
-                &origin(),
-                UnknownReferences::Reject,
-            )
-            .unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "test.ini:1: unknown magic variable '%z' (write %% for a literal %)"
-        );
+        let error = expander.expand("a%zb", Some(&file_context), &origin(), UnknownReferences::Reject).unwrap_err();
+        assert_eq!(error.to_string(), "test.ini:1: unknown magic variable '%z' (write %% for a literal %)");
     }
 
     #[test]
     fn command_line_keeps_magic_letters_literally() {
         let mut expander = Expander::new(&no_env, PathBuf::from("/"));
         let command_line = Origin::CommandLine { index: 0 };
-        let value = expander
-            .expand(
-                "/tmp/%n-%z-%%.sock",
-                None,
-                &command_line,
-                UnknownReferences::Reject,
-            )
-            .unwrap();
+        let value = expander.expand("/tmp/%n-%z-%%.sock", None, &command_line, UnknownReferences::Reject).unwrap();
         assert_eq!(value, "/tmp/%n-%z-%%.sock");
     }
 
@@ -528,14 +429,10 @@ mod tests {
         let env = |name: &str| (name == "HOME_DIR").then(|| "/home/web".to_owned());
         let mut expander = Expander::new(&env, PathBuf::from("/"));
         let command_line = Origin::CommandLine { index: 0 };
-        let mut expand =
-            |text: &str| expander.expand(text, None, &command_line, UnknownReferences::Reject);
+        let mut expand = |text: &str| expander.expand(text, None, &command_line, UnknownReferences::Reject);
         assert_eq!(expand("$(HOME_DIR)/app").unwrap(), "/home/web/app");
         assert_eq!(expand("[$(UNSET)]").unwrap(), "[]");
-        assert_eq!(
-            expand("cost $5 $(unterminated").unwrap(),
-            "cost $5 $(unterminated"
-        );
+        assert_eq!(expand("cost $5 $(unterminated").unwrap(), "cost $5 $(unterminated");
     }
 
     #[test]
@@ -546,31 +443,14 @@ mod tests {
         expander.record("processes", "4");
         expander.record("project", "shop");
         let value = expander
-            .expand(
-                "/srv/%(project)/%(workers)/%(processes)",
-                None,
-                &command_line,
-                UnknownReferences::Reject,
-            )
+            .expand("/srv/%(project)/%(workers)/%(processes)", None, &command_line, UnknownReferences::Reject)
             .unwrap();
         assert_eq!(value, "/srv/shop/4/4");
         assert!(expander.was_referenced("project"));
         assert!(expander.was_referenced("processes"));
-        let error = expander
-            .expand("%(nothing)", None, &command_line, UnknownReferences::Reject)
-            .unwrap_err();
-        assert!(
-            matches!(&error, ConfigError::UnknownReference { name, .. } if name == "nothing"),
-            "{error}"
-        );
-        let kept = expander
-            .expand(
-                "%(method) %(project) %(",
-                None,
-                &command_line,
-                UnknownReferences::Keep,
-            )
-            .unwrap();
+        let error = expander.expand("%(nothing)", None, &command_line, UnknownReferences::Reject).unwrap_err();
+        assert!(matches!(&error, ConfigError::UnknownReference { name, .. } if name == "nothing"), "{error}");
+        let kept = expander.expand("%(method) %(project) %(", None, &command_line, UnknownReferences::Keep).unwrap();
         assert_eq!(kept, "%(method) shop %(");
     }
 
@@ -580,11 +460,6 @@ mod tests {
         let mut expander = Expander::new(&env, PathBuf::from("/"));
         expander.record("project", "shop");
         let command_line = Origin::CommandLine { index: 0 };
-        assert_eq!(
-            expander
-                .expand("$(X)", None, &command_line, UnknownReferences::Reject)
-                .unwrap(),
-            "%(project)"
-        );
+        assert_eq!(expander.expand("$(X)", None, &command_line, UnknownReferences::Reject).unwrap(), "%(project)");
     }
 }

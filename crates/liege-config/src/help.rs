@@ -30,9 +30,7 @@ pub fn help_text() -> String {
         let _ = write!(text, "\n{}:\n", group.title());
         for def in OPTIONS.iter().filter(|def| def.group == group) {
             let spellings = spellings(def);
-            let padding = DESCRIPTION_COLUMN
-                .saturating_sub(spellings.chars().count() + 2)
-                .max(2);
+            let padding = DESCRIPTION_COLUMN.saturating_sub(spellings.chars().count() + 2).max(2);
             let _ = writeln!(text, "  {spellings}{:padding$}{}", "", def.help);
         }
     }
@@ -41,11 +39,7 @@ pub fn help_text() -> String {
 
 /// `-p, --processes, --workers N` / `--chmod-socket[=MODE]` / `-M, --master`.
 fn spellings(def: &OptionDef) -> String {
-    let mut names: Vec<String> = def
-        .short
-        .map(|letter| format!("-{letter}"))
-        .into_iter()
-        .collect();
+    let mut names: Vec<String> = def.short.map(|letter| format!("-{letter}")).into_iter().collect();
     names.extend(def.long_names().map(|name| format!("--{name}")));
     let names = names.join(", ");
     match def.kind {
@@ -64,22 +58,12 @@ mod tests {
         let text = help_text();
         for def in OPTIONS {
             for name in def.long_names() {
-                assert!(
-                    text.contains(&format!("--{name}")),
-                    "--help does not mention --{name}"
-                );
+                assert!(text.contains(&format!("--{name}")), "--help does not mention --{name}");
             }
             if let Some(letter) = def.short {
-                assert!(
-                    text.contains(&format!("-{letter},")),
-                    "--help does not mention -{letter}"
-                );
+                assert!(text.contains(&format!("-{letter},")), "--help does not mention -{letter}");
             }
-            assert!(
-                text.contains(def.help),
-                "--help lacks the description of {}",
-                def.name
-            );
+            assert!(text.contains(def.help), "--help lacks the description of {}", def.name);
         }
     }
 
@@ -97,22 +81,10 @@ mod tests {
     #[test]
     fn option_lines_are_one_line_each() {
         let text = help_text();
-        let processes = text
-            .lines()
-            .find(|line| line.contains("--processes"))
-            .unwrap();
-        assert!(
-            processes.starts_with("  -p, --processes, --workers N "),
-            "{processes}"
-        );
+        let processes = text.lines().find(|line| line.contains("--processes")).unwrap();
+        assert!(processes.starts_with("  -p, --processes, --workers N "), "{processes}");
         assert!(processes.ends_with(crate::options::lookup("processes").unwrap().help));
-        let chmod = text
-            .lines()
-            .find(|line| line.contains("--chmod-socket"))
-            .unwrap();
-        assert!(
-            chmod.contains("-C, --chmod-socket, --chmod[=MODE]"),
-            "{chmod}"
-        );
+        let chmod = text.lines().find(|line| line.contains("--chmod-socket")).unwrap();
+        assert!(chmod.contains("-C, --chmod-socket, --chmod[=MODE]"), "{chmod}");
     }
 }

@@ -21,8 +21,7 @@ pub fn hostname() -> Result<String, String> {
 
 /// The real user and group ids of this process (`%u`, `%g`), like getuid(2)/getgid(2), which uWSGI uses.
 pub fn real_ids() -> Result<(u32, u32), String> {
-    let status = fs::read_to_string("/proc/self/status")
-        .map_err(|error| format!("/proc/self/status: {error}"))?;
+    let status = fs::read_to_string("/proc/self/status").map_err(|error| format!("/proc/self/status: {error}"))?;
     parse_status_ids(&status).ok_or_else(|| "/proc/self/status has no Uid/Gid lines".to_owned())
 }
 
@@ -58,9 +57,7 @@ pub fn name_for_id(database: &str, id: u32) -> Option<String> {
 
 /// CPUs this process may run on (`%k`), which is what sizing workers by core count should use.
 pub fn cpu_count() -> usize {
-    std::thread::available_parallelism()
-        .map(usize::from)
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
 }
 
 #[cfg(test)]
@@ -80,10 +77,7 @@ mod tests {
         assert_eq!(name_for_id(passwd, 33), Some("web".to_owned()));
         assert_eq!(name_for_id(passwd, 0), Some("root".to_owned()));
         assert_eq!(name_for_id(passwd, 7), None);
-        assert_eq!(
-            name_for_id("staff:x:50:alice,bob\n", 50),
-            Some("staff".to_owned())
-        );
+        assert_eq!(name_for_id("staff:x:50:alice,bob\n", 50), Some("staff".to_owned()));
     }
 
     #[test]

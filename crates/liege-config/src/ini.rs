@@ -57,14 +57,7 @@ pub fn split_spec(spec: &str) -> (&str, &str) {
     match spec.rfind(':') {
         Some(colon) if !spec[colon + 1..].contains('/') => {
             let (file, section) = (&spec[..colon], &spec[colon + 1..]);
-            (
-                file,
-                if section.is_empty() {
-                    DEFAULT_SECTION
-                } else {
-                    section
-                },
-            )
+            (file, if section.is_empty() { DEFAULT_SECTION } else { section })
         }
         _ => (spec, DEFAULT_SECTION),
     }
@@ -74,19 +67,14 @@ pub fn split_spec(spec: &str) -> (&str, &str) {
 /// accepts without `--ini`.
 pub fn is_ini_spec(arg: &str) -> bool {
     let (file, _section) = split_spec(arg);
-    Path::new(file)
-        .extension()
-        .is_some_and(|ext| ext.eq_ignore_ascii_case("ini"))
+    Path::new(file).extension().is_some_and(|ext| ext.eq_ignore_ascii_case("ini"))
 }
 
 /// Reads the entries of `section` from the text of an ini file.
 pub fn parse(text: &str, section: &str) -> Result<IniSection, IniSyntaxError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut current_section: Option<&str> = None;
-    let mut result = IniSection {
-        entries: Vec::new(),
-        found: false,
-    };
+    let mut result = IniSection { entries: Vec::new(), found: false };
 
     for (index, raw_line) in text.split('\n').enumerate() {
         let line_number = index + 1;
@@ -121,11 +109,7 @@ pub fn parse(text: &str, section: &str) -> Result<IniSection, IniSyntaxError> {
                 problem: format!("line '{line}' has a value but no option name before '='"),
             });
         }
-        result.entries.push(IniEntry {
-            key: key.to_owned(),
-            value,
-            line: line_number,
-        });
+        result.entries.push(IniEntry { key: key.to_owned(), value, line: line_number });
     }
     Ok(result)
 }
@@ -135,10 +119,7 @@ pub fn decode(bytes: Vec<u8>) -> Result<String, IniSyntaxError> {
     String::from_utf8(bytes).map_err(|error| {
         let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|&&byte| byte == b'\n').count() + 1;
-        IniSyntaxError {
-            line,
-            problem: "the file is not valid UTF-8".to_owned(),
-        }
+        IniSyntaxError { line, problem: "the file is not valid UTF-8".to_owned() }
     })
 }
 
@@ -167,12 +148,7 @@ mod tests {
     use super::*;
 
     fn entries(text: &str, section: &str) -> Vec<(String, Option<String>, usize)> {
-        parse(text, section)
-            .unwrap()
-            .entries
-            .into_iter()
-            .map(|entry| (entry.key, entry.value, entry.line))
-            .collect()
+        parse(text, section).unwrap().entries.into_iter().map(|entry| (entry.key, entry.value, entry.line)).collect()
     }
 
     fn pair(key: &str, value: Option<&str>, line: usize) -> (String, Option<String>, usize) {
@@ -181,25 +157,15 @@ mod tests {
 
     #[test]
     fn reads_default_section_and_ignores_others() {
-        let text =
-            "top = ignored\n[other]\nprocesses = 9\n[uwsgi]\nprocesses = 4\n[more]\nthreads = 2\n";
-        assert_eq!(
-            entries(text, "uwsgi"),
-            vec![pair("processes", Some("4"), 5)]
-        );
-        assert_eq!(
-            entries(text, "other"),
-            vec![pair("processes", Some("9"), 3)]
-        );
+        let text = "top = ignored\n[other]\nprocesses = 9\n[uwsgi]\nprocesses = 4\n[more]\nthreads = 2\n";
+        assert_eq!(entries(text, "uwsgi"), vec![pair("processes", Some("4"), 5)]);
+        assert_eq!(entries(text, "other"), vec![pair("processes", Some("9"), 3)]);
     }
 
     #[test]
     fn bare_key_is_kept_separate_from_the_next_line() {
         let text = "[uwsgi]\nmaster\nprocesses = 4\n";
-        assert_eq!(
-            entries(text, "uwsgi"),
-            vec![pair("master", None, 2), pair("processes", Some("4"), 3)]
-        );
+        assert_eq!(entries(text, "uwsgi"), vec![pair("master", None, 2), pair("processes", Some("4"), 3)]);
     }
 
     #[test]
@@ -207,10 +173,7 @@ mod tests {
         let text = "[uwsgi]\n; a comment\n  # another\nlogformat = a;b #c\nenv = COLOR=#fff\n";
         assert_eq!(
             entries(text, "uwsgi"),
-            vec![
-                pair("logformat", Some("a;b #c"), 4),
-                pair("env", Some("COLOR=#fff"), 5)
-            ]
+            vec![pair("logformat", Some("a;b #c"), 4), pair("env", Some("COLOR=#fff"), 5)]
         );
     }
 
@@ -219,11 +182,7 @@ mod tests {
         let text = "[uwsgi]\n  env   =   A=B=C  \ncallable = \"app\"\nchdir=\n";
         assert_eq!(
             entries(text, "uwsgi"),
-            vec![
-                pair("env", Some("A=B=C"), 2),
-                pair("callable", Some("\"app\""), 3),
-                pair("chdir", Some(""), 4)
-            ]
+            vec![pair("env", Some("A=B=C"), 2), pair("callable", Some("\"app\""), 3), pair("chdir", Some(""), 4)]
         );
     }
 
@@ -232,21 +191,14 @@ mod tests {
         let text = "[uwsgi]\n\nsocket = a\n\n\nsocket = b\nsocket = c\n";
         assert_eq!(
             entries(text, "uwsgi"),
-            vec![
-                pair("socket", Some("a"), 3),
-                pair("socket", Some("b"), 6),
-                pair("socket", Some("c"), 7)
-            ]
+            vec![pair("socket", Some("a"), 3), pair("socket", Some("b"), 6), pair("socket", Some("c"), 7)]
         );
     }
 
     #[test]
     fn crlf_and_bom() {
         let text = "\u{feff}[uwsgi]\r\nmaster\r\nprocesses = 4\r\n";
-        assert_eq!(
-            entries(text, "uwsgi"),
-            vec![pair("master", None, 2), pair("processes", Some("4"), 3)]
-        );
+        assert_eq!(entries(text, "uwsgi"), vec![pair("master", None, 2), pair("processes", Some("4"), 3)]);
     }
 
     #[test]
@@ -260,18 +212,10 @@ mod tests {
     fn syntax_errors_name_the_line() {
         let error = parse("[uwsgi]\n[broken\n", "uwsgi").unwrap_err();
         assert_eq!(error.line, 2);
-        assert!(
-            error.problem.contains("no closing ']'"),
-            "{}",
-            error.problem
-        );
+        assert!(error.problem.contains("no closing ']'"), "{}", error.problem);
         let error = parse("[uwsgi]\n\n= 4\n", "uwsgi").unwrap_err();
         assert_eq!(error.line, 3);
-        assert!(
-            error.problem.contains("no option name"),
-            "{}",
-            error.problem
-        );
+        assert!(error.problem.contains("no option name"), "{}", error.problem);
     }
 
     #[test]
@@ -286,10 +230,7 @@ mod tests {
         assert_eq!(split_spec("app.ini:prod"), ("app.ini", "prod"));
         assert_eq!(split_spec("app.ini:"), ("app.ini", "uwsgi"));
         assert_eq!(split_spec(":prod"), ("", "prod"));
-        assert_eq!(
-            split_spec("/srv/a:b/app.ini"),
-            ("/srv/a:b/app.ini", "uwsgi")
-        );
+        assert_eq!(split_spec("/srv/a:b/app.ini"), ("/srv/a:b/app.ini", "uwsgi"));
         assert!(is_ini_spec("app.ini"));
         assert!(is_ini_spec("conf/app.INI:prod"));
         assert!(!is_ini_spec("app.py"));
@@ -302,21 +243,9 @@ mod tests {
         let conf = tempfile::tempdir().unwrap();
         std::fs::write(cwd.path().join("in_cwd.ini"), "").unwrap();
         let including = conf.path().join("main.ini");
-        assert_eq!(
-            resolve_include("in_cwd.ini", Some(&including), cwd.path()),
-            cwd.path().join("in_cwd.ini")
-        );
-        assert_eq!(
-            resolve_include("sibling.ini", Some(&including), cwd.path()),
-            conf.path().join("sibling.ini")
-        );
-        assert_eq!(
-            resolve_include("/abs/x.ini", Some(&including), cwd.path()),
-            PathBuf::from("/abs/x.ini")
-        );
-        assert_eq!(
-            resolve_include("x.ini", None, cwd.path()),
-            PathBuf::from("x.ini")
-        );
+        assert_eq!(resolve_include("in_cwd.ini", Some(&including), cwd.path()), cwd.path().join("in_cwd.ini"));
+        assert_eq!(resolve_include("sibling.ini", Some(&including), cwd.path()), conf.path().join("sibling.ini"));
+        assert_eq!(resolve_include("/abs/x.ini", Some(&including), cwd.path()), PathBuf::from("/abs/x.ini"));
+        assert_eq!(resolve_include("x.ini", None, cwd.path()), PathBuf::from("x.ini"));
     }
 }

@@ -48,12 +48,8 @@ pub mod vassal;
 
 pub use emperor::{parse_emperor_args, EmperorConfig};
 pub use help::help_text;
-pub use options::{
-    lookup, suggest, OptionDef, OptionGroup, OptionId, OptionKind, Support, OPTIONS,
-};
-pub use vassal::{
-    AppSource, AppSpec, Cheaper, LogFormat, Protocol, SocketAddress, SocketSpec, VassalConfig,
-};
+pub use options::{lookup, suggest, OptionDef, OptionGroup, OptionId, OptionKind, Support, OPTIONS};
+pub use vassal::{AppSource, AppSpec, Cheaper, LogFormat, Protocol, SocketAddress, SocketSpec, VassalConfig};
 
 /// liege's version, as `%V` and `--version` show it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -96,18 +92,10 @@ pub struct RawOption {
 #[non_exhaustive]
 pub enum ConfigError {
     #[error("{origin}: unknown option '{name}'{}", did_you_mean(.suggestion))]
-    UnknownOption {
-        origin: Origin,
-        name: String,
-        suggestion: Option<String>,
-    },
+    UnknownOption { origin: Origin, name: String, suggestion: Option<String> },
 
     #[error("{origin}: option '{name}' is not supported by liege: {reason}")]
-    Unsupported {
-        origin: Origin,
-        name: String,
-        reason: &'static str,
-    },
+    Unsupported { origin: Origin, name: String, reason: &'static str },
 
     #[error("{origin}: option '{name}' configures the emperor, not an app; give it to `liege emperor DIR`")]
     EmperorOnly { origin: Origin, name: String },
@@ -122,30 +110,13 @@ pub enum ConfigError {
     MissingValue { origin: Origin, name: String },
 
     #[error("{origin}: invalid value '{value}' for '{name}': {reason}")]
-    InvalidValue {
-        origin: Origin,
-        name: String,
-        value: String,
-        reason: String,
-    },
+    InvalidValue { origin: Origin, name: String, value: String, reason: String },
 
     #[error("{origin}: '{name}' and '{other}' (at {other_origin}) cannot both be given: {reason}")]
-    Conflict {
-        origin: Origin,
-        name: &'static str,
-        other: &'static str,
-        other_origin: Origin,
-        reason: &'static str,
-    },
+    Conflict { origin: Origin, name: &'static str, other: &'static str, other_origin: Origin, reason: &'static str },
 
-    #[error(
-        "{origin}: option '{name}' only has an effect together with '{required}', which is not set"
-    )]
-    Requires {
-        origin: Origin,
-        name: String,
-        required: &'static str,
-    },
+    #[error("{origin}: option '{name}' only has an effect together with '{required}', which is not set")]
+    Requires { origin: Origin, name: String, required: &'static str },
 
     #[error(
         "{origin}: %({name}) refers to no option or placeholder set before this point \
@@ -157,35 +128,19 @@ pub enum ConfigError {
     UnknownMagic { origin: Origin, letter: char },
 
     #[error("{origin}: magic variable '%{letter}' is unavailable: {reason}")]
-    MagicUnavailable {
-        origin: Origin,
-        letter: char,
-        reason: String,
-    },
+    MagicUnavailable { origin: Origin, letter: char, reason: String },
 
     #[error("{}: cannot read config file: {source}{}", .path.display(), describe_reference(.referenced_at))]
-    ReadFile {
-        path: PathBuf,
-        referenced_at: Option<Origin>,
-        source: std::io::Error,
-    },
+    ReadFile { path: PathBuf, referenced_at: Option<Origin>, source: std::io::Error },
 
     #[error("{}: no [{section}] section in this file{}", .path.display(), describe_reference(.referenced_at))]
-    SectionNotFound {
-        path: PathBuf,
-        section: String,
-        referenced_at: Option<Origin>,
-    },
+    SectionNotFound { path: PathBuf, section: String, referenced_at: Option<Origin> },
 
     #[error("{origin}: {problem}")]
     Syntax { origin: Origin, problem: String },
 
     #[error("{origin}: including '{}' again would loop forever ({chain})", .path.display())]
-    IncludeCycle {
-        origin: Origin,
-        path: PathBuf,
-        chain: String,
-    },
+    IncludeCycle { origin: Origin, path: PathBuf, chain: String },
 
     #[error(
         "{origin}: unexpected argument '{argument}' (options start with - or --, config files end in .ini, \
@@ -198,24 +153,16 @@ pub enum ConfigError {
     #[error("{origin}: '{flag}' must be handled by the liege binary before options are parsed")]
     HelpOrVersion { origin: Origin, flag: String },
 
-    #[error(
-        "command line: no vassal directory given; use `liege emperor DIR` or `liege --emperor DIR`"
-    )]
+    #[error("command line: no vassal directory given; use `liege emperor DIR` or `liege --emperor DIR`")]
     NoEmperorDirectory,
 }
 
 fn did_you_mean(suggestion: &Option<String>) -> String {
-    suggestion
-        .as_ref()
-        .map(|name| format!(" (did you mean '{name}'?)"))
-        .unwrap_or_default()
+    suggestion.as_ref().map(|name| format!(" (did you mean '{name}'?)")).unwrap_or_default()
 }
 
 fn describe_reference(origin: &Option<Origin>) -> String {
-    origin
-        .as_ref()
-        .map(|origin| format!(" (referenced at {origin})"))
-        .unwrap_or_default()
+    origin.as_ref().map(|origin| format!(" (referenced at {origin})")).unwrap_or_default()
 }
 
 /// Reads a vassal's command line (argv without the program name) into its validated configuration.
@@ -224,19 +171,13 @@ fn describe_reference(origin: &Option<Origin>) -> String {
 /// the file at that point, so later options override it and earlier ones are overridden by it, as in uWSGI.
 /// A bare `app.py` or `app.wsgi` argument means `--wsgi-file`, as uWSGI's python plugin does.
 /// `env` supplies environment variables for `$(NAME)` (pass `&|name| std::env::var(name).ok()`).
-pub fn parse_vassal_args(
-    args: &[OsString],
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<VassalConfig, ConfigError> {
+pub fn parse_vassal_args(args: &[OsString], env: &dyn Fn(&str) -> Option<String>) -> Result<VassalConfig, ConfigError> {
     let mut collector = collect::Collector::new(env);
     for item in args::parse(args)? {
         match item {
-            args::Item::Option {
-                def,
-                spelled,
-                value,
-                origin,
-            } => collector.add_command_line_option(def, &spelled, &value, origin)?,
+            args::Item::Option { def, spelled, value, origin } => {
+                collector.add_command_line_option(def, &spelled, &value, origin)?
+            }
             args::Item::Positional { value, origin } if ini::is_ini_spec(&value) => {
                 collector.add_command_line_ini(&value, origin)?
             }
@@ -244,10 +185,7 @@ pub fn parse_vassal_args(
                 collector.add_command_line_app_file(&value, origin)
             }
             args::Item::Positional { value, origin } => {
-                return Err(ConfigError::UnexpectedArgument {
-                    origin,
-                    argument: value,
-                })
+                return Err(ConfigError::UnexpectedArgument { origin, argument: value })
             }
         }
     }
@@ -259,10 +197,7 @@ pub fn parse_vassal_args(
 /// them: the emperor uses it to check a vassal file (then [`VassalConfig::from_raw`]) before starting it.
 ///
 /// Unknown keys are already rejected here (unless used as placeholders), since that needs the whole file.
-pub fn load_ini(
-    spec: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<RawOption>, ConfigError> {
+pub fn load_ini(spec: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<RawOption>, ConfigError> {
     let mut collector = collect::Collector::new(env);
     collector.add_ini(spec, None)?;
     Ok(collector.finish()?.raw)

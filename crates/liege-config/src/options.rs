@@ -159,9 +159,7 @@ impl OptionGroup {
             OptionGroup::LimitsAndReloads => "Limits and reloads",
             OptionGroup::LoggingAndStats => "Logging and stats",
             OptionGroup::Emperor => "Emperor (liege emperor DIR / liege --emperor DIR)",
-            OptionGroup::Compatibility => {
-                "Accepted for uWSGI compatibility, no effect (each line says why)"
-            }
+            OptionGroup::Compatibility => "Accepted for uWSGI compatibility, no effect (each line says why)",
             OptionGroup::Unsupported => "Not supported (an error that says what to do instead)",
         }
     }
@@ -232,17 +230,7 @@ const fn opt(
     value_name: &'static str,
     help: &'static str,
 ) -> OptionDef {
-    OptionDef {
-        id,
-        name,
-        aliases,
-        short,
-        kind,
-        group,
-        support,
-        value_name,
-        help,
-    }
+    OptionDef { id, name, aliases, short, kind, group, support, value_name, help }
 }
 
 const RUN_UNDER_SERVICE_MANAGER: &str =
@@ -443,9 +431,7 @@ pub static OPTIONS: &[OptionDef] = &[
 
 /// Strips the dashes a command-line spelling carries, so `--workers`, `-p` and `workers` all resolve.
 fn without_dashes(name: &str) -> &str {
-    name.strip_prefix("--")
-        .or_else(|| name.strip_prefix('-'))
-        .unwrap_or(name)
+    name.strip_prefix("--").or_else(|| name.strip_prefix('-')).unwrap_or(name)
 }
 
 /// Finds an option by canonical name, long alias or (written `-p`) short flag.
@@ -462,9 +448,7 @@ pub fn lookup(name: &str) -> Option<&'static OptionDef> {
 
 /// Finds an option by its long spelling exactly as written (no dashes): what an ini key must be.
 pub fn lookup_long(name: &str) -> Option<&'static OptionDef> {
-    OPTIONS
-        .iter()
-        .find(|def| def.long_names().any(|spelling| spelling == name))
+    OPTIONS.iter().find(|def| def.long_names().any(|spelling| spelling == name))
 }
 
 /// Finds an option by its uWSGI short flag letter.
@@ -523,10 +507,7 @@ mod tests {
         let mut seen = HashSet::new();
         for def in OPTIONS {
             for spelling in def.long_names() {
-                assert!(
-                    seen.insert(spelling),
-                    "duplicate option spelling {spelling}"
-                );
+                assert!(seen.insert(spelling), "duplicate option spelling {spelling}");
             }
         }
         let mut shorts = HashSet::new();
@@ -550,11 +531,7 @@ mod tests {
             assert!(!def.help.is_empty(), "{} has no help", def.name);
             match def.kind {
                 OptionKind::Flag => assert!(def.value_name.is_empty(), "{} is a flag", def.name),
-                _ => assert!(
-                    !def.value_name.is_empty(),
-                    "{} needs a value name",
-                    def.name
-                ),
+                _ => assert!(!def.value_name.is_empty(), "{} needs a value name", def.name),
             }
         }
     }
@@ -571,21 +548,12 @@ mod tests {
         assert_eq!(lookup("-w").map(|d| d.id), Some(OptionId::Module));
         assert_eq!(lookup("wsgi").map(|d| d.id), Some(OptionId::Module));
         assert_eq!(lookup("file").map(|d| d.id), Some(OptionId::WsgiFile));
-        assert_eq!(
-            lookup("http11-socket").map(|d| d.id),
-            Some(OptionId::HttpSocket)
-        );
+        assert_eq!(lookup("http11-socket").map(|d| d.id), Some(OptionId::HttpSocket));
         assert_eq!(lookup("uwsgi-socket").map(|d| d.id), Some(OptionId::Socket));
-        assert_eq!(
-            lookup("set-ph").map(|d| d.id),
-            Some(OptionId::SetPlaceholder)
-        );
+        assert_eq!(lookup("set-ph").map(|d| d.id), Some(OptionId::SetPlaceholder));
         assert_eq!(lookup("-z").map(|d| d.id), Some(OptionId::SocketTimeout));
         assert_eq!(lookup("stats-server").map(|d| d.id), Some(OptionId::Stats));
-        assert_eq!(
-            lookup("log-format").map(|d| d.id),
-            Some(OptionId::Logformat)
-        );
+        assert_eq!(lookup("log-format").map(|d| d.id), Some(OptionId::Logformat));
         // A bare letter is not an option name: ini keys are long names only.
         assert!(lookup("p").is_none());
         assert!(lookup("no-such-option").is_none());

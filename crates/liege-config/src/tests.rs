@@ -48,83 +48,37 @@ fn ini_error(text: &str) -> String {
 }
 
 fn tcp(host: &str, port: u16) -> SocketAddress {
-    SocketAddress::Tcp {
-        host: host.to_owned(),
-        port,
-    }
+    SocketAddress::Tcp { host: host.to_owned(), port }
 }
 
 fn http(address: SocketAddress) -> SocketSpec {
-    SocketSpec {
-        protocol: Protocol::Http,
-        address,
-    }
+    SocketSpec { protocol: Protocol::Http, address }
 }
 
 fn uwsgi(address: SocketAddress) -> SocketSpec {
-    SocketSpec {
-        protocol: Protocol::Uwsgi,
-        address,
-    }
+    SocketSpec { protocol: Protocol::Uwsgi, address }
 }
 
 #[test]
 fn seed_case() {
     let dir = tempfile::tempdir().unwrap();
-    let ini = write(
-        dir.path(),
-        "simple_app.ini",
-        "[uwsgi]\nsocket = /tmp/%n.sock\nprocesses = 4\nmaster = 1\n",
-    );
-    let config = parse(&[
-        "--http-socket",
-        ":9099",
-        "--wsgi-file",
-        "simple_app.py",
-        "--ini",
-        ini.to_str().unwrap(),
-    ])
-    .unwrap();
+    let ini = write(dir.path(), "simple_app.ini", "[uwsgi]\nsocket = /tmp/%n.sock\nprocesses = 4\nmaster = 1\n");
+    let config =
+        parse(&["--http-socket", ":9099", "--wsgi-file", "simple_app.py", "--ini", ini.to_str().unwrap()]).unwrap();
     assert_eq!(
         config.sockets,
-        vec![
-            http(tcp("0.0.0.0", 9099)),
-            uwsgi(SocketAddress::Unix(PathBuf::from("/tmp/simple_app.sock")))
-        ]
+        vec![http(tcp("0.0.0.0", 9099)), uwsgi(SocketAddress::Unix(PathBuf::from("/tmp/simple_app.sock")))]
     );
     assert_eq!(config.processes, 4);
     assert!(config.master);
     assert_eq!(config.name, "simple_app");
     assert_eq!(
         config.app,
-        Some(AppSpec {
-            source: AppSource::File(PathBuf::from("simple_app.py")),
-            callable: "application".to_owned()
-        })
+        Some(AppSpec { source: AppSource::File(PathBuf::from("simple_app.py")), callable: "application".to_owned() })
     );
-    let keys: Vec<&str> = config
-        .raw
-        .iter()
-        .map(|option| option.key.as_str())
-        .collect();
-    assert_eq!(
-        keys,
-        [
-            "http-socket",
-            "wsgi-file",
-            "ini",
-            "socket",
-            "processes",
-            "master"
-        ]
-    );
-    assert_eq!(
-        config.raw[3].origin,
-        Origin::File {
-            path: ini.clone(),
-            line: 2
-        }
-    );
+    let keys: Vec<&str> = config.raw.iter().map(|option| option.key.as_str()).collect();
+    assert_eq!(keys, ["http-socket", "wsgi-file", "ini", "socket", "processes", "master"]);
+    assert_eq!(config.raw[3].origin, Origin::File { path: ini.clone(), line: 2 });
     assert_eq!(config.raw[3].value, "/tmp/simple_app.sock");
     assert_eq!(config.raw[0].origin, Origin::CommandLine { index: 0 });
 }
@@ -166,13 +120,7 @@ fn bare_master_line_then_processes() {
 #[test]
 fn semicolon_and_hash_inside_values_are_kept() {
     let config = ini_config("[uwsgi]\n; comment\n# comment\nenv = A=x;y\nenv = COLOR=#fff\n");
-    assert_eq!(
-        config.env,
-        vec![
-            ("A".to_owned(), "x;y".to_owned()),
-            ("COLOR".to_owned(), "#fff".to_owned())
-        ]
-    );
+    assert_eq!(config.env, vec![("A".to_owned(), "x;y".to_owned()), ("COLOR".to_owned(), "#fff".to_owned())]);
 }
 
 #[test]
@@ -185,48 +133,14 @@ fn crlf_and_bom_files() {
 #[test]
 fn lists_keep_order_and_scalars_take_the_last_across_command_line_and_files() {
     let dir = tempfile::tempdir().unwrap();
-    let ini = write(
-        dir.path(),
-        "a.ini",
-        "[uwsgi]\nprocesses = 3\nsocket = :2\nsocket = :3\nprocesses = 5\n",
-    );
+    let ini = write(dir.path(), "a.ini", "[uwsgi]\nprocesses = 3\nsocket = :2\nsocket = :3\nprocesses = 5\n");
     let ini = ini.to_str().unwrap();
-    let config = parse(&[
-        "--processes",
-        "2",
-        "--socket",
-        ":1",
-        "--ini",
-        ini,
-        "--socket",
-        ":4",
-    ])
-    .unwrap();
-    assert_eq!(
-        config.processes, 5,
-        "the file comes after the command line option"
-    );
-    let ports: Vec<SocketAddress> = config
-        .sockets
-        .iter()
-        .map(|socket| socket.address.clone())
-        .collect();
+    let config = parse(&["--processes", "2", "--socket", ":1", "--ini", ini, "--socket", ":4"]).unwrap();
+    assert_eq!(config.processes, 5, "the file comes after the command line option");
+    let ports: Vec<SocketAddress> = config.sockets.iter().map(|socket| socket.address.clone()).collect();
     assert_eq!(ports, [1, 2, 3, 4].map(|port| tcp("0.0.0.0", port)));
-    let config = parse(&[
-        "--ini",
-        ini,
-        "--processes",
-        "7",
-        "--pythonpath",
-        "a",
-        "--pp",
-        "b",
-    ])
-    .unwrap();
-    assert_eq!(
-        config.processes, 7,
-        "the command line option comes after the file"
-    );
+    let config = parse(&["--ini", ini, "--processes", "7", "--pythonpath", "a", "--pp", "b"]).unwrap();
+    assert_eq!(config.processes, 7, "the command line option comes after the file");
     assert_eq!(config.pythonpath, [PathBuf::from("a"), PathBuf::from("b")]);
 }
 
@@ -244,20 +158,13 @@ fn unknown_key_names_file_line_and_suggestion() {
         ini_error("[uwsgi]\nmaster\nproceses = 4\n"),
         "app.ini:3: unknown option 'proceses' (did you mean 'processes'?)"
     );
-    assert_eq!(
-        ini_error("[uwsgi]\nproject = shop\n"),
-        "app.ini:2: unknown option 'project'"
-    );
-    assert_eq!(
-        ini_error("[uwsgi]\nmastr\n"),
-        "app.ini:2: unknown option 'mastr' (did you mean 'master'?)"
-    );
+    assert_eq!(ini_error("[uwsgi]\nproject = shop\n"), "app.ini:2: unknown option 'project'");
+    assert_eq!(ini_error("[uwsgi]\nmastr\n"), "app.ini:2: unknown option 'mastr' (did you mean 'master'?)");
 }
 
 #[test]
 fn placeholders_referenced_later_are_allowed() {
-    let config =
-        ini_config("[uwsgi]\nproject = shop\nbase = /srv/%(project)\nchdir = %(base)/current\n");
+    let config = ini_config("[uwsgi]\nproject = shop\nbase = /srv/%(project)\nchdir = %(base)/current\n");
     assert_eq!(config.chdir, Some(PathBuf::from("/srv/shop/current")));
     let placeholders: Vec<&str> = config
         .raw
@@ -270,9 +177,7 @@ fn placeholders_referenced_later_are_allowed() {
 
 #[test]
 fn explicit_placeholders_need_no_reference() {
-    let config = ini_config(
-        "[uwsgi]\nset-placeholder = unused=1\nset-ph = port=9000\nhttp-socket = :%(port)\n",
-    );
+    let config = ini_config("[uwsgi]\nset-placeholder = unused=1\nset-ph = port=9000\nhttp-socket = :%(port)\n");
     assert_eq!(config.sockets, vec![http(tcp("0.0.0.0", 9000))]);
     let config = parse(&["--set-ph", "name=shop", "--chdir", "/srv/%(name)"]).unwrap();
     assert_eq!(config.chdir, Some(PathBuf::from("/srv/shop")));
@@ -289,13 +194,8 @@ fn explicit_placeholders_need_no_reference() {
 
 #[test]
 fn references_to_options_use_their_last_value_in_any_spelling() {
-    let config = ini_config(
-        "[uwsgi]\nprocesses = 2\nworkers = 4\nsocket = /tmp/w%(processes)-%(workers).sock\n",
-    );
-    assert_eq!(
-        config.sockets,
-        vec![uwsgi(SocketAddress::Unix(PathBuf::from("/tmp/w4-4.sock")))]
-    );
+    let config = ini_config("[uwsgi]\nprocesses = 2\nworkers = 4\nsocket = /tmp/w%(processes)-%(workers).sock\n");
+    assert_eq!(config.sockets, vec![uwsgi(SocketAddress::Unix(PathBuf::from("/tmp/w4-4.sock")))]);
 }
 
 #[test]
@@ -310,22 +210,10 @@ fn unknown_reference_is_an_error() {
 #[test]
 fn environment_variables_come_from_the_given_lookup() {
     let dir = tempfile::tempdir().unwrap();
-    let ini = write(
-        dir.path(),
-        "app.ini",
-        "[uwsgi]\nchdir = $(APP_HOME)/src\nvirtualenv = $(UNSET)/venv\n",
-    );
+    let ini = write(dir.path(), "app.ini", "[uwsgi]\nchdir = $(APP_HOME)/src\nvirtualenv = $(UNSET)/venv\n");
     let env = |name: &str| (name == "APP_HOME").then(|| "/home/app".to_owned());
-    let config = parse_vassal_args(
-        &os(&[
-            "--ini",
-            ini.to_str().unwrap(),
-            "--pidfile",
-            "$(APP_HOME)/pid",
-        ]),
-        &env,
-    )
-    .unwrap();
+    let config =
+        parse_vassal_args(&os(&["--ini", ini.to_str().unwrap(), "--pidfile", "$(APP_HOME)/pid"]), &env).unwrap();
     assert_eq!(config.chdir, Some(PathBuf::from("/home/app/src")));
     assert_eq!(config.virtualenv, Some(PathBuf::from("/venv")));
     assert_eq!(config.pidfile, Some(PathBuf::from("/home/app/pid")));
@@ -334,10 +222,7 @@ fn environment_variables_come_from_the_given_lookup() {
 #[test]
 fn command_line_keeps_magic_letters() {
     let config = parse(&["--socket", "/tmp/%n.sock"]).unwrap();
-    assert_eq!(
-        config.sockets,
-        vec![uwsgi(SocketAddress::Unix(PathBuf::from("/tmp/%n.sock")))]
-    );
+    assert_eq!(config.sockets, vec![uwsgi(SocketAddress::Unix(PathBuf::from("/tmp/%n.sock")))]);
 }
 
 #[test]
@@ -364,18 +249,8 @@ fn includes_are_read_in_place_relative_to_the_including_file() {
     );
     assert_eq!(config.processes, 2);
     assert_eq!(config.name, "main", "the first file names the app");
-    let socket_two = config
-        .raw
-        .iter()
-        .find(|option| option.value == ":2")
-        .unwrap();
-    assert_eq!(
-        socket_two.origin,
-        Origin::File {
-            path: conf.join("common.ini"),
-            line: 2
-        }
-    );
+    let socket_two = config.raw.iter().find(|option| option.value == ":2").unwrap();
+    assert_eq!(socket_two.origin, Origin::File { path: conf.join("common.ini"), line: 2 });
 }
 
 #[test]
@@ -387,16 +262,10 @@ fn include_cycles_are_errors() {
     assert!(matches!(error, ConfigError::IncludeCycle { .. }), "{error}");
     let message = error.to_string();
     let b = dir.path().join("b.ini");
-    assert!(
-        message.starts_with(&format!("{}:2: including", b.display())),
-        "{message}"
-    );
+    assert!(message.starts_with(&format!("{}:2: including", b.display())), "{message}");
     assert!(message.contains("a.ini -> "), "{message}");
     let own_section = write(dir.path(), "self.ini", "[uwsgi]\nini = :uwsgi\n");
-    assert!(matches!(
-        parse(&[own_section.to_str().unwrap()]),
-        Err(ConfigError::IncludeCycle { .. })
-    ));
+    assert!(matches!(parse(&[own_section.to_str().unwrap()]), Err(ConfigError::IncludeCycle { .. })));
 }
 
 #[test]
@@ -411,23 +280,14 @@ fn sections() {
     let config = parse(&[&spec]).unwrap();
     assert_eq!(config.processes, 8);
     assert_eq!(config.threads, 2);
-    assert_eq!(
-        config.chdir,
-        Some(PathBuf::from(format!("{}:common", ini.display())))
-    );
+    assert_eq!(config.chdir, Some(PathBuf::from(format!("{}:common", ini.display()))));
     let config = parse(&["--ini", &spec, "--ini", ":uwsgi"]).unwrap();
-    assert_eq!(
-        config.processes, 1,
-        "`:section` on the command line reads the previous file"
-    );
+    assert_eq!(config.processes, 1, "`:section` on the command line reads the previous file");
 
     let error = parse(&["--ini", &format!("{}:staging", ini.display())]).unwrap_err();
     assert_eq!(
         error.to_string(),
-        format!(
-            "{}: no [staging] section in this file (referenced at command line)",
-            ini.display()
-        )
+        format!("{}: no [staging] section in this file (referenced at command line)", ini.display())
     );
 }
 
@@ -435,33 +295,21 @@ fn sections() {
 fn missing_file_error_names_the_file_and_reference() {
     let error = parse(&["--ini", "/nonexistent/app.ini"]).unwrap_err();
     let message = error.to_string();
-    assert!(
-        message.starts_with("/nonexistent/app.ini: cannot read config file: "),
-        "{message}"
-    );
-    assert!(
-        message.ends_with(" (referenced at command line)"),
-        "{message}"
-    );
+    assert!(message.starts_with("/nonexistent/app.ini: cannot read config file: "), "{message}");
+    assert!(message.ends_with(" (referenced at command line)"), "{message}");
     assert!(ini_error("[uwsgi]\nini = missing.ini\n").ends_with("(referenced at app.ini:2)"));
 }
 
 #[test]
 fn syntax_errors_name_the_line() {
-    assert_eq!(
-        ini_error("[uwsgi]\nmaster\n[oops\n"),
-        "app.ini:3: section header '[oops' has no closing ']'"
-    );
+    assert_eq!(ini_error("[uwsgi]\nmaster\n[oops\n"), "app.ini:3: section header '[oops' has no closing ']'");
     let (result, _dir, path) = {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.ini");
         fs::write(&path, b"[uwsgi]\nchdir = /srv/\xff\n").unwrap();
         (parse(&[path.to_str().unwrap()]), dir, path)
     };
-    assert_eq!(
-        result.unwrap_err().to_string(),
-        format!("{}:2: the file is not valid UTF-8", path.display())
-    );
+    assert_eq!(result.unwrap_err().to_string(), format!("{}:2: the file is not valid UTF-8", path.display()));
 }
 
 #[test]
@@ -478,18 +326,12 @@ fn load_ini_gives_raw_options_with_origins() {
             RawOption {
                 key: "processes".to_owned(),
                 value: "2".to_owned(),
-                origin: Origin::File {
-                    path: ini.clone(),
-                    line: 2
-                }
+                origin: Origin::File { path: ini.clone(), line: 2 }
             },
             RawOption {
                 key: "master".to_owned(),
                 value: "true".to_owned(),
-                origin: Origin::File {
-                    path: ini.clone(),
-                    line: 4
-                }
+                origin: Origin::File { path: ini.clone(), line: 4 }
             },
         ]
     );
@@ -504,10 +346,7 @@ fn positional_arguments() {
     let ini = write(dir.path(), "site.ini", "[uwsgi]\nprocesses = 3\n");
     let config = parse(&[ini.to_str().unwrap(), "app.wsgi"]).unwrap();
     assert_eq!(config.processes, 3);
-    assert_eq!(
-        config.app.unwrap().source,
-        AppSource::File(PathBuf::from("app.wsgi"))
-    );
+    assert_eq!(config.app.unwrap().source, AppSource::File(PathBuf::from("app.wsgi")));
     assert_eq!(
         parse(&["whatever"]).unwrap_err().to_string(),
         "command line: unexpected argument 'whatever' (options start with - or --, config files end in .ini, \
@@ -520,46 +359,23 @@ fn app_specs() {
     let app = |args: &[&str]| parse(args).unwrap().app.unwrap();
     assert_eq!(
         app(&["--module", "pkg.wsgi:create"]),
-        AppSpec {
-            source: AppSource::Module("pkg.wsgi".to_owned()),
-            callable: "create".to_owned()
-        }
+        AppSpec { source: AppSource::Module("pkg.wsgi".to_owned()), callable: "create".to_owned() }
     );
     assert_eq!(
         app(&["-w", "pkg.wsgi", "--callable", "app"]),
-        AppSpec {
-            source: AppSource::Module("pkg.wsgi".to_owned()),
-            callable: "app".to_owned()
-        }
+        AppSpec { source: AppSource::Module("pkg.wsgi".to_owned()), callable: "app".to_owned() }
     );
-    assert_eq!(
-        app(&["--callable", "app", "--module", "m:make"]).callable,
-        "make",
-        "module's :callable wins"
-    );
-    assert_eq!(
-        app(&["--module", "a:x", "--module", "b"]).callable,
-        "application",
-        "the last module counts"
-    );
-    assert_eq!(
-        app(&["--file", "a.py", "--wsgi-file", "b.py"]).source,
-        AppSource::File(PathBuf::from("b.py"))
-    );
+    assert_eq!(app(&["--callable", "app", "--module", "m:make"]).callable, "make", "module's :callable wins");
+    assert_eq!(app(&["--module", "a:x", "--module", "b"]).callable, "application", "the last module counts");
+    assert_eq!(app(&["--file", "a.py", "--wsgi-file", "b.py"]).source, AppSource::File(PathBuf::from("b.py")));
     let error = parse(&["--module", "m", "--wsgi-file", "app.py"]).unwrap_err();
     assert_eq!(
         error.to_string(),
         "command line: 'wsgi-file' and 'module' (at command line) cannot both be given: both name the app; keep \
          only one (liege serves one app per vassal)"
     );
-    assert!(matches!(
-        parse(&["--module", "m:"]),
-        Err(ConfigError::InvalidValue { .. })
-    ));
-    assert!(matches!(
-        parse(&["--module", ":app"]),
-        Err(ConfigError::InvalidValue { .. })
-    ));
+    assert!(matches!(parse(&["--module", "m:"]), Err(ConfigError::InvalidValue { .. })));
+    assert!(matches!(parse(&["--module", ":app"]), Err(ConfigError::InvalidValue { .. })));
 }
 
 #[test]
@@ -630,26 +446,14 @@ fn every_field_from_an_ini() {
     assert_eq!(config.chdir, Some(PathBuf::from("/srv/app")));
     assert_eq!(config.pythonpath, [PathBuf::from("/srv/lib")]);
     assert_eq!(config.virtualenv, Some(PathBuf::from("/srv/venv")));
-    assert_eq!(
-        config.env,
-        [(
-            "DJANGO_SETTINGS_MODULE".to_owned(),
-            "site.settings".to_owned()
-        )]
-    );
+    assert_eq!(config.env, [("DJANGO_SETTINGS_MODULE".to_owned(), "site.settings".to_owned())]);
     assert!(!config.need_app);
     assert_eq!(
         config.app,
-        Some(AppSpec {
-            source: AppSource::Module("site.wsgi".to_owned()),
-            callable: "application".to_owned()
-        })
+        Some(AppSpec { source: AppSource::Module("site.wsgi".to_owned()), callable: "application".to_owned() })
     );
     assert_eq!(config.processes, 6);
-    assert!(
-        !config.master,
-        "kept as given; the runtime warns and runs a master anyway"
-    );
+    assert!(!config.master, "kept as given; the runtime warns and runs a master anyway");
     assert!(config.lazy_apps);
     assert_eq!(config.threads, 4);
     assert_eq!(config.listen, 4096);
@@ -677,19 +481,10 @@ fn every_field_from_an_ini() {
     assert_eq!(config.master_fifo, [PathBuf::from("/run/app.fifo")]);
     assert_eq!(
         config.cheaper,
-        Some(Cheaper {
-            min_workers: 2,
-            initial: 3,
-            step: 2,
-            algo: "spare".to_owned(),
-            idle: Duration::from_secs(30)
-        })
+        Some(Cheaper { min_workers: 2, initial: 3, step: 2, algo: "spare".to_owned(), idle: Duration::from_secs(30) })
     );
     assert!(config.disable_logging);
-    assert_eq!(
-        config.stats,
-        Some(SocketAddress::Unix(PathBuf::from("/run/stats.sock")))
-    );
+    assert_eq!(config.stats, Some(SocketAddress::Unix(PathBuf::from("/run/stats.sock"))));
     assert!(config.stats_http);
     assert_eq!(config.log_format, LogFormat::Json);
     assert!(config.log_4xx);
@@ -702,20 +497,9 @@ fn cheaper_defaults() {
     let config = parse(&["--processes", "4", "--cheaper", "1"]).unwrap();
     assert_eq!(
         config.cheaper,
-        Some(Cheaper {
-            min_workers: 1,
-            initial: 1,
-            step: 1,
-            algo: "spare".to_owned(),
-            idle: Duration::from_secs(10)
-        })
+        Some(Cheaper { min_workers: 1, initial: 1, step: 1, algo: "spare".to_owned(), idle: Duration::from_secs(10) })
     );
-    assert_eq!(
-        parse(&["--processes", "4", "--cheaper", "0"])
-            .unwrap()
-            .cheaper,
-        None
-    );
+    assert_eq!(parse(&["--processes", "4", "--cheaper", "0"]).unwrap().cheaper, None);
 }
 
 #[test]
@@ -725,9 +509,7 @@ fn request_log_templates_keep_their_variables() {
     );
     assert_eq!(
         config.log_format,
-        LogFormat::Template(
-            "[shop] %(addr) \"%(method) %(uri)\" %(status) %(msecs)ms 100%".to_owned()
-        )
+        LogFormat::Template("[shop] %(addr) \"%(method) %(uri)\" %(status) %(msecs)ms 100%".to_owned())
     );
 }
 
@@ -750,10 +532,7 @@ fn compatibility_options_are_accepted() {
 #[test]
 fn unsupported_options_say_what_to_do() {
     let message = ini_error("[uwsgi]\ndaemonize = /var/log/app.log\n");
-    assert!(
-        message.starts_with("app.ini:2: option 'daemonize' is not supported by liege: "),
-        "{message}"
-    );
+    assert!(message.starts_with("app.ini:2: option 'daemonize' is not supported by liege: "), "{message}");
     assert!(message.contains("service manager"), "{message}");
     let message = parse(&["-d", "/var/log/x.log"]).unwrap_err().to_string();
     assert!(message.contains("service manager"), "{message}");
@@ -764,10 +543,7 @@ fn unsupported_options_say_what_to_do() {
         ("manage-script-name", "SCRIPT_NAME"),
     ] {
         let message = ini_error(&format!("[uwsgi]\n{line}\n"));
-        assert!(
-            message.contains("is not supported by liege") && message.contains(needle),
-            "{message}"
-        );
+        assert!(message.contains("is not supported by liege") && message.contains(needle), "{message}");
     }
 }
 
@@ -777,10 +553,7 @@ fn emperor_options_in_a_vassal_are_errors() {
         ini_error("[uwsgi]\nemperor = /etc/vassals\n"),
         "app.ini:2: option 'emperor' configures the emperor, not an app; give it to `liege emperor DIR`"
     );
-    assert!(matches!(
-        parse(&["--api", ":9191"]),
-        Err(ConfigError::EmperorOnly { .. })
-    ));
+    assert!(matches!(parse(&["--api", ":9191"]), Err(ConfigError::EmperorOnly { .. })));
 }
 
 #[test]
@@ -810,11 +583,7 @@ fn validation_errors_name_option_value_and_origin() {
         ("chdir = $(UNSET)", "app.ini:2: invalid value '' for 'chdir': empty value (after expanding variables)"),
     ];
     for (line, expected) in cases {
-        assert_eq!(
-            ini_error(&format!("[uwsgi]\n{line}\n")),
-            expected,
-            "for `{line}`"
-        );
+        assert_eq!(ini_error(&format!("[uwsgi]\n{line}\n")), expected, "for `{line}`");
     }
 }
 
@@ -838,56 +607,26 @@ fn cheaper_is_checked_against_processes() {
 
 #[test]
 fn accepted_plugin_spellings() {
-    for plugins in [
-        "python",
-        "python3",
-        "python311",
-        "python3.11",
-        "python3_11",
-        "0:python",
-        "python3,http",
-        " python3 , ",
-    ] {
-        assert!(
-            parse(&["--plugins", plugins]).is_ok(),
-            "{plugins} should be accepted"
-        );
+    for plugins in
+        ["python", "python3", "python311", "python3.11", "python3_11", "0:python", "python3,http", " python3 , "]
+    {
+        assert!(parse(&["--plugins", plugins]).is_ok(), "{plugins} should be accepted");
     }
 }
 
 #[test]
 fn origin_display() {
     assert_eq!(Origin::CommandLine { index: 4 }.to_string(), "command line");
-    assert_eq!(
-        Origin::File {
-            path: PathBuf::from("simple_app.ini"),
-            line: 3
-        }
-        .to_string(),
-        "simple_app.ini:3"
-    );
+    assert_eq!(Origin::File { path: PathBuf::from("simple_app.ini"), line: 3 }.to_string(), "simple_app.ini:3");
 }
 
 #[test]
 fn app_name_of_spec() {
     assert_eq!(app_name_of("/etc/vassals/shop.ini"), "shop");
     assert_eq!(app_name_of("shop.ini:prod"), "shop");
-    assert_eq!(
-        VassalConfig::from_raw(Vec::new(), Some("/x/shop.ini"))
-            .unwrap()
-            .name,
-        "shop"
-    );
-    assert_eq!(
-        VassalConfig::from_raw(Vec::new(), Some("my.app"))
-            .unwrap()
-            .name,
-        "my.app"
-    );
-    assert_eq!(
-        VassalConfig::from_raw(Vec::new(), None).unwrap().name,
-        "liege"
-    );
+    assert_eq!(VassalConfig::from_raw(Vec::new(), Some("/x/shop.ini")).unwrap().name, "shop");
+    assert_eq!(VassalConfig::from_raw(Vec::new(), Some("my.app")).unwrap().name, "my.app");
+    assert_eq!(VassalConfig::from_raw(Vec::new(), None).unwrap().name, "liege");
 }
 
 #[test]
@@ -924,24 +663,12 @@ fn emperor_command_lines() {
     .unwrap();
     assert_eq!(config.dir, PathBuf::from("/etc/vassals"));
     assert_eq!(config.api, "0.0.0.0:9000");
-    assert_eq!(
-        config.api_token_file,
-        Some(PathBuf::from("/etc/liege/token"))
-    );
+    assert_eq!(config.api_token_file, Some(PathBuf::from("/etc/liege/token")));
     assert_eq!(config.run_dir, Some(PathBuf::from("/run/liege")));
     assert_eq!(config.log_dir, Some(PathBuf::from("/var/log/liege")));
     assert_eq!(config.vassal_port_range, (9000, 9100));
-    assert_eq!(
-        config.vassals_include,
-        [PathBuf::from("/etc/liege/common.ini")]
-    );
-    assert_eq!(
-        config.vassal_set,
-        [
-            ("processes".to_owned(), "2".to_owned()),
-            ("harakiri".to_owned(), "30".to_owned())
-        ]
-    );
+    assert_eq!(config.vassals_include, [PathBuf::from("/etc/liege/common.ini")]);
+    assert_eq!(config.vassal_set, [("processes".to_owned(), "2".to_owned()), ("harakiri".to_owned(), "30".to_owned())]);
     assert_eq!(config.throttle_base, Duration::from_millis(500));
     assert_eq!(config.throttle_max, Duration::from_secs(30));
 
@@ -956,7 +683,14 @@ fn emperor_command_lines() {
     assert_eq!(config.required_heartbeat, Duration::from_secs(30));
 
     let config = parse_emperor_args(
-        &os(&["emperor", "vassals", "--emperor-stats-server", "/run/emperor.sock", "--emperor-required-heartbeat", "5"]),
+        &os(&[
+            "emperor",
+            "vassals",
+            "--emperor-stats-server",
+            "/run/emperor.sock",
+            "--emperor-required-heartbeat",
+            "5",
+        ]),
         &no_env,
     )
     .unwrap();
@@ -968,27 +702,16 @@ fn emperor_command_lines() {
 #[test]
 fn emperor_from_an_ini_file() {
     let dir = tempfile::tempdir().unwrap();
-    let ini = write(
-        dir.path(),
-        "emperor.ini",
-        "[uwsgi]\nemperor = %d/vassals\napi = 127.0.0.1:9999\n",
-    );
+    let ini = write(dir.path(), "emperor.ini", "[uwsgi]\nemperor = %d/vassals\napi = 127.0.0.1:9999\n");
     let config = parse_emperor_args(&os(&[ini.to_str().unwrap()]), &no_env).unwrap();
     let dir = fs::canonicalize(dir.path()).unwrap();
-    assert_eq!(
-        config.dir,
-        PathBuf::from(format!("{}/vassals", dir.display()))
-    );
+    assert_eq!(config.dir, PathBuf::from(format!("{}/vassals", dir.display())));
     assert_eq!(config.api, "127.0.0.1:9999");
 }
 
 #[test]
 fn emperor_errors() {
-    let emperor = |args: &[&str]| {
-        parse_emperor_args(&os(args), &no_env)
-            .unwrap_err()
-            .to_string()
-    };
+    let emperor = |args: &[&str]| parse_emperor_args(&os(args), &no_env).unwrap_err().to_string();
     assert_eq!(
         emperor(&["emperor"]),
         "command line: no vassal directory given; use `liege emperor DIR` or `liege --emperor DIR`"
@@ -1013,48 +736,26 @@ fn emperor_errors() {
     assert!(emperor(&["dir", "--vassal-set", "api=x"]).contains("configures the emperor"));
     assert!(emperor(&["dir", "--emperor-throttle", "0"]).contains("must be at least 1"));
     assert!(emperor(&["dir", "--daemonize", "x.log"]).contains("service manager"));
-    assert!(emperor(&["dir", "--apii", "x"])
-        .contains("unknown option '--apii' (did you mean '--api'?)"));
+    assert!(emperor(&["dir", "--apii", "x"]).contains("unknown option '--apii' (did you mean '--api'?)"));
 }
 
 #[test]
 fn http_keepalive_takes_seconds_or_a_switch() {
     let keepalive = |args: &[&str]| parse(args).unwrap().keepalive_timeout;
-    assert_eq!(
-        keepalive(&["--http-keepalive", "5"]),
-        Duration::from_secs(5)
-    );
+    assert_eq!(keepalive(&["--http-keepalive", "5"]), Duration::from_secs(5));
     assert_eq!(keepalive(&["--http-keepalive"]), Duration::from_secs(15));
-    assert_eq!(
-        keepalive(&["--http-keepalive=true"]),
-        Duration::from_secs(15)
-    );
+    assert_eq!(keepalive(&["--http-keepalive=true"]), Duration::from_secs(15));
     assert_eq!(keepalive(&["--http-keepalive=off"]), Duration::ZERO);
     assert_eq!(keepalive(&["--http-keepalive=0"]), Duration::ZERO);
-    assert_eq!(
-        ini_config("[uwsgi]\nhttp-keepalive = on\n").keepalive_timeout,
-        Duration::from_secs(15)
-    );
-    assert_eq!(
-        ini_config("[uwsgi]\nhttp-keepalive\n").keepalive_timeout,
-        Duration::from_secs(15)
-    );
+    assert_eq!(ini_config("[uwsgi]\nhttp-keepalive = on\n").keepalive_timeout, Duration::from_secs(15));
+    assert_eq!(ini_config("[uwsgi]\nhttp-keepalive\n").keepalive_timeout, Duration::from_secs(15));
     assert!(parse(&["--http-keepalive=sometimes"]).is_err());
 }
 
 #[test]
 fn empty_values_on_the_command_line() {
-    assert!(
-        parse(&["--master=false", "--master="]).unwrap().master,
-        "an empty flag value means true"
-    );
-    assert_eq!(
-        parse(&["--chmod-socket="]).unwrap().chmod_socket,
-        Some(0o666)
-    );
-    assert_eq!(
-        parse(&["--chdir="]).unwrap_err().to_string(),
-        "command line: option '--chdir' needs a value"
-    );
+    assert!(parse(&["--master=false", "--master="]).unwrap().master, "an empty flag value means true");
+    assert_eq!(parse(&["--chmod-socket="]).unwrap().chmod_socket, Some(0o666));
+    assert_eq!(parse(&["--chdir="]).unwrap_err().to_string(), "command line: option '--chdir' needs a value");
     assert!(ini_config("[uwsgi]\nmaster = false\nmaster =\n").master);
 }

@@ -24,10 +24,7 @@ pub fn boolean(option: &RawOption) -> Result<bool, ConfigError> {
     match option.value.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(invalid(
-            option,
-            "expected true/false, 1/0, yes/no or on/off",
-        )),
+        _ => Err(invalid(option, "expected true/false, 1/0, yes/no or on/off")),
     }
 }
 
@@ -43,8 +40,7 @@ pub fn whole_number<T: FromStr>(option: &RawOption) -> Result<T, ConfigError> {
     if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
         return Err(invalid(option, "expected a whole number"));
     }
-    text.parse()
-        .map_err(|_| invalid(option, "number too large"))
+    text.parse().map_err(|_| invalid(option, "number too large"))
 }
 
 /// A whole number ≥ 1 (counts where 0 makes no sense: processes, threads, listen backlog...).
@@ -84,20 +80,11 @@ pub fn number_or_off(option: &RawOption) -> Result<Option<u64>, ConfigError> {
 /// An octal file mode like `666` or `0660` (uWSGI's chmod-socket).
 pub fn octal_mode(option: &RawOption) -> Result<u32, ConfigError> {
     let text = option.value.as_str();
-    let is_octal = !text.is_empty()
-        && text.len() <= 5
-        && text.bytes().all(|byte| (b'0'..=b'7').contains(&byte));
-    let mode = if is_octal {
-        u32::from_str_radix(text, 8).ok()
-    } else {
-        None
-    };
+    let is_octal = !text.is_empty() && text.len() <= 5 && text.bytes().all(|byte| (b'0'..=b'7').contains(&byte));
+    let mode = if is_octal { u32::from_str_radix(text, 8).ok() } else { None };
     match mode {
         Some(mode) if mode <= 0o7777 => Ok(mode),
-        _ => Err(invalid(
-            option,
-            "expected an octal file mode such as 666 or 0660",
-        )),
+        _ => Err(invalid(option, "expected an octal file mode such as 666 or 0660")),
     }
 }
 
@@ -117,9 +104,7 @@ pub fn non_empty(option: &RawOption) -> Result<String, ConfigError> {
 /// `KEY=VALUE` (env, vassal-set); the key must not be empty.
 pub fn key_value(option: &RawOption) -> Result<(String, String), ConfigError> {
     match option.value.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => {
-            Ok((key.trim().to_owned(), value.to_owned()))
-        }
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.to_owned())),
         Some(_) => Err(invalid(option, "the name before '=' is empty")),
         None => Err(invalid(option, "expected KEY=VALUE")),
     }
@@ -138,18 +123,12 @@ pub fn socket_address(option: &RawOption) -> Result<SocketAddress, ConfigError> 
     if let Some(fd) = text.strip_prefix("fd://") {
         return match fd.parse::<i32>() {
             Ok(fd) if fd >= 0 => Ok(SocketAddress::Fd(fd)),
-            _ => Err(invalid(
-                option,
-                "fd:// must be followed by a file descriptor number",
-            )),
+            _ => Err(invalid(option, "fd:// must be followed by a file descriptor number")),
         };
     }
     if text.contains('/') || !text.contains(':') {
         if text.starts_with('=') {
-            return Err(invalid(
-                option,
-                "uWSGI's shared-socket references (=N) are not supported",
-            ));
+            return Err(invalid(option, "uWSGI's shared-socket references (=N) are not supported"));
         }
         return Ok(SocketAddress::Unix(PathBuf::from(text)));
     }
@@ -166,19 +145,9 @@ pub fn socket_address(option: &RawOption) -> Result<SocketAddress, ConfigError> 
             return Err(invalid(option, "expected host:port"));
         };
         if host.contains(':') {
-            return Err(invalid(
-                option,
-                "an IPv6 address needs brackets: [::1]:9000",
-            ));
+            return Err(invalid(option, "an IPv6 address needs brackets: [::1]:9000"));
         }
-        (
-            if host.is_empty() {
-                "0.0.0.0".to_owned()
-            } else {
-                host.to_owned()
-            },
-            port,
-        )
+        (if host.is_empty() { "0.0.0.0".to_owned() } else { host.to_owned() }, port)
     };
     if host.chars().any(char::is_whitespace) {
         return Err(invalid(option, "the host contains whitespace"));
@@ -199,10 +168,7 @@ mod tests {
         RawOption {
             key: "test".to_owned(),
             value: value.to_owned(),
-            origin: Origin::File {
-                path: PathBuf::from("a.ini"),
-                line: 7,
-            },
+            origin: Origin::File { path: PathBuf::from("a.ini"), line: 7 },
         }
     }
 
@@ -232,30 +198,12 @@ mod tests {
     fn numbers() {
         assert_eq!(whole_number::<u32>(&option("42")).unwrap(), 42);
         assert_eq!(whole_number::<u32>(&option("0")).unwrap(), 0);
-        assert_eq!(
-            reason(whole_number::<u32>(&option("-1")).unwrap_err()),
-            "must not be negative"
-        );
-        assert_eq!(
-            reason(whole_number::<u32>(&option("abc")).unwrap_err()),
-            "expected a whole number"
-        );
-        assert_eq!(
-            reason(whole_number::<u32>(&option("4.5")).unwrap_err()),
-            "expected a whole number"
-        );
-        assert_eq!(
-            reason(whole_number::<u32>(&option("+4")).unwrap_err()),
-            "expected a whole number"
-        );
-        assert_eq!(
-            reason(whole_number::<u32>(&option("99999999999")).unwrap_err()),
-            "number too large"
-        );
-        assert_eq!(
-            reason(positive::<u32>(&option("0")).unwrap_err()),
-            "must be at least 1"
-        );
+        assert_eq!(reason(whole_number::<u32>(&option("-1")).unwrap_err()), "must not be negative");
+        assert_eq!(reason(whole_number::<u32>(&option("abc")).unwrap_err()), "expected a whole number");
+        assert_eq!(reason(whole_number::<u32>(&option("4.5")).unwrap_err()), "expected a whole number");
+        assert_eq!(reason(whole_number::<u32>(&option("+4")).unwrap_err()), "expected a whole number");
+        assert_eq!(reason(whole_number::<u32>(&option("99999999999")).unwrap_err()), "number too large");
+        assert_eq!(reason(positive::<u32>(&option("0")).unwrap_err()), "must be at least 1");
         assert_eq!(positive::<u32>(&option("3")).unwrap(), 3);
     }
 
@@ -263,20 +211,11 @@ mod tests {
     fn durations() {
         assert_eq!(seconds(&option("30")).unwrap(), Duration::from_secs(30));
         assert_eq!(seconds_or_off(&option("0")).unwrap(), None);
-        assert_eq!(
-            seconds_or_off(&option("5")).unwrap(),
-            Some(Duration::from_secs(5))
-        );
-        assert_eq!(
-            milliseconds_or_off(&option("250")).unwrap(),
-            Some(Duration::from_millis(250))
-        );
+        assert_eq!(seconds_or_off(&option("5")).unwrap(), Some(Duration::from_secs(5)));
+        assert_eq!(milliseconds_or_off(&option("250")).unwrap(), Some(Duration::from_millis(250)));
         assert_eq!(milliseconds_or_off(&option("0")).unwrap(), None);
         assert!(positive_seconds(&option("0")).is_err());
-        assert_eq!(
-            reason(seconds(&option("abc")).unwrap_err()),
-            "expected a whole number"
-        );
+        assert_eq!(reason(seconds(&option("abc")).unwrap_err()), "expected a whole number");
     }
 
     #[test]
@@ -291,87 +230,37 @@ mod tests {
 
     #[test]
     fn key_values() {
-        assert_eq!(
-            key_value(&option("A=b=c")).unwrap(),
-            ("A".to_owned(), "b=c".to_owned())
-        );
-        assert_eq!(
-            key_value(&option("A=")).unwrap(),
-            ("A".to_owned(), String::new())
-        );
-        assert_eq!(
-            reason(key_value(&option("NOEQUALS")).unwrap_err()),
-            "expected KEY=VALUE"
-        );
-        assert_eq!(
-            reason(key_value(&option("=x")).unwrap_err()),
-            "the name before '=' is empty"
-        );
+        assert_eq!(key_value(&option("A=b=c")).unwrap(), ("A".to_owned(), "b=c".to_owned()));
+        assert_eq!(key_value(&option("A=")).unwrap(), ("A".to_owned(), String::new()));
+        assert_eq!(reason(key_value(&option("NOEQUALS")).unwrap_err()), "expected KEY=VALUE");
+        assert_eq!(reason(key_value(&option("=x")).unwrap_err()), "the name before '=' is empty");
     }
 
     fn tcp(host: &str, port: u16) -> SocketAddress {
-        SocketAddress::Tcp {
-            host: host.to_owned(),
-            port,
-        }
+        SocketAddress::Tcp { host: host.to_owned(), port }
     }
 
     #[test]
     fn socket_addresses() {
-        assert_eq!(
-            socket_address(&option(":9099")).unwrap(),
-            tcp("0.0.0.0", 9099)
-        );
-        assert_eq!(
-            socket_address(&option("127.0.0.1:9000")).unwrap(),
-            tcp("127.0.0.1", 9000)
-        );
-        assert_eq!(
-            socket_address(&option("localhost:9000")).unwrap(),
-            tcp("localhost", 9000)
-        );
-        assert_eq!(
-            socket_address(&option("[::1]:9000")).unwrap(),
-            tcp("[::1]", 9000)
-        );
+        assert_eq!(socket_address(&option(":9099")).unwrap(), tcp("0.0.0.0", 9099));
+        assert_eq!(socket_address(&option("127.0.0.1:9000")).unwrap(), tcp("127.0.0.1", 9000));
+        assert_eq!(socket_address(&option("localhost:9000")).unwrap(), tcp("localhost", 9000));
+        assert_eq!(socket_address(&option("[::1]:9000")).unwrap(), tcp("[::1]", 9000));
         assert_eq!(socket_address(&option(":0")).unwrap(), tcp("0.0.0.0", 0));
-        assert_eq!(
-            socket_address(&option("fd://3")).unwrap(),
-            SocketAddress::Fd(3)
-        );
+        assert_eq!(socket_address(&option("fd://3")).unwrap(), SocketAddress::Fd(3));
         assert_eq!(
             socket_address(&option("/tmp/app.sock")).unwrap(),
             SocketAddress::Unix(PathBuf::from("/tmp/app.sock"))
         );
-        assert_eq!(
-            socket_address(&option("app.sock")).unwrap(),
-            SocketAddress::Unix(PathBuf::from("app.sock"))
-        );
-        assert_eq!(
-            socket_address(&option("@abstract")).unwrap(),
-            SocketAddress::Unix(PathBuf::from("@abstract"))
-        );
+        assert_eq!(socket_address(&option("app.sock")).unwrap(), SocketAddress::Unix(PathBuf::from("app.sock")));
+        assert_eq!(socket_address(&option("@abstract")).unwrap(), SocketAddress::Unix(PathBuf::from("@abstract")));
         assert_eq!(
             socket_address(&option("./run/a:b.sock")).unwrap(),
             SocketAddress::Unix(PathBuf::from("./run/a:b.sock"))
         );
-        for bad in [
-            ":99999",
-            "host:abc",
-            ":",
-            "::1:9000",
-            "[::1]9000",
-            "fd://x",
-            "fd://-1",
-            "",
-            "=0",
-            "a b:80",
-            ":+80",
-        ] {
-            assert!(
-                socket_address(&option(bad)).is_err(),
-                "{bad} should be rejected"
-            );
+        for bad in [":99999", "host:abc", ":", "::1:9000", "[::1]9000", "fd://x", "fd://-1", "", "=0", "a b:80", ":+80"]
+        {
+            assert!(socket_address(&option(bad)).is_err(), "{bad} should be rejected");
         }
     }
 }

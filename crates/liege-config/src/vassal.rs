@@ -171,10 +171,7 @@ impl VassalConfig {
     ///
     /// `first_file_name` is the `%n` of the first config file (its file name without `.ini`; a path or a
     /// name with `.ini` is reduced to that), which names the app; `liege` when there is none.
-    pub fn from_raw(
-        raw: Vec<RawOption>,
-        first_file_name: Option<&str>,
-    ) -> Result<Self, ConfigError> {
+    pub fn from_raw(raw: Vec<RawOption>, first_file_name: Option<&str>) -> Result<Self, ConfigError> {
         let mut builder = Builder::new(app_name(first_file_name));
         for option in &raw {
             builder.apply(option)?;
@@ -187,11 +184,7 @@ impl VassalConfig {
 
 fn app_name(first_file_name: Option<&str>) -> String {
     let file_name = first_file_name
-        .map(|name| {
-            Path::new(name)
-                .file_name()
-                .map_or(name.to_owned(), |file| file.to_string_lossy().into_owned())
-        })
+        .map(|name| Path::new(name).file_name().map_or(name.to_owned(), |file| file.to_string_lossy().into_owned()))
         .unwrap_or_default();
     let name = file_name.strip_suffix(".ini").unwrap_or(&file_name);
     if name.is_empty() {
@@ -271,13 +264,7 @@ impl<'r> Builder<'r> {
             log_slow: None,
             raw: Vec::new(),
         };
-        Builder {
-            config,
-            app: None,
-            module_callable: None,
-            callable: None,
-            cheaper: CheaperOptions::default(),
-        }
+        Builder { config, app: None, module_callable: None, callable: None, cheaper: CheaperOptions::default() }
     }
 
     fn apply(&mut self, option: &'r RawOption) -> Result<(), ConfigError> {
@@ -289,10 +276,7 @@ impl<'r> Builder<'r> {
         match def.support {
             Support::Vassal => {}
             Support::EmperorOnly => {
-                return Err(ConfigError::EmperorOnly {
-                    origin: option.origin.clone(),
-                    name: option.key.clone(),
-                })
+                return Err(ConfigError::EmperorOnly { origin: option.origin.clone(), name: option.key.clone() })
             }
             Support::Unsupported { reason } => {
                 return Err(ConfigError::Unsupported {
@@ -312,14 +296,12 @@ impl<'r> Builder<'r> {
         match def.id {
             // Already acted on while reading (files read in place, placeholders substituted).
             OptionId::Ini | OptionId::SetPlaceholder => {}
-            OptionId::HttpSocket => config.sockets.push(SocketSpec {
-                protocol: Protocol::Http,
-                address: values::socket_address(option)?,
-            }),
-            OptionId::Socket => config.sockets.push(SocketSpec {
-                protocol: Protocol::Uwsgi,
-                address: values::socket_address(option)?,
-            }),
+            OptionId::HttpSocket => {
+                config.sockets.push(SocketSpec { protocol: Protocol::Http, address: values::socket_address(option)? })
+            }
+            OptionId::Socket => {
+                config.sockets.push(SocketSpec { protocol: Protocol::Uwsgi, address: values::socket_address(option)? })
+            }
             OptionId::Listen => config.listen = values::positive(option)?,
             OptionId::BufferSize => config.buffer_size = values::positive(option)?,
             OptionId::PostBuffering => config.post_buffering = values::whole_number(option)?,
@@ -329,9 +311,7 @@ impl<'r> Builder<'r> {
             }
             OptionId::HttpKeepalive => config.keepalive_timeout = keepalive(option)?,
             OptionId::ChmodSocket => config.chmod_socket = Some(values::octal_mode(option)?),
-            OptionId::WsgiFile => {
-                self.set_app(AppSource::File(values::path(option)?), None, option)?
-            }
+            OptionId::WsgiFile => self.set_app(AppSource::File(values::path(option)?), None, option)?,
             OptionId::Module => {
                 let (module, callable) = split_module(option)?;
                 self.set_app(AppSource::Module(module), callable, option)?
@@ -352,27 +332,19 @@ impl<'r> Builder<'r> {
             OptionId::Pidfile => config.pidfile = Some(values::path(option)?),
             OptionId::MaxRequests => config.max_requests = values::whole_number(option)?,
             OptionId::MaxRequestsDelta => config.max_requests_delta = values::whole_number(option)?,
-            OptionId::MaxWorkerLifetime => {
-                config.max_worker_lifetime = values::seconds_or_off(option)?
-            }
+            OptionId::MaxWorkerLifetime => config.max_worker_lifetime = values::seconds_or_off(option)?,
             OptionId::ReloadOnRss => config.reload_on_rss = values::number_or_off(option)?,
             OptionId::EvilReloadOnRss => config.evil_reload_on_rss = values::number_or_off(option)?,
             OptionId::LimitAs => config.limit_as = values::number_or_off(option)?,
             OptionId::Harakiri => config.harakiri = values::seconds_or_off(option)?,
             OptionId::HarakiriVerbose => config.harakiri_verbose = values::boolean(option)?,
             OptionId::ReloadMercy => config.reload_mercy = values::positive_seconds(option)?,
-            OptionId::WorkerReloadMercy => {
-                config.worker_reload_mercy = values::positive_seconds(option)?
-            }
+            OptionId::WorkerReloadMercy => config.worker_reload_mercy = values::positive_seconds(option)?,
             OptionId::TouchReload => config.touch_reload.push(values::path(option)?),
             OptionId::TouchChainReload => config.touch_chain_reload.push(values::path(option)?),
             OptionId::MasterFifo => config.master_fifo.push(values::path(option)?),
-            OptionId::Cheaper => {
-                self.cheaper.min_workers = Some((values::whole_number(option)?, option))
-            }
-            OptionId::CheaperInitial => {
-                self.cheaper.initial = Some((values::positive(option)?, option))
-            }
+            OptionId::Cheaper => self.cheaper.min_workers = Some((values::whole_number(option)?, option)),
+            OptionId::CheaperInitial => self.cheaper.initial = Some((values::positive(option)?, option)),
             OptionId::CheaperStep => self.cheaper.step = Some((values::positive(option)?, option)),
             OptionId::CheaperAlgo => {
                 if option.value != "spare" {
@@ -461,10 +433,7 @@ impl<'r> Builder<'r> {
     }
 
     fn finish(mut self) -> Result<VassalConfig, ConfigError> {
-        let callable = self
-            .module_callable
-            .or(self.callable)
-            .unwrap_or_else(|| "application".to_owned());
+        let callable = self.module_callable.or(self.callable).unwrap_or_else(|| "application".to_owned());
         self.config.app = self.app.map(|(source, _)| AppSpec { source, callable });
         self.config.cheaper = cheaper(&self.cheaper, self.config.processes)?;
         Ok(self.config)
@@ -495,18 +464,10 @@ fn split_module(option: &RawOption) -> Result<(String, Option<String>), ConfigEr
         None => (option.value.as_str(), None),
     };
     if module.is_empty() || module.chars().any(char::is_whitespace) {
-        return Err(values::invalid(
-            option,
-            "expected a module name like pkg.module or pkg.module:callable",
-        ));
+        return Err(values::invalid(option, "expected a module name like pkg.module or pkg.module:callable"));
     }
-    if callable
-        .is_some_and(|callable| callable.is_empty() || callable.chars().any(char::is_whitespace))
-    {
-        return Err(values::invalid(
-            option,
-            "the callable after ':' must be a Python name",
-        ));
+    if callable.is_some_and(|callable| callable.is_empty() || callable.chars().any(char::is_whitespace)) {
+        return Err(values::invalid(option, "the callable after ':' must be a Python name"));
     }
     Ok((module.to_owned(), callable.map(str::to_owned)))
 }
@@ -523,19 +484,12 @@ fn python_name(option: &RawOption) -> Result<String, ConfigError> {
 /// liege, so those are accepted, in any of their spellings (`python311`, `python3.11`, `0:python`,
 /// `/usr/lib/uwsgi/plugins/python3_plugin.so`). Anything else would need code liege does not have.
 fn check_plugins(option: &RawOption) -> Result<(), ConfigError> {
-    for plugin in option
-        .value
-        .split(',')
-        .map(str::trim)
-        .filter(|plugin| !plugin.is_empty())
-    {
+    for plugin in option.value.split(',').map(str::trim).filter(|plugin| !plugin.is_empty()) {
         let base = plugin.rsplit('/').next().unwrap_or(plugin);
         let base = base.strip_suffix("_plugin.so").unwrap_or(base);
         let base = base.split_once(':').map_or(base, |(_modifier, name)| name);
         let is_python = base.strip_prefix("python").is_some_and(|version| {
-            version
-                .chars()
-                .all(|character| character.is_ascii_digit() || character == '.' || character == '_')
+            version.chars().all(|character| character.is_ascii_digit() || character == '.' || character == '_')
         });
         if !is_python && base != "http" {
             return Err(values::invalid(
@@ -592,8 +546,6 @@ fn cheaper(options: &CheaperOptions<'_>, processes: u32) -> Result<Option<Cheape
         initial,
         step: options.step.map_or(1, |(step, _)| step),
         algo: "spare".to_owned(),
-        idle: options
-            .idle
-            .map_or(Duration::from_secs(10), |(idle, _)| idle),
+        idle: options.idle.map_or(Duration::from_secs(10), |(idle, _)| idle),
     }))
 }

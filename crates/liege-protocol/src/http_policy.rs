@@ -21,10 +21,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_header_count: 100,
-            max_head_bytes: 64 * 1024,
-        }
+        Limits { max_header_count: 100, max_head_bytes: 64 * 1024 }
     }
 }
 
@@ -99,9 +96,7 @@ impl Violation {
             Violation::NonAsciiTarget => "non-ASCII request target",
             Violation::MissingHost => "missing Host header",
             Violation::InvalidHost => "invalid Host header",
-            Violation::ContentLengthWithTransferEncoding => {
-                "both Content-Length and Transfer-Encoding"
-            }
+            Violation::ContentLengthWithTransferEncoding => "both Content-Length and Transfer-Encoding",
             Violation::InvalidContentLength => "invalid Content-Length",
             Violation::TransferEncodingInHttp10 => "Transfer-Encoding in HTTP/1.0",
             Violation::InvalidTransferEncoding => "invalid Transfer-Encoding",
@@ -131,19 +126,11 @@ pub fn check_request(
     check_framing(version, headers)
 }
 
-fn check_size(
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    limits: &Limits,
-) -> Result<(), Violation> {
+fn check_size(method: &Method, uri: &Uri, headers: &HeaderMap, limits: &Limits) -> Result<(), Violation> {
     // `HeaderMap::len` counts values, i.e. header lines.
     let count = headers.len();
     if count > limits.max_header_count {
-        return Err(Violation::TooManyHeaders {
-            count,
-            max: limits.max_header_count,
-        });
+        return Err(Violation::TooManyHeaders { count, max: limits.max_header_count });
     }
     let max = limits.max_head_bytes;
     // "METHOD SP target SP HTTP/1.1 CRLF", then "name: value CRLF" per line, then the final CRLF.
@@ -227,8 +214,7 @@ fn valid_host(host: &[u8]) -> bool {
             None => (host, &b""[..]),
         }
     };
-    name.iter().all(|&b| HOST_BYTE[usize::from(b)] && b != b':')
-        && port.iter().all(u8::is_ascii_digit)
+    name.iter().all(|&b| HOST_BYTE[usize::from(b)] && b != b':') && port.iter().all(u8::is_ascii_digit)
 }
 
 /// unreserved / sub-delims / '%' (pct-encoded) / ':' (IP literals); not '[' ']' '/' '?' '#' '@' or space.
@@ -239,10 +225,7 @@ static HOST_BYTE: [bool; 256] = {
         let c = b as u8;
         t[b] = c.is_ascii_alphanumeric()
             || matches!(c, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'')
-            || matches!(
-                c,
-                b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b'%' | b':'
-            );
+            || matches!(c, b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b'%' | b':');
         b += 1;
     }
     t
@@ -361,21 +344,7 @@ static ENVIRON_BYTE: [u8; 256] = {
         } else if c == b'-' {
             b'_'
         } else if c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'.'
-                    | b'^'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            )
+            || matches!(c, b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'.' | b'^' | b'`' | b'|' | b'~')
         {
             c
         } else {
@@ -444,10 +413,7 @@ pub fn common_environ_key(name: &[u8]) -> Option<&'static str> {
         ],
         7 => &[(b"referer", "HTTP_REFERER"), (b"upgrade", "HTTP_UPGRADE")],
         9 => &[(b"x-real-ip", "HTTP_X_REAL_IP")],
-        10 => &[
-            (b"user-agent", "HTTP_USER_AGENT"),
-            (b"connection", "HTTP_CONNECTION"),
-        ],
+        10 => &[(b"user-agent", "HTTP_USER_AGENT"), (b"connection", "HTTP_CONNECTION")],
         12 => &[(b"content-type", "CONTENT_TYPE")],
         13 => &[
             (b"authorization", "HTTP_AUTHORIZATION"),
@@ -460,20 +426,11 @@ pub fn common_environ_key(name: &[u8]) -> Option<&'static str> {
             (b"accept-language", "HTTP_ACCEPT_LANGUAGE"),
             (b"x-forwarded-for", "HTTP_X_FORWARDED_FOR"),
         ],
-        16 => &[
-            (b"x-forwarded-host", "HTTP_X_FORWARDED_HOST"),
-            (b"x-requested-with", "HTTP_X_REQUESTED_WITH"),
-        ],
-        17 => &[
-            (b"x-forwarded-proto", "HTTP_X_FORWARDED_PROTO"),
-            (b"if-modified-since", "HTTP_IF_MODIFIED_SINCE"),
-        ],
+        16 => &[(b"x-forwarded-host", "HTTP_X_FORWARDED_HOST"), (b"x-requested-with", "HTTP_X_REQUESTED_WITH")],
+        17 => &[(b"x-forwarded-proto", "HTTP_X_FORWARDED_PROTO"), (b"if-modified-since", "HTTP_IF_MODIFIED_SINCE")],
         _ => return None,
     };
-    candidates
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|&(_, key)| key)
+    candidates.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|&(_, key)| key)
 }
 
 #[inline]
@@ -551,12 +508,7 @@ mod tests {
         map
     }
 
-    fn check(
-        method: &str,
-        target: &str,
-        version: Version,
-        list: &[(&str, &str)],
-    ) -> Result<(), Violation> {
+    fn check(method: &str, target: &str, version: Version, list: &[(&str, &str)]) -> Result<(), Violation> {
         let method = Method::from_bytes(method.as_bytes()).expect("valid method");
         let uri: Uri = target.parse().expect("valid target");
         check_request(&method, &uri, version, &headers(list), &Limits::default())
@@ -573,71 +525,22 @@ mod tests {
     #[test]
     fn ordinary_requests_pass() {
         assert_eq!(get11(&[("host", "example.com")]), Ok(()));
-        assert_eq!(
-            get11(&[
-                ("host", "example.com:8080"),
-                ("accept", "*/*"),
-                ("cookie", "a=1")
-            ]),
-            Ok(())
-        );
+        assert_eq!(get11(&[("host", "example.com:8080"), ("accept", "*/*"), ("cookie", "a=1")]), Ok(()));
         assert_eq!(post11(&[("host", "h"), ("content-length", "5")]), Ok(()));
-        assert_eq!(
-            post11(&[("host", "h"), ("transfer-encoding", "chunked")]),
-            Ok(())
-        );
-        assert_eq!(
-            post11(&[("host", "h"), ("transfer-encoding", "Chunked")]),
-            Ok(())
-        );
+        assert_eq!(post11(&[("host", "h"), ("transfer-encoding", "chunked")]), Ok(()));
+        assert_eq!(post11(&[("host", "h"), ("transfer-encoding", "Chunked")]), Ok(()));
         assert_eq!(check("GET", "/", Version::HTTP_10, &[]), Ok(()));
-        assert_eq!(
-            check("POST", "/", Version::HTTP_10, &[("content-length", "3")]),
-            Ok(())
-        );
-        assert_eq!(
-            check("OPTIONS", "*", Version::HTTP_11, &[("host", "h")]),
-            Ok(())
-        );
-        assert_eq!(
-            check(
-                "GET",
-                "http://example.com/x?y",
-                Version::HTTP_11,
-                &[("host", "example.com")]
-            ),
-            Ok(())
-        );
-        assert_eq!(
-            check(
-                "CONNECT",
-                "example.com:443",
-                Version::HTTP_11,
-                &[("host", "example.com:443")]
-            ),
-            Ok(())
-        );
+        assert_eq!(check("POST", "/", Version::HTTP_10, &[("content-length", "3")]), Ok(()));
+        assert_eq!(check("OPTIONS", "*", Version::HTTP_11, &[("host", "h")]), Ok(()));
+        assert_eq!(check("GET", "http://example.com/x?y", Version::HTTP_11, &[("host", "example.com")]), Ok(()));
+        assert_eq!(check("CONNECT", "example.com:443", Version::HTTP_11, &[("host", "example.com:443")]), Ok(()));
     }
 
     #[test]
     fn duplicate_host() {
-        assert_eq!(
-            get11(&[("host", "a"), ("host", "b")]),
-            Err(Violation::DuplicateHost)
-        );
-        assert_eq!(
-            get11(&[("host", "a"), ("host", "a")]),
-            Err(Violation::DuplicateHost)
-        );
-        assert_eq!(
-            check(
-                "GET",
-                "/",
-                Version::HTTP_10,
-                &[("host", "a"), ("host", "b")]
-            ),
-            Err(Violation::DuplicateHost)
-        );
+        assert_eq!(get11(&[("host", "a"), ("host", "b")]), Err(Violation::DuplicateHost));
+        assert_eq!(get11(&[("host", "a"), ("host", "a")]), Err(Violation::DuplicateHost));
+        assert_eq!(check("GET", "/", Version::HTTP_10, &[("host", "a"), ("host", "b")]), Err(Violation::DuplicateHost));
         assert_eq!(Violation::DuplicateHost.status(), 400);
     }
 
@@ -681,44 +584,25 @@ mod tests {
             "a\\b",
             "\"a\"",
         ] {
-            assert_eq!(
-                get11(&[("host", bad)]),
-                Err(Violation::InvalidHost),
-                "{bad:?}"
-            );
+            assert_eq!(get11(&[("host", bad)]), Err(Violation::InvalidHost), "{bad:?}");
         }
     }
 
     #[test]
     fn content_length_with_transfer_encoding() {
         assert_eq!(
-            post11(&[
-                ("host", "h"),
-                ("content-length", "5"),
-                ("transfer-encoding", "chunked")
-            ]),
+            post11(&[("host", "h"), ("content-length", "5"), ("transfer-encoding", "chunked")]),
             Err(Violation::ContentLengthWithTransferEncoding)
         );
         assert_eq!(
-            post11(&[
-                ("host", "h"),
-                ("transfer-encoding", "chunked"),
-                ("content-length", "0")
-            ]),
+            post11(&[("host", "h"), ("transfer-encoding", "chunked"), ("content-length", "0")]),
             Err(Violation::ContentLengthWithTransferEncoding)
         );
     }
 
     #[test]
     fn content_length_values() {
-        assert_eq!(
-            post11(&[
-                ("host", "h"),
-                ("content-length", "5"),
-                ("content-length", "5")
-            ]),
-            Ok(())
-        );
+        assert_eq!(post11(&[("host", "h"), ("content-length", "5"), ("content-length", "5")]), Ok(()));
         assert_eq!(post11(&[("host", "h"), ("content-length", "5, 5")]), Ok(()));
         assert_eq!(post11(&[("host", "h"), ("content-length", "0")]), Ok(()));
         for bad in [
@@ -735,21 +619,11 @@ mod tests {
         ] {
             let mut list = vec![("host", "h")];
             list.extend_from_slice(bad);
-            assert_eq!(
-                post11(&list),
-                Err(Violation::InvalidContentLength),
-                "{bad:?}"
-            );
+            assert_eq!(post11(&list), Err(Violation::InvalidContentLength), "{bad:?}");
         }
         assert_eq!(content_length(&headers(&[])), Ok(None));
-        assert_eq!(
-            content_length(&headers(&[("content-length", "42")])),
-            Ok(Some(42))
-        );
-        assert_eq!(
-            content_length(&headers(&[("content-length", "18446744073709551615")])),
-            Ok(Some(u64::MAX))
-        );
+        assert_eq!(content_length(&headers(&[("content-length", "42")])), Ok(Some(42)));
+        assert_eq!(content_length(&headers(&[("content-length", "18446744073709551615")])), Ok(Some(u64::MAX)));
     }
 
     #[test]
@@ -758,21 +632,12 @@ mod tests {
         assert_eq!(te("chunked"), Ok(()));
         assert_eq!(te(" chunked "), Ok(()));
         assert_eq!(te(", chunked"), Ok(()));
-        assert_eq!(
-            te("gzip, chunked"),
-            Err(Violation::UnsupportedTransferCoding)
-        );
+        assert_eq!(te("gzip, chunked"), Err(Violation::UnsupportedTransferCoding));
         assert_eq!(te("gzip"), Err(Violation::UnsupportedTransferCoding));
         assert_eq!(te("identity"), Err(Violation::UnsupportedTransferCoding));
-        assert_eq!(
-            te("deflate;q=1, chunked"),
-            Err(Violation::UnsupportedTransferCoding)
-        );
+        assert_eq!(te("deflate;q=1, chunked"), Err(Violation::UnsupportedTransferCoding));
         assert_eq!(te("chunked, gzip"), Err(Violation::InvalidTransferEncoding));
-        assert_eq!(
-            te("chunked, chunked"),
-            Err(Violation::InvalidTransferEncoding)
-        );
+        assert_eq!(te("chunked, chunked"), Err(Violation::InvalidTransferEncoding));
         assert_eq!(te("chunked;x=1"), Err(Violation::InvalidTransferEncoding));
         assert_eq!(te(""), Err(Violation::InvalidTransferEncoding));
         assert_eq!(te(" , "), Err(Violation::InvalidTransferEncoding));
@@ -781,19 +646,11 @@ mod tests {
         assert_eq!(te("ch\u{fc}nked"), Err(Violation::InvalidTransferEncoding));
         // Split over two fields is the same list.
         assert_eq!(
-            post11(&[
-                ("host", "h"),
-                ("transfer-encoding", "gzip"),
-                ("transfer-encoding", "chunked")
-            ]),
+            post11(&[("host", "h"), ("transfer-encoding", "gzip"), ("transfer-encoding", "chunked")]),
             Err(Violation::UnsupportedTransferCoding)
         );
         assert_eq!(
-            post11(&[
-                ("host", "h"),
-                ("transfer-encoding", "chunked"),
-                ("transfer-encoding", "chunked")
-            ]),
+            post11(&[("host", "h"), ("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")]),
             Err(Violation::InvalidTransferEncoding)
         );
         assert_eq!(Violation::UnsupportedTransferCoding.status(), 501);
@@ -803,21 +660,11 @@ mod tests {
     #[test]
     fn transfer_encoding_in_http10() {
         assert_eq!(
-            check(
-                "POST",
-                "/",
-                Version::HTTP_10,
-                &[("transfer-encoding", "chunked")]
-            ),
+            check("POST", "/", Version::HTTP_10, &[("transfer-encoding", "chunked")]),
             Err(Violation::TransferEncodingInHttp10)
         );
         assert_eq!(
-            check(
-                "POST",
-                "/",
-                Version::HTTP_10,
-                &[("transfer-encoding", "chunked"), ("content-length", "1")]
-            ),
+            check("POST", "/", Version::HTTP_10, &[("transfer-encoding", "chunked"), ("content-length", "1")]),
             Err(Violation::TransferEncodingInHttp10)
         );
     }
@@ -825,91 +672,47 @@ mod tests {
     #[test]
     fn asterisk_only_for_options() {
         for method in ["GET", "POST", "HEAD", "DELETE"] {
-            assert_eq!(
-                check(method, "*", Version::HTTP_11, &[("host", "h")]),
-                Err(Violation::AsteriskNotOptions)
-            );
+            assert_eq!(check(method, "*", Version::HTTP_11, &[("host", "h")]), Err(Violation::AsteriskNotOptions));
         }
-        assert_eq!(
-            check("OPTIONS", "*", Version::HTTP_11, &[("host", "h")]),
-            Ok(())
-        );
-        assert_eq!(
-            check("OPTIONS", "/", Version::HTTP_11, &[("host", "h")]),
-            Ok(())
-        );
+        assert_eq!(check("OPTIONS", "*", Version::HTTP_11, &[("host", "h")]), Ok(()));
+        assert_eq!(check("OPTIONS", "/", Version::HTTP_11, &[("host", "h")]), Ok(()));
         // A path that merely contains '*' is fine.
-        assert_eq!(
-            check("GET", "/*", Version::HTTP_11, &[("host", "h")]),
-            Ok(())
-        );
+        assert_eq!(check("GET", "/*", Version::HTTP_11, &[("host", "h")]), Ok(()));
     }
 
     #[test]
     fn authority_form_only_for_connect() {
         assert_eq!(
-            check(
-                "GET",
-                "example.com:80",
-                Version::HTTP_11,
-                &[("host", "example.com")]
-            ),
+            check("GET", "example.com:80", Version::HTTP_11, &[("host", "example.com")]),
             Err(Violation::AuthorityFormMismatch)
         );
-        assert_eq!(
-            check("CONNECT", "/", Version::HTTP_11, &[("host", "h")]),
-            Err(Violation::AuthorityFormMismatch)
-        );
+        assert_eq!(check("CONNECT", "/", Version::HTTP_11, &[("host", "h")]), Err(Violation::AuthorityFormMismatch));
     }
 
     #[test]
     fn header_count_limit() {
-        let many: Vec<(String, String)> = (0..101)
-            .map(|i| (format!("x-h{i}"), "v".to_string()))
-            .collect();
+        let many: Vec<(String, String)> = (0..101).map(|i| (format!("x-h{i}"), "v".to_string())).collect();
         let mut list: Vec<(&str, &str)> = vec![("host", "h")];
         list.extend(many.iter().take(99).map(|(n, v)| (n.as_str(), v.as_str())));
         assert_eq!(get11(&list), Ok(()), "exactly 100");
         list.push(("x-one-more", "v"));
-        assert_eq!(
-            get11(&list),
-            Err(Violation::TooManyHeaders {
-                count: 101,
-                max: 100
-            })
-        );
+        assert_eq!(get11(&list), Err(Violation::TooManyHeaders { count: 101, max: 100 }));
         // Repeats of one name count per line.
-        let repeated: Vec<(&str, &str)> = std::iter::once(("host", "h"))
-            .chain((0..100).map(|_| ("x-a", "v")))
-            .collect();
+        let repeated: Vec<(&str, &str)> =
+            std::iter::once(("host", "h")).chain((0..100).map(|_| ("x-a", "v"))).collect();
         assert_eq!(get11(&repeated).map_err(|v| v.status()), Err(431));
     }
 
     #[test]
     fn head_bytes_limit() {
-        let limits = Limits {
-            max_header_count: 100,
-            max_head_bytes: 100,
-        };
+        let limits = Limits { max_header_count: 100, max_head_bytes: 100 };
         let uri: Uri = "/".parse().expect("uri");
         // "GET / HTTP/1.1\r\n" = 16, "host: h\r\n" = 9, final CRLF = 2: 27 bytes.
         let small = headers(&[("host", "h")]);
-        assert_eq!(
-            check_request(&Method::GET, &uri, Version::HTTP_11, &small, &limits),
-            Ok(())
-        );
-        let exact = Limits {
-            max_head_bytes: 27,
-            ..limits
-        };
-        assert_eq!(
-            check_request(&Method::GET, &uri, Version::HTTP_11, &small, &exact),
-            Ok(())
-        );
-        let under = Limits {
-            max_head_bytes: 26,
-            ..limits
-        };
+        assert_eq!(check_request(&Method::GET, &uri, Version::HTTP_11, &small, &limits), Ok(()));
+        let exact = Limits { max_head_bytes: 27, ..limits };
+        assert_eq!(check_request(&Method::GET, &uri, Version::HTTP_11, &small, &exact), Ok(()));
+        let under = Limits { max_head_bytes: 26, ..limits };
         assert_eq!(
             check_request(&Method::GET, &uri, Version::HTTP_11, &small, &under),
             Err(Violation::HeadTooLarge { max: 26 })
@@ -922,10 +725,7 @@ mod tests {
         // A long target counts too.
         let long_uri: Uri = format!("/{}", "p".repeat(100)).parse().expect("uri");
         assert!(check_request(&Method::GET, &long_uri, Version::HTTP_11, &small, &limits).is_err());
-        assert_eq!(
-            target_len(&"http://example.com/a?b".parse().expect("uri")),
-            "http://example.com/a?b".len()
-        );
+        assert_eq!(target_len(&"http://example.com/a?b".parse().expect("uri")), "http://example.com/a?b".len());
         assert_eq!(target_len(&"*".parse().expect("uri")), 1);
     }
 
@@ -969,31 +769,16 @@ mod tests {
     #[test]
     fn environ_keys() {
         assert_eq!(environ_key("content-type").as_deref(), Some("CONTENT_TYPE"));
-        assert_eq!(
-            environ_key("Content-Length").as_deref(),
-            Some("CONTENT_LENGTH")
-        );
+        assert_eq!(environ_key("Content-Length").as_deref(), Some("CONTENT_LENGTH"));
         assert_eq!(environ_key("host").as_deref(), Some("HTTP_HOST"));
-        assert_eq!(
-            environ_key("X-Forwarded-For").as_deref(),
-            Some("HTTP_X_FORWARDED_FOR")
-        );
-        assert_eq!(
-            environ_key("x-custom.v2").as_deref(),
-            Some("HTTP_X_CUSTOM.V2")
-        );
-        assert_eq!(
-            environ_key("a1!#$%&'*+.^`|~").as_deref(),
-            Some("HTTP_A1!#$%&'*+.^`|~")
-        );
+        assert_eq!(environ_key("X-Forwarded-For").as_deref(), Some("HTTP_X_FORWARDED_FOR"));
+        assert_eq!(environ_key("x-custom.v2").as_deref(), Some("HTTP_X_CUSTOM.V2"));
+        assert_eq!(environ_key("a1!#$%&'*+.^`|~").as_deref(), Some("HTTP_A1!#$%&'*+.^`|~"));
         assert_eq!(environ_key("X_Forwarded_For"), None);
         assert_eq!(environ_key("content_length"), None);
         assert_eq!(environ_key("_"), None);
         assert_eq!(environ_key("Proxy"), None);
-        assert_eq!(
-            environ_key("proxy-authorization").as_deref(),
-            Some("HTTP_PROXY_AUTHORIZATION")
-        );
+        assert_eq!(environ_key("proxy-authorization").as_deref(), Some("HTTP_PROXY_AUTHORIZATION"));
         assert_eq!(environ_key(""), None);
         assert_eq!(environ_key("a b"), None);
         assert_eq!(environ_key("a:b"), None);
@@ -1030,11 +815,7 @@ mod tests {
             let common = common_environ_key(name.as_bytes());
             assert!(common.is_some(), "{name} should be common");
             assert_eq!(common.map(str::to_owned), environ_key(name), "{name}");
-            assert_eq!(
-                common_environ_key(name.to_ascii_uppercase().as_bytes()),
-                common,
-                "{name} any case"
-            );
+            assert_eq!(common_environ_key(name.to_ascii_uppercase().as_bytes()), common, "{name} any case");
         }
         for name in ["x-custom", "hosts", "", "x_forwarded_for", "proxy"] {
             assert_eq!(common_environ_key(name.as_bytes()), None, "{name}");
@@ -1081,10 +862,7 @@ mod tests {
         assert_eq!(out, "/ascii");
         out.clear();
         latin1_to_string(&(0u8..=255).collect::<Vec<_>>(), &mut out);
-        assert_eq!(
-            out.chars().map(u32::from).collect::<Vec<_>>(),
-            (0u32..=255).collect::<Vec<_>>()
-        );
+        assert_eq!(out.chars().map(u32::from).collect::<Vec<_>>(), (0u32..=255).collect::<Vec<_>>());
     }
 
     /// Decoding arbitrary bytes never panics and never grows the input.
@@ -1098,10 +876,7 @@ mod tests {
             state ^= state << 17;
             let len = (state % 16) as usize;
             let input: Vec<u8> = (0..len)
-                .map(|i| {
-                    [b'%', b'4', b'1', b'z', b'a', b'F', b'/', 0xff]
-                        [((state >> (i * 3)) & 7) as usize]
-                })
+                .map(|i| [b'%', b'4', b'1', b'z', b'a', b'F', b'/', 0xff][((state >> (i * 3)) & 7) as usize])
                 .collect();
             out.clear();
             percent_decode(&input, &mut out);

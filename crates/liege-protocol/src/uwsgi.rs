@@ -116,31 +116,19 @@ fn read_u16_le(buf: &[u8], at: usize) -> Option<usize> {
 pub fn check(buf: &[u8], max_datasize: usize) -> Result<Status, UwsgiError> {
     let (modifier1, datasize, modifier2) = match *buf {
         [m1, lo, hi, m2, ..] => (m1, u16::from_le_bytes([lo, hi]) as usize, m2),
-        _ => {
-            return Ok(Status::Partial {
-                needed: HEADER_LEN - buf.len(),
-            })
-        }
+        _ => return Ok(Status::Partial { needed: HEADER_LEN - buf.len() }),
     };
     if modifier1 != MODIFIER1_WSGI {
-        return Err(UwsgiError::UnsupportedModifier {
-            modifier1,
-            modifier2,
-        });
+        return Err(UwsgiError::UnsupportedModifier { modifier1, modifier2 });
     }
     if datasize > max_datasize {
-        return Err(UwsgiError::TooLarge {
-            datasize,
-            max: max_datasize,
-        });
+        return Err(UwsgiError::TooLarge { datasize, max: max_datasize });
     }
     let packet_len = HEADER_LEN + datasize;
     if buf.len() >= packet_len {
         Ok(Status::Complete { packet_len })
     } else {
-        Ok(Status::Partial {
-            needed: packet_len - buf.len(),
-        })
+        Ok(Status::Partial { needed: packet_len - buf.len() })
     }
 }
 
@@ -175,10 +163,7 @@ impl<'a> Vars<'a> {
 
     /// `(key, value)` pairs in wire order.
     pub fn iter(&self) -> VarsIter<'a> {
-        VarsIter {
-            rest: self.data,
-            remaining: self.count,
-        }
+        VarsIter { rest: self.data, remaining: self.count }
     }
 
     /// The raw vars block (without the 4-byte header), e.g. to forward it unchanged.
@@ -190,10 +175,7 @@ impl<'a> Vars<'a> {
 impl fmt::Debug for Vars<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
-            .entries(
-                self.iter()
-                    .map(|(k, v)| (String::from_utf8_lossy(k), String::from_utf8_lossy(v))),
-            )
+            .entries(self.iter().map(|(k, v)| (String::from_utf8_lossy(k), String::from_utf8_lossy(v))))
             .finish()
     }
 }
@@ -272,31 +254,16 @@ impl std::iter::FusedIterator for VarsIter<'_> {}
 pub fn parse(packet: &[u8]) -> Result<Request<'_>, UwsgiError> {
     let (modifier1, datasize, modifier2, data) = match *packet {
         [m1, lo, hi, m2, ref data @ ..] => (m1, u16::from_le_bytes([lo, hi]) as usize, m2, data),
-        _ => {
-            return Err(UwsgiError::LengthMismatch {
-                expected: HEADER_LEN,
-                actual: packet.len(),
-            })
-        }
+        _ => return Err(UwsgiError::LengthMismatch { expected: HEADER_LEN, actual: packet.len() }),
     };
     if modifier1 != MODIFIER1_WSGI {
-        return Err(UwsgiError::UnsupportedModifier {
-            modifier1,
-            modifier2,
-        });
+        return Err(UwsgiError::UnsupportedModifier { modifier1, modifier2 });
     }
     if data.len() != datasize {
-        return Err(UwsgiError::LengthMismatch {
-            expected: HEADER_LEN + datasize,
-            actual: packet.len(),
-        });
+        return Err(UwsgiError::LengthMismatch { expected: HEADER_LEN + datasize, actual: packet.len() });
     }
     let count = validate_vars(data)?;
-    Ok(Request {
-        modifier1,
-        modifier2,
-        vars: Vars { data, count },
-    })
+    Ok(Request { modifier1, modifier2, vars: Vars { data, count } })
 }
 
 /// Walks the vars block once, returning the var count or the first defect.
@@ -304,13 +271,9 @@ fn validate_vars(data: &[u8]) -> Result<usize, UwsgiError> {
     let end = data.len();
     let mut pos = 0usize;
     let mut count = 0usize;
-    let malformed = |at: usize, kind| UwsgiError::Malformed {
-        offset: HEADER_LEN + at,
-        kind,
-    };
+    let malformed = |at: usize, kind| UwsgiError::Malformed { offset: HEADER_LEN + at, kind };
     while pos < end {
-        let klen =
-            read_u16_le(data, pos).ok_or_else(|| malformed(pos, Malformed::TruncatedLength))?;
+        let klen = read_u16_le(data, pos).ok_or_else(|| malformed(pos, Malformed::TruncatedLength))?;
         if klen == 0 {
             return Err(malformed(pos, Malformed::EmptyKey));
         }
@@ -318,8 +281,7 @@ fn validate_vars(data: &[u8]) -> Result<usize, UwsgiError> {
         if key_end > end {
             return Err(malformed(pos, Malformed::KeyOverrun));
         }
-        let vlen = read_u16_le(data, key_end)
-            .ok_or_else(|| malformed(key_end, Malformed::TruncatedLength))?;
+        let vlen = read_u16_le(data, key_end).ok_or_else(|| malformed(key_end, Malformed::TruncatedLength))?;
         let value_end = key_end + 2 + vlen;
         if value_end > end {
             return Err(malformed(key_end, Malformed::ValueOverrun));
@@ -371,10 +333,7 @@ impl<'a> Request<'a> {
                 _ => {}
             }
         }
-        uwsgi_scheme
-            .or(https.then_some("https"))
-            .or(request_scheme)
-            .unwrap_or("http")
+        uwsgi_scheme.or(https.then_some("https")).or(request_scheme).unwrap_or("http")
     }
 
     /// The vars that belong in the WSGI environ: all of them minus [`is_magic_var`] ones.
@@ -437,9 +396,7 @@ pub fn encode_request(
             return Err(UwsgiError::Unencodable("empty key"));
         }
         if key.len() > MAX_DATASIZE || value.len() > MAX_DATASIZE {
-            return Err(UwsgiError::Unencodable(
-                "key or value longer than 65535 bytes",
-            ));
+            return Err(UwsgiError::Unencodable("key or value longer than 65535 bytes"));
         }
         datasize += 4 + key.len() + value.len();
     }
@@ -507,12 +464,7 @@ mod tests {
     fn nginx_packet_round_trip() {
         let vars = nginx_get_vars();
         let packet = encode(&vars);
-        assert_eq!(
-            check(&packet, 4096),
-            Ok(Status::Complete {
-                packet_len: packet.len()
-            })
-        );
+        assert_eq!(check(&packet, 4096), Ok(Status::Complete { packet_len: packet.len() }));
         let req = parse(&packet).expect("valid");
         assert_eq!(req.modifier1, 0);
         assert_eq!(req.modifier2, 0);
@@ -535,13 +487,7 @@ mod tests {
         assert_eq!(packet.len(), 4 + 0x24);
         let req = parse(packet).expect("valid");
         let vars: Vec<_> = req.vars.iter().collect();
-        assert_eq!(
-            vars,
-            vec![
-                (&b"REQUEST_METHOD"[..], &b"GET"[..]),
-                (&b"PATH_INFO"[..], &b"/x"[..])
-            ]
-        );
+        assert_eq!(vars, vec![(&b"REQUEST_METHOD"[..], &b"GET"[..]), (&b"PATH_INFO"[..], &b"/x"[..])]);
         assert_eq!(encode(&vars), packet);
     }
 
@@ -589,22 +535,9 @@ mod tests {
     #[test]
     fn too_large_refused_from_header_alone() {
         let header = [0u8, 0x01, 0x10, 0]; // datasize 4097
-        assert_eq!(
-            check(&header, 4096),
-            Err(UwsgiError::TooLarge {
-                datasize: 4097,
-                max: 4096
-            })
-        );
+        assert_eq!(check(&header, 4096), Err(UwsgiError::TooLarge { datasize: 4097, max: 4096 }));
         assert_eq!(check(&header, 4097), Ok(Status::Partial { needed: 4097 }));
-        assert_eq!(
-            UwsgiError::TooLarge {
-                datasize: 1,
-                max: 0
-            }
-            .status(),
-            431
-        );
+        assert_eq!(UwsgiError::TooLarge { datasize: 1, max: 0 }.status(), 431);
     }
 
     #[test]
@@ -613,10 +546,7 @@ mod tests {
         let mut packet = encode(&[(b"A", b"b")]);
         packet[0] = 22;
         packet[3] = 7;
-        let err = UwsgiError::UnsupportedModifier {
-            modifier1: 22,
-            modifier2: 7,
-        };
+        let err = UwsgiError::UnsupportedModifier { modifier1: 22, modifier2: 7 };
         assert_eq!(check(&packet[..4], 4096), Err(err.clone()));
         assert_eq!(parse(&packet), Err(err.clone()));
         assert_eq!(err.status(), 501);
@@ -636,26 +566,11 @@ mod tests {
     fn length_mismatch() {
         let packet = encode(&[(b"KEY", b"value")]);
         let short = &packet[..packet.len() - 1];
-        assert_eq!(
-            parse(short),
-            Err(UwsgiError::LengthMismatch {
-                expected: packet.len(),
-                actual: packet.len() - 1
-            })
-        );
+        assert_eq!(parse(short), Err(UwsgiError::LengthMismatch { expected: packet.len(), actual: packet.len() - 1 }));
         let mut long = packet.clone();
         long.push(b'x');
-        assert!(matches!(
-            parse(&long),
-            Err(UwsgiError::LengthMismatch { .. })
-        ));
-        assert_eq!(
-            parse(&[0, 0, 0]),
-            Err(UwsgiError::LengthMismatch {
-                expected: 4,
-                actual: 3
-            })
-        );
+        assert!(matches!(parse(&long), Err(UwsgiError::LengthMismatch { .. })));
+        assert_eq!(parse(&[0, 0, 0]), Err(UwsgiError::LengthMismatch { expected: 4, actual: 3 }));
         assert!(matches!(parse(&[]), Err(UwsgiError::LengthMismatch { .. })));
     }
 
@@ -672,22 +587,13 @@ mod tests {
         // Also after a valid var, with the offset pointing at it.
         let packet = packet_with_vars(b"\x01\x00A\x00\x00\x00\x00\x00\x00");
         let err = parse(&packet);
-        assert_eq!(
-            err,
-            Err(UwsgiError::Malformed {
-                offset: 4 + 5,
-                kind: Malformed::EmptyKey
-            })
-        );
+        assert_eq!(err, Err(UwsgiError::Malformed { offset: 4 + 5, kind: Malformed::EmptyKey }));
     }
 
     #[test]
     fn malformed_trailing_byte() {
         // One stray byte after a valid var: not even a length.
-        assert_eq!(
-            malformed_kind(b"\x01\x00A\x01\x00b\xff"),
-            Malformed::TruncatedLength
-        );
+        assert_eq!(malformed_kind(b"\x01\x00A\x01\x00b\xff"), Malformed::TruncatedLength);
         assert_eq!(malformed_kind(b"\x05"), Malformed::TruncatedLength);
     }
 
@@ -696,32 +602,20 @@ mod tests {
         assert_eq!(malformed_kind(b"\x05\x00AB"), Malformed::KeyOverrun);
         assert_eq!(malformed_kind(b"\xff\xffA"), Malformed::KeyOverrun);
         // Key longer than the whole packet.
-        assert_eq!(
-            malformed_kind(b"\x10\x00ABCD\x00\x00"),
-            Malformed::KeyOverrun
-        );
+        assert_eq!(malformed_kind(b"\x10\x00ABCD\x00\x00"), Malformed::KeyOverrun);
     }
 
     #[test]
     fn malformed_missing_value_length() {
         // Key fills the packet exactly: no room for its value length (uWSGI's strict `<` on the key end).
         assert_eq!(malformed_kind(b"\x03\x00ABC"), Malformed::TruncatedLength);
-        assert_eq!(
-            malformed_kind(b"\x03\x00ABC\x00"),
-            Malformed::TruncatedLength
-        );
+        assert_eq!(malformed_kind(b"\x03\x00ABC\x00"), Malformed::TruncatedLength);
     }
 
     #[test]
     fn malformed_value_overrun() {
-        assert_eq!(
-            malformed_kind(b"\x01\x00A\x05\x00abc"),
-            Malformed::ValueOverrun
-        );
-        assert_eq!(
-            malformed_kind(b"\x01\x00A\xff\xff"),
-            Malformed::ValueOverrun
-        );
+        assert_eq!(malformed_kind(b"\x01\x00A\x05\x00abc"), Malformed::ValueOverrun);
+        assert_eq!(malformed_kind(b"\x01\x00A\xff\xff"), Malformed::ValueOverrun);
     }
 
     #[test]
@@ -733,18 +627,9 @@ mod tests {
 
     #[test]
     fn duplicate_keys_kept_in_order() {
-        let packet = encode(&[
-            (b"HTTP_COOKIE", b"a=1"),
-            (b"X", b"y"),
-            (b"HTTP_COOKIE", b"b=2"),
-        ]);
+        let packet = encode(&[(b"HTTP_COOKIE", b"a=1"), (b"X", b"y"), (b"HTTP_COOKIE", b"b=2")]);
         let req = parse(&packet).expect("valid");
-        let cookies: Vec<_> = req
-            .vars
-            .iter()
-            .filter(|(k, _)| *k == b"HTTP_COOKIE")
-            .map(|(_, v)| v)
-            .collect();
+        let cookies: Vec<_> = req.vars.iter().filter(|(k, _)| *k == b"HTTP_COOKIE").map(|(_, v)| v).collect();
         assert_eq!(cookies, vec![&b"a=1"[..], &b"b=2"[..]]);
         assert_eq!(req.get(b"HTTP_COOKIE"), Some(&b"a=1"[..]));
     }
@@ -764,29 +649,13 @@ mod tests {
         assert_eq!(cl(&[(b"CONTENT_LENGTH", b"")]), Ok(0));
         assert_eq!(cl(&[(b"CONTENT_LENGTH", b"0")]), Ok(0));
         assert_eq!(cl(&[(b"CONTENT_LENGTH", b"1234")]), Ok(1234));
-        assert_eq!(
-            cl(&[(b"CONTENT_LENGTH", b"18446744073709551615")]),
-            Ok(u64::MAX)
-        );
-        assert_eq!(
-            cl(&[(b"CONTENT_LENGTH", b"18446744073709551616")]),
-            Err(UwsgiError::InvalidContentLength)
-        );
+        assert_eq!(cl(&[(b"CONTENT_LENGTH", b"18446744073709551615")]), Ok(u64::MAX));
+        assert_eq!(cl(&[(b"CONTENT_LENGTH", b"18446744073709551616")]), Err(UwsgiError::InvalidContentLength));
         for bad in [&b"12a"[..], b"-1", b"+1", b" 1", b"1 ", b"0x10", b"1,1"] {
-            assert_eq!(
-                cl(&[(b"CONTENT_LENGTH", bad)]),
-                Err(UwsgiError::InvalidContentLength),
-                "{bad:?}"
-            );
+            assert_eq!(cl(&[(b"CONTENT_LENGTH", bad)]), Err(UwsgiError::InvalidContentLength), "{bad:?}");
         }
-        assert_eq!(
-            cl(&[(b"CONTENT_LENGTH", b"3"), (b"CONTENT_LENGTH", b"3")]),
-            Ok(3)
-        );
-        assert_eq!(
-            cl(&[(b"CONTENT_LENGTH", b"3"), (b"CONTENT_LENGTH", b"4")]),
-            Err(UwsgiError::InvalidContentLength)
-        );
+        assert_eq!(cl(&[(b"CONTENT_LENGTH", b"3"), (b"CONTENT_LENGTH", b"3")]), Ok(3));
+        assert_eq!(cl(&[(b"CONTENT_LENGTH", b"3"), (b"CONTENT_LENGTH", b"4")]), Err(UwsgiError::InvalidContentLength));
         // The key match is exact: a header-derived var is not the body length.
         assert_eq!(cl(&[(b"HTTP_CONTENT_LENGTH", b"9")]), Ok(0));
     }
@@ -800,18 +669,9 @@ mod tests {
         assert_eq!(scheme(&[(b"HTTPS", b"")]), "http");
         assert_eq!(scheme(&[(b"HTTPS", b"off")]), "http");
         assert_eq!(scheme(&[(b"REQUEST_SCHEME", b"https")]), "https");
-        assert_eq!(
-            scheme(&[(b"UWSGI_SCHEME", b"https"), (b"HTTPS", b"")]),
-            "https"
-        );
-        assert_eq!(
-            scheme(&[(b"UWSGI_SCHEME", b"http"), (b"HTTPS", b"on")]),
-            "http"
-        );
-        assert_eq!(
-            scheme(&[(b"UWSGI_SCHEME", b"gopher"), (b"REQUEST_SCHEME", b"https")]),
-            "https"
-        );
+        assert_eq!(scheme(&[(b"UWSGI_SCHEME", b"https"), (b"HTTPS", b"")]), "https");
+        assert_eq!(scheme(&[(b"UWSGI_SCHEME", b"http"), (b"HTTPS", b"on")]), "http");
+        assert_eq!(scheme(&[(b"UWSGI_SCHEME", b"gopher"), (b"REQUEST_SCHEME", b"https")]), "https");
         assert_eq!(scheme(&[(b"HTTP_X_FORWARDED_PROTO", b"https")]), "http");
     }
 
@@ -835,35 +695,18 @@ mod tests {
         ] {
             assert!(is_magic_var(key), "{key:?}");
         }
-        for key in [
-            &b"UWSGI"[..],
-            b"uwsgi_script",
-            b"HTTP_UWSGI_SCRIPT",
-            b"PATH_INFO",
-            b"",
-            b"XUWSGI_A",
-        ] {
+        for key in [&b"UWSGI"[..], b"uwsgi_script", b"HTTP_UWSGI_SCRIPT", b"PATH_INFO", b"", b"XUWSGI_A"] {
             assert!(!is_magic_var(key), "{key:?}");
         }
-        let packet = encode(&[
-            (b"UWSGI_SCRIPT", b"evil"),
-            (b"PATH_INFO", b"/"),
-            (b"UWSGI_SETENV", b"A=B"),
-        ]);
+        let packet = encode(&[(b"UWSGI_SCRIPT", b"evil"), (b"PATH_INFO", b"/"), (b"UWSGI_SETENV", b"A=B")]);
         let req = parse(&packet).expect("valid");
-        assert_eq!(
-            req.environ_vars().collect::<Vec<_>>(),
-            vec![(&b"PATH_INFO"[..], &b"/"[..])]
-        );
+        assert_eq!(req.environ_vars().collect::<Vec<_>>(), vec![(&b"PATH_INFO"[..], &b"/"[..])]);
     }
 
     #[test]
     fn encode_limits() {
         let mut out = vec![9u8];
-        assert_eq!(
-            encode_request(0, 0, &[(b"", b"x")], &mut out),
-            Err(UwsgiError::Unencodable("empty key"))
-        );
+        assert_eq!(encode_request(0, 0, &[(b"", b"x")], &mut out), Err(UwsgiError::Unencodable("empty key")));
         let big = vec![b'v'; 65536];
         assert!(encode_request(0, 0, &[(b"K", &big)], &mut out).is_err());
         // Each var fits, the sum does not.
@@ -875,16 +718,8 @@ mod tests {
         out.clear();
         encode_request(0, 0, &[(b"K", &max_value)], &mut out).expect("fits exactly");
         assert_eq!(out.len(), 4 + 65535);
-        assert_eq!(
-            check(&out, MAX_DATASIZE),
-            Ok(Status::Complete {
-                packet_len: out.len()
-            })
-        );
-        assert_eq!(
-            parse(&out).map(|r| r.get(b"K").map(<[u8]>::len)),
-            Ok(Some(max_value.len()))
-        );
+        assert_eq!(check(&out, MAX_DATASIZE), Ok(Status::Complete { packet_len: out.len() }));
+        assert_eq!(parse(&out).map(|r| r.get(b"K").map(<[u8]>::len)), Ok(Some(max_value.len())));
     }
 
     #[test]
@@ -931,8 +766,7 @@ mod tests {
                     let vars: Vec<_> = req.vars.iter().collect();
                     assert_eq!(vars.len(), req.vars.len());
                     let mut again = Vec::new();
-                    encode_request(req.modifier1, req.modifier2, &vars, &mut again)
-                        .expect("re-encodable");
+                    encode_request(req.modifier1, req.modifier2, &vars, &mut again).expect("re-encodable");
                     assert_eq!(again, &buf[..packet_len]);
                     let _ = req.content_length();
                     let _ = req.url_scheme();
@@ -1015,19 +849,11 @@ mod tests {
                 .collect();
             let vars: Vec<(&[u8], &[u8])> = owned.iter().map(|(k, v)| (&k[..], &v[..])).collect();
             let packet = encode(&vars);
-            assert_eq!(
-                check(&packet, MAX_DATASIZE),
-                Ok(Status::Complete {
-                    packet_len: packet.len()
-                })
-            );
+            assert_eq!(check(&packet, MAX_DATASIZE), Ok(Status::Complete { packet_len: packet.len() }));
             let req = parse(&packet).expect("round trip");
             assert_eq!(req.vars.iter().collect::<Vec<_>>(), vars);
             let cut = rng.below(packet.len());
-            assert!(matches!(
-                check(&packet[..cut], MAX_DATASIZE),
-                Ok(Status::Partial { .. })
-            ));
+            assert!(matches!(check(&packet[..cut], MAX_DATASIZE), Ok(Status::Partial { .. })));
         }
     }
 }
