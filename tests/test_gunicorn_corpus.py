@@ -88,9 +88,6 @@ INVALID_ALLOWED: dict[str, str] = {
     "rfc9110_trailer_forbidden_te_01": _TRAILERS.format("Transfer-Encoding"),
     "rfc9112_bare_lf_01": "a bare LF ending a header line: RFC 9112 section 2.2 lets a recipient accept it, and "
                           "httparse (like nginx) does; the line is not ambiguous, it is parsed as a line end",
-    "rfc9112_smuggle_cl_te_chunked_01": "Content-Length with Transfer-Encoding: hyper applies RFC 9112 section 6.1 "
-                                        "(TE frames the body, CL is discarded, the connection is closed after the "
-                                        "response) so nothing can be smuggled; test_http.py pins that behaviour",
     "rfc9112_leading_crlf_02": "two empty lines before the request line: RFC 9112 section 2.2 says a server SHOULD "
                                "ignore at least one; liege (httparse) ignores any number, gunicorn exactly one",
 }

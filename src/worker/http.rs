@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::body::ResponseBody;
 use super::record::RequestRecord;
 use super::request_body::{BodyCollector, BodyReadError};
-use super::stream::Stream;
+use super::stream::{HeadQueue, Stream, WatchedStream};
 use super::Worker;
 use crate::python::environ::ConnectionInfo;
 use crate::python::response::{call_app, Prepared};
@@ -28,6 +28,9 @@ struct Connection {
     /// Set when the first request on this connection starts (see the graceful stop in `serve`).
     first_request: tokio::sync::Notify,
     started: std::cell::Cell<bool>,
+    /// The framing headers each request head really carried, in order (hyper drops a `Content-Length` that
+    /// comes with `Transfer-Encoding` before liege's policy sees the head).
+    heads: Rc<HeadQueue>,
 }
 
 /// How long a just-accepted connection gets to send its request once the worker is stopping.
@@ -35,12 +38,14 @@ const FIRST_REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(
 
 pub async fn serve(stream: Stream, info: ConnectionInfo, worker: Rc<Worker>, mut shutdown: watch::Receiver<bool>) {
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    let (stream, heads) = WatchedStream::new(stream);
     let connection = Rc::new(Connection {
         remote: Rc::from(info.remote_addr.as_str()),
         info: Arc::new(info),
         fd,
         first_request: tokio::sync::Notify::new(),
         started: std::cell::Cell::new(false),
+        heads,
     });
     let service_worker = Rc::clone(&worker);
     let service_connection = Rc::clone(&connection);
@@ -118,6 +123,13 @@ async fn handle(request: Request<Incoming>, worker: Rc<Worker>, connection: Rc<C
         + parts.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>();
     record.pktsize = record.head_in;
 
+    // RFC 9112 §6.1 allows either refusing Content-Length with Transfer-Encoding or letting Transfer-Encoding win
+    // and closing; hyper did the latter already, liege refuses (an intermediary framing by the length disagrees
+    // with us on where the next request starts, and the operator should hear of it).
+    if connection.heads.next_request().is_some_and(|facts| facts.is_ambiguous()) {
+        let violation = http_policy::Violation::ContentLengthWithTransferEncoding;
+        return refusal(record, StatusCode::BAD_REQUEST, violation.to_string());
+    }
     if let Err(violation) =
         http_policy::check_request(&parts.method, &parts.uri, parts.version, &parts.headers, &worker.limits.policy)
     {

@@ -4,6 +4,7 @@
 //! another thread costs more than a hello-world app). All workers accept from the same listening sockets, so
 //! a worker busy in Python simply stops accepting and the idle ones take the connections.
 
+mod accept;
 mod body;
 mod harakiri;
 mod http;
@@ -22,13 +23,11 @@ use std::time::Duration;
 use liege_config::{Protocol, VassalConfig};
 use liege_protocol::http_policy;
 use pyo3::prelude::*;
-use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Notify};
 
 use crate::master::scoreboard::{Scoreboard, WorkerSlot, WorkerStatus};
-use crate::python::environ::{ConnectionInfo, EnvironSettings};
+use crate::python::environ::EnvironSettings;
 use python_runner::PythonRunner;
-use stream::Stream;
 
 /// Exit code of a worker (or master) whose app could not be loaded; uWSGI's value, which tools know.
 pub const EXIT_APP_LOAD_FAILED: i32 = 22;
@@ -316,22 +315,9 @@ async fn accept_loop(
     tracker: Rc<ConnectionTracker>,
 ) {
     let protocol = listener.protocol;
-    let accepted = match listener.unix_path {
-        None => {
-            let std_listener = std::net::TcpListener::from(listener.fd);
-            let local = std_listener.local_addr().ok();
-            match std_listener.set_nonblocking(true).and_then(|()| TcpListener::from_std(std_listener)) {
-                Ok(tcp) => Accepting::Tcp(tcp, local),
-                Err(err) => return tracing::error!("cannot use listening socket: {err}"),
-            }
-        }
-        Some(path) => {
-            let std_listener = std::os::unix::net::UnixListener::from(listener.fd);
-            match std_listener.set_nonblocking(true).and_then(|()| UnixListener::from_std(std_listener)) {
-                Ok(unix) => Accepting::Unix(unix, path),
-                Err(err) => return tracing::error!("cannot use listening socket: {err}"),
-            }
-        }
+    let accepting = match accept::Listener::new(listener.fd, listener.unix_path) {
+        Ok(accepting) => accepting,
+        Err(err) => return tracing::error!("cannot use listening socket: {err}"),
     };
     let cap = crate::process::connection_cap();
     loop {
@@ -346,7 +332,7 @@ async fn accept_loop(
         let connection = tokio::select! {
             biased;
             _ = stop.wait_for(|stop| *stop) => return,
-            connection = accepted.accept() => connection,
+            connection = accepting.accept(worker.slot_index, || tracker.open.get() as u32) => connection,
         };
         match connection {
             Ok((stream, info)) => {
@@ -361,50 +347,11 @@ async fn accept_loop(
                     }
                     drop(guard);
                 });
-                // Balance long-lived (keep-alive) connections: a worker that already holds more than the
-                // least-loaded one pauses before accepting again, so idle workers take what is pending. Without
-                // this, the first worker to wake accepts a whole burst and keeps it for the connections' life.
-                // The pause is bounded, so nothing waits long if the other workers are busy in Python.
-                let fewest = Scoreboard::global().and_then(|b| b.fewest_connections_except(worker.slot_index));
-                if fewest.is_some_and(|fewest| tracker.open.get() as u32 > fewest) {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
             }
             Err(err) => {
                 // Out of descriptors or memory: back off instead of spinning on the ready socket.
                 tracing::warn!("accept failed: {err}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-enum Accepting {
-    Tcp(TcpListener, Option<std::net::SocketAddr>),
-    Unix(UnixListener, String),
-}
-
-impl Accepting {
-    async fn accept(&self) -> std::io::Result<(Stream, ConnectionInfo)> {
-        match self {
-            Self::Tcp(listener, local) => {
-                let (stream, peer) = listener.accept().await?;
-                // Small writes (streamed chunks) must not wait for Nagle's delayed ACK dance.
-                let _ = stream.set_nodelay(true);
-                let info = ConnectionInfo {
-                    id: next_connection_id(),
-                    remote_addr: peer.ip().to_canonical().to_string(),
-                    remote_port: peer.port().to_string(),
-                    server_name: local.map(|l| l.ip().to_string()).unwrap_or_default(),
-                    server_port: local.map(|l| l.port().to_string()).unwrap_or_default(),
-                };
-                Ok((Stream::Tcp(stream), info))
-            }
-            Self::Unix(listener, path) => {
-                let (stream, _) = listener.accept().await?;
-                let info =
-                    ConnectionInfo { id: next_connection_id(), server_name: path.clone(), ..ConnectionInfo::default() };
-                Ok((Stream::Unix(stream), info))
             }
         }
     }
