@@ -217,6 +217,20 @@ def pss_kib(pid):
     return None
 
 
+def tcp_passive_opens():
+    """The kernel's count of accepted TCP connections (/proc/net/snmp Tcp: PassiveOpens), machine-wide.
+
+    Its delta over a run ÷ requests = new connections per request: ~1 when every request really came on a
+    new connection, ~0 on keep-alive. A server that ignores the client's `Connection: close` shows ~0 here.
+    Other sessions' loopback connections count too (a few per second: noise next to thousands)."""
+    try:
+        with open('/proc/net/snmp') as f:
+            rows = [line.split() for line in f if line.startswith('Tcp:')]
+        return int(rows[1][rows[0].index('PassiveOpens')])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def machine_cpu():
     with open('/proc/stat') as f:
         vals = [int(x) for x in f.readline().split()[1:]]
@@ -344,22 +358,23 @@ def wait_ready(server, port, timeout, retry_statuses=()):
     raise RuntimeError(f'no answer within {timeout:.0f} s (last error: {last!r})')
 
 
-def wait_unix(server, path, timeout):
-    """Until something accepts on the unix socket `path` (the uwsgi protocol cannot be probed with a GET)."""
+def wait_listening(server, addr, timeout):
+    """Until something accepts on `addr` (a unix socket path or (host, port)): the uwsgi protocol cannot be
+    probed with a GET. The probe connection is closed without a request (both servers shrug that off)."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
-            raise RuntimeError(f'exited with code {server.proc.returncode} before listening on {path}')
+            raise RuntimeError(f'exited with code {server.proc.returncode} before listening on {addr}')
         try:
-            with socket.socket(socket.AF_UNIX) as s:
+            with socket.socket(socket.AF_INET if isinstance(addr, tuple) else socket.AF_UNIX) as s:
                 s.settimeout(2)
-                s.connect(str(path))
+                s.connect(addr if isinstance(addr, tuple) else str(addr))
             return
         except OSError as e:
             last = e
             time.sleep(0.05)
-    raise RuntimeError(f'not listening on {path} within {timeout:.0f} s (last error: {last!r})')
+    raise RuntimeError(f'not listening on {addr} within {timeout:.0f} s (last error: {last!r})')
 
 
 # -------------------------------------------------------------------------------------------- wrk
@@ -432,11 +447,13 @@ def bench_one(args, case):
     tmp = Path(tempfile.mkdtemp(prefix='lb-', dir='/tmp'))  # short: a unix socket path has 108 bytes
     started = {}
     try:
-        sock = tmp / 'app.sock' if front else None
+        tcp_up = bool(front) and args.nginx_upstream == 'tcp'
+        sock = tmp / 'app.sock' if front and not tcp_up else None
+        up_port = free_port() if tcp_up else None
         kind = 'uwsgi' if front in ('uwsgi', 'uwsgi-ka') else 'http'
         try:
             argv, stop_sig, conns = server_spec(
-                name, app, port, args, threads, processes=case.get('processes'), unix=sock,
+                name, app, up_port or port, args, threads, processes=case.get('processes'), unix=sock,
                 socket_kind=kind, backlog=case.get('backlog'), nginx_dir=tmp / 'nginx')
         except FileNotFoundError as e:
             res.update(status='skipped', error=str(e))
@@ -445,6 +462,8 @@ def bench_one(args, case):
             conns = case['conns']
         res['command'] = argv
         res['connections'] = conns
+        if front:
+            res['nginx_upstream'] = args.nginx_upstream
         safe = re.sub(r'[^A-Za-z0-9_.-]+', '_', label)
         log_path = args.logdir / f'{app or "none"}-{safe}{"" if threads is None else f"-t{threads}"}.log'
         print(f'  {label:<30} c{conns:<5}... ', end='', flush=True)
@@ -458,8 +477,9 @@ def bench_one(args, case):
         target = server
         try:
             if front:
-                wait_unix(server, sock, args.start_timeout)
-                nargv = nginx_conf.write_config(tmp / 'nginx', port, args.nginx_workers, front=front, sock=sock,
+                wait_listening(server, sock or (HOST, up_port), args.start_timeout)
+                nargv = nginx_conf.write_config(tmp / 'nginx', port, args.nginx_workers, front=front,
+                                                upstream=f'unix:{sock}' if sock else f'{HOST}:{up_port}',
                                                 keepalive=args.nginx_keepalive)
                 res['nginx_command'] = nargv
                 res['nginx_conf'] = (tmp / 'nginx' / 'nginx.conf').read_text()
@@ -490,9 +510,11 @@ def bench_one(args, case):
         cpu0 = _measure_cpu(started)
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         m0 = machine_cpu()
+        opens0 = tcp_passive_opens()
         t0 = time.monotonic()
         wrk_argv, out = run_wrk(args, port, conns, args.duration, headers=headers, threads=wthreads)
         wall = time.monotonic() - t0
+        opens1 = tcp_passive_opens()
         m1 = machine_cpu()
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu1 = _measure_cpu(started)
@@ -505,6 +527,9 @@ def bench_one(args, case):
         res['p99_ms'] = w['p99_ms']
         res['max_ms'] = w['max_ms']
         res['requests'] = w['requests']
+        if opens0 is not None and opens1 is not None and w['requests']:
+            # TCP connections accepted per request (by nginx, when it is in front: its upstream is a unix socket)
+            res['conns_per_req'] = (opens1 - opens0) / w['requests']
         # wrk counts a connection the server closes after its response (uwsgi --http-socket does so on
         # every request) as a socket "read" error, so read errors are kept apart from the real failures.
         se = w['socket_errors']
@@ -602,7 +627,7 @@ def median_result(rounds):
         return dict(rounds[-1], rounds=len(rounds))
     out = dict(ok[0])
     for key in ('rps', 'p50_ms', 'p99_ms', 'max_ms', 'cpu_us_per_req', 'nginx_cpu_us_per_req', 'nginx_cpu_pct',
-                'pss_mib', 'pss_worker_avg_mib', 'errors', 'timeouts', 'read_errors', 'requests',
+                'pss_mib', 'pss_worker_avg_mib', 'errors', 'timeouts', 'read_errors', 'requests', 'conns_per_req',
                 'server_cpu_pct', 'wrk_cpu_pct', 'machine_busy_pct', 'other_cpu_pct'):
         vals = [r[key] for r in ok if r.get(key) is not None]
         if vals:
@@ -622,6 +647,7 @@ def print_table(title, rows, note=None):
     others = [r for r in ok if r.get('server_kind', r['server']) != 'liege' and r['server'] not in ('nginx', 'nginx close')]
     fronted = any(r.get('front') for r in rows)
     hdr = ['server', 'conns', 'req/s', 'p50', 'p99', 'max', 'CPU-µs/req'] + (['nginx µs/req'] if fronted else []) + [
+        'new conn/req',
         'CPU %', 'other %', 'PSS MiB', 'PSS/wkr', 'procs', 'errors', 'read err', 'liege÷it req/s', 'liege÷it CPU']
     lines = []
     for r in rows:
@@ -640,7 +666,7 @@ def print_table(title, rows, note=None):
         lines.append([name, str(r['connections']), fmt_num(r['rps']), fmt_ms(r.get('p50_ms')), fmt_ms(r['p99_ms']),
                       fmt_ms(r.get('max_ms')), fmt_num(r['cpu_us_per_req'], 1)]
                      + ([fmt_num(r.get('nginx_cpu_us_per_req'), 1)] if fronted else [])
-                     + [fmt_num(r.get('server_cpu_pct'), 0), fmt_num(r.get('other_cpu_pct'), 0),
+                     + [fmt_num(r.get('conns_per_req'), 2), fmt_num(r.get('server_cpu_pct'), 0), fmt_num(r.get('other_cpu_pct'), 0),
                         fmt_num(r['pss_mib'], 1), fmt_num(r['pss_worker_avg_mib'], 1), str(r['processes']),
                         errs, fmt_num(r.get('read_errors')), fmt_ratio(rr), fmt_ratio(cr)])
     full = [l for l in lines if len(l) == len(hdr)]
@@ -653,6 +679,9 @@ def print_table(title, rows, note=None):
         else:
             print('  '.join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(l, widths))))
     summary = {}
+    refs = {r.get('ref') for r in ok if r.get('ref')}
+    if len(refs) > 1:  # rows compared within their own groups (nginx fronts): no cross-group "best"
+        liege = None
     if liege and others:
         best_rps = max(others, key=lambda r: r['rps'])
         with_cpu = [r for r in others if r.get('cpu_us_per_req')]
@@ -671,7 +700,7 @@ def print_table(title, rows, note=None):
             summary['pss_worker_ratio_vs_uwsgi'] = liege['pss_worker_avg_mib'] / u['pss_worker_avg_mib']
             msg += f'; PSS/worker {fmt_ratio(summary["pss_worker_ratio_vs_uwsgi"])} of {u["server"]}'
         print(msg)
-    elif not liege:
+    elif not liege and not refs - {'liege'}:
         print('(no liege result: ratios left out)')
     if note:
         print(note)
@@ -743,6 +772,9 @@ def main():
                     help='listen backlog given to every server in keepalive-wide and overload (liege\'s default; '
                          'uWSGI\'s own is 100)')
     ap.add_argument('--nginx-workers', type=int, default=1, help='nginx worker_processes (front and floor)')
+    ap.add_argument('--nginx-upstream', choices=['unix', 'tcp'], default='unix',
+                    help='how nginx reaches the server: a unix socket, or 127.0.0.1:PORT (then the `new conn/req` '
+                         'column counts nginx\'s upstream connections, showing which front reuses them)')
     ap.add_argument('--nginx-keepalive', type=int, default=16, help='`keepalive N` of the nginx upstream blocks')
     ap.add_argument('--no-floors', action='store_true',
                     help='skip the floors (nginx return 200, the app alone in Python) that every run measures')

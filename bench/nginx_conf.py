@@ -3,7 +3,7 @@
 Stdlib only, no I/O besides writing the config: compare.py starts the process (foreground, `daemon off;`,
 its own prefix, pid, logs and temp paths in a private directory, 127.0.0.1 only) and stops it.
 
-Fronts (what sits between nginx and the app server, all over a unix socket in the same directory):
+Fronts (what sits between nginx and the app server; the upstream is `unix:PATH` or `127.0.0.1:PORT`):
 
   uwsgi        `uwsgi_pass unix:SOCK`: one new upstream connection per request (nginx's default).
   uwsgi-ka     the same through `upstream { server unix:SOCK; keepalive N; }`. nginx's uwsgi module never
@@ -54,24 +54,25 @@ def nginx_binary():
     raise FileNotFoundError('nginx not found (apt-get install nginx)')
 
 
-def _location(front, sock, keepalive, params):
+def _location(front, upstream, keepalive, params):
     """(upstream block, location body) for one front."""
     if front == 'uwsgi':
-        return '', f'include {params};\n            uwsgi_pass unix:{sock};'
+        return '', f'include {params};\n            uwsgi_pass {upstream};'
     if front == 'uwsgi-ka':
-        up = f'    upstream app {{\n        server unix:{sock};\n        keepalive {keepalive};\n    }}\n'
+        up = f'    upstream app {{\n        server {upstream};\n        keepalive {keepalive};\n    }}\n'
         return up, f'include {params};\n            uwsgi_pass app;'
     if front == 'http-ka':
-        up = f'    upstream app {{\n        server unix:{sock};\n        keepalive {keepalive};\n    }}\n'
+        up = f'    upstream app {{\n        server {upstream};\n        keepalive {keepalive};\n    }}\n'
         return up, ('proxy_http_version 1.1;\n            proxy_set_header Connection "";\n'
                     '            proxy_set_header Host $host;\n            proxy_pass http://app;')
     raise ValueError(f'unknown nginx front {front!r} (one of {", ".join(FRONTS)})')
 
 
-def write_config(workdir, port, workers, front=None, sock=None, keepalive=16):
+def write_config(workdir, port, workers, front=None, upstream=None, keepalive=16):
     """Write nginx.conf (+ uwsgi_params, temp dirs) into workdir; return the argv that runs it.
 
-    front=None: the `return 200` floor. Otherwise nginx proxies / to the server on unix socket `sock`.
+    front=None: the `return 200` floor. Otherwise nginx proxies / to the server at `upstream`
+    ('unix:/path' or '127.0.0.1:port').
     """
     workdir = Path(workdir)
     for sub in ('client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'logs'):
@@ -79,10 +80,10 @@ def write_config(workdir, port, workers, front=None, sock=None, keepalive=16):
     params = Path('/etc/nginx/uwsgi_params')
     (workdir / 'uwsgi_params').write_text(params.read_text() if params.exists() else UWSGI_PARAMS)
     if front is None:
-        upstream = ''
+        upstream_block = ''
         body = f'default_type text/plain;\n            return 200 "{HELLO_BODY}";'
     else:
-        upstream, body = _location(front, sock, keepalive, workdir / 'uwsgi_params')
+        upstream_block, body = _location(front, upstream, keepalive, workdir / 'uwsgi_params')
     user = 'user root;\n' if os.geteuid() == 0 else ''
     conf = workdir / 'nginx.conf'
     conf.write_text(f"""\
@@ -101,7 +102,7 @@ http {{
     fastcgi_temp_path {workdir}/fastcgi;
     uwsgi_temp_path {workdir}/uwsgi;
     scgi_temp_path {workdir}/scgi;
-{upstream}    server {{
+{upstream_block}    server {{
         listen 127.0.0.1:{port} backlog=1024;
         server_name localhost;
         location / {{
