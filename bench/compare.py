@@ -700,7 +700,7 @@ def print_table(title, rows, note=None):
             summary['pss_worker_ratio_vs_uwsgi'] = liege['pss_worker_avg_mib'] / u['pss_worker_avg_mib']
             msg += f'; PSS/worker {fmt_ratio(summary["pss_worker_ratio_vs_uwsgi"])} of {u["server"]}'
         print(msg)
-    elif not liege and not refs - {'liege'}:
+    elif not liege and refs == {'liege'}:
         print('(no liege result: ratios left out)')
     if note:
         print(note)
@@ -820,6 +820,9 @@ def main():
         print(f'{sum(len(g["cases"]) for g in groups)} cases × {args.rounds} round(s): about {est / 60:.0f} min')
         return 0
     nofile = raise_nofile()
+    if 'overload' in chosen and args.duration <= args.wrk_timeout:
+        print(f'note: --duration {args.duration} ≤ --wrk-timeout {args.wrk_timeout}: a starved client cannot time out '
+              'within the run, so the overload tables cannot show unfairness')
 
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
     RESULTS.mkdir(parents=True, exist_ok=True)
