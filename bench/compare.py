@@ -817,7 +817,7 @@ def main():
             print(f'-- {g["title"]}')
             for c in g['cases']:
                 print(f'     {c["label"]}')
-        print(f'{sum(len(g["cases"]) for g in groups)} cases × {args.rounds} round(s): about {est / 60:.0f} min')
+        print(f'{sum(len(g["cases"]) for g in groups)} cases × {args.rounds} round(s): about {est / 60:.1f} min')
         return 0
     nofile = raise_nofile()
     if 'overload' in chosen and args.duration <= args.wrk_timeout:
@@ -857,7 +857,7 @@ def main():
         print(f'liege: {liege_info["source"]} (built {liege_info["mtime"][:19]}, sha256 {liege_info["sha256"][:12]})')
     print(f'liege bench {stamp}: {", ".join(chosen)}; {args.processes} processes, {args.duration} s per server, '
           f'warm-up {args.warmup} s, {os.cpu_count()} CPUs, load {" ".join(out["versions"].get("loadavg_before", []))}'
-          f'; {sum(len(g["cases"]) for g in groups)} cases × {args.rounds} round(s), about {est / 60:.0f} min')
+          f'; {sum(len(g["cases"]) for g in groups)} cases × {args.rounds} round(s), about {est / 60:.1f} min')
     floor_apps = sorted({c['app'] for g in groups for c in g['cases'] if c['app'] in ('hello', 'seed')})
     py_raw = {a: [] for a in floor_apps}
     try:

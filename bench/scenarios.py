@@ -138,9 +138,10 @@ def build_groups(args, scenarios, servers, apps):
 
 
 def estimate_seconds(args, groups):
-    """Rough wall time of a run: per case start + warm-up + measurement + stop (~4 s of overhead)."""
+    """Rough wall time of a run: per case start + warm-up + measurement + stop (~3 s of overhead, measured
+    on the 2-core box), plus ~5 s of Python floors per round."""
     n = sum(len(g['cases']) for g in groups)
-    return args.rounds * (n * (args.warmup + args.duration + 4) + 6)
+    return args.rounds * (n * (args.warmup + args.duration + 3) + 5)
 
 
 # ----------------------------------------------------------------------------------- floors, targets
