@@ -48,10 +48,14 @@ def build_groups(args, scenarios, servers, apps):
     groups = []
     uw_selected = any(s.startswith('uwsgi') for s in servers)
     if 'floors' in scenarios or not args.no_floors:
-        cases = [case(None, 'nginx', 'nginx', ref=None), case(None, 'nginx', 'nginx close', close=True, ref=None)]
-        if 'floors' in scenarios and 'liege' in servers:
-            cases += [case('hello', 'liege', 'liege hello'), case('hello', 'liege', 'liege hello close', close=True),
-                      case('seed', 'liege', 'liege seed')]
+        with_liege = 'floors' in scenarios and 'liege' in servers
+        # With liege rows, the nginx rows' liege÷it columns are liege hello ÷ the floor (same connection mode).
+        cases = [case(None, 'nginx', 'nginx', ref='liege hello' if with_liege else None),
+                 case(None, 'nginx', 'nginx close', close=True, ref='liege hello close' if with_liege else None)]
+        if with_liege:
+            cases += [case('hello', 'liege', 'liege hello', ref=None),
+                      case('hello', 'liege', 'liege hello close', close=True, ref=None),
+                      case('seed', 'liege', 'liege seed', ref=None)]
         groups.append({'key': 'floors', 'title': f'floors: nginx `return 200` ({args.nginx_workers} worker(s), no app, '
                                                  f'13-byte body) and liege, wrk -t{args.wrk_threads} -c{C} '
                                                  f'-d{args.duration}s, keep-alive and Connection: close',
