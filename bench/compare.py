@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -428,6 +429,57 @@ def run_wrk(args, port, conns, duration, latency=True, headers=(), threads=None)
 
 # ----------------------------------------------------------------------------------------- one run
 
+class NewcomerProbe:
+    """During a measured run, a newcomer every `interval` s: a fresh connection, `GET /`, read, close.
+
+    Under overload, wrk's latency only covers answered requests on connections it already holds; this asks
+    whether a client arriving now is served, and how fast (a server that pins connections to busy workers
+    lets newcomers wait until --wrk-timeout). Bounded: at most duration / interval probes, each capped by
+    `timeout`, and the thread is joined after wrk ends."""
+
+    def __init__(self, port, duration, timeout, interval=0.25):
+        self.port, self.timeout, self.interval = port, timeout, interval
+        self.limit = max(1, int(duration / interval))
+        self.latencies, self.failures = [], []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        for _ in range(self.limit):
+            if self.stop.is_set():
+                return
+            t0 = time.monotonic()
+            try:
+                c = http.client.HTTPConnection(HOST, self.port, timeout=self.timeout)
+                c.request('GET', '/')
+                r = c.getresponse()
+                r.read()
+                c.close()
+                if r.status == 200:
+                    self.latencies.append(1000 * (time.monotonic() - t0))
+                else:
+                    self.failures.append(f'HTTP {r.status}')
+            except (OSError, http.client.HTTPException) as e:
+                self.failures.append(type(e).__name__)
+            self.stop.wait(self.interval)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(self.timeout + 5)
+
+    def result(self):
+        lat = sorted(self.latencies)
+        n = len(lat) + len(self.failures)
+        return {'newcomers': n, 'newcomer_failures': len(self.failures),
+                'newcomer_failure_kinds': sorted(set(self.failures)),
+                'newcomer_p50_ms': statistics.median(lat) if lat else None,
+                'newcomer_max_ms': lat[-1] if lat else None}
+
+
 def _measure_cpu(servers):
     return {k: tree_cpu_ticks(srv.tree()) for k, srv in servers.items()}
 
@@ -512,7 +564,12 @@ def bench_one(args, case):
         m0 = machine_cpu()
         opens0 = tcp_passive_opens()
         t0 = time.monotonic()
-        wrk_argv, out = run_wrk(args, port, conns, args.duration, headers=headers, threads=wthreads)
+        if case.get('probe'):
+            with NewcomerProbe(port, args.duration, args.wrk_timeout) as probe:
+                wrk_argv, out = run_wrk(args, port, conns, args.duration, headers=headers, threads=wthreads)
+            res.update(probe.result())
+        else:
+            wrk_argv, out = run_wrk(args, port, conns, args.duration, headers=headers, threads=wthreads)
         wall = time.monotonic() - t0
         opens1 = tcp_passive_opens()
         m1 = machine_cpu()
@@ -628,6 +685,7 @@ def median_result(rounds):
     out = dict(ok[0])
     for key in ('rps', 'p50_ms', 'p99_ms', 'max_ms', 'cpu_us_per_req', 'nginx_cpu_us_per_req', 'nginx_cpu_pct',
                 'pss_mib', 'pss_worker_avg_mib', 'errors', 'timeouts', 'read_errors', 'requests', 'conns_per_req',
+                'newcomers', 'newcomer_failures', 'newcomer_p50_ms', 'newcomer_max_ms',
                 'server_cpu_pct', 'wrk_cpu_pct', 'machine_busy_pct', 'other_cpu_pct'):
         vals = [r[key] for r in ok if r.get(key) is not None]
         if vals:
@@ -646,8 +704,9 @@ def print_table(title, rows, note=None):
     liege = by_label.get('liege') or next((r for r in ok if r.get('server_kind') == 'liege'), None)
     others = [r for r in ok if r.get('server_kind', r['server']) != 'liege' and r['server'] not in ('nginx', 'nginx close')]
     fronted = any(r.get('front') for r in rows)
+    probed = any(r.get('newcomers') for r in rows)
     hdr = ['server', 'conns', 'req/s', 'p50', 'p99', 'max', 'CPU-µs/req'] + (['nginx µs/req'] if fronted else []) + [
-        'new conn/req',
+        'new conn/req'] + (['newcomer p50', 'newcomer max', 'newcomer fail'] if probed else []) + [
         'CPU %', 'other %', 'PSS MiB', 'PSS/wkr', 'procs', 'errors', 'read err', 'liege÷it req/s', 'liege÷it CPU']
     lines = []
     for r in rows:
@@ -666,7 +725,10 @@ def print_table(title, rows, note=None):
         lines.append([name, str(r['connections']), fmt_num(r['rps']), fmt_ms(r.get('p50_ms')), fmt_ms(r['p99_ms']),
                       fmt_ms(r.get('max_ms')), fmt_num(r['cpu_us_per_req'], 1)]
                      + ([fmt_num(r.get('nginx_cpu_us_per_req'), 1)] if fronted else [])
-                     + [fmt_num(r.get('conns_per_req'), 2), fmt_num(r.get('server_cpu_pct'), 0), fmt_num(r.get('other_cpu_pct'), 0),
+                     + [fmt_num(r.get('conns_per_req'), 2)]
+                     + ([fmt_ms(r.get('newcomer_p50_ms')), fmt_ms(r.get('newcomer_max_ms')),
+                         f"{fmt_num(r.get('newcomer_failures'))}/{fmt_num(r.get('newcomers'))}"] if probed else [])
+                     + [fmt_num(r.get('server_cpu_pct'), 0), fmt_num(r.get('other_cpu_pct'), 0),
                         fmt_num(r['pss_mib'], 1), fmt_num(r['pss_worker_avg_mib'], 1), str(r['processes']),
                         errs, fmt_num(r.get('read_errors')), fmt_ratio(rr), fmt_ratio(cr)])
     full = [l for l in lines if len(l) == len(hdr)]

@@ -24,12 +24,13 @@ TARGET_NEWCONN_VS_UWSGI = 1.5  # new-connection req/s ≥ 1.5 × uWSGI's, with p
 
 
 def case(app, server, label=None, *, threads=None, processes=None, conns=None, wrk_threads=None, close=False,
-         front=None, backlog=None, ref='liege'):
+         front=None, backlog=None, ref='liege', probe=False):
     """One measured row. close: wrk sends `Connection: close` (a new TCP connection per request).
-    front: an nginx_conf front (nginx in front, the server on a unix socket). ref: the row liege÷it uses."""
+    front: an nginx_conf front (nginx in front, the server on a unix socket). ref: the row liege÷it uses.
+    probe: a newcomer connects every 0.25 s during the run (compare.NewcomerProbe)."""
     return {'app': app, 'server': server, 'label': label or server, 'threads': threads, 'processes': processes,
             'conns': conns, 'wrk_threads': wrk_threads, 'headers': [CLOSE] if close else [], 'front': front,
-            'backlog': backlog, 'ref': ref, 'close': close}
+            'backlog': backlog, 'ref': ref, 'close': close, 'probe': probe}
 
 
 def parse_scenarios(text):
@@ -135,9 +136,11 @@ def build_groups(args, scenarios, servers, apps):
                            'title': f'overload fairness: hello app — {P} processes × 1 thread, wrk -t{args.wrk_threads} '
                                     f'-c{c} (keep-alive) -d{args.duration}s --timeout {args.wrk_timeout}s, backlog '
                                     f'{args.backlog}',
-                           'cases': [case('hello', s, conns=c, backlog=args.backlog) for s in osrv],
+                           'cases': [case('hello', s, conns=c, backlog=args.backlog, probe=True) for s in osrv],
                            'note': ('fair = every client served: compare p99, max and timeouts (requests that waited '
-                                    f'more than {args.wrk_timeout} s are not in p99)')})
+                                    f'more than {args.wrk_timeout} s are not in p99); newcomer = a fresh client every '
+                                    f'0.25 s during the run (GET, then close): its latency, and failed/tried '
+                                    f'(no answer within {args.wrk_timeout} s)')})
     return groups
 
 
