@@ -923,7 +923,7 @@ def main():
     floor_apps = sorted({c['app'] for g in groups for c in g['cases'] if c['app'] in ('hello', 'seed')})
     py_raw = {a: [] for a in floor_apps}
     try:
-        if not args.no_floors or 'floors' in chosen:
+        if floor_apps and (not args.no_floors or 'floors' in chosen):
             print('\n-- floors: the app alone in a Python loop (bench/floor.py), CPU-µs per call')
             for rnd in range(args.rounds):
                 for a in floor_apps:
