@@ -30,8 +30,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import nginx_conf
+import scenarios
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -41,8 +45,7 @@ RESULTS = BENCH / 'results'
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 HOST = '127.0.0.1'
 
-ALL_SERVERS = ['liege', 'uwsgi-http11', 'uwsgi-http', 'gunicorn', 'granian']
-IO_SERVERS = ['liege', 'uwsgi-http11', 'uwsgi-http', 'granian']
+ALL_SERVERS = scenarios.ALL_SERVERS
 
 
 # --------------------------------------------------------------------------------------------- apps
@@ -79,49 +82,70 @@ def tool(name):
     return found
 
 
-def server_spec(name, app, port, args, threads=None):
+def server_spec(name, app, port, args, threads=None, processes=None, unix=None, socket_kind='http', backlog=None,
+                nginx_dir=None):
     """argv, stop signal and wrk connection count for one server.
 
-    threads=None: the default scenario (no thread flags at all, each server's own default).
-    threads=N: the io scenario (N Python threads per process, N=1 meaning one).
+    threads=None: no thread flags at all (each server's own default); threads=N: N Python threads per process.
+    processes: worker processes (default --processes). unix=PATH: listen on that unix socket instead of
+    127.0.0.1:port (only liege and uWSGI, behind nginx); socket_kind 'uwsgi' = the binary uwsgi protocol
+    (liege --socket, uWSGI --socket; server name 'uwsgi'). backlog=N: the same listen backlog for everyone
+    (liege/uWSGI --listen, Gunicorn/Granian --backlog). name 'nginx': the `return 200` floor (nginx_dir).
     """
-    app_file = str(APPS_DIR / APPS[app]['file'])
-    module = APPS[app]['module']
-    addr = f'{HOST}:{port}'
-    n = str(args.processes)
+    app_file = str(APPS_DIR / APPS[app]['file']) if app else None
+    module = APPS[app]['module'] if app else None
+    addr = unix or f'{HOST}:{port}'
+    n = str(processes or args.processes)
     conns = args.io_connections if threads is not None else args.connections
     stop = signal.SIGTERM
+    if unix and name not in ('liege', 'uwsgi', 'uwsgi-http11'):
+        raise ValueError(f'{name} does not serve behind nginx here')
+    if socket_kind == 'uwsgi' and name not in ('liege', 'uwsgi'):
+        raise ValueError(f'{name} does not speak the uwsgi protocol')
+    if name == 'nginx':
+        argv = nginx_conf.write_config(nginx_dir, port, args.nginx_workers)
+        return argv, signal.SIGQUIT, conns
     if name == 'liege':
         if not Path(args.liege).exists():
             raise FileNotFoundError(f'{args.liege} does not exist (bench/run builds it)')
-        argv = [str(args.liege), '--http-socket', addr, '--wsgi-file', app_file,
+        sock = '--socket' if socket_kind == 'uwsgi' else '--http-socket'
+        argv = [str(args.liege), sock, addr, '--wsgi-file', app_file,
                 '--processes', n, '--master', '--disable-logging']
         if threads is not None and threads > 1:
             argv += ['--threads', str(threads)]
+        if backlog:
+            argv += ['--listen', str(backlog)]
         # Later options win, so these can also undo the defaults above (--disable-logging=false).
         argv += shlex.split(args.liege_args)
-    elif name in ('uwsgi-http11', 'uwsgi-http'):
-        sock = '--http11-socket' if name == 'uwsgi-http11' else '--http-socket'
+    elif name in ('uwsgi-http11', 'uwsgi-http', 'uwsgi'):
+        sock = {'uwsgi-http11': '--http11-socket', 'uwsgi-http': '--http-socket', 'uwsgi': '--socket'}[name]
         argv = [tool('uwsgi'), sock, addr, '--wsgi-file', app_file,
                 '--processes', n, '--master', '--disable-logging']
         if threads is not None and threads > 1:
             argv += ['--threads', str(threads)]
+        if backlog:
+            argv += ['--listen', str(backlog)]
         if name == 'uwsgi-http11':
             # http11 pins each kept-alive connection to one worker (thread): more clients than
             # processes x threads would just wait, so wrk gets at most that many connections.
-            slots = args.processes * (threads or 1)
+            slots = int(n) * (threads or 1)
             conns = args.http11_connections or slots
         # uWSGI 2.0: SIGTERM on the master means "reload", SIGINT/SIGQUIT mean stop.
         stop = signal.SIGINT
     elif name == 'gunicorn':
         # Gunicorn has no access log unless --access-logfile is given.
         argv = [tool('gunicorn'), '-w', n, '-b', addr, '--chdir', str(APPS_DIR),
-                '--log-level', 'warning', f'{module}:application']
+                '--log-level', 'warning']
+        if backlog:
+            argv += ['--backlog', str(backlog)]
+        argv += [f'{module}:application']
     elif name == 'granian':
         argv = [tool('granian'), '--interface', 'wsgi', '--workers', n, '--host', HOST, '--port', str(port),
                 '--no-access-log', '--log-level', 'warning', '--working-dir', str(APPS_DIR)]
         if threads is not None:
             argv += ['--blocking-threads', str(threads)]
+        if backlog:
+            argv += ['--backlog', str(backlog)]
         argv += [f'{module}:application']
     else:
         raise ValueError(f'unknown server {name!r}')
@@ -192,6 +216,20 @@ def pss_kib(pid):
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         pass
     return None
+
+
+def tcp_passive_opens():
+    """The kernel's count of accepted TCP connections (/proc/net/snmp Tcp: PassiveOpens), machine-wide.
+
+    Its delta over a run ÷ requests = new connections per request: ~1 when every request really came on a
+    new connection, ~0 on keep-alive. A server that ignores the client's `Connection: close` shows ~0 here.
+    Other sessions' loopback connections count too (a few per second: noise next to thousands)."""
+    try:
+        with open('/proc/net/snmp') as f:
+            rows = [line.split() for line in f if line.startswith('Tcp:')]
+        return int(rows[1][rows[0].index('PassiveOpens')])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def machine_cpu():
@@ -295,8 +333,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_ready(server, port, timeout):
-    """GET / until the server answers; (status, body, seconds) or raise with the reason."""
+def wait_ready(server, port, timeout, retry_statuses=()):
+    """GET / until the server answers; (status, body, seconds) or raise with the reason.
+
+    retry_statuses: answers that mean "not yet" (nginx's 502 while the server behind it still starts).
+    """
     t0 = time.monotonic()
     deadline = t0 + timeout
     last = None
@@ -309,11 +350,32 @@ def wait_ready(server, port, timeout):
             r = c.getresponse()
             body = r.read()
             c.close()
-            return r.status, body, time.monotonic() - t0
+            if r.status not in retry_statuses:
+                return r.status, body, time.monotonic() - t0
+            last = f'HTTP {r.status}'
         except (OSError, http.client.HTTPException) as e:
             last = e
-            time.sleep(0.05)
+        time.sleep(0.05)
     raise RuntimeError(f'no answer within {timeout:.0f} s (last error: {last!r})')
+
+
+def wait_listening(server, addr, timeout):
+    """Until something accepts on `addr` (a unix socket path or (host, port)): the uwsgi protocol cannot be
+    probed with a GET. The probe connection is closed without a request (both servers shrug that off)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f'exited with code {server.proc.returncode} before listening on {addr}')
+        try:
+            with socket.socket(socket.AF_INET if isinstance(addr, tuple) else socket.AF_UNIX) as s:
+                s.settimeout(2)
+                s.connect(addr if isinstance(addr, tuple) else str(addr))
+            return
+        except OSError as e:
+            last = e
+            time.sleep(0.05)
+    raise RuntimeError(f'not listening on {addr} within {timeout:.0f} s (last error: {last!r})')
 
 
 # -------------------------------------------------------------------------------------------- wrk
@@ -351,9 +413,11 @@ def parse_wrk(out):
     return r
 
 
-def run_wrk(args, port, conns, duration, latency=True):
-    wrk_threads = max(1, min(args.wrk_threads, conns))
+def run_wrk(args, port, conns, duration, latency=True, headers=(), threads=None):
+    wrk_threads = max(1, min(threads or args.wrk_threads, conns))
     argv = ['wrk', f'-t{wrk_threads}', f'-c{conns}', f'-d{duration}s', '--timeout', f'{args.wrk_timeout}s']
+    for h in headers:
+        argv += ['-H', h]
     if latency:
         argv.append('--latency')
     argv.append(f'http://{HOST}:{port}/')
@@ -365,28 +429,116 @@ def run_wrk(args, port, conns, duration, latency=True):
 
 # ----------------------------------------------------------------------------------------- one run
 
-def bench_one(args, app, name, threads=None, label=None):
-    label = label or name
+class NewcomerProbe:
+    """During a measured run, a newcomer every `interval` s: a fresh connection, `GET /`, read, close.
+
+    Under overload, wrk's latency only covers answered requests on connections it already holds; this asks
+    whether a client arriving now is served, and how fast (a server that pins connections to busy workers
+    lets newcomers wait until --wrk-timeout). Bounded: at most duration / interval probes, each capped by
+    `timeout`, and the thread is joined after wrk ends."""
+
+    def __init__(self, port, duration, timeout, interval=0.25):
+        self.port, self.timeout, self.interval = port, timeout, interval
+        self.limit = max(1, int(duration / interval))
+        self.latencies, self.failures = [], []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        for _ in range(self.limit):
+            if self.stop.is_set():
+                return
+            t0 = time.monotonic()
+            try:
+                c = http.client.HTTPConnection(HOST, self.port, timeout=self.timeout)
+                c.request('GET', '/')
+                r = c.getresponse()
+                r.read()
+                c.close()
+                if r.status == 200:
+                    self.latencies.append(1000 * (time.monotonic() - t0))
+                else:
+                    self.failures.append(f'HTTP {r.status}')
+            except (OSError, http.client.HTTPException) as e:
+                self.failures.append(type(e).__name__)
+            self.stop.wait(self.interval)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(self.timeout + 5)
+
+    def result(self):
+        lat = sorted(self.latencies)
+        n = len(lat) + len(self.failures)
+        return {'newcomers': n, 'newcomer_failures': len(self.failures),
+                'newcomer_failure_kinds': sorted(set(self.failures)),
+                'newcomer_p50_ms': statistics.median(lat) if lat else None,
+                'newcomer_max_ms': lat[-1] if lat else None}
+
+
+def _measure_cpu(servers):
+    return {k: tree_cpu_ticks(srv.tree()) for k, srv in servers.items()}
+
+
+def bench_one(args, case):
+    """Start the case's server (and nginx in front of it, if any), check, warm up, measure, stop.
+
+    case: a dict from scenarios.case(): app, server, label, threads, processes, conns, wrk_threads,
+    headers (extra wrk -H), front (None or an nginx_conf front), backlog, ref.
+    """
+    app, name, label, threads, front = case['app'], case['server'], case['label'], case['threads'], case['front']
     port = free_port()
-    res = {'app': app, 'server': label, 'threads': threads, 'status': 'ok'}
+    res = {'app': app, 'server': label, 'server_kind': name, 'threads': threads, 'front': front,
+           'ref': case.get('ref'), 'processes_asked': case.get('processes') or args.processes,
+           'workers_variant': case.get('processes') is not None,
+           'wrk_headers': list(case.get('headers') or ()), 'status': 'ok'}
+    tmp = Path(tempfile.mkdtemp(prefix='lb-', dir='/tmp'))  # short: a unix socket path has 108 bytes
+    started = {}
     try:
-        argv, stop_sig, conns = server_spec(name, app, port, args, threads)
-    except FileNotFoundError as e:
-        res.update(status='skipped', error=str(e))
-        return res
-    res['command'] = argv
-    res['connections'] = conns
-    log_path = args.logdir / f'{app}-{label}{"" if threads is None else f"-t{threads}"}.log'
-    print(f'  {label:<14} port {port} c{conns} ... ', end='', flush=True)
-    try:
-        server = Server(label, argv, stop_sig, log_path)
-    except OSError as e:
-        res.update(status='failed', error=f'could not start: {e}')
-        print(res['error'])
-        return res
-    try:
+        tcp_up = bool(front) and args.nginx_upstream == 'tcp'
+        sock = tmp / 'app.sock' if front and not tcp_up else None
+        up_port = free_port() if tcp_up else None
+        kind = 'uwsgi' if front in ('uwsgi', 'uwsgi-ka') else 'http'
         try:
-            status, body, took = wait_ready(server, port, args.start_timeout)
+            argv, stop_sig, conns = server_spec(
+                name, app, up_port or port, args, threads, processes=case.get('processes'), unix=sock,
+                socket_kind=kind, backlog=case.get('backlog'), nginx_dir=tmp / 'nginx')
+        except FileNotFoundError as e:
+            res.update(status='skipped', error=str(e))
+            return res
+        if case.get('conns'):
+            conns = case['conns']
+        res['command'] = argv
+        res['connections'] = conns
+        if front:
+            res['nginx_upstream'] = args.nginx_upstream
+        safe = re.sub(r'[^A-Za-z0-9_.-]+', '_', label)
+        log_path = args.logdir / f'{app or "none"}-{safe}{"" if threads is None else f"-t{threads}"}.log'
+        print(f'  {label:<30} c{conns:<5}... ', end='', flush=True)
+        try:
+            server = Server(label, argv, stop_sig, log_path)
+        except OSError as e:
+            res.update(status='failed', error=f'could not start: {e}')
+            print(res['error'])
+            return res
+        started['server'] = server
+        target = server
+        try:
+            if front:
+                wait_listening(server, sock or (HOST, up_port), args.start_timeout)
+                nargv = nginx_conf.write_config(tmp / 'nginx', port, args.nginx_workers, front=front,
+                                                upstream=f'unix:{sock}' if sock else f'{HOST}:{up_port}',
+                                                keepalive=args.nginx_keepalive)
+                res['nginx_command'] = nargv
+                res['nginx_conf'] = (tmp / 'nginx' / 'nginx.conf').read_text()
+                target = Server(f'nginx-{label}', nargv, signal.SIGQUIT, args.logdir / f'nginx-{safe}.log')
+                started['nginx'] = target
+            status, body, took = wait_ready(target, port, args.start_timeout,
+                                            retry_statuses=(502, 503, 504) if front else ())
         except RuntimeError as e:
             tail = server.log_tail()
             last = next((l.strip() for l in reversed(tail.splitlines()) if l.strip()), '')
@@ -395,7 +547,8 @@ def bench_one(args, app, name, threads=None, label=None):
             return res
         res['ready_after_s'] = round(took, 3)
         res['first_status'] = status
-        res['body_ok'] = APPS[app]['check'](body)
+        check = APPS[app]['check'] if app else _check_hello
+        res['body_ok'] = check(body)
         res['body_len'] = len(body)
         if status != 200:
             res.update(status='failed', error=f'first GET / answered {status}: {body[:200]!r}')
@@ -403,43 +556,61 @@ def bench_one(args, app, name, threads=None, label=None):
             return res
         if not res['body_ok']:
             print(f'(unexpected body, {len(body)} bytes: {body[:60]!r}) ', end='')
+        headers, wthreads = case.get('headers') or (), case.get('wrk_threads')
         if args.warmup > 0:
-            run_wrk(args, port, conns, args.warmup, latency=False)
-        tree0 = server.tree()
-        cpu0 = tree_cpu_ticks(tree0)
+            run_wrk(args, port, conns, args.warmup, latency=False, headers=headers, threads=wthreads)
+        cpu0 = _measure_cpu(started)
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         m0 = machine_cpu()
+        opens0 = tcp_passive_opens()
         t0 = time.monotonic()
-        wrk_argv, out = run_wrk(args, port, conns, args.duration)
+        if case.get('probe'):
+            with NewcomerProbe(port, args.duration, args.wrk_timeout) as probe:
+                wrk_argv, out = run_wrk(args, port, conns, args.duration, headers=headers, threads=wthreads)
+            res.update(probe.result())
+        else:
+            wrk_argv, out = run_wrk(args, port, conns, args.duration, headers=headers, threads=wthreads)
         wall = time.monotonic() - t0
+        opens1 = tcp_passive_opens()
         m1 = machine_cpu()
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        tree1 = server.tree()
-        cpu1 = tree_cpu_ticks(tree1)
+        cpu1 = _measure_cpu(started)
         w = parse_wrk(out)
         res['wrk_command'] = wrk_argv
         res['wrk'] = w
         res['wrk_output'] = out
         res['rps'] = w['rps']
+        res['p50_ms'] = w['p50_ms']
         res['p99_ms'] = w['p99_ms']
+        res['max_ms'] = w['max_ms']
         res['requests'] = w['requests']
+        if opens0 is not None and opens1 is not None and w['requests']:
+            # TCP connections accepted per request (by nginx, when it is in front: its upstream is a unix socket)
+            res['conns_per_req'] = (opens1 - opens0) / w['requests']
         # wrk counts a connection the server closes after its response (uwsgi --http-socket does so on
         # every request) as a socket "read" error, so read errors are kept apart from the real failures.
         se = w['socket_errors']
         res['errors'] = w['non2xx'] + se['connect'] + se['write'] + se['timeout']
+        res['timeouts'] = se['timeout']
         res['read_errors'] = se['read']
-        cpu_s = (cpu1 - cpu0) / CLK_TCK
+        cpu_s = (cpu1['server'] - cpu0['server']) / CLK_TCK
         res['server_cpu_s'] = cpu_s
         res['server_cpu_pct'] = round(100 * cpu_s / wall, 1)
         res['cpu_us_per_req'] = (1e6 * cpu_s / w['requests']) if w['requests'] else None
+        nginx_s = 0.0
+        if 'nginx' in started:
+            nginx_s = (cpu1['nginx'] - cpu0['nginx']) / CLK_TCK
+            res['nginx_cpu_pct'] = round(100 * nginx_s / wall, 1)
+            res['nginx_cpu_us_per_req'] = (1e6 * nginx_s / w['requests']) if w['requests'] else None
         wrk_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
         res['wrk_cpu_pct'] = round(100 * wrk_cpu / wall, 1)
         busy = (m1[0] - m0[0]) - (m1[1] - m0[1])
         res['machine_busy_pct'] = round(100 * busy / max(1, m1[0] - m0[0]) * os.cpu_count(), 1)
         # The rest: the kernel's loopback/softirq work not charged to a process, plus anything else running
         # on the machine. Tens of % is normal; much more means another load skewed this measurement.
-        res['other_cpu_pct'] = round(res['machine_busy_pct'] - res['server_cpu_pct'] - res['wrk_cpu_pct'], 1)
-        # PSS after the run, over the whole tree; "workers" = every process but the root.
+        res['other_cpu_pct'] = round(res['machine_busy_pct'] - res['server_cpu_pct'] - res['wrk_cpu_pct']
+                                     - res.get('nginx_cpu_pct', 0), 1)
+        # PSS after the run, over the server's whole tree (not nginx's); "workers" = every process but the root.
         tree = server.tree()
         pss = {pid: pss_kib(pid) for pid in tree if tree[pid][2] != 'Z'}
         pss = {pid: v for pid, v in pss.items() if v is not None}
@@ -449,8 +620,11 @@ def bench_one(args, app, name, threads=None, label=None):
         res['pss_mib'] = sum(pss.values()) / 1024
         res['pss_root_mib'] = pss.get(root, 0) / 1024
         res['pss_worker_avg_mib'] = (sum(workers) / len(workers) / 1024) if workers else None
-        print(f'{w["rps"] or 0:,.0f} req/s, p99 {fmt_ms(w["p99_ms"])}, '
-              f'{fmt_num(res["cpu_us_per_req"], 1)} CPU-µs/req, PSS {res["pss_mib"]:.1f} MiB '
+        extra = ''
+        if 'nginx' in started:
+            extra = f', nginx {fmt_num(res["nginx_cpu_us_per_req"], 1)} CPU-µs/req'
+        print(f'{w["rps"] or 0:,.0f} req/s, p50 {fmt_ms(w["p50_ms"])} p99 {fmt_ms(w["p99_ms"])}, '
+              f'{fmt_num(res["cpu_us_per_req"], 1)} CPU-µs/req{extra}, PSS {res["pss_mib"]:.1f} MiB '
               f'({res["processes"]} procs), errors {res["errors"]}, read errors {res["read_errors"]}'
               f'; CPU: server {res["server_cpu_pct"]:.0f}%, wrk {res["wrk_cpu_pct"]:.0f}%, '
               f'other {res["other_cpu_pct"]:.0f}%')
@@ -458,14 +632,31 @@ def bench_one(args, app, name, threads=None, label=None):
         res.update(status='failed', error=f'{type(e).__name__}: {e}')
         print(f'FAILED: {res["error"]}')
     finally:
-        left = server.stop(args.stop_grace)
-        res['stopped_with_sigkill'] = getattr(server, 'killed', False)
-        if left:
-            res['leftover_pids'] = left
-            print(f'  WARNING: {label} left processes behind: {left}', file=sys.stderr)
-        if res['status'] == 'ok' and res.get('stopped_with_sigkill'):
-            print(f'  note: {label} needed SIGKILL after {args.stop_grace:.0f} s')
+        for key in ('nginx', 'server'):  # nginx first: the server must not see it retry a dead upstream
+            srv = started.get(key)
+            if srv is None:
+                continue
+            left = srv.stop(args.stop_grace)
+            if key == 'server':
+                res['stopped_with_sigkill'] = getattr(srv, 'killed', False)
+            if left:
+                res.setdefault('leftover_pids', []).extend(left)
+                print(f'  WARNING: {srv.name} left processes behind: {left}', file=sys.stderr)
+            if res['status'] == 'ok' and getattr(srv, 'killed', False):
+                print(f'  note: {srv.name} needed SIGKILL after {args.stop_grace:.0f} s')
+        shutil.rmtree(tmp, ignore_errors=True)
     return res
+
+
+def python_floor(app, repeats=5, target_seconds=0.3):
+    """CPU-µs per call of the app alone in a Python loop (bench/floor.py in bench/.venv's interpreter)."""
+    py = str(VENV_BIN / 'python') if (VENV_BIN / 'python').exists() else sys.executable
+    argv = [py, str(BENCH / 'floor.py'), str(APPS_DIR / APPS[app]['file']), '--repeats', str(repeats),
+            '--target-seconds', str(target_seconds)]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=str(APPS_DIR))
+    if p.returncode != 0:
+        raise RuntimeError(f'floor.py failed ({p.returncode}): {p.stderr.strip()[-400:]}')
+    return json.loads(p.stdout)
 
 
 # ------------------------------------------------------------------------------------------ output
@@ -492,8 +683,9 @@ def median_result(rounds):
     if not ok:
         return dict(rounds[-1], rounds=len(rounds))
     out = dict(ok[0])
-    for key in ('rps', 'p99_ms', 'cpu_us_per_req', 'pss_mib', 'pss_worker_avg_mib', 'errors', 'read_errors',
-                'requests',
+    for key in ('rps', 'p50_ms', 'p99_ms', 'max_ms', 'cpu_us_per_req', 'nginx_cpu_us_per_req', 'nginx_cpu_pct',
+                'pss_mib', 'pss_worker_avg_mib', 'errors', 'timeouts', 'read_errors', 'requests', 'conns_per_req',
+                'newcomers', 'newcomer_failures', 'newcomer_p50_ms', 'newcomer_max_ms',
                 'server_cpu_pct', 'wrk_cpu_pct', 'machine_busy_pct', 'other_cpu_pct'):
         vals = [r[key] for r in ok if r.get(key) is not None]
         if vals:
@@ -506,10 +698,16 @@ def median_result(rounds):
 
 
 def print_table(title, rows, note=None):
-    liege = next((r for r in rows if r['server'].startswith('liege') and r['status'] == 'ok'), None)
-    others = [r for r in rows if not r['server'].startswith('liege') and r['status'] == 'ok']
-    hdr = ['server', 'conns', 'req/s', 'p99', 'CPU-µs/req', 'CPU %', 'other %', 'PSS MiB', 'PSS/wkr', 'procs', 'errors', 'read err',
-           'liege÷it req/s', 'liege÷it CPU']
+    """One table; `liege÷it` divides each row by its reference row (row['ref'], by default the `liege` row)."""
+    ok = [r for r in rows if r['status'] == 'ok']
+    by_label = {r['server']: r for r in ok}
+    liege = by_label.get('liege') or next((r for r in ok if r.get('server_kind') == 'liege'), None)
+    others = [r for r in ok if r.get('server_kind', r['server']) != 'liege' and r['server'] not in ('nginx', 'nginx close')]
+    fronted = any(r.get('front') for r in rows)
+    probed = any(r.get('newcomers') for r in rows)
+    hdr = ['server', 'conns', 'req/s', 'p50', 'p99', 'max', 'CPU-µs/req'] + (['nginx µs/req'] if fronted else []) + [
+        'new conn/req'] + (['newcomer p50', 'newcomer max', 'newcomer fail'] if probed else []) + [
+        'CPU %', 'other %', 'PSS MiB', 'PSS/wkr', 'procs', 'errors', 'read err', 'liege÷it req/s', 'liege÷it CPU']
     lines = []
     for r in rows:
         if r['status'] != 'ok':
@@ -517,16 +715,22 @@ def print_table(title, rows, note=None):
             lines.append([r['server'], str(r.get('connections', '-')), r['status'].upper() + ': ' + err[:160]])
             continue
         rr = cr = None
-        if liege and r is not liege:
-            rr = liege['rps'] / r['rps'] if r['rps'] else None
-            if liege.get('cpu_us_per_req') and r.get('cpu_us_per_req'):
-                cr = liege['cpu_us_per_req'] / r['cpu_us_per_req']
+        ref = by_label.get(r.get('ref') or '') if r.get('ref') else None
+        if ref and r is not ref:
+            rr = ref['rps'] / r['rps'] if r['rps'] else None
+            if ref.get('cpu_us_per_req') and r.get('cpu_us_per_req'):
+                cr = ref['cpu_us_per_req'] / r['cpu_us_per_req']
         name = r['server'] + (' (BAD BODY)' if r.get('body_ok') is False else '')
-        lines.append([name, str(r['connections']), fmt_num(r['rps']), fmt_ms(r['p99_ms']),
-                      fmt_num(r['cpu_us_per_req'], 1), fmt_num(r.get('server_cpu_pct'), 0),
-                      fmt_num(r.get('other_cpu_pct'), 0),
-                      fmt_num(r['pss_mib'], 1), fmt_num(r['pss_worker_avg_mib'], 1), str(r['processes']),
-                      fmt_num(r['errors']), fmt_num(r.get('read_errors')), fmt_ratio(rr), fmt_ratio(cr)])
+        errs = fmt_num(r['errors']) + (f' ({fmt_num(r["timeouts"])} t/o)' if r.get('timeouts') else '')
+        lines.append([name, str(r['connections']), fmt_num(r['rps']), fmt_ms(r.get('p50_ms')), fmt_ms(r['p99_ms']),
+                      fmt_ms(r.get('max_ms')), fmt_num(r['cpu_us_per_req'], 1)]
+                     + ([fmt_num(r.get('nginx_cpu_us_per_req'), 1)] if fronted else [])
+                     + [fmt_num(r.get('conns_per_req'), 2)]
+                     + ([fmt_ms(r.get('newcomer_p50_ms')), fmt_ms(r.get('newcomer_max_ms')),
+                         f"{fmt_num(r.get('newcomer_failures'))}/{fmt_num(r.get('newcomers'))}"] if probed else [])
+                     + [fmt_num(r.get('server_cpu_pct'), 0), fmt_num(r.get('other_cpu_pct'), 0),
+                        fmt_num(r['pss_mib'], 1), fmt_num(r['pss_worker_avg_mib'], 1), str(r['processes']),
+                        errs, fmt_num(r.get('read_errors')), fmt_ratio(rr), fmt_ratio(cr)])
     full = [l for l in lines if len(l) == len(hdr)]
     widths = [max([len(hdr[i])] + [len(l[i]) for l in full]) for i in range(len(hdr))]
     print(f'\n== {title}')
@@ -537,6 +741,9 @@ def print_table(title, rows, note=None):
         else:
             print('  '.join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(l, widths))))
     summary = {}
+    refs = {r.get('ref') for r in ok if r.get('ref')}
+    if len(refs) > 1:  # rows compared within their own groups (nginx fronts): no cross-group "best"
+        liege = None
     if liege and others:
         best_rps = max(others, key=lambda r: r['rps'])
         with_cpu = [r for r in others if r.get('cpu_us_per_req')]
@@ -555,7 +762,7 @@ def print_table(title, rows, note=None):
             summary['pss_worker_ratio_vs_uwsgi'] = liege['pss_worker_avg_mib'] / u['pss_worker_avg_mib']
             msg += f'; PSS/worker {fmt_ratio(summary["pss_worker_ratio_vs_uwsgi"])} of {u["server"]}'
         print(msg)
-    elif not liege:
+    elif not liege and refs == {'liege'}:
         print('(no liege result: ratios left out)')
     if note:
         print(note)
@@ -578,6 +785,7 @@ def tool_versions(args):
     cmd('gunicorn', [tool_or(args, 'gunicorn'), '--version'])
     cmd('granian', [tool_or(args, 'granian'), '--version'])
     cmd('wrk', ['wrk', '-v'])
+    cmd('nginx', ['nginx', '-v'])
     if Path(args.liege).exists():
         cmd('liege', [str(args.liege), '--version'])
     try:
@@ -594,38 +802,65 @@ def tool_or(args, name):
         return name
 
 
+def raise_nofile():
+    """Soft RLIMIT_NOFILE up to the hard limit (wrk -c1000 and the servers under it inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def main():
     ap = argparse.ArgumentParser(
-        description='Benchmark liege against uWSGI (pyuwsgi), Gunicorn and Granian, one after another in one run.',
+        description='Benchmark liege against uWSGI (pyuwsgi), Gunicorn, Granian and nginx, one after another in one run.',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument('--scenario', choices=['main', 'io', 'all'], default='main',
-                    help='main: hello + seed apps on every server; io: the 10 ms sleep app at P×1 and P×8 threads')
-    ap.add_argument('--apps', default='hello,seed', help='apps for the main scenario (hello, seed)')
+    ap.add_argument('--scenario', default='main',
+                    help='comma-separated: ' + ', '.join(scenarios.SCENARIOS) + ', or all (see bench/README.md)')
+    ap.add_argument('--apps', default='hello,seed', help='apps for the main and newconn scenarios (hello, seed)')
     ap.add_argument('--servers', default=','.join(ALL_SERVERS),
-                    help='servers, in order: ' + ', '.join(ALL_SERVERS) + ' (the io scenario drops gunicorn)')
+                    help='servers, in order: ' + ', '.join(ALL_SERVERS) + ' (the io scenario drops gunicorn; '
+                         'behind nginx, any uwsgi-* selects uWSGI)')
     ap.add_argument('--processes', type=int, default=4, help='worker processes for every server')
     ap.add_argument('--duration', type=int, default=10, help='seconds of measured load per server')
     ap.add_argument('--warmup', type=int, default=2, help='seconds of unmeasured load before each measurement')
-    ap.add_argument('--connections', type=int, default=10, help='wrk connections (main scenario)')
+    ap.add_argument('--connections', type=int, default=10, help='wrk connections (main, newconn, nginx, floors)')
     ap.add_argument('--http11-connections', type=int, default=None,
-                    help='wrk connections for uwsgi-http11 (default: processes × threads, as it pins one '
-                         'kept-alive connection per worker thread)')
+                    help='wrk connections for uwsgi-http11 in the main and io scenarios (default: processes × '
+                         'threads, as it pins one kept-alive connection per worker thread)')
     ap.add_argument('--io-connections', type=int, default=64, help='wrk connections in the io scenario')
     ap.add_argument('--io-threads', default='1,8', help='threads per process to try in the io scenario')
+    ap.add_argument('--backlog', type=int, default=1024,
+                    help='listen backlog given to every server in keepalive-wide and overload (liege\'s default; '
+                         'uWSGI\'s own is 100)')
+    ap.add_argument('--nginx-workers', type=int, default=1, help='nginx worker_processes (front and floor)')
+    ap.add_argument('--nginx-upstream', choices=['unix', 'tcp'], default='unix',
+                    help='how nginx reaches the server: a unix socket, or 127.0.0.1:PORT (then the `new conn/req` '
+                         'column counts nginx\'s upstream connections, showing which front reuses them)')
+    ap.add_argument('--nginx-keepalive', type=int, default=16, help='`keepalive N` of the nginx upstream blocks')
+    ap.add_argument('--no-floors', action='store_true',
+                    help='skip the floors (nginx return 200, the app alone in Python) that every run measures')
     ap.add_argument('--wrk-threads', type=int, default=2, help='wrk -t')
     ap.add_argument('--wrk-timeout', type=int, default=5, help='wrk --timeout in seconds')
     ap.add_argument('--rounds', type=int, default=1,
-                    help='repeat the whole server list this many times (interleaved) and report medians')
+                    help='repeat each table\'s server list this many times (interleaved) and report medians')
     ap.add_argument('--start-timeout', type=float, default=30, help='seconds a server gets to answer its first GET')
     ap.add_argument('--stop-grace', type=float, default=10, help='seconds between the stop signal and SIGKILL')
-    ap.add_argument('--liege', default=str(ROOT / 'target' / 'release' / 'liege'), help='liege binary')
+    ap.add_argument('--liege', '--liege-bin', dest='liege', default=str(ROOT / 'target' / 'release' / 'liege'),
+                    help='liege binary')
     ap.add_argument('--liege-args', default='',
                     help="extra liege options, appended (shell-quoted string), e.g. "
                          "--liege-args='--disable-logging=false --log-format=json' to measure the request log")
     ap.add_argument('--json', default=None, help='result file (default bench/results/<timestamp>.json)')
+    ap.add_argument('--dry-run', action='store_true', help='print the tables and cases a run would measure, and its '
+                                                           'estimated duration, then exit')
     args = ap.parse_args()
 
-    if shutil.which('wrk') is None:
+    try:
+        chosen = scenarios.parse_scenarios(args.scenario)
+    except ValueError as e:
+        ap.error(str(e))
+    if shutil.which('wrk') is None and not args.dry_run:
         ap.error('wrk not found (bench/run installs it)')
     servers = [s.strip() for s in args.servers.split(',') if s.strip()]
     bad = [s for s in servers if s not in ALL_SERVERS]
@@ -637,6 +872,19 @@ def main():
     if args.processes < 1 or args.duration < 1 or args.rounds < 1 or args.connections < 1:
         ap.error('processes, duration, rounds and connections must be >= 1')
     args.liege = Path(args.liege)
+    groups = scenarios.build_groups(args, chosen, servers, apps)
+    est = scenarios.estimate_seconds(args, groups)
+    if args.dry_run:
+        for g in groups:
+            print(f'-- {g["title"]}')
+            for c in g['cases']:
+                print(f'     {c["label"]}')
+        print(f'{sum(len(g["cases"]) for g in groups)} cases × {args.rounds} round(s): about {est / 60:.1f} min')
+        return 0
+    nofile = raise_nofile()
+    if 'overload' in chosen and args.duration <= args.wrk_timeout:
+        print(f'note: --duration {args.duration} ≤ --wrk-timeout {args.wrk_timeout}: a starved client cannot time out '
+              'within the run, so the overload tables cannot show unfairness')
 
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -664,40 +912,42 @@ def main():
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (&)
     signal.signal(signal.SIGHUP, on_term)
 
-    out = {'started': stamp, 'args': {k: str(v) for k, v in vars(args).items()}, 'versions': tool_versions(args),
-           'liege_binary': liege_info, 'tables': []}
+    out = {'started': stamp, 'scenarios': chosen, 'args': {k: str(v) for k, v in vars(args).items()},
+           'versions': tool_versions(args), 'liege_binary': liege_info, 'nofile': nofile, 'tables': [],
+           'python_floors': {}}
     if liege_info:
         print(f'liege: {liege_info["source"]} (built {liege_info["mtime"][:19]}, sha256 {liege_info["sha256"][:12]})')
-    print(f'liege bench {stamp}: {args.processes} processes, {args.duration} s per server, warm-up {args.warmup} s, '
-          f'{os.cpu_count()} CPUs, load {" ".join(out["versions"].get("loadavg_before", []))}')
-    groups = []  # (title, key, [(app, server, threads)])
-    if args.scenario in ('main', 'all'):
-        for app in apps:
-            groups.append((f'{app} app — {args.processes} processes, wrk -t{args.wrk_threads} '
-                           f'-c{args.connections} (uwsgi-http11: -c{args.http11_connections or args.processes}) '
-                           f'-d{args.duration}s', app, [(app, s, None) for s in servers]))
-    if args.scenario in ('io', 'all'):
-        for t in [int(x) for x in args.io_threads.split(',') if x.strip()]:
-            iosrv = [s for s in servers if s in IO_SERVERS]
-            groups.append((f'io app (10 ms sleep) — {args.processes} processes × {t} thread(s), wrk '
-                           f'-c{args.io_connections} (uwsgi-http11: -c{args.http11_connections or args.processes * t}); '
-                           f'ceiling {args.processes * t / 0.010:,.0f} req/s', f'io-{args.processes}x{t}',
-                           [('io', s, t) for s in iosrv]))
+    print(f'liege bench {stamp}: {", ".join(chosen)}; {args.processes} processes, {args.duration} s per server, '
+          f'warm-up {args.warmup} s, {os.cpu_count()} CPUs, load {" ".join(out["versions"].get("loadavg_before", []))}'
+          f'; {sum(len(g["cases"]) for g in groups)} cases × {args.rounds} round(s), about {est / 60:.1f} min')
+    floor_apps = sorted({c['app'] for g in groups for c in g['cases'] if c['app'] in ('hello', 'seed')})
+    py_raw = {a: [] for a in floor_apps}
     try:
-        for title, key, runs in groups:
+        if floor_apps and (not args.no_floors or 'floors' in chosen):
+            print('\n-- floors: the app alone in a Python loop (bench/floor.py), CPU-µs per call')
+            for rnd in range(args.rounds):
+                for a in floor_apps:
+                    try:
+                        f = python_floor(a)
+                        py_raw[a].append(f)
+                        print(f'  {a:<6} {f["us_per_call"]:.2f} µs/call ({f["calls"]:,} calls × {f["repeats"]})')
+                    except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
+                        print(f'  {a:<6} FAILED: {e}')
+        for g in groups:
+            title, key, runs = g['title'], g['key'], g['cases']
             print(f'\n-- {title}')
-            per = {s: [] for _, s, _ in runs}
+            per = {c['label']: [] for c in runs}
             try:
                 for rnd in range(args.rounds):
                     if args.rounds > 1:
                         print(f' round {rnd + 1}/{args.rounds}')
                     order = runs if rnd % 2 == 0 else list(reversed(runs))
-                    for app, s, t in order:
-                        per[s].append(bench_one(args, app, s, t))
+                    for c in order:
+                        per[c['label']].append(bench_one(args, c))
             finally:  # an interrupted group still reports what it measured
-                rows = [median_result(per[s]) for _, s, _ in runs if per[s]]
+                rows = [median_result(per[c['label']]) for c in runs if per[c['label']]]
                 if rows:
-                    out['tables'].append({'key': key, 'title': title, 'rows': rows, 'raw': per})
+                    out['tables'].append({'key': key, 'title': title, 'note': g.get('note'), 'rows': rows, 'raw': per})
     except KeyboardInterrupt:
         print('\ninterrupted: stopping servers', file=sys.stderr)
         out['interrupted'] = True
@@ -706,16 +956,30 @@ def main():
         if snapshot_dir:
             shutil.rmtree(snapshot_dir, ignore_errors=True)
 
+    pyfloors = {}
+    for a, vals in py_raw.items():
+        if vals:
+            pyfloors[a] = dict(vals[0], us_per_call=statistics.median(v['us_per_call'] for v in vals),
+                               rounds=[v['us_per_call'] for v in vals])
+    out['python_floors'] = pyfloors
+    nfloors = scenarios.nginx_floors(out['tables'])
     print(f'\n\n######## results ({stamp}; medians over {args.rounds} round(s) where > 1)')
     for tbl in out['tables']:
-        note = None
-        if tbl['key'] == 'hello':
-            note = 'target (issue 2): liege req/s ≥ 1.5× the best of the others; PSS/worker ≤ uWSGI\'s'
-        elif tbl['key'] == 'seed':
-            note = 'target (issue 2): liege req/s ≥ 10× the best of the others'
-        elif tbl['key'].startswith('io-'):
-            note = 'target (issue 3): with threads, liege req/s ≥ uWSGI\'s at the same processes × threads'
-        tbl['summary'] = print_table(tbl['title'], tbl['rows'], note)
+        tbl['summary'] = print_table(tbl['title'], tbl['rows'], tbl.get('note'))
+        extra = scenarios.floor_lines(tbl, nfloors, pyfloors) + scenarios.target_lines(tbl, nfloors, pyfloors)
+        for line in extra:
+            print(line)
+        tbl['floor_and_target_lines'] = extra
+    if pyfloors or nfloors:
+        print('\n== floors (what no server goes below)')
+        for k, r in nfloors.items():
+            print(f'  nginx return 200, {"keep-alive" if k == "ka" else "Connection: close"} c{r["connections"]}, '
+                  f'{args.nginx_workers} worker(s): {r["cpu_us_per_req"]:.1f} CPU-µs/req at {fmt_num(r["rps"])} req/s')
+        for a, f in pyfloors.items():
+            print(f'  {a} app alone in Python {f["python"]}: {f["us_per_call"]:.2f} CPU-µs/call')
+        print(f'  targets (issue 10): seed ≤ {scenarios.TARGET_SEED_VS_PYTHON}× the Python floor; hello ≤ '
+              f'{scenarios.TARGET_HELLO_VS_NGINX}× the nginx floor (keep-alive, same wrk load); new connections ≥ '
+              f'{scenarios.TARGET_NEWCONN_VS_UWSGI}× uWSGI req/s with p99 ≤ uWSGI\'s')
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(out, indent=1, default=str))
     print(f'\nJSON: {json_path}\nserver logs: {args.logdir}')
