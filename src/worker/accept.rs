@@ -7,9 +7,9 @@
 //! for their whole life while its siblings idle, and p99 suffers. Each worker publishes its open connection
 //! count and whether it is idle in the scoreboard, so the choice can be made from shared memory:
 //!
-//! - a worker **defers** a pending connection when another worker is idle *and* holds fewer connections (see
-//!   [`should_defer`]). That worker was woken by the same connection and takes it within microseconds; the
-//!   deferring one waits [`DEFER`] on a precise timer, then looks again;
+//! - a worker **defers** a pending connection when another worker is idle *and* holds fewer connections, or
+//!   is busy and holds far fewer (see [`should_defer`]). An idle one was woken by the same connection and takes
+//!   it within microseconds; the deferring one waits [`DEFER`] on a precise timer, then looks again;
 //! - after [`MAX_DEFERRALS`] looks it accepts anyway, so a connection never waits for a sibling that is
 //!   marked idle but does not accept (stopped by a debugger, starved of CPU): at most about 0.3 ms.
 //!
@@ -45,11 +45,23 @@ pub const DEFER: Duration = Duration::from_micros(100);
 /// Looks after which a deferring worker accepts anyway.
 pub const MAX_DEFERRALS: u32 = 3;
 
-/// Whether a worker holding `mine` open connections should leave a pending connection to a sibling: true
-/// when some sibling is idle (waiting for work on its event loop, so it was woken by the same connection)
-/// and holds fewer connections. Busy, starting and stopping siblings don't count: they would not accept soon.
+/// Whether a worker holding `mine` open connections should leave a pending connection to a sibling:
+///
+/// - to an **idle** sibling (waiting on its event loop, so woken by the same connection) holding fewer;
+/// - to a **busy** sibling (in a request; it polls the listener again when the request ends) only when this
+///   worker holds at least a third more than it, plus two: under overload every worker is busy, and a
+///   kept-alive burst would otherwise stay where it landed, its clients waiting behind one worker's queue
+///   while others have short ones. The margin keeps new-connection traffic, whose counts stay small and
+///   change all the time, from waiting on busy siblings at all.
+///
+/// Starting and stopping siblings don't count: they would not accept soon.
 pub fn should_defer(mine: u32, siblings: impl IntoIterator<Item = (WorkerStatus, u32)>) -> bool {
-    mine > 0 && siblings.into_iter().any(|(status, open)| status == WorkerStatus::Idle && open < mine)
+    mine > 0
+        && siblings.into_iter().any(|(status, open)| match status {
+            WorkerStatus::Idle => open < mine,
+            WorkerStatus::Busy => (open + 2) * 4 <= mine * 3,
+            _ => false,
+        })
 }
 
 /// The status and connection count of every worker but `me`, from the scoreboard.
@@ -196,8 +208,19 @@ mod tests {
     }
 
     #[test]
-    fn busy_starting_and_stopping_siblings_would_not_accept_soon() {
-        assert!(!should_defer(5, [(Busy, 0), (Starting, 0), (Stopping, 0), (WorkerStatus::Free, 0)]));
+    fn starting_and_stopping_siblings_would_not_accept_soon() {
+        assert!(!should_defer(50, [(Starting, 0), (Stopping, 0), (WorkerStatus::Free, 0)]));
+    }
+
+    #[test]
+    fn busy_siblings_take_over_only_a_gross_imbalance() {
+        // New-connection traffic: a few connections each, never worth waiting for a busy sibling.
+        assert!(!should_defer(2, [(Busy, 1)]));
+        assert!(!should_defer(3, [(Busy, 1)]));
+        // A kept-alive burst that landed on one worker while the others were busy.
+        assert!(should_defer(3, [(Busy, 0)]));
+        assert!(should_defer(20, [(Busy, 12)]));
+        assert!(!should_defer(64, [(Busy, 60)]));
     }
 
     #[test]

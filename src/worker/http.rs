@@ -25,16 +25,23 @@ struct Connection {
     info: Arc<ConnectionInfo>,
     remote: Rc<str>,
     fd: std::os::fd::RawFd,
-    /// Set when the first request on this connection starts (see the graceful stop in `serve`).
-    first_request: tokio::sync::Notify,
-    started: std::cell::Cell<bool>,
+    /// True once the worker drains (see the graceful stop in `serve`): every response from then on carries
+    /// `Connection: close`, so a client learns the connection ends before it sends another request.
+    draining: watch::Receiver<bool>,
     /// The framing headers each request head really carried, in order (hyper drops a `Content-Length` that
     /// comes with `Transfer-Encoding` before liege's policy sees the head).
     heads: Rc<HeadQueue>,
 }
 
-/// How long a just-accepted connection gets to send its request once the worker is stopping.
-const FIRST_REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a draining worker keeps an idle connection open for the request its client may already be sending.
+///
+/// Closing an idle kept-alive connection races the client's next request: a request already on the wire would
+/// meet the close and fail, and clients that do not retry (Python's `http.client`, any POST) report it. So a
+/// draining worker does not close idle connections at once: a request that arrives within this grace is
+/// answered with `Connection: close` (the client then reconnects, to a live worker), and only a connection that
+/// stayed silent for the whole grace is closed. Capped by `http-keepalive`, since the client can't expect an
+/// idle connection to live longer than that anyway.
+const DRAIN_IDLE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub async fn serve(stream: Stream, info: ConnectionInfo, worker: Rc<Worker>, mut shutdown: watch::Receiver<bool>) {
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
@@ -43,8 +50,7 @@ pub async fn serve(stream: Stream, info: ConnectionInfo, worker: Rc<Worker>, mut
         remote: Rc::from(info.remote_addr.as_str()),
         info: Arc::new(info),
         fd,
-        first_request: tokio::sync::Notify::new(),
-        started: std::cell::Cell::new(false),
+        draining: shutdown.clone(),
         heads,
     });
     let service_worker = Rc::clone(&worker);
@@ -52,9 +58,6 @@ pub async fn serve(stream: Stream, info: ConnectionInfo, worker: Rc<Worker>, mut
     let service = hyper::service::service_fn(move |request| {
         let worker = Rc::clone(&service_worker);
         let connection = Rc::clone(&service_connection);
-        if !connection.started.replace(true) {
-            connection.first_request.notify_one();
-        }
         async move { Ok::<_, Infallible>(handle(request, worker, connection).await) }
     });
     let limits = &worker.limits;
@@ -73,22 +76,19 @@ pub async fn serve(stream: Stream, info: ConnectionInfo, worker: Rc<Worker>, mut
         .writev(false)
         .max_headers(limits.policy.max_header_count)
         .max_buf_size(limits.buffer_size.max(8192));
-    let state = connection;
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => log_connection_error(result),
         _ = shutdown.wait_for(|stop| *stop) => {
-            // A connection accepted just before the stop may not have sent (or we not yet read) its request:
-            // closing it now would fail a request the client already sent. Give it a moment to start one.
-            if !state.started.get() {
-                tokio::select! {
-                    result = connection.as_mut() => return log_connection_error(result),
-                    _ = state.first_request.notified() => {}
-                    _ = tokio::time::sleep(FIRST_REQUEST_GRACE) => {}
-                }
+            // Draining. A request in flight is answered with `Connection: close` (`respond` checks `draining`)
+            // and hyper closes the connection after it; so is any request arriving within the grace. A
+            // connection still open after the grace is idle: closed now (hyper closes an idle one at once).
+            let grace = if limits.keepalive.is_zero() { DRAIN_IDLE_GRACE } else { DRAIN_IDLE_GRACE.min(limits.keepalive) };
+            tokio::select! {
+                result = connection.as_mut() => return log_connection_error(result),
+                _ = tokio::time::sleep(grace) => {}
             }
-            // Finish the request in flight (if any), then close.
             connection.as_mut().graceful_shutdown();
             log_connection_error(connection.await);
         }
@@ -184,7 +184,7 @@ async fn handle(request: Request<Incoming>, worker: Rc<Worker>, connection: Rc<C
     };
     record.request_line = request_line;
     record.vars = vars;
-    respond(prepared, record)
+    respond(prepared, record, *connection.draining.borrow())
 }
 
 async fn receive_body(
@@ -233,7 +233,7 @@ fn refusal(mut record: RequestRecord, status: StatusCode, reason: String) -> Res
     response
 }
 
-fn respond(prepared: Prepared, mut record: RequestRecord) -> Response<ResponseBody> {
+fn respond(prepared: Prepared, mut record: RequestRecord, draining: bool) -> Response<ResponseBody> {
     let Prepared { head, body, app_failed } = prepared;
     record.status = head.status.as_u16();
     record.failed = app_failed;
@@ -242,7 +242,7 @@ fn respond(prepared: Prepared, mut record: RequestRecord) -> Response<ResponseBo
     let mut response = Response::new(ResponseBody::new(body, Some(record)));
     *response.status_mut() = head.status;
     *response.headers_mut() = head.headers;
-    if head.close {
+    if head.close || draining {
         response.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
     if let Some(reason) = head.reason {
