@@ -540,8 +540,6 @@ fn unsupported_options_say_what_to_do() {
     for (line, needle) in [
         ("daemonize2 = /x.log", "service manager"),
         ("emperor-tyrant", "uid and gid"),
-        ("mount = /app=app.py", "one WSGI app per vassal"),
-        ("manage-script-name", "SCRIPT_NAME"),
     ] {
         let message = ini_error(&format!("[uwsgi]\n{line}\n"));
         assert!(message.contains("is not supported by liege") && message.contains(needle), "{message}");
