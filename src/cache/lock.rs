@@ -38,7 +38,8 @@ impl RobustMutex {
     /// # Safety
     /// `this` must point to writable memory for a `RobustMutex` that no other process or thread uses yet.
     pub unsafe fn init(this: *mut RobustMutex) -> Result<(), LockError> {
-        let check = |code: i32| if code == 0 { Ok(()) } else { Err(LockError(std::io::Error::from_raw_os_error(code))) };
+        let check =
+            |code: i32| if code == 0 { Ok(()) } else { Err(LockError(std::io::Error::from_raw_os_error(code))) };
         let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
         // SAFETY: standard initialisation sequence of a mutex attribute, then of the mutex at `this`, which
         // the caller guarantees is ours alone.

@@ -179,7 +179,8 @@ impl Store {
     /// Maps and initialises a cache; the master does this before forking the workers.
     pub fn create(spec: &CacheSpec) -> Result<Self, CreateError> {
         let invalid = |reason| CreateError::Invalid { name: spec.name.clone(), reason };
-        let items = u32::try_from(spec.items).ok().filter(|n| *n < u32::MAX).ok_or_else(|| invalid("too many items"))?;
+        let items =
+            u32::try_from(spec.items).ok().filter(|n| *n < u32::MAX).ok_or_else(|| invalid("too many items"))?;
         let hashsize = u32::try_from(spec.hashsize).map_err(|_| invalid("hashsize too large"))?;
         let keysize = usize::try_from(spec.keysize).map_err(|_| invalid("keysize too large"))?;
         let blocksize = usize::try_from(spec.blocksize).map_err(|_| invalid("blocksize too large"))?;
@@ -189,7 +190,8 @@ impl Store {
         let slots = align(free + 4 * n, 8);
         let keys = slots + std::mem::size_of::<Slot>() * n;
         let values = align(
-            keys.checked_add(n.checked_mul(keysize).ok_or_else(|| invalid("too large"))?).ok_or_else(|| invalid("too large"))?,
+            keys.checked_add(n.checked_mul(keysize).ok_or_else(|| invalid("too large"))?)
+                .ok_or_else(|| invalid("too large"))?,
             8,
         );
         let len = values
@@ -551,8 +553,16 @@ impl Guard<'_> {
         self.key(index)[..key.len()].copy_from_slice(key);
         self.value(index)[..value.len()].copy_from_slice(value);
         let head = *self.bucket(hash);
-        *self.slot(index) =
-            Slot { state: DIRTY, keylen: key.len() as u32, hash, next: head, vallen: value.len() as u64, expires, last_used: 0, hits: 0 };
+        *self.slot(index) = Slot {
+            state: DIRTY,
+            keylen: key.len() as u32,
+            hash,
+            next: head,
+            vallen: value.len() as u64,
+            expires,
+            last_used: 0,
+            hits: 0,
+        };
         *self.bucket(hash) = index + 1;
         self.header().used += 1;
         self.slot(index).state = USED;

@@ -106,7 +106,9 @@ pub fn load(py: Python<'_>, spec: &AppSpec) -> Result<Py<PyAny>, LoadError> {
                 .map_err(|err| LoadError::Import { what: what.clone(), traceback: format_exception(py, &err) })?;
             // uWSGI's multi-app modules: a dict of mountpoint -> app in `uwsgi.applications` (set by the module
             // while it imports) or in the module's own `applications` (pyloader.c `uwsgi_uwsgi_loader`).
-            for holder in [py.import("uwsgi").ok().map(Bound::into_any), Some(module.clone().into_any())].into_iter().flatten() {
+            for holder in
+                [py.import("uwsgi").ok().map(Bound::into_any), Some(module.clone().into_any())].into_iter().flatten()
+            {
                 if let Ok(applications) = holder.getattr("applications") {
                     if applications.is_instance_of::<PyDict>() {
                         return Ok(applications.unbind());
@@ -242,7 +244,11 @@ pub fn load_apps(py: Python<'_>, config: &liege_config::VassalConfig) -> Result<
             Err(err) => match &config.fallback_app {
                 Some(fallback) => {
                     report(&err);
-                    tracing::warn!("{}: trying wsgi-file {} instead, as uWSGI does", describe(spec), describe(fallback));
+                    tracing::warn!(
+                        "{}: trying wsgi-file {} instead, as uWSGI does",
+                        describe(spec),
+                        describe(fallback)
+                    );
                     add(py, &mut table, "", load(py, fallback)?, fallback, describe(fallback))?;
                 }
                 None if strict || config.mounts.is_empty() => return Err(err),
@@ -255,7 +261,10 @@ pub fn load_apps(py: Python<'_>, config: &liege_config::VassalConfig) -> Result<
     }
     for mount in &config.mounts {
         if let Some(dir) = file_dir(&mount.app) {
-            let sys_path = py.import("sys").and_then(|sys| sys.getattr("path")).map_err(|err| import_error(py, "sys.path", &err))?;
+            let sys_path = py
+                .import("sys")
+                .and_then(|sys| sys.getattr("path"))
+                .map_err(|err| import_error(py, "sys.path", &err))?;
             let _ = sys_path.call_method1("append", (dir,));
         }
         if table.iter().any(|(mountpoint, ..)| *mountpoint == mount.mountpoint) {
@@ -348,7 +357,9 @@ fn add(
         let value = if let Ok(name) = value.cast::<PyString>() {
             // A string names an attribute of the module that defined the dict.
             let module = match &spec.source {
-                AppSource::Module(module) => py.import(module.as_str()).map_err(|err| import_error(py, module, &err))?,
+                AppSource::Module(module) => {
+                    py.import(module.as_str()).map_err(|err| import_error(py, module, &err))?
+                }
                 AppSource::File(_) => {
                     return Err(LoadError::NotCallable { what, callable: name.to_string() });
                 }

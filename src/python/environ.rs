@@ -322,7 +322,13 @@ pub fn split_host(host: Option<&[u8]>) -> (Option<&[u8]>, Option<&[u8]>) {
 ///    `uwsgi_param SCRIPT_NAME`, `""` over HTTP) is chosen.
 /// 3. Else the default app (`default`, `None` with `no-default-app`), with the environ as it was.
 /// 4. Else no app: uWSGI answers 500.
-pub fn route(mountpoints: &[&str], default: Option<usize>, manage_script_name: bool, script_name: &str, path_info: &str) -> Route {
+pub fn route(
+    mountpoints: &[&str],
+    default: Option<usize>,
+    manage_script_name: bool,
+    script_name: &str,
+    path_info: &str,
+) -> Route {
     if manage_script_name && !path_info.is_empty() {
         let mut best: Option<(usize, usize)> = None;
         for (index, mountpoint) in mountpoints.iter().enumerate() {

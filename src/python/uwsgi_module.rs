@@ -191,7 +191,11 @@ fn cache_write(
 
 #[pyfunction]
 #[pyo3(signature = (key, cache = None))]
-fn cache_get<'py>(py: Python<'py>, key: &Bound<'py, PyAny>, cache: Option<&str>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+fn cache_get<'py>(
+    py: Python<'py>,
+    key: &Bound<'py, PyAny>,
+    cache: Option<&str>,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
     let key = cache_bytes(key)?;
     let Some(store) = cache_named(cache)? else { return Ok(None) };
     let value = store.get(&key, crate::cache::now()).map_err(lock_failed)?;
@@ -235,25 +239,49 @@ fn cache_math(
 
 #[pyfunction]
 #[pyo3(signature = (key, value = 1, expires = 0, cache = None))]
-fn cache_inc(py: Python<'_>, key: &Bound<'_, PyAny>, value: i64, expires: u64, cache: Option<&str>) -> PyResult<Py<PyAny>> {
+fn cache_inc(
+    py: Python<'_>,
+    key: &Bound<'_, PyAny>,
+    value: i64,
+    expires: u64,
+    cache: Option<&str>,
+) -> PyResult<Py<PyAny>> {
     cache_math(py, crate::cache::MathOp::Inc, key, value, expires, cache)
 }
 
 #[pyfunction]
 #[pyo3(signature = (key, value = 1, expires = 0, cache = None))]
-fn cache_dec(py: Python<'_>, key: &Bound<'_, PyAny>, value: i64, expires: u64, cache: Option<&str>) -> PyResult<Py<PyAny>> {
+fn cache_dec(
+    py: Python<'_>,
+    key: &Bound<'_, PyAny>,
+    value: i64,
+    expires: u64,
+    cache: Option<&str>,
+) -> PyResult<Py<PyAny>> {
     cache_math(py, crate::cache::MathOp::Dec, key, value, expires, cache)
 }
 
 #[pyfunction]
 #[pyo3(signature = (key, value = 2, expires = 0, cache = None))]
-fn cache_mul(py: Python<'_>, key: &Bound<'_, PyAny>, value: i64, expires: u64, cache: Option<&str>) -> PyResult<Py<PyAny>> {
+fn cache_mul(
+    py: Python<'_>,
+    key: &Bound<'_, PyAny>,
+    value: i64,
+    expires: u64,
+    cache: Option<&str>,
+) -> PyResult<Py<PyAny>> {
     cache_math(py, crate::cache::MathOp::Mul, key, value, expires, cache)
 }
 
 #[pyfunction]
 #[pyo3(signature = (key, value = 2, expires = 0, cache = None))]
-fn cache_div(py: Python<'_>, key: &Bound<'_, PyAny>, value: i64, expires: u64, cache: Option<&str>) -> PyResult<Py<PyAny>> {
+fn cache_div(
+    py: Python<'_>,
+    key: &Bound<'_, PyAny>,
+    value: i64,
+    expires: u64,
+    cache: Option<&str>,
+) -> PyResult<Py<PyAny>> {
     cache_math(py, crate::cache::MathOp::Div, key, value, expires, cache)
 }
 

@@ -262,10 +262,7 @@ mod tests {
         assert_eq!(m.target, MountTarget::File("site.wsgi".into()));
         let m = mount(&raw("mount", "/api/=api.main:create_app()")).unwrap();
         assert_eq!(m.mountpoint, "/api/");
-        assert_eq!(
-            m.target,
-            MountTarget::Module { module: "api.main".into(), callable: Some("create_app()".into()) }
-        );
+        assert_eq!(m.target, MountTarget::Module { module: "api.main".into(), callable: Some("create_app()".into()) });
         let m = mount(&raw("mount", "/x=pkg.mod")).unwrap();
         assert_eq!(m.target, MountTarget::Module { module: "pkg.mod".into(), callable: None });
         assert!(mount(&raw("mount", "/x")).is_err());

@@ -537,10 +537,7 @@ fn unsupported_options_say_what_to_do() {
     assert!(message.contains("service manager"), "{message}");
     let message = parse(&["-d", "/var/log/x.log"]).unwrap_err().to_string();
     assert!(message.contains("service manager"), "{message}");
-    for (line, needle) in [
-        ("daemonize2 = /x.log", "service manager"),
-        ("emperor-tyrant", "uid and gid"),
-    ] {
+    for (line, needle) in [("daemonize2 = /x.log", "service manager"), ("emperor-tyrant", "uid and gid")] {
         let message = ini_error(&format!("[uwsgi]\n{line}\n"));
         assert!(message.contains("is not supported by liege") && message.contains(needle), "{message}");
     }

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::options::{self, OptionId, OptionKind, Support};
 use crate::apps::{self, CacheSpec, Mount, MountTarget, MountedApp};
+use crate::options::{self, OptionId, OptionKind, Support};
 use crate::{values, ConfigError, RawOption};
 
 /// Which wire protocol a listening socket speaks.
@@ -485,7 +485,9 @@ impl<'r> Builder<'r> {
             .into_iter()
             .map(|Mount { mountpoint, target }| {
                 let app = match target {
-                    MountTarget::File(file) => AppSpec { source: AppSource::File(file), callable: default_callable.clone() },
+                    MountTarget::File(file) => {
+                        AppSpec { source: AppSource::File(file), callable: default_callable.clone() }
+                    }
                     MountTarget::Module { module, callable } => AppSpec {
                         source: AppSource::Module(module),
                         callable: callable.unwrap_or_else(|| default_callable.clone()),
