@@ -158,3 +158,24 @@ def test_a_worker_killed_while_updating_does_not_wedge_the_cache(cached, tmp_pat
     keys = result(srv, "keys")
     assert "before" in keys and len(keys) <= 100
     wait_for(lambda: len(srv.worker_pids()) == 3 and victim not in srv.worker_pids(), 20, "the respawn")
+
+
+def test_caches_in_the_stats_document(liege, short_tmp):
+    import json
+
+    from test_stats import read_stats_socket
+
+    path = short_tmp / "stats.sock"
+    srv = liege("--wsgi-file", APPS / "cache_app.py", "--cache2", "name=main,items=100,blocksize=64",
+                "--stats", os.fspath(path), ready_path="/num")
+    assert result(srv, "set", k="a", v="1") is True
+    assert result(srv, "get", k="a") == "1"
+    assert result(srv, "get", k="b") is None
+    doc = json.loads(read_stats_socket(os.fspath(path)))
+    (cache,) = doc["caches"]
+    assert {k: cache[k] for k in ("name", "max_items", "blocksize", "keysize", "items", "hits")} == {
+        "name": "main", "max_items": 100, "blocksize": 64, "keysize": 2048, "items": 1, "hits": 1}
+    assert cache["miss"] >= 1 and cache["last_modified_at"] > 0
+    plain = liege("--wsgi-file", APPS / "echo.py", "--stats", os.fspath(short_tmp / "s2.sock"))
+    assert "caches" not in json.loads(read_stats_socket(os.fspath(short_tmp / "s2.sock")))
+    del plain

@@ -57,3 +57,50 @@ pub fn by_name(name: Option<&str>) -> Option<&'static Store> {
 pub fn now() -> u64 {
     crate::process::unix_now()
 }
+
+/// One cache in the stats document, uWSGI's `caches` entries field for field (core/master_utils.c).
+#[derive(Debug, serde::Serialize)]
+pub struct StatsEntry {
+    pub name: String,
+    pub hash: &'static str,
+    pub hashsize: u64,
+    pub keysize: u64,
+    pub max_items: u64,
+    pub blocks: u64,
+    pub blocksize: u64,
+    pub items: u64,
+    pub hits: u64,
+    pub miss: u64,
+    pub full: u64,
+    pub last_modified_at: u64,
+}
+
+/// The `caches` list of the stats document; `None` without caches (uWSGI then leaves the key out).
+pub fn stats_entries() -> Option<Vec<StatsEntry>> {
+    let caches = all();
+    if caches.is_empty() {
+        return None;
+    }
+    Some(
+        caches
+            .iter()
+            .map(|store| {
+                let stats = store.stats().unwrap_or_default();
+                StatsEntry {
+                    name: store.name.clone(),
+                    hash: "djb33x",
+                    hashsize: store.hashsize(),
+                    keysize: store.keysize() as u64,
+                    max_items: store.max_items(),
+                    blocks: store.max_items(),
+                    blocksize: store.blocksize() as u64,
+                    items: stats.items,
+                    hits: stats.hits,
+                    miss: stats.miss,
+                    full: stats.full,
+                    last_modified_at: stats.last_modified_at,
+                }
+            })
+            .collect(),
+    )
+}

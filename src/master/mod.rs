@@ -619,6 +619,7 @@ impl Master<'_> {
             gid: nix::unistd::getgid().as_raw(),
             cwd: std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
             locks: Vec::new(),
+            caches: crate::cache::stats_entries(),
             sockets,
             workers,
         };

@@ -23,6 +23,9 @@ pub struct Document {
     pub gid: u32,
     pub cwd: String,
     pub locks: Vec<std::collections::BTreeMap<String, u64>>,
+    /// The `cache2` / `cache` caches, only when there are some (as uWSGI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caches: Option<Vec<crate::cache::StatsEntry>>,
     pub sockets: Vec<Socket>,
     pub workers: Vec<Worker>,
 }
