@@ -235,6 +235,7 @@ mod tests {
             gid: 0,
             cwd: "/srv/\"quoted\"\\dir\n".into(),
             locks: Vec::new(),
+            caches: None,
             sockets: vec![],
             workers: vec![Worker::new(1, 2, "busy", 10, 1, 1000, 55)],
         };
