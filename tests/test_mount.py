@@ -152,3 +152,17 @@ def test_mounts_behind_nginx(liege, venv_dir, short_tmp, tmp_path, request):
         assert e["_pid"] in srv.worker_pids()
     finally:
         ngx.stop()
+
+
+def test_reload_reimports_every_mounted_app(liege, tmp_path):
+    import signal
+
+    source = "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'%s']\n"
+    mounted_file = tmp_path / "mounted.py"
+    mounted_file.write_text(source % "version 1")
+    srv = liege("--pythonpath", APPS, "--module", "echo", "--mount", f"/m={mounted_file}", "--manage-script-name")
+    assert http_get(srv.port, "/m/").body == b"version 1"
+    mounted_file.write_text(source % "version 2")
+    srv.signal(signal.SIGHUP)
+    wait_for(lambda: http_get(srv.port, "/m/").body == b"version 2", 30, "the reloaded mount")
+    assert env(http_get(srv.port, "/x"))["PATH_INFO"] == "/x"
