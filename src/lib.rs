@@ -7,6 +7,7 @@
 //! `liege-protocol`).
 
 pub mod api;
+pub mod cache;
 pub mod control;
 pub mod emperor;
 pub mod logging;

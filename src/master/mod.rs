@@ -232,6 +232,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
     drop_privileges(config)?;
 
     let board = Scoreboard::install(config.processes as usize * 2)?;
+    crate::cache::install(&config.caches)?;
     let reloading = !inheritance.old_workers.is_empty();
     let mut signals = SigSet::empty();
     for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGHUP] {
@@ -618,6 +619,7 @@ impl Master<'_> {
             gid: nix::unistd::getgid().as_raw(),
             cwd: std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
             locks: Vec::new(),
+            caches: crate::cache::stats_entries(),
             sockets,
             workers,
         };
@@ -1361,10 +1363,10 @@ fn load_python_app_with(config: &VassalConfig, started_on: u64) -> Result<Py<PyA
         tracing::error!("{err}");
         return Err(AppLoadFailed);
     }
-    let Some(spec) = &config.app else {
-        tracing::error!("no app configured: give wsgi-file or module");
+    if config.app.is_none() && config.mounts.is_empty() {
+        tracing::error!("no app configured: give wsgi-file, module or mount");
         return Err(AppLoadFailed);
-    };
+    }
     Python::attach(|py| {
         let options: Vec<(String, String, bool)> = config
             .raw
@@ -1382,18 +1384,18 @@ fn load_python_app_with(config: &VassalConfig, started_on: u64) -> Result<Py<PyA
         let info =
             python::uwsgi_module::ModuleInfo { numproc: config.processes, master_pid, started_on, options: &options };
         if let Err(err) = python::uwsgi_module::install(py, &info)
-            .and_then(|()| python::app::prepare_sys_path(py, &config.pythonpath, Some(spec)))
+            .and_then(|()| python::app::prepare_sys_path(py, &config.pythonpath, config.app.as_ref()))
         {
             tracing::error!("cannot prepare the interpreter: {err}");
             err.display(py);
             return Err(AppLoadFailed);
         }
-        match python::app::load(py, spec) {
+        match python::app::load_apps(py, config) {
             Ok(app) => {
                 // Objects that survive the import are moved out of the collector's reach, so workers don't
                 // touch (and copy) the pages holding them when the GC runs: more memory stays shared.
                 let _ = py.import("gc").and_then(|gc| gc.call_method0("freeze"));
-                tracing::info!("app loaded: {}", describe_app(spec));
+                tracing::info!("app loaded: {}", config.app.as_ref().map_or("mounted apps".into(), describe_app));
                 Ok(app)
             }
             Err(err) => {

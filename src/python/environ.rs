@@ -307,6 +307,112 @@ pub fn split_host(host: Option<&[u8]>) -> (Option<&[u8]>, Option<&[u8]>) {
     }
 }
 
+/// Which app of a vassal serves a request, and the `SCRIPT_NAME` / `PATH_INFO` it sees: uWSGI's rules
+/// (core/protocol.c `manage_script_name`, core/utils.c `uwsgi_get_app_id`), as a pure function.
+///
+/// `mountpoints[i]` is app `i`'s mountpoint (`""` for the `module` / `wsgi-file` app).
+///
+/// 1. With `manage-script-name`, the longest mountpoint that prefixes `PATH_INFO` at a `/` boundary (or is
+///    all of it) wins; a trailing slash of the mountpoint is ignored for matching, and an empty or `/`
+///    mountpoint never matches (uWSGI starts from length 0 and wants strictly longer). `SCRIPT_NAME` becomes
+///    the mountpoint as written and `PATH_INFO` the rest: `/app` on `/app/x` gives `/app` + `/x`; `/app` on
+///    `/app` gives `/app` + `""`; `/app/` on `/app/x` gives `/app/` + `x`. For `/app/` on exactly `/app`
+///    uWSGI computes a negative length (reads out of bounds); liege gives `/app` + `""` instead.
+/// 2. Otherwise the app whose mountpoint equals `SCRIPT_NAME` (what nginx sent with
+///    `uwsgi_param SCRIPT_NAME`, `""` over HTTP) is chosen.
+/// 3. Else the default app (`default`, `None` with `no-default-app`), with the environ as it was.
+/// 4. Else no app: uWSGI answers 500.
+pub fn route(
+    mountpoints: &[&str],
+    default: Option<usize>,
+    manage_script_name: bool,
+    script_name: &str,
+    path_info: &str,
+) -> Route {
+    if manage_script_name && !path_info.is_empty() {
+        let mut best: Option<(usize, usize)> = None;
+        for (index, mountpoint) in mountpoints.iter().enumerate() {
+            let matched = mountpoint.strip_suffix('/').unwrap_or(mountpoint);
+            let longer = best.map_or(0, |(_, length)| length);
+            if matched.len() <= longer || !path_info.starts_with(matched) {
+                continue;
+            }
+            if path_info.len() > matched.len() && path_info.as_bytes()[matched.len()] != b'/' {
+                continue;
+            }
+            best = Some((index, matched.len()));
+        }
+        if let Some((index, matched)) = best {
+            let mountpoint = mountpoints[index];
+            let (script_name, path_info) = match path_info.get(mountpoint.len()..) {
+                Some(rest) => (mountpoint.to_owned(), rest.to_owned()),
+                None => (path_info[..matched].to_owned(), String::new()),
+            };
+            return Route { app: Some(index), rewrite: Some((script_name, path_info)) };
+        }
+    }
+    let app = mountpoints.iter().position(|mountpoint| *mountpoint == script_name).or(default);
+    Route { app, rewrite: None }
+}
+
+/// The answer of [`route`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Route {
+    /// `None`: no app serves this request (a 500, as uWSGI).
+    pub app: Option<usize>,
+    /// New `SCRIPT_NAME` and `PATH_INFO`, when `manage-script-name` moved a prefix.
+    pub rewrite: Option<(String, String)>,
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::{route, Route};
+
+    fn rewritten(app: usize, script_name: &str, path_info: &str) -> Route {
+        Route { app: Some(app), rewrite: Some((script_name.into(), path_info.into())) }
+    }
+
+    #[test]
+    fn longest_prefix_at_a_slash_boundary() {
+        let mounts = ["", "/app", "/app/admin", "/apple"];
+        let go = |path| route(&mounts, Some(0), true, "", path);
+        assert_eq!(go("/app/x"), rewritten(1, "/app", "/x"));
+        assert_eq!(go("/app"), rewritten(1, "/app", ""));
+        assert_eq!(go("/app/"), rewritten(1, "/app", "/"));
+        assert_eq!(go("/app/admin/users"), rewritten(2, "/app/admin", "/users"));
+        assert_eq!(go("/app/administrator"), rewritten(1, "/app", "/administrator"));
+        assert_eq!(go("/apple/pie"), rewritten(3, "/apple", "/pie"));
+        assert_eq!(go("/appl"), Route { app: Some(0), rewrite: None });
+        assert_eq!(go("/"), Route { app: Some(0), rewrite: None });
+    }
+
+    #[test]
+    fn trailing_slash_mountpoints_as_uwsgi() {
+        let mounts = ["/app/", "/"];
+        assert_eq!(route(&mounts, Some(0), true, "", "/app/x"), rewritten(0, "/app/", "x"));
+        assert_eq!(route(&mounts, Some(0), true, "", "/app"), rewritten(0, "/app", ""));
+        // "/" never matches by prefix; the default (first) app serves the rest.
+        assert_eq!(route(&mounts, Some(0), true, "", "/other"), Route { app: Some(0), rewrite: None });
+    }
+
+    #[test]
+    fn script_name_from_the_proxy_selects_the_app() {
+        let mounts = ["", "/blog"];
+        assert_eq!(route(&mounts, Some(0), false, "/blog", "/post/1"), Route { app: Some(1), rewrite: None });
+        assert_eq!(route(&mounts, Some(0), false, "", "/blog/post/1"), Route { app: Some(0), rewrite: None });
+        // manage-script-name on, the proxy already stripped the prefix: PATH_INFO matches nothing, SCRIPT_NAME does.
+        assert_eq!(route(&mounts, Some(0), true, "/blog", "/post/1"), Route { app: Some(1), rewrite: None });
+    }
+
+    #[test]
+    fn no_default_app_means_no_app() {
+        let mounts = ["/a", "/b"];
+        assert_eq!(route(&mounts, None, true, "", "/c"), Route { app: None, rewrite: None });
+        assert_eq!(route(&mounts, Some(0), true, "", "/c"), Route { app: Some(0), rewrite: None });
+        assert_eq!(route(&mounts, None, true, "", ""), Route { app: None, rewrite: None });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::split_host;

@@ -23,6 +23,9 @@ pub struct Document {
     pub gid: u32,
     pub cwd: String,
     pub locks: Vec<std::collections::BTreeMap<String, u64>>,
+    /// The `cache2` / `cache` caches, only when there are some (as uWSGI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caches: Option<Vec<crate::cache::StatsEntry>>,
     pub sockets: Vec<Socket>,
     pub workers: Vec<Worker>,
 }
@@ -232,6 +235,7 @@ mod tests {
             gid: 0,
             cwd: "/srv/\"quoted\"\\dir\n".into(),
             locks: Vec::new(),
+            caches: None,
             sockets: vec![],
             workers: vec![Worker::new(1, 2, "busy", 10, 1, 1000, 55)],
         };

@@ -35,6 +35,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 
+pub mod apps;
 mod args;
 mod collect;
 mod emperor;
@@ -46,6 +47,7 @@ pub mod options;
 mod values;
 pub mod vassal;
 
+pub use apps::{CacheSpec, MountedApp};
 pub use emperor::{parse_emperor_args, EmperorConfig};
 pub use help::help_text;
 pub use options::{lookup, suggest, OptionDef, OptionGroup, OptionId, OptionKind, Support, OPTIONS};

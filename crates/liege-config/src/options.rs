@@ -35,6 +35,14 @@ pub enum OptionId {
     Env,
     NeedApp,
     Plugins,
+    // --- mount, factories, cache (apps) ---
+    Mount,
+    ManageScriptName,
+    NoDefaultApp,
+    Cache2,
+    Cache,
+    CacheBlocksize,
+    // --- end apps ---
     // processes
     Processes,
     Master,
@@ -103,8 +111,6 @@ pub enum OptionId {
     Daemonize,
     Daemonize2,
     EmperorTyrant,
-    Mount,
-    ManageScriptName,
 }
 
 /// How an option takes its value, which decides both argv parsing and how repeats combine.
@@ -287,6 +293,20 @@ pub static OPTIONS: &[OptionDef] = &[
     opt(OptionId::Plugins, "plugins", &["plugin"], None, List, G::App, Vassal, "NAMES",
         "accepted for python plugins (python, python3, python311...) and http: both are built in; \
          liege serves WSGI apps only, any other plugin is an error"),
+    // --- mount, factories, cache (apps) ---
+    opt(OptionId::Mount, "mount", &[], None, List, G::App, Vassal, "MOUNTPOINT=APP",
+        "load another app under MOUNTPOINT (APP: file.py, file.wsgi, pkg.mod or pkg.mod:callable); repeatable"),
+    opt(OptionId::ManageScriptName, "manage-script-name", &[], None, Flag, G::App, Vassal, "",
+        "pick the app by the longest mountpoint prefixing PATH_INFO, moving that prefix to SCRIPT_NAME"),
+    opt(OptionId::NoDefaultApp, "no-default-app", &[], None, Flag, G::App, Vassal, "",
+        "a request matching no mountpoint gets a 500 instead of the default (first) app, as uWSGI"),
+    opt(OptionId::Cache2, "cache2", &[], None, List, G::App, Vassal, "name=NAME,items=N[,blocksize=B,...]",
+        "create a cache shared by all workers (uwsgi.cache_get/cache_set...); repeatable"),
+    opt(OptionId::Cache, "cache", &[], None, Scalar, G::App, Vassal, "N",
+        "create the old-style cache 'default' with N items"),
+    opt(OptionId::CacheBlocksize, "cache-blocksize", &[], None, Scalar, G::App, Vassal, "BYTES",
+        "largest value of the old-style cache (default 65536)"),
+    // --- end apps ---
     // --- processes ---
     opt(OptionId::Processes, "processes", &["workers"], Some('p'), Scalar, G::Processes, Vassal, "N",
         "number of worker processes (default 1; the maximum when cheaper is set)"),
@@ -419,14 +439,6 @@ pub static OPTIONS: &[OptionDef] = &[
         Unsupported { reason: "liege's emperor does not take the uid/gid of each vassal file's owner: set uid and gid \
                                in each vassal file instead" },
         "", "not supported: set uid/gid in each vassal file"),
-    opt(OptionId::Mount, "mount", &[], None, List, G::Unsupported,
-        Unsupported { reason: "liege serves one WSGI app per vassal: run one vassal per app and route by path in \
-                               your proxy, or combine the apps in Python (werkzeug's DispatcherMiddleware)" },
-        "MOUNTPOINT=APP", "not supported: one app per vassal"),
-    opt(OptionId::ManageScriptName, "manage-script-name", &[], None, Flag, G::Unsupported,
-        Unsupported { reason: "planned but not implemented yet: let your proxy send SCRIPT_NAME (nginx: \
-                               uwsgi_param SCRIPT_NAME /prefix;) and strip the prefix from PATH_INFO" },
-        "", "not supported yet (planned): have the proxy set SCRIPT_NAME"),
 ];
 
 /// Strips the dashes a command-line spelling carries, so `--workers`, `-p` and `workers` all resolve.

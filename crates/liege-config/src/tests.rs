@@ -368,12 +368,13 @@ fn app_specs() {
     assert_eq!(app(&["--callable", "app", "--module", "m:make"]).callable, "make", "module's :callable wins");
     assert_eq!(app(&["--module", "a:x", "--module", "b"]).callable, "application", "the last module counts");
     assert_eq!(app(&["--file", "a.py", "--wsgi-file", "b.py"]).source, AppSource::File(PathBuf::from("b.py")));
-    let error = parse(&["--module", "m", "--wsgi-file", "app.py"]).unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "command line: 'wsgi-file' and 'module' (at command line) cannot both be given: both name the app; keep \
-         only one (liege serves one app per vassal)"
-    );
+    // uWSGI loads the module first and the file only if the module fails.
+    let config = parse(&["--module", "m", "--wsgi-file", "app.py"]).unwrap();
+    assert_eq!(config.app.unwrap().source, AppSource::Module("m".to_owned()));
+    assert_eq!(config.fallback_app.unwrap().source, AppSource::File(PathBuf::from("app.py")));
+    let config = parse(&["--wsgi-file", "app.py", "--callable", "app", "--module", "m:make()"]).unwrap();
+    assert_eq!(config.app.unwrap(), AppSpec { source: AppSource::Module("m".to_owned()), callable: "make()".into() });
+    assert_eq!(config.fallback_app.unwrap().callable, "app");
     assert!(matches!(parse(&["--module", "m:"]), Err(ConfigError::InvalidValue { .. })));
     assert!(matches!(parse(&["--module", ":app"]), Err(ConfigError::InvalidValue { .. })));
 }
@@ -536,12 +537,7 @@ fn unsupported_options_say_what_to_do() {
     assert!(message.contains("service manager"), "{message}");
     let message = parse(&["-d", "/var/log/x.log"]).unwrap_err().to_string();
     assert!(message.contains("service manager"), "{message}");
-    for (line, needle) in [
-        ("daemonize2 = /x.log", "service manager"),
-        ("emperor-tyrant", "uid and gid"),
-        ("mount = /app=app.py", "one WSGI app per vassal"),
-        ("manage-script-name", "SCRIPT_NAME"),
-    ] {
+    for (line, needle) in [("daemonize2 = /x.log", "service manager"), ("emperor-tyrant", "uid and gid")] {
         let message = ini_error(&format!("[uwsgi]\n{line}\n"));
         assert!(message.contains("is not supported by liege") && message.contains(needle), "{message}");
     }
@@ -758,4 +754,35 @@ fn empty_values_on_the_command_line() {
     assert_eq!(parse(&["--chmod-socket="]).unwrap().chmod_socket, Some(0o666));
     assert_eq!(parse(&["--chdir="]).unwrap_err().to_string(), "command line: option '--chdir' needs a value");
     assert!(ini_config("[uwsgi]\nmaster = false\nmaster =\n").master);
+}
+
+#[test]
+fn mounts_and_caches() {
+    let config = parse(&[
+        "--module",
+        "main:app",
+        "--mount",
+        "/blog=blog.py",
+        "--mount",
+        "/api=api",
+        "--callable",
+        "wsgi",
+        "--manage-script-name",
+        "--no-default-app",
+        "--cache2",
+        "name=a,items=10,blocksize=100",
+        "--cache",
+        "5",
+        "--cache-blocksize",
+        "64",
+    ])
+    .unwrap();
+    assert!(config.manage_script_name && config.no_default_app);
+    let mounts: Vec<_> = config.mounts.iter().map(|m| (m.mountpoint.as_str(), m.app.callable.as_str())).collect();
+    assert_eq!(mounts, [("/blog", "wsgi"), ("/api", "wsgi")]);
+    assert_eq!(config.app.unwrap().callable, "app");
+    let caches: Vec<_> = config.caches.iter().map(|c| (c.name.as_str(), c.items, c.blocksize)).collect();
+    assert_eq!(caches, [("a", 10, 100), ("default", 5, 64)]);
+    assert!(matches!(parse(&["--cache-blocksize", "64"]), Err(ConfigError::Requires { .. })));
+    assert!(matches!(parse(&["--mount", "nothing"]), Err(ConfigError::InvalidValue { .. })));
 }

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::apps::{self, CacheSpec, Mount, MountTarget, MountedApp};
 use crate::options::{self, OptionId, OptionKind, Support};
 use crate::{values, ConfigError, RawOption};
 
@@ -108,6 +109,17 @@ pub struct VassalConfig {
     pub disable_logging: bool,
     /// Default true (an app that fails to load is a startup error), as uWSGI 2.1.
     pub need_app: bool,
+    // --- mount, factories, cache (apps) ---
+    /// `mount` lines in order: apps 1.. after the default app (see `liege::python::app`).
+    pub mounts: Vec<MountedApp>,
+    pub manage_script_name: bool,
+    pub no_default_app: bool,
+    /// The `wsgi-file` when `module` is given too: uWSGI loads the module as the default app and tries the
+    /// file only if the module fails to load (the file's mountpoint is then free).
+    pub fallback_app: Option<AppSpec>,
+    /// `cache2` lines, then the old-style `cache` (named `default`) if given.
+    pub caches: Vec<CacheSpec>,
+    // --- end apps ---
     /// Unix socket mode; bare `chmod-socket` means 0o666 as in uWSGI.
     pub chmod_socket: Option<u32>,
     pub uid: Option<String>,
@@ -213,6 +225,17 @@ struct Builder<'r> {
     module_callable: Option<String>,
     callable: Option<String>,
     cheaper: CheaperOptions<'r>,
+    // --- mount, factories, cache (apps) ---
+    apps: AppsOptions,
+}
+
+/// `mount`, `cache` and the file of a `module` + `wsgi-file` pair, resolved in [`Builder::finish`].
+#[derive(Default)]
+struct AppsOptions {
+    mounts: Vec<Mount>,
+    fallback_file: Option<PathBuf>,
+    cache_items: Option<u64>,
+    cache_blocksize: Option<(u64, RawOption)>,
 }
 
 impl<'r> Builder<'r> {
@@ -233,6 +256,13 @@ impl<'r> Builder<'r> {
             buffer_size: 65536,
             disable_logging: false,
             need_app: true,
+            // --- mount, factories, cache (apps) ---
+            mounts: Vec::new(),
+            manage_script_name: false,
+            no_default_app: false,
+            fallback_app: None,
+            caches: Vec::new(),
+            // --- end apps ---
             chmod_socket: None,
             uid: None,
             gid: None,
@@ -264,7 +294,14 @@ impl<'r> Builder<'r> {
             log_slow: None,
             raw: Vec::new(),
         };
-        Builder { config, app: None, module_callable: None, callable: None, cheaper: CheaperOptions::default() }
+        Builder {
+            config,
+            app: None,
+            module_callable: None,
+            callable: None,
+            cheaper: CheaperOptions::default(),
+            apps: AppsOptions::default(),
+        }
     }
 
     fn apply(&mut self, option: &'r RawOption) -> Result<(), ConfigError> {
@@ -323,6 +360,14 @@ impl<'r> Builder<'r> {
             OptionId::Env => config.env.push(values::key_value(option)?),
             OptionId::NeedApp => config.need_app = values::boolean(option)?,
             OptionId::Plugins => check_plugins(option)?,
+            // --- mount, factories, cache (apps) ---
+            OptionId::Mount => self.apps.mounts.push(apps::mount(option)?),
+            OptionId::ManageScriptName => config.manage_script_name = values::boolean(option)?,
+            OptionId::NoDefaultApp => config.no_default_app = values::boolean(option)?,
+            OptionId::Cache2 => config.caches.push(apps::cache2(option)?),
+            OptionId::Cache => self.apps.cache_items = Some(values::positive(option)?),
+            OptionId::CacheBlocksize => self.apps.cache_blocksize = Some((values::positive(option)?, option.clone())),
+            // --- end apps ---
             OptionId::Processes => config.processes = values::positive(option)?,
             OptionId::Master => config.master = values::boolean(option)?,
             OptionId::LazyApps => config.lazy_apps = values::boolean(option)?,
@@ -400,32 +445,27 @@ impl<'r> Builder<'r> {
             | OptionId::MemoryReport
             | OptionId::Daemonize
             | OptionId::Daemonize2
-            | OptionId::EmperorTyrant
-            | OptionId::Mount
-            | OptionId::ManageScriptName => {}
+            | OptionId::EmperorTyrant => {}
         }
         Ok(())
     }
 
-    /// `module` and `wsgi-file` name the app two different ways: giving both is almost always a leftover,
-    /// and uWSGI would load both as two apps, which liege does not do. Repeating the same one is fine (last
-    /// wins, like any scalar).
+    /// `module` and `wsgi-file` together: uWSGI loads the module as the default app and the file only if the
+    /// module fails (kinto's and ckan's configs rely on it), so the file is kept aside as the fallback.
+    /// Repeating the same one is fine (last wins, like any scalar).
     fn set_app(
         &mut self,
         source: AppSource,
         module_callable: Option<String>,
         option: &'r RawOption,
     ) -> Result<(), ConfigError> {
-        if let Some((previous, previous_option)) = &self.app {
-            if std::mem::discriminant(previous) != std::mem::discriminant(&source) {
-                return Err(ConfigError::Conflict {
-                    origin: option.origin.clone(),
-                    name: app_option_name(&source),
-                    other: app_option_name(previous),
-                    other_origin: previous_option.origin.clone(),
-                    reason: "both name the app; keep only one (liege serves one app per vassal)",
-                });
+        match (&source, self.app.as_ref().map(|(previous, _)| previous)) {
+            (AppSource::File(file), Some(AppSource::Module(_))) => {
+                self.apps.fallback_file = Some(file.clone());
+                return Ok(());
             }
+            (AppSource::Module(_), Some(AppSource::File(file))) => self.apps.fallback_file = Some(file.clone()),
+            _ => {}
         }
         self.app = Some((source, option));
         self.module_callable = module_callable;
@@ -433,6 +473,39 @@ impl<'r> Builder<'r> {
     }
 
     fn finish(mut self) -> Result<VassalConfig, ConfigError> {
+        // --- mount, factories, cache (apps) ---
+        // `callable` names the callable of files and of modules without `:callable`, mounted ones included.
+        let default_callable = self.callable.clone().unwrap_or_else(|| "application".to_owned());
+        self.config.fallback_app = self
+            .apps
+            .fallback_file
+            .take()
+            .map(|file| AppSpec { source: AppSource::File(file), callable: default_callable.clone() });
+        self.config.mounts = std::mem::take(&mut self.apps.mounts)
+            .into_iter()
+            .map(|Mount { mountpoint, target }| {
+                let app = match target {
+                    MountTarget::File(file) => {
+                        AppSpec { source: AppSource::File(file), callable: default_callable.clone() }
+                    }
+                    MountTarget::Module { module, callable } => AppSpec {
+                        source: AppSource::Module(module),
+                        callable: callable.unwrap_or_else(|| default_callable.clone()),
+                    },
+                };
+                MountedApp { mountpoint, app }
+            })
+            .collect();
+        match (self.apps.cache_items, self.apps.cache_blocksize.take()) {
+            (Some(items), blocksize) => {
+                self.config.caches.push(CacheSpec::old_style(items, blocksize.map(|(size, _)| size)))
+            }
+            (None, Some((_, option))) => {
+                return Err(ConfigError::Requires { origin: option.origin, name: option.key, required: "cache" })
+            }
+            (None, None) => {}
+        }
+        // --- end apps ---
         let callable = self.module_callable.or(self.callable).unwrap_or_else(|| "application".to_owned());
         self.config.app = self.app.map(|(source, _)| AppSpec { source, callable });
         self.config.cheaper = cheaper(&self.cheaper, self.config.processes)?;
@@ -450,26 +523,9 @@ fn keepalive(option: &RawOption) -> Result<Duration, ConfigError> {
     }
 }
 
-fn app_option_name(source: &AppSource) -> &'static str {
-    match source {
-        AppSource::File(_) => "wsgi-file",
-        AppSource::Module(_) => "module",
-    }
-}
-
-/// `pkg.mod` or `pkg.mod:callable`.
+/// `pkg.mod`, `pkg.mod:callable` or a factory call `pkg.mod:create_app(...)`.
 fn split_module(option: &RawOption) -> Result<(String, Option<String>), ConfigError> {
-    let (module, callable) = match option.value.split_once(':') {
-        Some((module, callable)) => (module, Some(callable)),
-        None => (option.value.as_str(), None),
-    };
-    if module.is_empty() || module.chars().any(char::is_whitespace) {
-        return Err(values::invalid(option, "expected a module name like pkg.module or pkg.module:callable"));
-    }
-    if callable.is_some_and(|callable| callable.is_empty() || callable.chars().any(char::is_whitespace)) {
-        return Err(values::invalid(option, "the callable after ':' must be a Python name"));
-    }
-    Ok((module.to_owned(), callable.map(str::to_owned)))
+    apps::split_module_value(option, &option.value)
 }
 
 fn python_name(option: &RawOption) -> Result<String, ConfigError> {
