@@ -101,11 +101,21 @@ enum Action {
     AddHeader(Template),
     DelHeader(Template),
     ClearHeaders,
-    Rewrite { to: Template, last: bool },
-    Redirect { to: Template, permanent: bool },
+    Rewrite {
+        to: Template,
+        last: bool,
+    },
+    Redirect {
+        to: Template,
+        permanent: bool,
+    },
     /// `static:PATH` or `file:filename=PATH[,mime=1]`.
     ServeFile(Template),
-    BasicAuth { realm: String, credentials: String, next: bool },
+    BasicAuth {
+        realm: String,
+        credentials: String,
+        next: bool,
+    },
     Chdir(Template),
     /// `donotoffload`: liege never offloads (files are sent by the event loop already).
     Nothing,
@@ -339,9 +349,7 @@ fn compile_rule(line: &RouteLine, position: usize, labels: &[(String, usize)]) -
         RouteKind::If | RouteKind::IfNot => {
             Matcher::Condition { condition: compile_condition(head)?, negate: line.kind == RouteKind::IfNot }
         }
-        RouteKind::Status => {
-            Matcher::Status(head.parse().map_err(|_| format!("'{head}' is not an HTTP status code"))?)
-        }
+        RouteKind::Status => Matcher::Status(head.parse().map_err(|_| format!("'{head}' is not an HTTP status code"))?),
         kind => Matcher::Subject(subject_var(kind), regex(head)?),
     };
     let action = compile_action(action.trim_start(), position, labels)?;
@@ -434,7 +442,9 @@ fn unsupported_action(name: &str) -> Option<&'static str> {
             "liege serves one WSGI app per vassal; this action has nothing to act on"
         }
         "logvar" => "liege's logformat has no route-set variables yet",
-        "harakiri" => "a per-request harakiri needs the master's cooperation, which liege lacks: use the harakiri option",
+        "harakiri" => {
+            "a per-request harakiri needs the master's cooperation, which liege lacks: use the harakiri option"
+        }
         "+" | "-" | "*" | "/" => "liege does not implement routing arithmetic",
         "static-next" | "file-next" => "the -next variants are not implemented",
         _ => return None,
@@ -615,12 +625,9 @@ impl Action {
                 let line = render(line, request);
                 let (code, reason) = line.split_once(' ').map_or((line.as_str(), None), |(c, r)| (c, Some(r)));
                 return Step::Stop(match code.parse::<u16>() {
-                    Ok(status @ 100..=999) => Verdict::Reply(status_reply(
-                        status,
-                        reason.map(str::to_owned),
-                        String::new(),
-                        true,
-                    )),
+                    Ok(status @ 100..=999) => {
+                        Verdict::Reply(status_reply(status, reason.map(str::to_owned), String::new(), true))
+                    }
                     _ => Verdict::Close,
                 });
             }
@@ -698,7 +705,8 @@ impl Action {
                     }
                     Some(_) if *next => return Step::Next,
                     _ => {
-                        let mut reply = status_reply(401, Some("Authorization Required".into()), "Unauthorized".into(), false);
+                        let mut reply =
+                            status_reply(401, Some("Authorization Required".into()), "Unauthorized".into(), false);
                         reply.headers.push(("WWW-Authenticate".to_owned(), format!("Basic realm=\"{realm}\"")));
                         return Step::Stop(Verdict::Reply(reply));
                     }

@@ -152,10 +152,9 @@ fn apply(func: Func, arg: &str, vars: &dyn Vars) -> String {
             use base64::Engine;
             base64::engine::general_purpose::STANDARD.encode(var())
         }
-        Func::Time => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            .to_string(),
+        Func::Time => {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()).to_string()
+        }
     }
 }
 

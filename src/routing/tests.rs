@@ -178,7 +178,9 @@ fn status_tables() {
     let mut request = request("/x", "");
     request.status = Some(404);
     let mut effects = Effects::default();
-    assert!(matches!(program.run(RouteTable::Error, &mut request, &NoFs, &mut effects), Verdict::Reply(r) if r.status == 302));
+    assert!(
+        matches!(program.run(RouteTable::Error, &mut request, &NoFs, &mut effects), Verdict::Reply(r) if r.status == 302)
+    );
     request.status = Some(200);
     program.run(RouteTable::Final, &mut request, &NoFs, &mut effects);
     assert!(effects.donotlog);

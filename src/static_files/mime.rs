@@ -21,8 +21,8 @@ impl MimeTable {
             }
         }
         for (path, origin) in files {
-            let text =
-                std::fs::read_to_string(path).map_err(|err| format!("{origin}: mimefile = {path}: cannot read it: {err}"))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|err| format!("{origin}: mimefile = {path}: cannot read it: {err}"))?;
             table.add(&text);
         }
         Ok(table)

@@ -83,7 +83,8 @@ fn regex(line: &StaticLine, name: &str, pattern: &str) -> Result<Regex, String> 
 
 /// `REGEX SECONDS` (split at the last space, so a regex may contain spaces).
 fn regex_seconds(line: &StaticLine, name: &str) -> Result<(Regex, u64), String> {
-    let (pattern, seconds) = line.value.trim().rsplit_once(' ').ok_or_else(|| line_error(line, name, "expected 'REGEX SECONDS'"))?;
+    let (pattern, seconds) =
+        line.value.trim().rsplit_once(' ').ok_or_else(|| line_error(line, name, "expected 'REGEX SECONDS'"))?;
     let seconds = seconds.parse().map_err(|_| line_error(line, name, "expected 'REGEX SECONDS'"))?;
     Ok((regex(line, name, pattern.trim())?, seconds))
 }
@@ -141,7 +142,11 @@ impl StaticFiles {
                     if !mapping.root.exists() {
                         tracing::warn!("{}: {name}: {} does not exist (yet)", line.origin, dir);
                     }
-                    if line.id == OptionId::StaticMap { maps.push(mapping) } else { maps2.push(mapping) }
+                    if line.id == OptionId::StaticMap {
+                        maps.push(mapping)
+                    } else {
+                        maps2.push(mapping)
+                    }
                 }
                 OptionId::StaticIndex => files.index.push(value.to_owned()),
                 OptionId::StaticSkipExt => files.skip_ext.push(value.to_owned()),
@@ -169,8 +174,13 @@ impl StaticFiles {
                 OptionId::StaticExpiresType | OptionId::StaticExpiresTypeMtime => {
                     let (mime, seconds) =
                         value.split_once('=').ok_or_else(|| line_error(line, name, "expected TYPE=SECONDS"))?;
-                    let seconds = seconds.trim().parse().map_err(|_| line_error(line, name, "expected TYPE=SECONDS"))?;
-                    files.expires_type.push((mime.trim().to_owned(), seconds, line.id == OptionId::StaticExpiresTypeMtime));
+                    let seconds =
+                        seconds.trim().parse().map_err(|_| line_error(line, name, "expected TYPE=SECONDS"))?;
+                    files.expires_type.push((
+                        mime.trim().to_owned(),
+                        seconds,
+                        line.id == OptionId::StaticExpiresTypeMtime,
+                    ));
                 }
                 OptionId::StaticGzip => files.gzip_regexes.push(regex(line, name, value)?),
                 OptionId::StaticGzipDir => {
@@ -246,7 +256,11 @@ impl StaticFiles {
         };
         let real = std::fs::canonicalize(&candidate).ok()?;
         if !real.starts_with(&root) && !self.safe.iter().any(|safe| real.starts_with(safe)) {
-            tracing::info!("static file {} is outside {} and no static-safe path: refused", real.display(), root.display());
+            tracing::info!(
+                "static file {} is outside {} and no static-safe path: refused",
+                real.display(),
+                root.display()
+            );
             return None;
         }
         let found = self.stat(real)?;
@@ -403,11 +417,8 @@ fn parse_range(header: &str, size: u64) -> Range {
 }
 
 fn http_date(unix: i64) -> String {
-    let time = if unix >= 0 {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(unix as u64)
-    } else {
-        SystemTime::UNIX_EPOCH
-    };
+    let time =
+        if unix >= 0 { SystemTime::UNIX_EPOCH + Duration::from_secs(unix as u64) } else { SystemTime::UNIX_EPOCH };
     httpdate::fmt_http_date(time)
 }
 

@@ -5,7 +5,11 @@ fn files(lines: &[(OptionId, &str)], honour_range: bool) -> StaticFiles {
     let config = RequestPathConfig {
         static_files: lines
             .iter()
-            .map(|(id, value)| StaticLine { id: *id, value: (*value).to_owned(), origin: Origin::CommandLine { index: 0 } })
+            .map(|(id, value)| StaticLine {
+                id: *id,
+                value: (*value).to_owned(),
+                origin: Origin::CommandLine { index: 0 },
+            })
             .collect(),
         honour_range,
         ..Default::default()
@@ -64,10 +68,14 @@ fn ranges_only_with_honour_range() {
     assert_eq!((unsatisfiable.status, header(&unsatisfiable, "Content-Range")), (416, Some("bytes */100")));
     assert_eq!(plan("bytes=0-1,5-6").status, 200);
     assert_eq!(plan("items=0-1").status, 200);
-    let stale = Conditions { range: Some("bytes=0-1"), if_range: Some("Thu, 01 Jan 1970 00:00:00 GMT"), ..Default::default() };
+    let stale =
+        Conditions { range: Some("bytes=0-1"), if_range: Some("Thu, 01 Jan 1970 00:00:00 GMT"), ..Default::default() };
     assert_eq!(ranged.plan(&facts(100), &stale, 0).status, 200);
     let unranged = files(&[], false);
-    assert_eq!(unranged.plan(&facts(100), &Conditions { range: Some("bytes=0-1"), ..Default::default() }, 0).status, 200);
+    assert_eq!(
+        unranged.plan(&facts(100), &Conditions { range: Some("bytes=0-1"), ..Default::default() }, 0).status,
+        200
+    );
 }
 
 #[test]
@@ -89,7 +97,10 @@ fn expires_rules() {
     let request = Conditions { uri: "/static/app.css", path_info: "/static/app.css", ..Default::default() };
     let plan = files.plan(&facts(1), &request, 0);
     let expires: Vec<_> = plan.headers.iter().filter(|(n, _)| *n == "Expires").map(|(_, v)| v.as_str()).collect();
-    assert_eq!(expires, ["Fri, 02 Jan 1970 00:00:00 GMT", "Mon, 12 Jan 1970 13:47:40 GMT", "Thu, 01 Jan 1970 00:00:10 GMT"]);
+    assert_eq!(
+        expires,
+        ["Fri, 02 Jan 1970 00:00:00 GMT", "Mon, 12 Jan 1970 13:47:40 GMT", "Thu, 01 Jan 1970 00:00:10 GMT"]
+    );
 }
 
 #[test]

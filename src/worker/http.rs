@@ -13,8 +13,8 @@ use tokio::sync::watch;
 
 use super::body::ResponseBody;
 use super::record::RequestRecord;
-use super::request_path::{self, Front};
 use super::request_body::{BodyCollector, BodyReadError};
+use super::request_path::{self, Front};
 use super::stream::Stream;
 use super::Worker;
 use crate::python::environ::ConnectionInfo;

@@ -95,10 +95,7 @@ impl RequestPath {
         let static_files = StaticFiles::compile(settings)?;
         let routes = Program::compile(&settings.routes).map_err(|err| err.to_string())?;
         let route_files = if static_files.is_none() && !settings.routes.is_empty() {
-            StaticFiles::compile(&liege_config::RequestPathConfig {
-                check_static_docroot: true,
-                ..Default::default()
-            })?
+            StaticFiles::compile(&liege_config::RequestPathConfig { check_static_docroot: true, ..Default::default() })?
         } else {
             None
         };
@@ -110,7 +107,8 @@ impl RequestPath {
         }
         let mut del_headers = Vec::new();
         for name in &settings.del_headers {
-            del_headers.push(HeaderName::from_bytes(name.as_bytes()).map_err(|err| format!("del-header {name}: {err}"))?);
+            del_headers
+                .push(HeaderName::from_bytes(name.as_bytes()).map_err(|err| format!("del-header {name}: {err}"))?);
         }
         let active = static_files.is_some() || !settings.routes.is_empty();
         let headers = !add_headers.is_empty() || !del_headers.is_empty();
@@ -216,13 +214,8 @@ impl RequestPath {
         }
         let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let reason = reply.reason.filter(|r| Some(r.as_str()) != status.canonical_reason()).map(Bytes::from);
-        let mut head = ResponseHead {
-            status,
-            reason,
-            headers,
-            content_length: Some(reply.body.len() as u64),
-            close: reply.close,
-        };
+        let mut head =
+            ResponseHead { status, reason, headers, content_length: Some(reply.body.len() as u64), close: reply.close };
         self.edit_headers(&mut head.headers, effects);
         let body = if reply.body.is_empty() { AnswerBody::Empty } else { AnswerBody::Full(Bytes::from(reply.body)) };
         Answer { head, body, donotlog: effects.donotlog }
@@ -391,7 +384,8 @@ impl RequestVars for HttpVars<'_> {
                 "content-length" => "CONTENT_LENGTH".to_owned(),
                 other => format!("HTTP_{}", other.replace('-', "_").to_ascii_uppercase()),
             };
-            if let Some(value) = self.header(&format!("HTTP_{}", name.as_str().replace('-', "_").to_ascii_uppercase())) {
+            if let Some(value) = self.header(&format!("HTTP_{}", name.as_str().replace('-', "_").to_ascii_uppercase()))
+            {
                 vars.push((cgi, value.into_owned()));
             }
         }

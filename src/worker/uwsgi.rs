@@ -12,8 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::body::{FileReader, StreamReader};
 use super::record::RequestRecord;
-use super::request_path::{self, Answer, AnswerBody, Front};
 use super::request_body::BodyCollector;
+use super::request_path::{self, Answer, AnswerBody, Front};
 use super::stream::Stream;
 use super::Worker;
 use crate::python::response::{call_app, BodySource, Prepared};
