@@ -12,6 +12,8 @@ fn files(lines: &[(OptionId, &str)], honour_range: bool) -> StaticFiles {
             })
             .collect(),
         honour_range,
+        // Something must be configured for compile to return Some.
+        check_static_docroot: true,
         ..Default::default()
     };
     StaticFiles::compile(&config).unwrap().unwrap()
