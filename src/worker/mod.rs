@@ -184,7 +184,7 @@ fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
                 .map(|limit| harakiri::HarakiriWatch::start(slot, limit, config.harakiri_verbose)),
             limits: Limits::from_config(config),
             request_path: request_path::RequestPath::from_config(config)
-                .map_err(|err| pyo3::exceptions::PyValueError::new_err(err))?,
+                .map_err(pyo3::exceptions::PyValueError::new_err)?,
             // Warnings were shown once by the master (`check_request_log`).
             request_log: log_format::RequestLog::new(config).0,
             log_clock: std::cell::RefCell::new(crate::logging::LocalClock::new()),
