@@ -659,6 +659,108 @@ def python_floor(app, repeats=5, target_seconds=0.3):
     return json.loads(p.stdout)
 
 
+# ------------------------------------------------------------------------------- static files (--scenario static)
+
+STATIC_SIZES = {'1k': 1024, '1m': 1 << 20}
+
+
+def _nginx_static_conf(workdir, port, root, processes):
+    for sub in ('client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'logs'):
+        (workdir / sub).mkdir(parents=True, exist_ok=True)
+    user = 'user root;\n' if os.geteuid() == 0 else ''
+    conf = workdir / 'nginx.conf'
+    conf.write_text(f"""daemon off;
+master_process on;
+worker_processes {processes};
+{user}pid {workdir}/nginx.pid;
+error_log {workdir}/logs/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path {workdir}/client_body;
+    proxy_temp_path {workdir}/proxy;
+    fastcgi_temp_path {workdir}/fastcgi;
+    uwsgi_temp_path {workdir}/uwsgi;
+    scgi_temp_path {workdir}/scgi;
+    types {{ application/octet-stream bin; }}
+    server {{
+        listen {HOST}:{port};
+        location /s/ {{ alias {root}/; }}
+        location / {{ return 200 "ok"; }}
+    }}
+}}
+""")
+    return conf
+
+
+def bench_static(args):
+    """liege's static-map against nginx serving the same 1 KiB and 1 MiB files: req/s and server CPU-µs
+    per request (the whole process tree, from /proc), same process count, same wrk load."""
+    work = Path(tempfile.mkdtemp(prefix='liege-bench-static-'))
+    root = work / 'files'
+    root.mkdir()
+    for name, size in STATIC_SIZES.items():
+        (root / f'{name}.bin').write_bytes(os.urandom(size))
+    rows = []
+    try:
+        for server_name in ('liege', 'nginx'):
+            port = free_port()
+            if server_name == 'liege':
+                argv = [str(args.liege), '--http-socket', f'{HOST}:{port}', '--wsgi-file',
+                        str(APPS_DIR / APPS['hello']['file']), '--processes', str(args.processes), '--master',
+                        '--disable-logging', '--static-map', f'/s={root}'] + shlex.split(args.liege_args)
+                stop = signal.SIGTERM
+            else:
+                nginx = shutil.which('nginx') or '/usr/sbin/nginx'
+                if not os.access(nginx, os.X_OK):
+                    rows.append({'server': 'nginx', 'status': 'skipped', 'error': 'nginx not installed'})
+                    continue
+                conf = _nginx_static_conf(work / 'nginx', port, root, args.processes)
+                argv = [nginx, '-p', str(work / 'nginx'), '-c', str(conf), '-e', str(work / 'nginx' / 'logs' / 'error.log')]
+                stop = signal.SIGQUIT
+            server = Server(server_name, argv, stop, args.logdir / f'static-{server_name}.log')
+            try:
+                wait_ready(server, port, args.start_timeout)
+                for name in STATIC_SIZES:
+                    url_path = f'/s/{name}.bin'
+                    res = {'server': server_name, 'file': name, 'status': 'ok', 'command': argv}
+                    run_wrk_path(args, port, args.connections, args.warmup, url_path)
+                    cpu0 = tree_cpu_ticks(server.tree())
+                    t0 = time.monotonic()
+                    wrk_argv, out = run_wrk_path(args, port, args.connections, args.duration, url_path)
+                    wall = time.monotonic() - t0
+                    cpu_s = (tree_cpu_ticks(server.tree()) - cpu0) / CLK_TCK
+                    w = parse_wrk(out)
+                    res.update(rps=w['rps'], p99_ms=w['p99_ms'], requests=w['requests'], wrk_command=wrk_argv,
+                               errors=w['non2xx'] + sum(w['socket_errors'].values()),
+                               server_cpu_pct=round(100 * cpu_s / wall, 1),
+                               cpu_us_per_req=(1e6 * cpu_s / w['requests']) if w['requests'] else None)
+                    print(f'  {server_name:<6} {name:>3}: {w["rps"] or 0:,.0f} req/s, p99 {fmt_ms(w["p99_ms"])}, '
+                          f'{fmt_num(res["cpu_us_per_req"], 1)} CPU-µs/req, server CPU {res["server_cpu_pct"]:.0f}%, '
+                          f'errors {res["errors"]}')
+                    rows.append(res)
+            except Exception as e:
+                rows.append({'server': server_name, 'status': 'failed', 'error': f'{type(e).__name__}: {e}'})
+                print(f'  {server_name}: FAILED: {e}')
+            finally:
+                server.stop(args.stop_grace)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def run_wrk_path(args, port, conns, duration, path):
+    wrk_threads = max(1, min(args.wrk_threads, conns))
+    argv = ['wrk', f'-t{wrk_threads}', f'-c{conns}', f'-d{duration}s', '--timeout', f'{args.wrk_timeout}s',
+            '--latency', f'http://{HOST}:{port}{path}']
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=duration + 30)
+    if p.returncode != 0:
+        raise RuntimeError(f'wrk failed ({p.returncode}): {p.stderr.strip() or p.stdout.strip()}')
+    return argv, p.stdout
+
+
 # ------------------------------------------------------------------------------------------ output
 
 def fmt_num(v, nd=0):
@@ -816,7 +918,8 @@ def main():
         description='Benchmark liege against uWSGI (pyuwsgi), Gunicorn, Granian and nginx, one after another in one run.',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument('--scenario', default='main',
-                    help='comma-separated: ' + ', '.join(scenarios.SCENARIOS) + ', or all (see bench/README.md)')
+                    help='comma-separated: ' + ', '.join(scenarios.SCENARIOS) + ', or all (see bench/README.md); '
+                         'static alone: liege static-map vs nginx on a 1 KiB and a 1 MiB file')
     ap.add_argument('--apps', default='hello,seed', help='apps for the main and newconn scenarios (hello, seed)')
     ap.add_argument('--servers', default=','.join(ALL_SERVERS),
                     help='servers, in order: ' + ', '.join(ALL_SERVERS) + ' (the io scenario drops gunicorn; '
@@ -856,8 +959,9 @@ def main():
                                                            'estimated duration, then exit')
     args = ap.parse_args()
 
+    static_only = args.scenario == 'static'
     try:
-        chosen = scenarios.parse_scenarios(args.scenario)
+        chosen = scenarios.parse_scenarios('main' if static_only else args.scenario)
     except ValueError as e:
         ap.error(str(e))
     if shutil.which('wrk') is None and not args.dry_run:
@@ -922,6 +1026,16 @@ def main():
           f'; {sum(len(g["cases"]) for g in groups)} cases × {args.rounds} round(s), about {est / 60:.1f} min')
     floor_apps = sorted({c['app'] for g in groups for c in g['cases'] if c['app'] in ('hello', 'seed')})
     py_raw = {a: [] for a in floor_apps}
+    if static_only:
+        print(f'\n-- static files (1 KiB, 1 MiB): liege static-map vs nginx, {args.processes} processes, '
+              f'wrk -c{args.connections} -d{args.duration}s')
+        try:
+            out['static'] = bench_static(args)
+        finally:
+            stop_all()
+        json_path.write_text(json.dumps(out, indent=1, default=str))
+        print(f'\nresults: {json_path}')
+        return
     try:
         if floor_apps and (not args.no_floors or 'floors' in chosen):
             print('\n-- floors: the app alone in a Python loop (bench/floor.py), CPU-µs per call')

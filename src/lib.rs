@@ -14,6 +14,8 @@ pub mod logging;
 pub mod master;
 pub mod process;
 pub mod python;
+pub mod routing;
+pub mod static_files;
 pub mod stats;
 pub mod systemd;
 pub mod worker;

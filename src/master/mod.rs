@@ -205,6 +205,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
         tracing::info!("liege always runs a master process; 'master = false' is ignored");
     }
     crate::worker::check_request_log(config);
+    crate::worker::request_path::check(config).map_err(anyhow::Error::msg)?;
     crate::process::raise_open_files_limit();
     let sockets = sockets::open_all(&config.sockets, config.listen, config.chmod_socket, inheritance.sockets)?;
     for socket in &sockets {

@@ -80,6 +80,11 @@ impl FileReader {
         Self { source, position: 0, closer: Some(closer) }
     }
 
+    /// A file liege opened itself (static files): nothing to close in Python.
+    pub fn plain(source: FileSource) -> Self {
+        Self { source, position: 0, closer: None }
+    }
+
     pub fn remaining(&self) -> u64 {
         self.source.len - self.position
     }
@@ -143,6 +148,11 @@ impl ResponseBody {
             BodySource::File { source, closer } => Source::File(FileReader::new(source, closer)),
         };
         Self { source, record }
+    }
+
+    /// A static file, read in large chunks from the event loop.
+    pub fn file(source: FileSource, record: RequestRecord) -> Self {
+        Self { source: Source::File(FileReader::plain(source)), record: Some(record) }
     }
 
     fn count(&mut self, data: &Bytes) {

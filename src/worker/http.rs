@@ -1,7 +1,6 @@
 //! HTTP/1.1 connections: hyper parses and frames, liege's policy refuses what hyper lets through, the app is
 //! called inline.
 
-use std::convert::Infallible;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -15,6 +14,7 @@ use tokio::sync::watch;
 use super::body::ResponseBody;
 use super::record::RequestRecord;
 use super::request_body::{BodyCollector, BodyReadError};
+use super::request_path::{self, Front};
 use super::stream::{HeadQueue, Stream, WatchedStream};
 use super::Worker;
 use crate::python::environ::ConnectionInfo;
@@ -58,7 +58,14 @@ pub async fn serve(stream: Stream, info: ConnectionInfo, worker: Rc<Worker>, mut
     let service = hyper::service::service_fn(move |request| {
         let worker = Rc::clone(&service_worker);
         let connection = Rc::clone(&service_connection);
-        async move { Ok::<_, Infallible>(handle(request, worker, connection).await) }
+        async move {
+            let response = handle(request, worker, connection).await;
+            // A `break` route: hyper closes the connection when the service fails.
+            match response.extensions().get::<request_path::CloseConnection>() {
+                Some(_) => Err(request_path::CloseConnection),
+                None => Ok(response),
+            }
+        }
     });
     let limits = &worker.limits;
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -139,6 +146,15 @@ async fn handle(request: Request<Incoming>, worker: Rc<Worker>, connection: Rc<C
             violation.to_string(),
         );
     }
+    let mut route_state = None;
+    if worker.request_path.is_active() {
+        match worker.request_path.front(&request_path::HttpVars { parts: &parts, info: &connection.info }) {
+            Front::App(state) => route_state = Some(state),
+            Front::Respond(answer) => return request_path::http_response(answer, record),
+            Front::Close { donotlog } => return request_path::http_close(record, donotlog),
+        }
+    }
+    let overrides = route_state.as_mut().map(|state| std::mem::take(&mut state.overrides)).unwrap_or_default();
     let body = match receive_body(incoming, &parts.headers, &worker).await {
         Ok(body) => body,
         Err(err) => return refusal(record, err.status(), err.to_string()),
@@ -165,6 +181,7 @@ async fn handle(request: Request<Incoming>, worker: Rc<Worker>, connection: Rc<C
         .run(move |py, context| {
             let (prepared, vars) = match context.http_environ(py, &parts, &info, body) {
                 Ok(environ) => {
+                    request_path::apply_overrides(&environ, &overrides);
                     let vars = environ.len();
                     (call_app(py, &context.app, environ, head_only, &context.streams, &request_line), vars)
                 }
@@ -184,6 +201,13 @@ async fn handle(request: Request<Incoming>, worker: Rc<Worker>, connection: Rc<C
     };
     record.request_line = request_line;
     record.vars = vars;
+    let mut prepared = prepared;
+    if let Some(state) = route_state.as_mut() {
+        if let Some(answer) = worker.request_path.finish(&mut prepared.head, state) {
+            return request_path::http_response(answer, record);
+        }
+        record.donotlog = state.donotlog();
+    }
     respond(prepared, record, *connection.draining.borrow())
 }
 

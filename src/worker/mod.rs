@@ -12,6 +12,7 @@ pub mod log_format;
 mod python_runner;
 mod record;
 mod request_body;
+pub mod request_path;
 mod stream;
 mod uwsgi;
 
@@ -75,6 +76,8 @@ pub struct Worker {
     recycling: Cell<bool>,
     /// Set when `harakiri` is on and the app runs inline (one request at a time per worker).
     pub harakiri: Option<std::sync::Arc<harakiri::HarakiriWatch>>,
+    /// Static files, routes and header edits (checked by the master at startup).
+    pub request_path: request_path::RequestPath,
 }
 
 impl Worker {
@@ -179,6 +182,8 @@ fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
                 .filter(|_| config.threads <= 1)
                 .map(|limit| harakiri::HarakiriWatch::start(slot, limit, config.harakiri_verbose)),
             limits: Limits::from_config(config),
+            request_path: request_path::RequestPath::from_config(config)
+                .map_err(pyo3::exceptions::PyValueError::new_err)?,
             // Warnings were shown once by the master (`check_request_log`).
             request_log: log_format::RequestLog::new(config).0,
             log_clock: std::cell::RefCell::new(crate::logging::LocalClock::new()),

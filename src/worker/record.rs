@@ -31,6 +31,8 @@ pub struct RequestRecord {
     /// uWSGI's `%(pktsize)`: the uwsgi packet's datasize (without its 4-byte header), or the request head's
     /// size over HTTP. (The default line's "in N bytes" is `head_in`, which counts the header.)
     pub pktsize: usize,
+    /// A `donotlog` route matched: counted in the stats, not written to the request log.
+    pub donotlog: bool,
 }
 
 impl RequestRecord {
@@ -53,6 +55,7 @@ impl RequestRecord {
             captured: Captured::default(),
             modifier2: 0,
             pktsize: 0,
+            donotlog: false,
         }
     }
 }
@@ -76,7 +79,7 @@ impl Drop for RequestRecord {
         let worker_requests = slot.requests.load(std::sync::atomic::Ordering::Relaxed);
         self.worker.request_done(worker_requests);
         let log = &self.worker.request_log;
-        if !log.filter.wants(self.status, elapsed) {
+        if self.donotlog || !log.filter.wants(self.status, elapsed) {
             return;
         }
         let total = if log.needs_totals() {

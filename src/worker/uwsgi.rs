@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::body::{FileReader, StreamReader};
 use super::record::RequestRecord;
 use super::request_body::BodyCollector;
+use super::request_path::{self, Answer, AnswerBody, Front};
 use super::stream::Stream;
 use super::Worker;
 use crate::python::response::{call_app, BodySource, Prepared};
@@ -100,6 +101,24 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
         }
     }
     record.bytes_in = collector.len();
+    let mut route_state = None;
+    if worker.request_path.is_active() {
+        match worker.request_path.front(&request_path::UwsgiVars(&request)) {
+            Front::App(state) => route_state = Some(state),
+            Front::Respond(answer) => {
+                if let Err(err) = write_answer(&mut stream, answer, &mut record, protocol).await {
+                    tracing::debug!("uwsgi response write failed: {err}");
+                }
+                let _ = stream.shutdown().await;
+                return;
+            }
+            Front::Close { donotlog } => {
+                record.donotlog = donotlog;
+                return;
+            }
+        }
+    }
+    let overrides = route_state.as_mut().map(|state| std::mem::take(&mut state.overrides)).unwrap_or_default();
     let body = collector.finish();
     let head_only = method == b"HEAD";
     let https = request.url_scheme() == "https";
@@ -122,6 +141,9 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
             let environ = uwsgi::parse(&packet).map_err(|err| err.to_string()).and_then(|request| {
                 context.environ.uwsgi(py, request.environ_vars(), https, body).map_err(|err| err.to_string())
             });
+            if let Ok(environ) = &environ {
+                request_path::apply_overrides(environ, &overrides);
+            }
             let prepared = match environ {
                 Ok(environ) => call_app(py, &context.app, environ, head_only, &context.streams, &request_line),
                 Err(err) => {
@@ -139,6 +161,17 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
         return refuse(&mut stream, record, StatusCode::SERVICE_UNAVAILABLE, "the app threads are gone").await;
     };
     record.request_line = request_line;
+    let mut prepared = prepared;
+    if let Some(state) = route_state.as_mut() {
+        if let Some(answer) = worker.request_path.finish(&mut prepared.head, state) {
+            if let Err(err) = write_answer(&mut stream, answer, &mut record, protocol).await {
+                tracing::debug!("uwsgi response write failed: {err}");
+            }
+            let _ = stream.shutdown().await;
+            return;
+        }
+        record.donotlog = state.donotlog();
+    }
     if let Err(err) = write_response(&mut stream, prepared, &mut record, protocol).await {
         tracing::debug!("uwsgi response write failed: {err}");
     }
@@ -249,6 +282,37 @@ async fn write_response(
             stream.write_all(&head_bytes).await?;
             let reader = FileReader::new(source, closer);
             record.bytes_out += sendfile_all(stream, reader).await?;
+            Ok(())
+        }
+    }
+}
+
+/// Sends a response liege made itself (static file, route reply); files go with sendfile(2).
+async fn write_answer(
+    stream: &mut Stream,
+    answer: Answer,
+    record: &mut RequestRecord,
+    protocol: &str,
+) -> std::io::Result<()> {
+    record.status = answer.head.status.as_u16();
+    record.header_count = answer.head.headers.len();
+    record.donotlog = answer.donotlog;
+    let mut head = answer.head;
+    if head.close {
+        head.headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
+    let head_bytes = encode_head(&head, protocol, Some(answer.body.len()));
+    record.head_bytes = head_bytes.len();
+    match answer.body {
+        AnswerBody::Empty => stream.write_all(&head_bytes).await,
+        AnswerBody::Full(data) => {
+            write_all_vectored(stream, &head_bytes, &data).await?;
+            record.bytes_out += data.len() as u64;
+            Ok(())
+        }
+        AnswerBody::File(source) => {
+            stream.write_all(&head_bytes).await?;
+            record.bytes_out += sendfile_all(stream, FileReader::plain(source)).await?;
             Ok(())
         }
     }

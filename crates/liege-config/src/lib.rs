@@ -52,6 +52,7 @@ pub use emperor::{parse_emperor_args, EmperorConfig};
 pub use help::help_text;
 pub use options::{lookup, suggest, OptionDef, OptionGroup, OptionId, OptionKind, Support, OPTIONS};
 pub use vassal::{AppSource, AppSpec, Cheaper, LogFormat, Protocol, SocketAddress, SocketSpec, VassalConfig};
+pub use vassal::{RequestPathConfig, RouteKind, RouteLine, RouteTable, StaticLine};
 
 /// liege's version, as `%V` and `--version` show it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

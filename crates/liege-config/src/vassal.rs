@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::apps::{self, CacheSpec, Mount, MountTarget, MountedApp};
 use crate::options::{self, OptionId, OptionKind, Support};
-use crate::{values, ConfigError, RawOption};
+use crate::{values, ConfigError, Origin, RawOption};
 
 /// Which wire protocol a listening socket speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,6 +67,80 @@ pub struct Cheaper {
     /// An extra worker idle this long is retired (`idle`, default 10 s).
     pub idle: Duration,
 }
+
+// --- static files, routing, headers (static) ---
+/// Which of uWSGI's four route tables a `*route*` option adds to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteTable {
+    /// `route*`: before the app (or the static file) answers.
+    Request,
+    /// `final-route*`: after the response was sent (logging only).
+    Final,
+    /// `error-route*`: when the response status is >= 400.
+    Error,
+    /// `response-route*`: when the response head is ready, before it is sent.
+    Response,
+}
+
+/// What a route's first word is matched against (`route-host` → the Host header...), or that it is a
+/// condition (`route-if`), an unconditional action (`route-run`), a label (`route-label`) or a status check
+/// (`error-route-status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteKind {
+    PathInfo,
+    Host,
+    Uri,
+    QueryString,
+    RemoteAddr,
+    UserAgent,
+    Referer,
+    RemoteUser,
+    If,
+    IfNot,
+    Run,
+    Label,
+    Status,
+}
+
+/// One routing option as written; the runtime compiles the list into a program (and reports errors with
+/// `origin`), because what an action means is the server's business, not the config reader's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteLine {
+    pub table: RouteTable,
+    pub kind: RouteKind,
+    pub text: String,
+    pub origin: Origin,
+}
+
+/// A static-file option as written (`static-map`, `static-expires`...), with where it came from; compiled
+/// by the runtime (regexes, directories) so its errors can name the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticLine {
+    pub id: OptionId,
+    pub value: String,
+    pub origin: Origin,
+}
+
+/// Static files, routing and response headers, as given.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequestPathConfig {
+    /// Every static-file option in order (maps, checks, expires, gzip, index, skip-ext, safe, mimefile).
+    pub static_files: Vec<StaticLine>,
+    pub check_static_docroot: bool,
+    pub static_gzip_all: bool,
+    /// `honour-range`: answer `Range` on static files.
+    pub honour_range: bool,
+    /// `file-serve-mode`: `None` = send the file, else the header to send instead (`X-Sendfile`,
+    /// `X-Accel-Redirect`).
+    pub file_serve_header: Option<&'static str>,
+    /// Every route option in order, all four tables.
+    pub routes: Vec<RouteLine>,
+    /// `add-header` as (name, value).
+    pub add_headers: Vec<(String, String)>,
+    /// `del-header` names, lowercased.
+    pub del_headers: Vec<String>,
+}
+// --- end static files, routing, headers (static) ---
 
 /// Request log line format.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +211,9 @@ pub struct VassalConfig {
     /// Idle keep-alive connections are closed after this (`http-keepalive`, seconds; default 15 s, 0 = no
     /// keep-alive).
     pub keepalive_timeout: Duration,
+    // --- static files, routing, headers (static) ---
+    pub request_path: RequestPathConfig,
+    // --- end static files, routing, headers (static) ---
 
     // --- limits and reloads (master lifecycle) ---
     /// 0 = never.
@@ -272,6 +349,9 @@ impl<'r> Builder<'r> {
             limit_post: 0,
             socket_timeout: Duration::from_secs(60),
             keepalive_timeout: DEFAULT_KEEPALIVE,
+            // --- static files, routing, headers (static) ---
+            request_path: RequestPathConfig::default(),
+            // --- end static files, routing, headers (static) ---
             max_requests: 0,
             max_requests_delta: 0,
             max_worker_lifetime: None,
@@ -348,6 +428,49 @@ impl<'r> Builder<'r> {
             }
             OptionId::HttpKeepalive => config.keepalive_timeout = keepalive(option)?,
             OptionId::ChmodSocket => config.chmod_socket = Some(values::octal_mode(option)?),
+            // --- static files, routing, headers (static) ---
+            OptionId::StaticMap
+            | OptionId::StaticMap2
+            | OptionId::CheckStatic
+            | OptionId::StaticIndex
+            | OptionId::StaticSkipExt
+            | OptionId::StaticSafe
+            | OptionId::StaticExpires
+            | OptionId::StaticExpiresMtime
+            | OptionId::StaticExpiresUri
+            | OptionId::StaticExpiresUriMtime
+            | OptionId::StaticExpiresPathInfo
+            | OptionId::StaticExpiresPathInfoMtime
+            | OptionId::StaticExpiresType
+            | OptionId::StaticExpiresTypeMtime
+            | OptionId::StaticGzip
+            | OptionId::StaticGzipDir
+            | OptionId::StaticGzipExt
+            | OptionId::Mimefile => config.request_path.static_files.push(StaticLine {
+                id: def.id,
+                value: values::non_empty(option)?,
+                origin: option.origin.clone(),
+            }),
+            OptionId::CheckStaticDocroot => config.request_path.check_static_docroot = values::boolean(option)?,
+            OptionId::StaticGzipAll => config.request_path.static_gzip_all = values::boolean(option)?,
+            OptionId::HonourRange => config.request_path.honour_range = values::boolean(option)?,
+            OptionId::FileServeMode => config.request_path.file_serve_header = file_serve_mode(option)?,
+            OptionId::Route(table, kind) => config.request_path.routes.push(RouteLine {
+                table,
+                kind,
+                text: values::non_empty(option)?,
+                origin: option.origin.clone(),
+            }),
+            OptionId::AddHeader => config.request_path.add_headers.push(header_line(option)?),
+            OptionId::DelHeader => {
+                let name = values::non_empty(option)?;
+                if http_token(&name).is_none() {
+                    return Err(values::invalid(option, "expected a header name"));
+                }
+                config.request_path.del_headers.push(name.to_ascii_lowercase())
+            }
+            OptionId::StaticCachePaths | OptionId::OffloadThreads | OptionId::HttpAutoChunked => {}
+            // --- end static files, routing, headers (static) ---
             OptionId::WsgiFile => self.set_app(AppSource::File(values::path(option)?), None, option)?,
             OptionId::Module => {
                 let (module, callable) = split_module(option)?;
@@ -512,6 +635,38 @@ impl<'r> Builder<'r> {
         Ok(self.config)
     }
 }
+
+// --- static files, routing, headers (static) ---
+/// uWSGI's `file-serve-mode` spellings (case-insensitive). uWSGI silently keeps the default for anything
+/// else; here that is an error.
+fn file_serve_mode(option: &RawOption) -> Result<Option<&'static str>, ConfigError> {
+    match option.value.to_ascii_lowercase().as_str() {
+        "x-sendfile" | "xsendfile" => Ok(Some("X-Sendfile")),
+        "x-accel-redirect" | "xaccelredirect" | "nginx" => Ok(Some("X-Accel-Redirect")),
+        "default" | "raw" => Ok(None),
+        _ => Err(values::invalid(option, "expected x-sendfile or x-accel-redirect (nginx)")),
+    }
+}
+
+/// A header name made of HTTP token characters.
+fn http_token(name: &str) -> Option<&str> {
+    let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    valid.then_some(name)
+}
+
+/// `add-header = Name: value` (uWSGI takes the line verbatim; a line without a colon would be a broken
+/// header on the wire, so it is refused here).
+fn header_line(option: &RawOption) -> Result<(String, String), ConfigError> {
+    let (name, value) =
+        option.value.split_once(':').ok_or_else(|| values::invalid(option, "expected 'Name: value'"))?;
+    let name = http_token(name.trim()).ok_or_else(|| values::invalid(option, "expected 'Name: value'"))?;
+    let value = value.trim();
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(values::invalid(option, "a header value cannot contain CR, LF or NUL"));
+    }
+    Ok((name.to_owned(), value.to_owned()))
+}
+// --- end static files, routing, headers (static) ---
 
 /// Seconds, or a boolean: uWSGI's `http-keepalive` was long a plain switch, and configs still say
 /// `http-keepalive = true`, which must mean "on, with the default timeout" rather than be an error.
