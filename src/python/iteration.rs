@@ -35,9 +35,11 @@
 //!   `next()` runs, so a generator that sleeps or waits between yields (server-sent events, progress output)
 //!   still gets each chunk on the wire right after it was produced.
 //!
-//! The clock is read at the 1st, 2nd, 4th, ... chunk of a batch and then every 64th, so a fast generator pays
-//! a couple of dozen clock reads per thousand chunks; once a generator has been slow, every chunk is timed
-//! (its `next()` calls are slow anyway). The first non-empty chunk always goes out with the head on its own:
+//! The clock is read at the 1st, 2nd, 4th, ... chunk of a batch and then every 32nd, so a fast generator pays
+//! about 35 clock reads per thousand chunks. Once a single `next()` took ≥ 1 ms (the batch ended at its
+//! first or second chunk: the generator blocks, e.g. sleeps between events), every chunk of the response is
+//! timed: its `next()` calls are slow anyway. A generator that was fast for 32 chunks of a batch and then
+//! starts blocking is noticed at the next check, at most 31 chunks later. The first non-empty chunk always goes out with the head on its own:
 //! the time to first byte is the app's, whatever it does next. The price of coalescing: a chunk that a fast
 //! `next()` produced waits in the batch during the following slow `next()` (at most one per generator
 //! before it is known as slow); uWSGI and Gunicorn avoid that with a syscall per chunk, which costs a
@@ -59,7 +61,7 @@ pub const BATCH_BYTES: usize = 64 * 1024;
 /// A batch that took this long ends so that its bytes are written before the next `next()`.
 pub const SLOW: Duration = Duration::from_millis(1);
 /// After the first few chunks of a batch the clock is read every this many chunks (a power of two).
-const CLOCK_EVERY: u32 = 64;
+const CLOCK_EVERY: u32 = 32;
 /// The threaded producer pauses (GIL released) above this until the writer catches up: a fast generator and
 /// a slow client must not buffer a whole response in memory.
 const HIGH_WATER: usize = 1024 * 1024;
@@ -133,7 +135,7 @@ pub struct ResponseIter {
     /// Bytes still allowed by the app's Content-Length, if it gave one.
     remaining: Option<u64>,
     request_line: String,
-    /// A batch ended on time once: time every chunk from now on.
+    /// A single `next()` took ≥ `SLOW` once: time every chunk from now on.
     slow: bool,
     closed: bool,
     /// The inline worker's turn, held until this iteration is dropped (see [`InlineGate`]).
@@ -293,7 +295,9 @@ impl Cursor<'_> {
             count = count.wrapping_add(1);
             let check_clock = *self.slow || count.is_power_of_two() || count % CLOCK_EVERY == 0;
             if check_clock && started.elapsed() >= SLOW {
-                *self.slow = true;
+                // A batch that ends at its first chunks ended on one blocking `next()`; later, on many fast ones
+                // (a CPU-bound generator), which is no reason to time every chunk.
+                *self.slow |= count <= 2;
                 return Batch::Flush;
             }
         }

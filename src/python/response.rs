@@ -30,11 +30,24 @@ pub enum BodySource {
         first: Bytes,
         shared: Arc<StreamShared>,
     },
-    /// A regular file from `wsgi.file_wrapper`; `closer` is the object whose `close()` ends the response.
+    /// A regular file from `wsgi.file_wrapper`; `closer` ends the response.
     File {
         source: FileSource,
-        closer: Py<PyAny>,
+        closer: FileCloser,
     },
+}
+
+/// The object whose `close()` ends a file-wrapper response, and the request's context to call it in.
+pub struct FileCloser {
+    object: Py<PyAny>,
+    context: Option<RequestContext>,
+}
+
+impl FileCloser {
+    pub fn close(self, py: Python<'_>) {
+        let _entered = self.context.as_ref().map(|context| context.enter(py));
+        close_iterable(py, self.object.bind(py), "file_wrapper");
+    }
 }
 
 impl BodySource {
@@ -114,7 +127,13 @@ pub fn call_app(
         }
     };
     match prepare(py, &result, &start_response, head_only, request_line) {
-        Ok(Outcome::Ready(prepared)) => prepared,
+        Ok(Outcome::Ready(mut prepared)) => {
+            if let BodySource::File { closer, .. } = &mut prepared.body {
+                drop(entered);
+                closer.context = Some(context);
+            }
+            prepared
+        }
         Ok(Outcome::Iterate { head, first, iterator, remaining }) => {
             drop(entered);
             let iter = ResponseIter::new(
@@ -164,7 +183,10 @@ fn prepare(
                 }
                 return Ok(Outcome::Ready(Prepared {
                     head,
-                    body: BodySource::File { source, closer: result.clone().unbind() },
+                    body: BodySource::File {
+                        source,
+                        closer: FileCloser { object: result.clone().unbind(), context: None },
+                    },
                     app_failed: false,
                 }));
             }

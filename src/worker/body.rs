@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 
 use super::record::RequestRecord;
 use crate::python::iteration::{Batch, ResponseIter, StreamShared, Take};
-use crate::python::response::BodySource;
+use crate::python::response::{BodySource, FileCloser};
 use crate::python::streams::{read_file_chunk, FileSource};
 
 /// Reads of a file-wrapper file are this large.
@@ -151,11 +151,11 @@ impl Drop for StreamReader {
 pub struct FileReader {
     pub source: FileSource,
     pub position: u64,
-    closer: Option<Py<PyAny>>,
+    closer: Option<FileCloser>,
 }
 
 impl FileReader {
-    pub fn new(source: FileSource, closer: Py<PyAny>) -> Self {
+    pub fn new(source: FileSource, closer: FileCloser) -> Self {
         Self { source, position: 0, closer: Some(closer) }
     }
 
@@ -186,7 +186,7 @@ impl FileReader {
 impl Drop for FileReader {
     fn drop(&mut self) {
         if let Some(closer) = self.closer.take() {
-            Python::attach(|py| crate::python::response::close_iterable(py, closer.bind(py), "file_wrapper"));
+            Python::attach(|py| closer.close(py));
         }
     }
 }
