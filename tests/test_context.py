@@ -181,6 +181,49 @@ def test_concurrent_requests_never_see_each_others_state(liege, context_dir, thr
                 (rid, s)
 
 
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_client_that_does_not_read_stops_the_iteration(liege, context_dir, threads, protocol):
+    """A fast generator and a client that stops reading: liege stops pulling (bounded memory), and resumes."""
+    server = plain_server(liege, context_dir, threads)
+    rid = f"flood-{protocol}-{uuid.uuid4().hex[:6]}"
+    if protocol == "http":
+        port, request = server.port, f"GET /flood?id={rid} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    else:
+        port, request = server.uwsgi_port, uwsgi_packet(uwsgi_vars(path="/flood", query=f"id={rid}"))
+    count_file = context_dir / f"{rid}.count"
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.settimeout(30)
+        sock.sendall(request)
+        received = len(sock.recv(1024))
+        wait_for(count_file.exists, timeout=15, what="the generator to start")
+
+        def produced() -> int:
+            text = count_file.read_text()
+            return int(text) if text else 0
+
+        # Stalled: the count stops growing while nothing is read, far below the 2,048 chunks (128 MiB).
+        before = -1
+        for _ in range(20):
+            time.sleep(0.25)
+            now = produced()
+            if now == before:
+                break
+            before = now
+        assert now == before, "the generator kept being pulled while the client read nothing"
+        assert now * 65536 < 64 * 1024 * 1024, f"{now} chunks buffered for a client that reads nothing"
+        while True:
+            data = sock.recv(1 << 20)
+            if not data:
+                break
+            received += len(data)
+            if received >= 2048 * 65536:
+                break
+    assert received >= 2048 * 65536
+    assert produced() == 2048
+
+
 # --- chunk timing, harakiri ------------------------------------------------------------------------------------
 
 

@@ -3,7 +3,8 @@
 /ctx?id=X&n=N&delay=S sets a ContextVar, a threading.local and a Werkzeug Local to X, then streams N lines
 (sleeping S seconds before each) describing what the generator sees; close() writes what it sees to
 $CONTEXT_DIR/X.json. /peek reports the same state without setting anything (a leak check), /sleepy yields,
-sleeps 0.3 s and yields again (chunk timing), /hang yields a chunk and then blocks (harakiri mid-stream).
+sleeps 0.3 s and yields again (chunk timing), /hang yields a chunk and then blocks (harakiri mid-stream),
+/flood?id=X yields 64 KiB chunks (128 MiB in all), noting in $CONTEXT_DIR/X.count how many it produced.
 """
 import contextvars
 import json
@@ -73,6 +74,9 @@ def application(environ, start_response):
     if path == "/sleepy":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return sleepy()
+    if path == "/flood":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return flood(os.path.join(os.environ["CONTEXT_DIR"], query["id"] + ".count"))
     if path == "/hang":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return hang()
@@ -90,3 +94,12 @@ def hang():
     yield b"started\n"
     time.sleep(60)
     yield b"never\n"
+
+
+def flood(count_path):
+    chunk = b"x" * 65536
+    for produced in range(1, 2049):
+        if produced % 16 == 0:
+            with open(count_path, "w") as f:
+                f.write(str(produced))
+        yield chunk
