@@ -1,4 +1,7 @@
 //! Calling the app and turning what it returns into a response the protocol layers can send.
+//!
+//! The call runs in a fresh copy of the thread's `contextvars` context, which the response's iteration and
+//! `close()` enter again later (see `python::iteration`).
 
 use std::sync::Arc;
 
@@ -7,7 +10,7 @@ use http::StatusCode;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use super::iteration::{IterationPool, StreamJob, StreamShared};
+use super::iteration::{RequestContext, ResponseIter, StreamShared};
 use super::start_response::{chunk_bytes, chunk_type_error, ResponseHead, StartResponse, WsgiError};
 use super::streams::{FileSource, FileWrapper};
 
@@ -16,16 +19,56 @@ pub enum BodySource {
     Empty,
     /// Everything, known before the head is sent.
     Full(Bytes),
-    /// The first bytes (sent with the head) and the rest from a pool thread.
+    /// The first bytes (sent with the head) and an iterable to pull the rest from, on the thread that called
+    /// the app (the inline event loop's body or writer pulls it).
+    Iter {
+        first: Bytes,
+        iter: ResponseIter,
+    },
+    /// The first bytes and the rest as produced by the app thread that called the app (`threads = N`).
     Stream {
         first: Bytes,
         shared: Arc<StreamShared>,
     },
-    /// A regular file from `wsgi.file_wrapper`; `closer` is the object whose `close()` ends the response.
+    /// A regular file from `wsgi.file_wrapper`; `closer` ends the response.
     File {
         source: FileSource,
-        closer: Py<PyAny>,
+        closer: FileCloser,
     },
+}
+
+/// The object whose `close()` ends a file-wrapper response, and the request's context to call it in.
+pub struct FileCloser {
+    object: Py<PyAny>,
+    context: Option<RequestContext>,
+}
+
+impl FileCloser {
+    pub fn close(self, py: Python<'_>) {
+        let _entered = self.context.as_ref().map(|context| context.enter(py));
+        close_iterable(py, self.object.bind(py), "file_wrapper");
+    }
+}
+
+impl BodySource {
+    /// For an app thread: turns a pending iteration into a stream the event loop reads, and returns the
+    /// iteration for the calling thread to drive (`python::iteration::drive`).
+    pub fn detach_iteration(&mut self) -> Option<(ResponseIter, Arc<StreamShared>)> {
+        if !matches!(self, Self::Iter { .. }) {
+            return None;
+        }
+        let shared = Arc::new(StreamShared::default());
+        let stream = Self::Stream { first: Bytes::new(), shared: Arc::clone(&shared) };
+        match std::mem::replace(self, stream) {
+            Self::Iter { first, iter } => {
+                if let Self::Stream { first: slot, .. } = self {
+                    *slot = first;
+                }
+                Some((iter, shared))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A response ready for the wire.
@@ -59,9 +102,16 @@ pub fn call_app(
     app: &Py<PyAny>,
     environ: Bound<'_, PyDict>,
     head_only: bool,
-    pool: &IterationPool,
     request_line: &str,
 ) -> Prepared {
+    let context = match RequestContext::new(py) {
+        Ok(context) => context,
+        Err(err) => {
+            log_app_error(py, request_line, &WsgiError::AppRaised(err));
+            return Prepared::internal_error();
+        }
+    };
+    let entered = context.enter(py);
     let start_response = match Bound::new(py, StartResponse::new()) {
         Ok(sr) => sr,
         Err(err) => {
@@ -76,8 +126,26 @@ pub fn call_app(
             return Prepared::internal_error();
         }
     };
-    match prepare(py, &result, &start_response, head_only, pool, request_line) {
-        Ok(prepared) => prepared,
+    match prepare(py, &result, &start_response, head_only, request_line) {
+        Ok(Outcome::Ready(mut prepared)) => {
+            if let BodySource::File { closer, .. } = &mut prepared.body {
+                drop(entered);
+                closer.context = Some(context);
+            }
+            prepared
+        }
+        Ok(Outcome::Iterate { head, first, iterator, remaining }) => {
+            drop(entered);
+            let iter = ResponseIter::new(
+                result.unbind(),
+                iterator,
+                start_response.unbind(),
+                context,
+                remaining,
+                request_line.to_owned(),
+            );
+            Prepared { head, body: BodySource::Iter { first, iter }, app_failed: false }
+        }
         Err(err) => {
             log_app_error(py, request_line, &err);
             close_iterable(py, &result, request_line);
@@ -86,19 +154,24 @@ pub fn call_app(
     }
 }
 
+/// What `prepare` found: a response ready as is, or a generator to keep pulling after its first chunk.
+enum Outcome {
+    Ready(Prepared),
+    Iterate { head: ResponseHead, first: Bytes, iterator: Py<PyAny>, remaining: Option<u64> },
+}
+
 fn prepare(
     py: Python<'_>,
     result: &Bound<'_, PyAny>,
     start_response: &Bound<'_, StartResponse>,
     head_only: bool,
-    pool: &IterationPool,
     request_line: &str,
-) -> Result<Prepared, WsgiError> {
+) -> Result<Outcome, WsgiError> {
     if let Ok(wrapper) = result.cast::<FileWrapper>() {
-        if start_response.borrow().written.is_empty() {
+        if !start_response.get().has_written() {
             if let Some(mut source) = wrapper.borrow().file_source(py) {
-                let mut head = start_response.borrow().head(py)?;
-                start_response.borrow_mut().headers_sent = true;
+                let mut head = start_response.get().head(py)?;
+                start_response.get().mark_sent();
                 source.len = head.content_length.map_or(source.len, |cl| cl.min(source.len));
                 if head.content_length.is_none() {
                     head.headers.insert(http::header::CONTENT_LENGTH, source.len.into());
@@ -106,13 +179,16 @@ fn prepare(
                 }
                 if head_only {
                     close_iterable(py, result, request_line);
-                    return Ok(Prepared { head, body: BodySource::Empty, app_failed: false });
+                    return Ok(Outcome::Ready(Prepared { head, body: BodySource::Empty, app_failed: false }));
                 }
-                return Ok(Prepared {
+                return Ok(Outcome::Ready(Prepared {
                     head,
-                    body: BodySource::File { source, closer: result.clone().unbind() },
+                    body: BodySource::File {
+                        source,
+                        closer: FileCloser { object: result.clone().unbind(), context: None },
+                    },
                     app_failed: false,
-                });
+                }));
             }
         }
     }
@@ -124,11 +200,11 @@ fn prepare(
             let item = item.map_err(WsgiError::AppRaised)?;
             chunks.push(chunk_bytes(&item).ok_or_else(|| chunk_type_error(&item))?);
         }
-        let head = start_response.borrow().head(py)?;
-        let written = std::mem::take(&mut start_response.borrow_mut().written);
-        start_response.borrow_mut().headers_sent = true;
+        let head = start_response.get().head(py)?;
+        let written = start_response.get().take_written();
+        start_response.get().mark_sent();
         let body = concat(written, chunks);
-        return Ok(complete(head, body, head_only));
+        return Ok(Outcome::Ready(complete(head, body, head_only)));
     }
 
     let mut iterator = result.try_iter().map_err(WsgiError::AppRaised)?;
@@ -142,26 +218,18 @@ fn prepare(
             break;
         }
     }
-    let head = start_response.borrow().head(py)?;
-    let written = std::mem::take(&mut start_response.borrow_mut().written);
-    start_response.borrow_mut().headers_sent = true;
+    let head = start_response.get().head(py)?;
+    let written = start_response.get().take_written();
+    start_response.get().mark_sent();
     let exhausted = first.is_none();
     let first = concat(written, first.into_iter().collect());
     let reached_length = head.content_length.is_some_and(|cl| first.len() as u64 >= cl);
     if exhausted || head_only || reached_length {
         close_iterable(py, result, request_line);
-        return Ok(complete(head, first, head_only));
+        return Ok(Outcome::Ready(complete(head, first, head_only)));
     }
-    let shared = Arc::new(StreamShared::default());
-    pool.submit(StreamJob {
-        iterable: result.clone().unbind(),
-        iterator: iterator.into_any().unbind(),
-        start_response: start_response.clone().unbind(),
-        shared: Arc::clone(&shared),
-        remaining: head.content_length.map(|cl| cl - first.len() as u64),
-        request_line: request_line.to_owned(),
-    });
-    Ok(Prepared { head, body: BodySource::Stream { first, shared }, app_failed: false })
+    let remaining = head.content_length.map(|cl| cl - first.len() as u64);
+    Ok(Outcome::Iterate { head, first, iterator: iterator.into_any().unbind(), remaining })
 }
 
 /// A response whose whole body is known; trimmed to the app's Content-Length if it sent more.

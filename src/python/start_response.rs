@@ -1,5 +1,8 @@
 //! `start_response` and the response head it records (PEP 3333).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use pyo3::exceptions::{PyAssertionError, PyTypeError};
@@ -51,33 +54,77 @@ impl ResponseHead {
 }
 
 /// The `start_response` callable handed to the app; one per request.
-#[pyclass(module = "liege", name = "StartResponse")]
+///
+/// Frozen (interior mutability) so the iteration loop can ask "did the app call `write()`?" with one relaxed
+/// atomic load per chunk instead of a pyo3 borrow (two atomic read-modify-writes) per chunk.
+#[pyclass(module = "liege", name = "StartResponse", frozen)]
 pub struct StartResponse {
+    state: Mutex<State>,
+    /// Bytes given to the legacy `write()` callable, sent before the next chunk of the iterable.
+    written: Mutex<Vec<u8>>,
+    /// `written` is not empty (checked per chunk without taking its lock).
+    has_written: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
     status: Option<Py<PyString>>,
     headers: Option<Py<PyAny>>,
     /// Set once the head left (or was handed to) the server; after that only `exc_info` re-raises.
-    pub(crate) headers_sent: bool,
-    /// Bytes given to the legacy `write()` callable, sent before the next chunk of the iterable.
-    pub(crate) written: Vec<u8>,
+    headers_sent: bool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means a panic elsewhere while it was held; the data is still consistent.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl StartResponse {
     pub fn new() -> Self {
-        Self { status: None, headers: None, headers_sent: false, written: Vec::new() }
+        Self {
+            state: Mutex::new(State::default()),
+            written: Mutex::new(Vec::new()),
+            has_written: AtomicBool::new(false),
+        }
     }
 
     pub fn called(&self) -> bool {
-        self.status.is_some()
+        lock(&self.state).status.is_some()
+    }
+
+    /// The head is being handed to the server: from now on `start_response` only re-raises `exc_info`.
+    pub fn mark_sent(&self) {
+        lock(&self.state).headers_sent = true;
+    }
+
+    /// True when `write()` left bytes that must go out before the next chunk.
+    #[inline]
+    pub fn has_written(&self) -> bool {
+        self.has_written.load(Ordering::Relaxed)
+    }
+
+    /// Takes the bytes given to `write()` so far.
+    pub fn take_written(&self) -> Vec<u8> {
+        if !self.has_written() {
+            return Vec::new();
+        }
+        self.has_written.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *lock(&self.written))
     }
 
     /// Validates what the app passed and turns it into a [`ResponseHead`].
     pub fn head(&self, py: Python<'_>) -> Result<ResponseHead, WsgiError> {
-        let status = self.status.as_ref().ok_or(WsgiError::StartResponseNotCalled)?.bind(py);
+        let (status, headers) = {
+            let state = lock(&self.state);
+            let status = state.status.as_ref().ok_or(WsgiError::StartResponseNotCalled)?.clone_ref(py);
+            (status, state.headers.as_ref().map(|h| h.clone_ref(py)))
+        };
+        let status = status.bind(py);
         let status = status.to_str().map_err(|_| WsgiError::BadStatus(status.to_string()))?;
         let (code, reason) = parse_status(status)?;
         let mut head =
             ResponseHead { status: code, reason, headers: HeaderMap::new(), content_length: None, close: false };
-        let Some(headers) = &self.headers else { return Ok(head) };
+        let Some(headers) = &headers else { return Ok(head) };
         let headers = headers.bind(py);
         let items = headers.try_iter().map_err(|_| WsgiError::BadHeader("list: not iterable".into()))?;
         for item in items {
@@ -135,14 +182,15 @@ impl StartResponse {
         exc_info: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         {
-            let mut this = slf.borrow_mut();
+            let this = slf.get();
+            let mut state = lock(&this.state);
             match exc_info.filter(|e| !e.is_none()) {
-                Some(exc_info) if this.headers_sent => {
+                Some(exc_info) if state.headers_sent => {
                     // Too late to change the response: re-raise the app's error (PEP 3333).
                     return Err(PyErr::from_value(exc_info.get_item(1)?));
                 }
                 Some(_) => {}
-                None if this.status.is_some() => {
+                None if state.status.is_some() => {
                     return Err(PyAssertionError::new_err("start_response called a second time without exc_info"));
                 }
                 None => {}
@@ -153,20 +201,21 @@ impl StartResponse {
             if !headers.is_instance_of::<pyo3::types::PyList>() {
                 return Err(PyTypeError::new_err(format!("headers must be a list, not {}", type_name(headers))));
             }
-            this.status = Some(status.clone().unbind());
-            this.headers = Some(headers.clone().unbind());
+            state.status = Some(status.clone().unbind());
+            state.headers = Some(headers.clone().unbind());
         }
         slf.getattr("write")
     }
 
     /// The legacy `write()` callable returned by `start_response`.
-    fn write(&mut self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        if self.status.is_none() {
+    fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        if !self.called() {
             return Err(PyAssertionError::new_err("write() called before start_response"));
         }
         match chunk_bytes(data) {
             Some(bytes) => {
-                self.written.extend_from_slice(&bytes);
+                lock(&self.written).extend_from_slice(&bytes);
+                self.has_written.store(true, Ordering::Relaxed);
                 Ok(())
             }
             None => Err(PyTypeError::new_err(format!("write() takes bytes, not {}", type_name(data)))),
@@ -179,7 +228,7 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 }
 
 /// Chunks at least this large are sent from the Python object's own buffer instead of being copied.
-const BORROW_THRESHOLD: usize = 16 * 1024;
+pub const BORROW_THRESHOLD: usize = 16 * 1024;
 
 /// Keeps a `bytes` object alive while its buffer is being sent. CPython `bytes` are immutable, so reading the
 /// buffer needs no GIL; the reference is released (deferred by pyo3 when detached) once the write is done.

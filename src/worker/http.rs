@@ -161,6 +161,7 @@ async fn handle(request: Request<Incoming>, worker: Rc<Worker>, connection: Rc<C
     };
     record.bytes_in = body.len();
     let head_only = parts.method == http::Method::HEAD;
+    let turn = worker.python.turn().await;
     record.app_started();
     if let Some(watch) = &worker.harakiri {
         watch.arm(connection.fd, || {
@@ -178,12 +179,12 @@ async fn handle(request: Request<Incoming>, worker: Rc<Worker>, connection: Rc<C
     let request_line = std::mem::take(&mut record.request_line);
     let outcome = worker
         .python
-        .run(move |py, context| {
+        .run(turn, move |py, context| {
             let (prepared, vars) = match context.http_environ(py, &parts, &info, body) {
                 Ok(environ) => {
                     request_path::apply_overrides(&environ, &overrides);
                     let vars = environ.len();
-                    (call_app(py, &context.app, environ, head_only, &context.streams, &request_line), vars)
+                    (call_app(py, &context.app, environ, head_only, &request_line), vars)
                 }
                 Err(err) => {
                     tracing::error!("cannot build the environ for {request_line}: {err}");

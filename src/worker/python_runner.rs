@@ -6,14 +6,18 @@
 //! Pool threads attach to the interpreter once, for their whole life: re-attaching per request would create
 //! and destroy a thread state every time. Keep N small; a few hundred threads fighting for one GIL only add
 //! switching.
+//!
+//! A streamed (generator) response is iterated by the thread that called the app (`python::iteration`):
+//! inline, by the event loop's response writer, each request taking its turn ([`PythonRunner::turn`]); on
+//! the pool, by the app thread itself after it handed the head to the event loop ([`Handoff`]).
 
 use std::cell::RefCell;
-use std::sync::Arc;
 
 use pyo3::prelude::*;
 
 use crate::python::environ::{ConnectionInfo, ConnectionStrings, EnvironBuilder, EnvironSettings};
-use crate::python::iteration::IterationPool;
+use crate::python::iteration::{drive, InlineGate};
+use crate::python::response::{BodySource, Prepared};
 use crate::python::streams::RequestBody;
 use pyo3::types::PyDict;
 
@@ -21,19 +25,13 @@ use pyo3::types::PyDict;
 pub struct PyContext {
     pub app: Py<PyAny>,
     pub environ: EnvironBuilder,
-    pub streams: Arc<IterationPool>,
     /// The strings of the last connection served on this thread (keep-alive requests reuse them).
     connection: Option<(u64, ConnectionStrings)>,
 }
 
 impl PyContext {
-    pub fn new(
-        py: Python<'_>,
-        app: Py<PyAny>,
-        settings: &EnvironSettings,
-        streams: Arc<IterationPool>,
-    ) -> PyResult<Self> {
-        Ok(Self { app, environ: EnvironBuilder::new(py, settings)?, streams, connection: None })
+    pub fn new(py: Python<'_>, app: Py<PyAny>, settings: &EnvironSettings) -> PyResult<Self> {
+        Ok(Self { app, environ: EnvironBuilder::new(py, settings)?, connection: None })
     }
 
     /// The environ of an HTTP request; the connection's strings are created once per connection and thread.
@@ -58,20 +56,40 @@ type Job = Box<dyn FnOnce(Python<'_>, &mut PyContext) + Send>;
 // pointer chase to every request of the fast path.
 #[allow(clippy::large_enum_variant)]
 pub enum PythonRunner {
-    Inline(RefCell<PyContext>),
+    Inline(RefCell<PyContext>, InlineGate),
     Threads(crossbeam_channel::Sender<Job>),
+}
+
+/// The inline worker's turn to run app code (`None` on the pool, where each thread is its own turn): taken
+/// before the request is marked busy, given to [`PythonRunner::run`].
+pub struct Turn(Option<tokio::sync::OwnedSemaphorePermit>);
+
+/// A job's result that may carry a response whose iteration continues on the thread that called the app.
+pub trait Handoff: Send + 'static {
+    fn response(&mut self) -> Option<&mut Prepared>;
+}
+
+impl Handoff for (Prepared, usize, String) {
+    fn response(&mut self) -> Option<&mut Prepared> {
+        Some(&mut self.0)
+    }
+}
+
+impl Handoff for (Prepared, String) {
+    fn response(&mut self) -> Option<&mut Prepared> {
+        Some(&mut self.0)
+    }
 }
 
 impl PythonRunner {
     /// `threads` Python threads, each with its own context, or the inline runner for 1.
     pub fn new(py: Python<'_>, threads: u32, app: Py<PyAny>, settings: &EnvironSettings) -> PyResult<Self> {
-        let streams = Arc::new(IterationPool::new());
         if threads <= 1 {
-            return Ok(Self::Inline(RefCell::new(PyContext::new(py, app, settings, streams)?)));
+            return Ok(Self::Inline(RefCell::new(PyContext::new(py, app, settings)?), InlineGate::new()));
         }
         let (sender, receiver) = crossbeam_channel::unbounded::<Job>();
         for number in 1..=threads {
-            let mut context = PyContext::new(py, app.clone_ref(py), settings, Arc::clone(&streams))?;
+            let mut context = PyContext::new(py, app.clone_ref(py), settings)?;
             let receiver = receiver.clone();
             std::thread::Builder::new()
                 .name(format!("liege-app-{number}"))
@@ -89,19 +107,46 @@ impl PythonRunner {
         Ok(Self::Threads(sender))
     }
 
+    /// Waits for the inline worker's turn: the previous request's response iteration must be over (see
+    /// `python::iteration`). Immediate on the pool and whenever no stream is in progress.
+    pub async fn turn(&self) -> Turn {
+        match self {
+            Self::Inline(_, gate) => Turn(gate.turn().await),
+            Self::Threads(_) => Turn(None),
+        }
+    }
+
     /// Runs `job` with the GIL and a Python context; on the pool the event loop serves other connections
-    /// meanwhile.
-    pub async fn run<R, F>(&self, job: F) -> Option<R>
+    /// meanwhile. A streamed response in the result keeps iterating on the thread that called the app: inline,
+    /// its body holds `turn` until the iteration ends; on the pool, the app thread drives it after handing
+    /// the result over.
+    pub async fn run<R, F>(&self, turn: Turn, job: F) -> Option<R>
     where
-        R: Send + 'static,
+        R: Handoff,
         F: FnOnce(Python<'_>, &mut PyContext) -> R + Send + 'static,
     {
         match self {
-            Self::Inline(context) => Some(Python::attach(|py| job(py, &mut context.borrow_mut()))),
+            Self::Inline(context, _) => {
+                let mut result = Python::attach(|py| job(py, &mut context.borrow_mut()));
+                if let (Some(Prepared { body: BodySource::Iter { iter, .. }, .. }), Some(permit)) =
+                    (result.response(), turn.0)
+                {
+                    iter.hold(permit);
+                }
+                Some(result)
+            }
             Self::Threads(sender) => {
                 let (reply, answer) = tokio::sync::oneshot::channel();
                 let job: Job = Box::new(move |py, context| {
-                    let _ = reply.send(job(py, context));
+                    let mut result = job(py, context);
+                    let tail = result.response().and_then(|prepared| prepared.body.detach_iteration());
+                    let delivered = reply.send(result).is_ok();
+                    match tail {
+                        Some((iter, shared)) if delivered => drive(py, iter, &shared),
+                        // The connection is gone: nobody reads the stream, but PEP 3333 still wants `close()`.
+                        Some((mut iter, _)) => iter.close(py),
+                        None => {}
+                    }
                 });
                 sender.send(job).ok()?;
                 answer.await.ok()

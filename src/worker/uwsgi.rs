@@ -10,7 +10,7 @@ use http::StatusCode;
 use liege_protocol::uwsgi;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::body::{FileReader, StreamReader};
+use super::body::{FileReader, IterReader, StreamAborted, StreamReader};
 use super::record::RequestRecord;
 use super::request_body::BodyCollector;
 use super::request_path::{self, Answer, AnswerBody, Front};
@@ -122,6 +122,7 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
     let body = collector.finish();
     let head_only = method == b"HEAD";
     let https = request.url_scheme() == "https";
+    let turn = worker.python.turn().await;
     record.app_started();
     if let Some(watch) = &worker.harakiri {
         watch.arm(stream.as_raw_fd(), || {
@@ -136,7 +137,7 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
     let request_line = std::mem::take(&mut record.request_line);
     let outcome = worker
         .python
-        .run(move |py, context| {
+        .run(turn, move |py, context| {
             // The packet was validated above; parsing it again here is cheaper than copying its vars out.
             let environ = uwsgi::parse(&packet).map_err(|err| err.to_string()).and_then(|request| {
                 context.environ.uwsgi(py, request.environ_vars(), https, body).map_err(|err| err.to_string())
@@ -145,7 +146,7 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
                 request_path::apply_overrides(environ, &overrides);
             }
             let prepared = match environ {
-                Ok(environ) => call_app(py, &context.app, environ, head_only, &context.streams, &request_line),
+                Ok(environ) => call_app(py, &context.app, environ, head_only, &request_line),
                 Err(err) => {
                     tracing::error!("cannot build the environ for {request_line}: {err}");
                     Prepared::plain(StatusCode::INTERNAL_SERVER_ERROR, true, b"Internal Server Error\n")
@@ -172,10 +173,14 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
         }
         record.donotlog = state.donotlog();
     }
-    if let Err(err) = write_response(&mut stream, prepared, &mut record, protocol).await {
+    let mut iteration = None;
+    if let Err(err) = write_response(&mut stream, prepared, &mut record, protocol, &mut iteration).await {
         tracing::debug!("uwsgi response write failed: {err}");
     }
     let _ = stream.shutdown().await;
+    // The record (log line, stats) before the iteration, whose drop hands the inline worker's turn on.
+    drop(record);
+    drop(iteration);
 }
 
 async fn refuse(stream: &mut Stream, mut record: RequestRecord, status: StatusCode, reason: &str) {
@@ -233,11 +238,13 @@ fn title_case(name: &str) -> String {
         .collect()
 }
 
+/// Writes the response; an iterated body is left in `iteration` (closed) so the caller drops it last.
 async fn write_response(
     stream: &mut Stream,
     prepared: Prepared,
     record: &mut RequestRecord,
     protocol: &str,
+    iteration: &mut Option<IterReader>,
 ) -> std::io::Result<()> {
     let Prepared { head, body, app_failed } = prepared;
     record.status = head.status.as_u16();
@@ -255,6 +262,14 @@ async fn write_response(
             write_all_vectored(stream, &head_bytes, &data).await?;
             record.bytes_out += data.len() as u64;
             Ok(())
+        }
+        BodySource::Iter { first, iter } => {
+            let head_bytes = encode_head(&head, protocol, None);
+            record.head_bytes = head_bytes.len();
+            let reader = iteration.insert(IterReader::new(Bytes::new(), iter));
+            let written = write_iterated(stream, &head_bytes, first, reader, record).await;
+            reader.close();
+            written
         }
         BodySource::Stream { first, shared } => {
             let head_bytes = encode_head(&head, protocol, None);
@@ -314,6 +329,39 @@ async fn write_answer(
             stream.write_all(&head_bytes).await?;
             record.bytes_out += sendfile_all(stream, FileReader::plain(source)).await?;
             Ok(())
+        }
+    }
+}
+
+/// Writes the head and the first chunk, then pulls batch after batch on this (the calling) thread, writing
+/// each before the next pull: a chunk never waits in liege while Python runs, and a client that does not
+/// drain stops the pulling.
+async fn write_iterated(
+    stream: &mut Stream,
+    head_bytes: &[u8],
+    first: Bytes,
+    reader: &mut IterReader,
+    record: &mut RequestRecord,
+) -> std::io::Result<()> {
+    write_all_vectored(stream, head_bytes, &first).await?;
+    record.bytes_out += first.len() as u64;
+    loop {
+        let data = reader.pull();
+        let mut wrote = false;
+        for data in [data, reader.take_big()].into_iter().flatten() {
+            stream.write_all(&data).await?;
+            record.bytes_out += data.len() as u64;
+            wrote = true;
+        }
+        match reader.ended() {
+            Some(true) => return Ok(()),
+            Some(false) => {
+                record.failed = true;
+                return Err(std::io::Error::other(StreamAborted));
+            }
+            // A slow generator yielding empty chunks: let the event loop breathe between its batches.
+            None if !wrote => tokio::task::yield_now().await,
+            None => {}
         }
     }
 }
