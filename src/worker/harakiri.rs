@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::master::scoreboard::WorkerSlot;
+use crate::scoreboard::WorkerSlot;
 
 const RESPONSE: &[u8] = b"HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 43\r\nConnection: close\r\n\r\nThe app took too long (harakiri) and died.\n";
 

@@ -1,20 +1,25 @@
 //! The scoreboard: per-worker counters in one `MAP_SHARED` anonymous mapping created by the master before it
 //! forks, so every worker inherits it.
 //!
-//! Workers write only their own slot, with relaxed atomics on cache-line-aligned slots: no locks and no
-//! syscalls on the request path. The master (and the stats server it will run) only reads. This is the
-//! single source of truth for stats: the emperor gets snapshots of it from the master, never from workers.
+//! Shared by two kinds of process (the master and its workers) and read by the `uwsgi` Python module inside
+//! the workers, so it lives here, below all of them (see `docs/modules.md`). It is the single source of truth
+//! for stats: the emperor gets snapshots of it from the master, never from workers.
+//!
+//! Who writes what. A worker writes its own slot: status, counters, latency buckets, the current request
+//! (start time and line), open connections, and `exit_cause` when it recycles itself. The master writes six
+//! fields: `id` and `last_spawn_s` when it prepares the slot before the fork, `pid` right after it,
+//! `exit_cause` when it asks the worker to exit (the first cause recorded wins, so the two writers never
+//! overwrite each other), `harakiri_count` when it kills a stuck worker, and `rss_bytes` when it samples
+//! memory. It also resets a whole slot, but only when no worker owns it (before the fork, after the reap).
+//! Everything is a relaxed atomic on cache-line-aligned slots: no locks and no syscalls on the request path;
+//! the one multi-field value, the request line, is published under a seqlock (see [`WorkerSlot::request_line`]).
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// Log-linear latency buckets: `SUB_BUCKETS` per power of two of microseconds, so any percentile read from them
-/// is within 1/SUB_BUCKETS (≈ 3 %) of the truth, from 1 µs to ~2^30 µs (≈ 18 minutes).
-pub const SUB_BUCKETS: usize = 32;
-pub const OCTAVES: usize = 31;
-pub const LATENCY_BUCKETS: usize = SUB_BUCKETS * OCTAVES;
+use crate::latency::{latency_bucket, LATENCY_BUCKETS};
 
 /// Status codes common enough to count individually (the rest only by class).
 pub const TRACKED_CODES: [u16; 16] = [200, 201, 204, 301, 302, 304, 400, 401, 403, 404, 405, 429, 500, 502, 503, 504];
@@ -103,8 +108,8 @@ impl ExitCause {
     }
 }
 
-/// One worker's counters. Only the worker that owns the slot writes to it (except `pid`/`id`/`generation`,
-/// which the master sets before the fork).
+/// One worker's counters, written by the worker that owns the slot and by the master (the six fields listed
+/// in the module docs).
 #[repr(C, align(64))]
 pub struct WorkerSlot {
     pub pid: AtomicI32,
@@ -326,42 +331,9 @@ impl WorkerSlot {
     }
 }
 
-/// Index of the log-linear bucket holding `micros`.
-pub fn latency_bucket(micros: u64) -> usize {
-    let v = micros.max(1);
-    let octave = 63 - v.leading_zeros() as usize; // floor(log2 v)
-    if octave >= OCTAVES {
-        return LATENCY_BUCKETS - 1;
-    }
-    // The 5 bits below the leading one select the sub-bucket (SUB_BUCKETS = 32).
-    let fraction = if octave >= 5 { v >> (octave - 5) } else { v << (5 - octave) };
-    octave * SUB_BUCKETS + (fraction as usize & (SUB_BUCKETS - 1))
-}
-
-/// The smallest value that falls in `bucket` (the inverse of [`latency_bucket`], for percentile estimates).
-pub fn bucket_lower_bound_us(bucket: usize) -> u64 {
-    let octave = bucket / SUB_BUCKETS;
-    let sub = (bucket % SUB_BUCKETS) as u64;
-    let base = 1u64 << octave;
-    base + (base * sub) / SUB_BUCKETS as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn buckets_are_monotonic_and_tight() {
-        let mut last = 0;
-        for v in [1u64, 2, 3, 31, 32, 33, 100, 1_000, 1_001, 65_536, 1_000_000, 60_000_000] {
-            let b = latency_bucket(v);
-            assert!(b >= last, "bucket for {v} went backwards");
-            last = b;
-            let low = bucket_lower_bound_us(b);
-            assert!(low <= v, "{v}: lower bound {low} above value");
-            assert!((v - low) as f64 <= v as f64 / SUB_BUCKETS as f64 + 1.0, "{v}: bucket too wide (low {low})");
-        }
-    }
 
     #[test]
     fn slot_counts_requests_and_request_line() {
