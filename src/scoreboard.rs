@@ -15,7 +15,8 @@
 //! the one multi-field value, the request line, is published under a seqlock (see [`WorkerSlot::request_line`]).
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, AtomicU8};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -282,15 +283,25 @@ impl WorkerSlot {
     }
 
     /// Marks the start of a request: busy, with its start time and request line for harakiri reports.
+    ///
+    /// The request line is published under a seqlock (this worker is its only writer): the stamp goes odd,
+    /// the bytes are written, the stamp goes even again. The orderings follow crossbeam's `SeqLock`, and
+    /// each matters: the bytes are relaxed stores, which the CPU (on a weakly ordered one, e.g. ARM) or the
+    /// compiler may move before a plain store of the odd stamp, so a reader could read new bytes next to an
+    /// unchanged even stamp and accept a torn line. The `Release` fence after the odd stamp forbids that: any
+    /// reader that sees one of the new bytes and then passes its `Acquire` fence also sees the odd stamp (or a
+    /// later one) and retries. The final `Release` store pairs with the reader's first `Acquire` load: a
+    /// reader that sees the even stamp sees every byte written before it.
     pub fn begin_request(&self, now_us: u64, request_line: &[u8]) {
         let seq = self.request_line_seq.load(Relaxed);
-        self.request_line_seq.store(seq.wrapping_add(1), std::sync::atomic::Ordering::Release);
+        self.request_line_seq.store(seq.wrapping_add(1), Relaxed);
+        fence(Release);
         let len = request_line.len().min(REQUEST_LINE_BYTES);
         for (cell, byte) in self.request_line.iter().zip(&request_line[..len]) {
             cell.store(*byte, Relaxed);
         }
         self.request_line_len.store(len as u32, Relaxed);
-        self.request_line_seq.store(seq.wrapping_add(2), std::sync::atomic::Ordering::Release);
+        self.request_line_seq.store(seq.wrapping_add(2), Release);
         self.request_started_us.store(now_us, Relaxed);
         self.set_status(WorkerStatus::Busy);
     }
@@ -314,16 +325,22 @@ impl WorkerSlot {
         self.request_started_us.store(0, Relaxed);
     }
 
-    /// The request line being served, if it could be read consistently.
+    /// The request line being served, if it could be read consistently (the reader's side of the seqlock in
+    /// [`WorkerSlot::begin_request`]).
     pub fn request_line(&self) -> Option<Vec<u8>> {
         for _ in 0..4 {
-            let before = self.request_line_seq.load(std::sync::atomic::Ordering::Acquire);
+            // Acquire: pairs with the writer's final Release store, so the bytes of that write are visible.
+            let before = self.request_line_seq.load(Acquire);
             if before % 2 == 1 {
                 continue;
             }
             let len = (self.request_line_len.load(Relaxed) as usize).min(REQUEST_LINE_BYTES);
             let line: Vec<u8> = self.request_line[..len].iter().map(|b| b.load(Relaxed)).collect();
-            if self.request_line_seq.load(std::sync::atomic::Ordering::Acquire) == before {
+            // Acquire fence: pairs with the writer's Release fence. If any load above saw a byte of a newer
+            // write, the stamp loaded below is that write's odd stamp or later, and the copy is thrown away.
+            // (An Acquire load alone would not do: it orders what comes after it, not the loads before.)
+            fence(Acquire);
+            if self.request_line_seq.load(Relaxed) == before {
                 return Some(line);
             }
         }
@@ -334,6 +351,48 @@ impl WorkerSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer publishes request lines as fast as it can while readers check that every line they get is
+    /// whole: its length and its bytes come from the same write (byte = 'a' + len % 26), never a mix.
+    #[test]
+    fn request_line_is_never_torn() {
+        use std::sync::atomic::AtomicBool;
+        let board = Scoreboard::install(2).expect("map");
+        let slot = board.slot(0).expect("slot");
+        slot.reset(1, 0);
+        let done = AtomicBool::new(false);
+        let line_for = |i: usize| {
+            let len = 1 + i % REQUEST_LINE_BYTES;
+            vec![b'a' + (len % 26) as u8; len]
+        };
+        let whole = [AtomicU64::new(0), AtomicU64::new(0)];
+        std::thread::scope(|scope| {
+            for seen in &whole {
+                let done = &done;
+                scope.spawn(move || {
+                    while !done.load(Relaxed) {
+                        let Some(line) = slot.request_line().filter(|l| !l.is_empty()) else { continue };
+                        let expected = b'a' + (line.len() % 26) as u8;
+                        assert!(line.iter().all(|&b| b == expected), "torn: {:?}", String::from_utf8_lossy(&line));
+                        seen.fetch_add(1, Relaxed);
+                    }
+                });
+            }
+            // Bounded in count and time; stops early once both readers have checked plenty of lines.
+            let started = std::time::Instant::now();
+            for i in 0..5_000_000 {
+                slot.begin_request(1, &line_for(i));
+                if i % 1024 == 0
+                    && (whole.iter().all(|seen| seen.load(Relaxed) >= 20_000)
+                        || started.elapsed() > Duration::from_secs(20))
+                {
+                    break;
+                }
+            }
+            done.store(true, Relaxed);
+        });
+        assert!(whole.iter().all(|seen| seen.load(Relaxed) > 0), "a reader never got a line");
+    }
 
     #[test]
     fn slot_counts_requests_and_request_line() {
