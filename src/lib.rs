@@ -17,11 +17,13 @@
 //! - [`python`]: the interpreter, app loading ([`python::loader`]) and the WSGI bridge;
 //! - [`stats`] over [`scoreboard`] (the shared-memory slots the master and its workers write) over
 //!   [`latency`] (the histogram's buckets);
-//! - [`logging`], and at the bottom [`process`] and [`systemd`], which use nothing of the crate.
+//! - [`logging`], and at the bottom [`backoff`] (crash-loop delays, for vassals and workers), [`process`] and
+//!   [`systemd`], which use nothing of the crate.
 //!
 //! The binary (`main.rs`) wires the master to the worker program it forks. `docs/modules.md` has the full
 //! table, and `tests/check_modules.py` (run by `tests/run` and by pytest) fails on any edge against it.
 
+pub mod backoff;
 pub mod control;
 pub mod emperor;
 pub mod latency;

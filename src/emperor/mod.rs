@@ -25,7 +25,6 @@ pub mod registry;
 pub mod scan;
 pub mod sockets;
 pub mod stats_server;
-pub mod throttle;
 pub mod vassal;
 
 use std::collections::{BTreeMap, HashSet};

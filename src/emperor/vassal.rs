@@ -42,8 +42,8 @@ use tokio::sync::{mpsc, Semaphore};
 use super::logs::{self, unix_time, ErrorTail, LogStore, Stream};
 use super::registry::{Command, SocketInfo, State, Traffic, VassalShared, VassalStatus};
 use super::sockets::{self, Listener, SocketError};
-use super::throttle::{Backoff, HEALTHY_AFTER};
 use super::Context;
+use crate::backoff::{Backoff, HEALTHY_AFTER};
 use crate::control::handover::{address_name, protocol_name, Inheritance, EXIT_APP_LOAD_FAILED, INHERIT_ENV};
 use crate::control::{EmperorCommand, VassalMessage, WorkerReport, EMPEROR_FD_ENV};
 

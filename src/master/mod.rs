@@ -26,6 +26,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 use pyo3::prelude::*;
 
+use crate::backoff::{Backoff, WORKER_HEALTHY_AFTER};
 use crate::control::handover::{
     protocol_name, Inheritance, InheritedListener, WorkerProgram, WorkerSetup, EXIT_APP_LOAD_FAILED, INHERIT_ENV,
 };
@@ -75,8 +76,8 @@ struct Slot {
     spawned_at: Instant,
     /// When to try again after a crash (backoff for crash loops).
     respawn_at: Option<Instant>,
-    /// Consecutive deaths within a second of spawning.
-    quick_deaths: u32,
+    /// Crash-loop backoff: grows with each death within [`WORKER_HEALTHY_AFTER`] of spawning.
+    backoff: Backoff,
     /// Replaced by a newer generation: not respawned when it exits.
     retiring: bool,
     /// Already told to finish and exit.
@@ -91,14 +92,14 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(id: u32, pid: Option<Pid>, respawn_at: Option<Instant>, quick_deaths: u32) -> Self {
+    fn new(id: u32, pid: Option<Pid>, respawn_at: Option<Instant>, backoff: Backoff) -> Self {
         let now = Instant::now();
         Self {
             id,
             pid,
             spawned_at: now,
             respawn_at,
-            quick_deaths,
+            backoff,
             retiring: false,
             signalled: false,
             recycling: false,
@@ -661,9 +662,9 @@ impl Master<'_> {
                     unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
                 }
                 board_slot.pid.store(child.as_raw(), std::sync::atomic::Ordering::Relaxed);
-                let quick_deaths = self.slots[index].as_ref().map_or(0, |s| s.quick_deaths);
+                let backoff = self.slots[index].as_ref().map_or_else(worker_backoff, |s| s.backoff.clone());
                 self.history.entry(id).or_default().spawns += 1;
-                self.slots[index] = Some(Slot::new(id, Some(child), None, quick_deaths));
+                self.slots[index] = Some(Slot::new(id, Some(child), None, backoff));
                 tracing::info!("spawned worker {id} (pid {child})");
                 self.notify(&VassalMessage::WorkerSpawned { id, pid: child.as_raw() });
             }
@@ -672,7 +673,8 @@ impl Master<'_> {
                     unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
                 }
                 tracing::error!("cannot fork worker {id}: {err}; retrying in 1 s");
-                self.slots[index] = Some(Slot::new(id, None, Some(Instant::now() + Duration::from_secs(1)), 0));
+                self.slots[index] =
+                    Some(Slot::new(id, None, Some(Instant::now() + Duration::from_secs(1)), worker_backoff()));
             }
         }
     }
@@ -743,7 +745,7 @@ impl Master<'_> {
                 } else {
                     tracing::info!("worker {id} (pid {pid}) {how}; respawning");
                 }
-                slot.quick_deaths = 0;
+                slot.backoff.reset();
                 slot.respawn_at = Some(Instant::now());
                 continue;
             }
@@ -765,16 +767,12 @@ impl Master<'_> {
                 self.exit_code_override = Some(EXIT_APP_LOAD_FAILED);
                 continue;
             }
-            if lived < Duration::from_secs(1) {
-                slot.quick_deaths += 1;
+            // Crash loops back off exponentially instead of fork-bombing; a worker that lived a while starts over.
+            let delay = if lived < WORKER_HEALTHY_AFTER {
+                slot.backoff.next_delay()
             } else {
-                slot.quick_deaths = 0;
-            }
-            // Crash loops back off exponentially (0.1 s doubling, at most 10 s) instead of fork-bombing.
-            let delay = if slot.quick_deaths == 0 {
+                slot.backoff.reset();
                 Duration::ZERO
-            } else {
-                Duration::from_millis(100u64.saturating_mul(1 << slot.quick_deaths.min(7))).min(Duration::from_secs(10))
             };
             if delay.is_zero() {
                 tracing::warn!("worker {id} (pid {pid}) {how}; respawning");
@@ -1343,6 +1341,11 @@ fn open_fifos(paths: &[PathBuf]) -> Vec<std::fs::File> {
             }
         })
         .collect()
+}
+
+/// A fresh worker's crash-loop backoff (see [`crate::backoff::WORKER`]).
+fn worker_backoff() -> Backoff {
+    Backoff::new(crate::backoff::WORKER.0, crate::backoff::WORKER.1)
 }
 
 /// Records in the scoreboard why the worker in `index` is being retired (read back when it is reaped).
