@@ -106,6 +106,17 @@ pub fn flush_request_log() {
     });
 }
 
+/// Local-time text for a unix second; [`LocalClock`] caches it per second; tests
+/// use a fixed one.
+pub trait Clock {
+    /// `Mon Nov 23 21:00:00 2026` (C `ctime` without the newline).
+    fn ctime(&mut self, secs: u64, out: &mut Vec<u8>);
+    /// `23/Nov/2026:21:00:00 +0100` (strftime `%d/%b/%Y:%H:%M:%S %z`, uWSGI's `%(ltime)`).
+    fn ltime(&mut self, secs: u64, out: &mut Vec<u8>);
+    /// Unix seconds now.
+    fn now_secs(&mut self) -> u64;
+}
+
 /// Local-time text for request log lines, cached per second: formatting it (localtime_r) costs more than
 /// the rest of a line, and thousands of requests share each second.
 #[derive(Default)]
@@ -120,7 +131,7 @@ impl LocalClock {
     }
 }
 
-impl crate::worker::log_format::Clock for LocalClock {
+impl Clock for LocalClock {
     fn ctime(&mut self, secs: u64, out: &mut Vec<u8>) {
         if self.ctime.0 != secs {
             self.ctime = (secs, local_time(secs).map(|tm| format_ctime(&tm)).unwrap_or_default().into_bytes());

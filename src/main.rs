@@ -3,6 +3,10 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
+/// The worker program the master forks: wired here, above both, so `master` never imports `worker`.
+const WORKER: liege::control::handover::WorkerProgram =
+    liege::control::handover::WorkerProgram { check_config: liege::worker::check_config, run: liege::worker::run };
+
 fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
     match args.first().and_then(|a| a.to_str()) {
@@ -32,7 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match liege::master::run(&config, args) {
+    match liege::master::run(&config, args, WORKER) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
             tracing::error!("{err:#}");

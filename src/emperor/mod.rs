@@ -10,7 +10,7 @@
 //! - [`sockets`]: listening sockets the emperor owns and hands down by fd, and the stable port book.
 //! - [`logs`]: each vassal's output, in a ring buffer, a rotated log file, and the emperor's stderr.
 //! - [`throttle`]: exponential backoff for crash loops.
-//! - [`registry`]: the state shared with the HTTP API (`crate::api`).
+//! - [`registry`]: the state shared with the HTTP API ([`api`]).
 //!
 //! Signals: SIGTERM stops every vassal gracefully, then exits (a second SIGTERM or a SIGINT makes it quick);
 //! SIGINT/SIGQUIT stop them quickly; SIGHUP reloads every vassal gracefully.
@@ -19,12 +19,12 @@
 //! yet (environment, seconds): `LIEGE_EMPEROR_START_TIMEOUT` (default 120: a vassal not ready that long after
 //! it started is a failed start), `LIEGE_EMPEROR_CONCURRENT_STARTS` (default 2 per CPU, at least 4).
 
+pub mod api;
 pub mod logs;
 pub mod registry;
 pub mod scan;
 pub mod sockets;
 pub mod stats_server;
-pub mod throttle;
 pub mod vassal;
 
 use std::collections::{BTreeMap, HashSet};
@@ -281,7 +281,7 @@ async fn emperor(setup: Setup) -> ExitCode {
             }
         },
     };
-    let api_task = tokio::spawn(crate::api::serve(api_listener, registry.clone(), api_shutdown.clone()));
+    let api_task = tokio::spawn(api::serve(api_listener, registry.clone(), api_shutdown.clone()));
 
     let mut signals = match Signals::new() {
         Ok(signals) => signals,

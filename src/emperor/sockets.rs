@@ -19,7 +19,7 @@ use liege_config::{Protocol, SocketAddress, SocketSpec};
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, Socket, Type};
 
-use crate::master::sockets::{address_name, protocol_name, InheritedSocket};
+use crate::control::handover::{address_name, protocol_name, InheritedSocket};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {

@@ -42,11 +42,10 @@ use tokio::sync::{mpsc, Semaphore};
 use super::logs::{self, unix_time, ErrorTail, LogStore, Stream};
 use super::registry::{Command, SocketInfo, State, Traffic, VassalShared, VassalStatus};
 use super::sockets::{self, Listener, SocketError};
-use super::throttle::{Backoff, HEALTHY_AFTER};
 use super::Context;
+use crate::backoff::{Backoff, HEALTHY_AFTER};
+use crate::control::handover::{address_name, protocol_name, Inheritance, EXIT_APP_LOAD_FAILED, INHERIT_ENV};
 use crate::control::{EmperorCommand, VassalMessage, WorkerReport, EMPEROR_FD_ENV};
-use crate::master::sockets::{address_name, protocol_name};
-use crate::master::{Inheritance, INHERIT_ENV};
 
 /// Extra time, beyond the vassal's `reload-mercy`, before a process that was told to stop is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -958,7 +957,7 @@ pub fn describe_exit(status: Option<ExitStatus>) -> String {
         return match code {
             0 => "exited with code 0".to_owned(),
             1 => "exited with code 1 (startup error)".to_owned(),
-            code if code == crate::worker::EXIT_APP_LOAD_FAILED => {
+            code if code == EXIT_APP_LOAD_FAILED => {
                 format!("exited with code {code} (the app failed to load)")
             }
             code => format!("exited with code {code}"),

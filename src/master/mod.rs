@@ -9,7 +9,6 @@
 //! workers, and only then asks the old ones to finish their requests and exit. No connection is refused and
 //! none waits for an import. If the new code fails to import, the old workers keep serving.
 
-pub mod scoreboard;
 pub mod sockets;
 pub mod stats_server;
 
@@ -20,45 +19,23 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use liege_config::{OptionKind, VassalConfig};
+use liege_config::VassalConfig;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 use pyo3::prelude::*;
-use serde::{Deserialize, Serialize};
 
+use crate::backoff::{Backoff, WORKER_HEALTHY_AFTER};
+use crate::control::handover::{
+    protocol_name, Inheritance, InheritedListener, WorkerProgram, WorkerSetup, EXIT_APP_LOAD_FAILED, INHERIT_ENV,
+};
 use crate::control::{Channel, EmperorCommand, VassalMessage, WorkerReport, EMPEROR_FD_ENV};
-use crate::python;
+use crate::python::loader::{load_python_app_with, no_app_placeholder, AppLoadFailed};
+use crate::scoreboard::{ExitCause, Scoreboard, WorkerStatus};
 use crate::stats::Counters;
-use crate::worker::{self, InheritedListener, WorkerSetup, EXIT_APP_LOAD_FAILED};
-use scoreboard::{ExitCause, Scoreboard, WorkerStatus};
-use sockets::{BoundSocket, InheritedSocket};
+use sockets::BoundSocket;
 use stats_server::StatsServer;
-
-/// Environment variable carrying sockets (and, across a reload, the old workers) to a new master image.
-pub const INHERIT_ENV: &str = "LIEGE_INHERIT";
-
-/// What a master passes to its next image (or an emperor to a vassal).
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Inheritance {
-    #[serde(default)]
-    pub sockets: Vec<InheritedSocket>,
-    /// Workers of the previous image, still serving, to retire once the new ones are up.
-    #[serde(default)]
-    pub old_workers: Vec<i32>,
-    /// Unix time the vassal first started (kept across reloads for `uwsgi.started_on`).
-    #[serde(default)]
-    pub started_on: u64,
-    /// Replace the old workers one at a time (chain reload) instead of all at once.
-    #[serde(default)]
-    pub chain: bool,
-    /// The group's counters at the re-exec, so the stats keep counting across a reload.
-    #[serde(default)]
-    pub counters: Option<Counters>,
-    #[serde(default)]
-    pub respawns: BTreeMap<String, u64>,
-}
 
 /// What the stats remember about a worker id across the processes that hold it.
 #[derive(Debug, Default)]
@@ -99,8 +76,8 @@ struct Slot {
     spawned_at: Instant,
     /// When to try again after a crash (backoff for crash loops).
     respawn_at: Option<Instant>,
-    /// Consecutive deaths within a second of spawning.
-    quick_deaths: u32,
+    /// Crash-loop backoff: grows with each death within [`WORKER_HEALTHY_AFTER`] of spawning.
+    backoff: Backoff,
     /// Replaced by a newer generation: not respawned when it exits.
     retiring: bool,
     /// Already told to finish and exit.
@@ -115,14 +92,14 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(id: u32, pid: Option<Pid>, respawn_at: Option<Instant>, quick_deaths: u32) -> Self {
+    fn new(id: u32, pid: Option<Pid>, respawn_at: Option<Instant>, backoff: Backoff) -> Self {
         let now = Instant::now();
         Self {
             id,
             pid,
             spawned_at: now,
             respawn_at,
-            quick_deaths,
+            backoff,
             retiring: false,
             signalled: false,
             recycling: false,
@@ -140,6 +117,8 @@ enum Stopping {
 
 struct Master<'a> {
     config: &'a VassalConfig,
+    /// What runs in a forked worker (given by the binary).
+    worker: WorkerProgram,
     argv: Vec<OsString>,
     original_cwd: PathBuf,
     sockets: Vec<BoundSocket>,
@@ -177,7 +156,7 @@ struct Master<'a> {
 }
 
 /// Runs the vassal until it is stopped; returns the process exit code.
-pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
+pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) -> anyhow::Result<i32> {
     let original_cwd = std::env::current_dir().context("cannot read the current directory")?;
     let inheritance: Inheritance = match std::env::var(INHERIT_ENV) {
         Ok(text) => serde_json::from_str(&text).with_context(|| format!("invalid {INHERIT_ENV}"))?,
@@ -204,12 +183,11 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
     if !config.master {
         tracing::info!("liege always runs a master process; 'master = false' is ignored");
     }
-    crate::worker::check_request_log(config);
-    crate::worker::request_path::check(config).map_err(anyhow::Error::msg)?;
+    (worker.check_config)(config).map_err(anyhow::Error::msg)?;
     crate::process::raise_open_files_limit();
     let sockets = sockets::open_all(&config.sockets, config.listen, config.chmod_socket, inheritance.sockets)?;
     for socket in &sockets {
-        tracing::info!("{} socket bound to {}", sockets::protocol_name(socket.protocol), socket.name);
+        tracing::info!("{} socket bound to {}", protocol_name(socket.protocol), socket.name);
     }
     if let Some(pidfile) = &config.pidfile {
         std::fs::write(pidfile, format!("{}\n", std::process::id()))
@@ -260,6 +238,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
 
     let mut master = Master {
         config,
+        worker,
         argv,
         original_cwd,
         sockets,
@@ -601,7 +580,7 @@ impl Master<'_> {
                 let (queue, max_queue) = uwsgi::listen_queue(socket.fd.as_fd()).unwrap_or((0, 0));
                 uwsgi::Socket {
                     name: socket.name.clone(),
-                    proto: sockets::protocol_name(socket.protocol).to_owned(),
+                    proto: protocol_name(socket.protocol).to_owned(),
                     queue,
                     max_queue,
                     shared: 0,
@@ -678,16 +657,16 @@ impl Master<'_> {
                     .collect();
                 // (lazy-apps: no interpreter in the master, nothing to hand over)
                 let app = self.app.as_ref().map(|app| Python::attach(|py| app.clone_ref(py)));
-                worker::run(WorkerSetup { id, slot: index, config: self.config, listeners, app })
+                (self.worker.run)(WorkerSetup { id, slot: index, config: self.config, listeners, app })
             }
             Ok(ForkResult::Parent { child }) => {
                 if preload {
                     unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
                 }
                 board_slot.pid.store(child.as_raw(), std::sync::atomic::Ordering::Relaxed);
-                let quick_deaths = self.slots[index].as_ref().map_or(0, |s| s.quick_deaths);
+                let backoff = self.slots[index].as_ref().map_or_else(worker_backoff, |s| s.backoff.clone());
                 self.history.entry(id).or_default().spawns += 1;
-                self.slots[index] = Some(Slot::new(id, Some(child), None, quick_deaths));
+                self.slots[index] = Some(Slot::new(id, Some(child), None, backoff));
                 tracing::info!("spawned worker {id} (pid {child})");
                 self.notify(&VassalMessage::WorkerSpawned { id, pid: child.as_raw() });
             }
@@ -696,7 +675,8 @@ impl Master<'_> {
                     unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
                 }
                 tracing::error!("cannot fork worker {id}: {err}; retrying in 1 s");
-                self.slots[index] = Some(Slot::new(id, None, Some(Instant::now() + Duration::from_secs(1)), 0));
+                self.slots[index] =
+                    Some(Slot::new(id, None, Some(Instant::now() + Duration::from_secs(1)), worker_backoff()));
             }
         }
     }
@@ -767,7 +747,7 @@ impl Master<'_> {
                 } else {
                     tracing::info!("worker {id} (pid {pid}) {how}; respawning");
                 }
-                slot.quick_deaths = 0;
+                slot.backoff.reset();
                 slot.respawn_at = Some(Instant::now());
                 continue;
             }
@@ -789,16 +769,12 @@ impl Master<'_> {
                 self.exit_code_override = Some(EXIT_APP_LOAD_FAILED);
                 continue;
             }
-            if lived < Duration::from_secs(1) {
-                slot.quick_deaths += 1;
+            // Crash loops back off exponentially instead of fork-bombing; a worker that lived a while starts over.
+            let delay = if lived < WORKER_HEALTHY_AFTER {
+                slot.backoff.next_delay()
             } else {
-                slot.quick_deaths = 0;
-            }
-            // Crash loops back off exponentially (0.1 s doubling, at most 10 s) instead of fork-bombing.
-            let delay = if slot.quick_deaths == 0 {
+                slot.backoff.reset();
                 Duration::ZERO
-            } else {
-                Duration::from_millis(100u64.saturating_mul(1 << slot.quick_deaths.min(7))).min(Duration::from_secs(10))
             };
             if delay.is_zero() {
                 tracing::warn!("worker {id} (pid {pid}) {how}; respawning");
@@ -1291,18 +1267,6 @@ impl Master<'_> {
     }
 }
 
-/// With `need-app = false` a vassal whose app failed to load keeps running (uWSGI's behaviour) and answers
-/// every request with a 503 that says why, instead of exiting.
-fn no_app_placeholder() -> anyhow::Result<Py<PyAny>> {
-    tracing::warn!("need-app = false: serving 503 until the app loads (fix it and send SIGHUP)");
-    Python::attach(|py| {
-        let code = c"def application(environ, start_response):\n    start_response('503 Service Unavailable', [('Content-Type', 'text/plain')])\n    return [b'no app loaded\\n']\n";
-        let module = PyModule::from_code(py, code, c"liege_no_app.py", c"liege_no_app")?;
-        Ok(module.getattr("application")?.unbind())
-    })
-    .map_err(|err: PyErr| anyhow::anyhow!("cannot create the no-app placeholder: {err}"))
-}
-
 /// Appends stdout and stderr to `path` (uWSGI's `logto`).
 fn redirect_output(path: &std::path::Path) -> anyhow::Result<()> {
     use std::os::fd::AsRawFd;
@@ -1348,75 +1312,6 @@ fn drop_privileges(config: &VassalConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts Python and imports the app (in the master for preload, in each worker for lazy-apps). Errors are
-/// logged here, with the traceback.
-/// The app could not be imported; why (the traceback) is already in the log.
-#[derive(Debug, thiserror::Error)]
-#[error("the app failed to load (the traceback is in the log)")]
-pub struct AppLoadFailed;
-
-pub fn load_python_app(config: &VassalConfig) -> Result<Py<PyAny>, AppLoadFailed> {
-    load_python_app_with(config, crate::process::unix_now())
-}
-
-fn load_python_app_with(config: &VassalConfig, started_on: u64) -> Result<Py<PyAny>, AppLoadFailed> {
-    if let Err(err) = python::interpreter::initialize(config.virtualenv.as_deref()) {
-        tracing::error!("{err}");
-        return Err(AppLoadFailed);
-    }
-    if config.app.is_none() && config.mounts.is_empty() {
-        tracing::error!("no app configured: give wsgi-file, module or mount");
-        return Err(AppLoadFailed);
-    }
-    Python::attach(|py| {
-        let options: Vec<(String, String, bool)> = config
-            .raw
-            .iter()
-            .map(|o| {
-                let is_flag = liege_config::lookup(&o.key).is_some_and(|d| matches!(d.kind, OptionKind::Flag));
-                (o.key.clone(), o.value.clone(), is_flag)
-            })
-            .collect();
-        let master_pid = if crate::python::uwsgi_module::worker_id() == 0 {
-            std::process::id()
-        } else {
-            Pid::parent().as_raw() as u32
-        };
-        let info =
-            python::uwsgi_module::ModuleInfo { numproc: config.processes, master_pid, started_on, options: &options };
-        if let Err(err) = python::uwsgi_module::install(py, &info)
-            .and_then(|()| python::app::prepare_sys_path(py, &config.pythonpath, config.app.as_ref()))
-        {
-            tracing::error!("cannot prepare the interpreter: {err}");
-            err.display(py);
-            return Err(AppLoadFailed);
-        }
-        match python::app::load_apps(py, config) {
-            Ok(app) => {
-                // Objects that survive the import are moved out of the collector's reach, so workers don't
-                // touch (and copy) the pages holding them when the GC runs: more memory stays shared.
-                let _ = py.import("gc").and_then(|gc| gc.call_method0("freeze"));
-                tracing::info!("app loaded: {}", config.app.as_ref().map_or("mounted apps".into(), describe_app));
-                Ok(app)
-            }
-            Err(err) => {
-                tracing::error!("{err}");
-                if let Some(traceback) = err.traceback() {
-                    crate::logging::write_raw(traceback.as_bytes());
-                }
-                Err(AppLoadFailed)
-            }
-        }
-    })
-}
-
-fn describe_app(spec: &liege_config::AppSpec) -> String {
-    match &spec.source {
-        liege_config::AppSource::File(path) => format!("{}:{}", path.display(), spec.callable),
-        liege_config::AppSource::Module(module) => format!("{module}:{}", spec.callable),
-    }
-}
-
 fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
@@ -1448,6 +1343,11 @@ fn open_fifos(paths: &[PathBuf]) -> Vec<std::fs::File> {
             }
         })
         .collect()
+}
+
+/// A fresh worker's crash-loop backoff (see [`crate::backoff::WORKER`]).
+fn worker_backoff() -> Backoff {
+    Backoff::new(crate::backoff::WORKER.0, crate::backoff::WORKER.1)
 }
 
 /// Records in the scoreboard why the worker in `index` is being retired (read back when it is reaped).

@@ -6,8 +6,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::PathBuf;
 
+use crate::control::handover::{address_name, protocol_from_name, protocol_name, InheritedSocket};
 use liege_config::{Protocol, SocketAddress, SocketSpec};
-use serde::{Deserialize, Serialize};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,38 +33,6 @@ pub struct BoundSocket {
     pub fd: OwnedFd,
     /// Set for unix sockets.
     pub unix_path: Option<PathBuf>,
-}
-
-/// A socket passed down by fd number, described in the `LIEGE_INHERIT` environment variable.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InheritedSocket {
-    pub protocol: String,
-    pub name: String,
-    pub fd: RawFd,
-}
-
-pub fn protocol_name(protocol: Protocol) -> &'static str {
-    match protocol {
-        Protocol::Http => "http",
-        Protocol::Uwsgi => "uwsgi",
-    }
-}
-
-fn protocol_from_name(name: &str) -> Option<Protocol> {
-    match name {
-        "http" => Some(Protocol::Http),
-        "uwsgi" => Some(Protocol::Uwsgi),
-        _ => None,
-    }
-}
-
-/// The canonical display name of an address (what matches an inherited socket to a configured one).
-pub fn address_name(address: &SocketAddress) -> String {
-    match address {
-        SocketAddress::Tcp { host, port } => format!("{host}:{port}"),
-        SocketAddress::Unix(path) => path.display().to_string(),
-        SocketAddress::Fd(fd) => format!("fd://{fd}"),
-    }
 }
 
 /// Opens every configured socket, reusing inherited ones with the same protocol and address. When the config

@@ -7,6 +7,7 @@ pub mod app;
 pub mod environ;
 pub mod interpreter;
 pub mod iteration;
+pub mod loader;
 pub mod response;
 pub mod start_response;
 pub mod streams;

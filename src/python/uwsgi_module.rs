@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
-use crate::master::scoreboard::Scoreboard;
+use crate::scoreboard::Scoreboard;
 
 /// This process's worker id: 0 in the master, 1..=N in workers (set right after fork).
 static WORKER_ID: AtomicU32 = AtomicU32::new(0);

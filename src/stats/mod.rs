@@ -1,6 +1,6 @@
 //! Request statistics as they travel from the scoreboard to the API.
 //!
-//! The scoreboard ([`crate::master::scoreboard`]) holds each live worker's counters. The master adds them up,
+//! The scoreboard ([`crate::scoreboard`]) holds each live worker's counters. The master adds them up,
 //! with those of the workers that have exited, into one cumulative [`Counters`] for the whole group, and sends
 //! it to the emperor every second. The emperor turns consecutive snapshots into per-second deltas
 //! ([`window::VassalMetrics`]): rates, percentiles over the last minute, the history behind the charts, and
@@ -12,9 +12,8 @@ pub mod window;
 
 use serde::{Deserialize, Serialize};
 
-use crate::master::scoreboard::{
-    bucket_lower_bound_us, WorkerSlot, LATENCY_BUCKETS, OCTAVES, SUB_BUCKETS, TRACKED_CODES,
-};
+use crate::latency::{bucket_midpoint_us, latency_bucket, LATENCY_BUCKETS};
+use crate::scoreboard::{WorkerSlot, TRACKED_CODES};
 
 /// Request counters of a group of workers, cumulative since the group's master started.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -139,7 +138,7 @@ impl Histogram {
     }
 
     pub fn record_us(&mut self, micros: u64) {
-        self.dense()[crate::master::scoreboard::latency_bucket(micros)] += 1;
+        self.dense()[latency_bucket(micros)] += 1;
     }
 
     fn add_slot(&mut self, slot: &WorkerSlot) {
@@ -216,20 +215,6 @@ impl Histogram {
     pub fn max_ms(&self) -> Option<f64> {
         self.buckets().last().map(|(bucket, _)| bucket_midpoint_us(bucket) / 1000.0)
     }
-}
-
-/// The middle of a bucket, in µs.
-pub fn bucket_midpoint_us(bucket: usize) -> f64 {
-    let low = bucket_lower_bound_us(bucket) as f64;
-    (low + bucket_upper_bound_us(bucket) as f64) / 2.0
-}
-
-/// The first value of the next bucket (the exclusive upper bound of `bucket`), in µs.
-pub fn bucket_upper_bound_us(bucket: usize) -> u64 {
-    if bucket + 1 >= SUB_BUCKETS * OCTAVES {
-        return 1u64 << OCTAVES;
-    }
-    bucket_lower_bound_us(bucket + 1)
 }
 
 impl Serialize for Histogram {

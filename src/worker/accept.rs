@@ -36,7 +36,7 @@ use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
 
 use super::stream::Stream;
-use crate::master::scoreboard::{Scoreboard, WorkerStatus};
+use crate::scoreboard::{Scoreboard, WorkerStatus};
 use crate::python::environ::ConnectionInfo;
 
 /// How long a worker leaves a pending connection to an idle, less-loaded sibling before looking again.

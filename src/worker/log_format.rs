@@ -26,6 +26,8 @@ use std::time::Duration;
 
 use liege_config::{LogFormat, VassalConfig};
 
+pub use crate::logging::Clock;
+
 /// Which requests get a line. uWSGI's `log_request()`: a request is logged when logging is enabled, *or*
 /// when one of the conditions matches; the conditions exist to log some requests while `disable-logging`
 /// is on, and with logging enabled they change nothing (no request is logged twice).
@@ -267,16 +269,6 @@ impl Entry<'_> {
     fn uri(&self) -> &str {
         self.request_line.split_once(' ').map_or("", |(_, uri)| uri)
     }
-}
-
-/// Local-time text for a unix second; the worker's implementation caches it per second.
-pub trait Clock {
-    /// `Mon Nov 23 21:00:00 2026` (C `ctime` without the newline).
-    fn ctime(&mut self, secs: u64, out: &mut Vec<u8>);
-    /// `23/Nov/2026:21:00:00 +0100` (strftime `%d/%b/%Y:%H:%M:%S %z`, uWSGI's `%(ltime)`).
-    fn ltime(&mut self, secs: u64, out: &mut Vec<u8>);
-    /// Unix seconds now.
-    fn now_secs(&mut self) -> u64;
 }
 
 /// The compiled request log of a worker.

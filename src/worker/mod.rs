@@ -17,7 +17,6 @@ mod stream;
 mod uwsgi;
 
 use std::cell::Cell;
-use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -26,12 +25,10 @@ use liege_protocol::http_policy;
 use pyo3::prelude::*;
 use tokio::sync::{watch, Notify};
 
-use crate::master::scoreboard::{Scoreboard, WorkerSlot, WorkerStatus};
+use crate::control::handover::{InheritedListener, WorkerSetup, EXIT_APP_LOAD_FAILED};
 use crate::python::environ::EnvironSettings;
+use crate::scoreboard::{Scoreboard, WorkerSlot, WorkerStatus};
 use python_runner::PythonRunner;
-
-/// Exit code of a worker (or master) whose app could not be loaded; uWSGI's value, which tools know.
-pub const EXIT_APP_LOAD_FAILED: i32 = 22;
 
 /// Request-handling limits, resolved once from the config.
 pub struct Limits {
@@ -83,7 +80,7 @@ pub struct Worker {
 impl Worker {
     /// Called after each request: past `max-requests`, stop gracefully (the master starts a fresh worker).
     pub fn request_done(&self, requests: u64) {
-        use crate::master::scoreboard::ExitCause;
+        use crate::scoreboard::ExitCause;
         let cause = if self.max_requests > 0 && requests >= self.max_requests {
             Some(ExitCause::MaxRequests)
         } else if let Some(limit) = self.reload_on_rss {
@@ -106,23 +103,6 @@ impl Worker {
     }
 }
 
-/// A listening socket inherited from the master.
-pub struct InheritedListener {
-    pub protocol: Protocol,
-    pub fd: OwnedFd,
-    pub unix_path: Option<String>,
-}
-
-/// What the master hands a freshly forked worker.
-pub struct WorkerSetup<'a> {
-    pub id: u32,
-    pub slot: usize,
-    pub config: &'a VassalConfig,
-    pub listeners: Vec<InheritedListener>,
-    /// The app imported by the master (preload), or `None` for lazy-apps.
-    pub app: Option<Py<PyAny>>,
-}
-
 /// Runs the worker until it is told to stop; never returns.
 pub fn run(setup: WorkerSetup<'_>) -> ! {
     let code = match run_inner(setup) {
@@ -143,7 +123,7 @@ fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
 
     let app = match setup.app {
         Some(app) => app,
-        None => crate::master::load_python_app(config).map_err(|_| EXIT_APP_LOAD_FAILED)?,
+        None => crate::python::loader::load_python_app(config).map_err(|_| EXIT_APP_LOAD_FAILED)?,
     };
     if let Some(megabytes) = config.limit_as {
         // RLIMIT_AS: past it allocations fail (MemoryError in Python) instead of the host swapping.
@@ -214,6 +194,13 @@ pub fn check_request_log(config: &VassalConfig) {
     for warning in log_format::RequestLog::new(config).1 {
         tracing::warn!("{warning}");
     }
+}
+
+/// What the master checks once before forking workers: the request log's warnings, and the request path
+/// (routes, static maps), whose errors stop the vassal.
+pub fn check_config(config: &VassalConfig) -> Result<(), String> {
+    check_request_log(config);
+    request_path::check(config)
 }
 
 fn uwsgi_role(id: u32) {

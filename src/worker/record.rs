@@ -75,7 +75,7 @@ impl Drop for RequestRecord {
         let elapsed = self.started.elapsed();
         let slot = self.worker.slot;
         slot.end_request(self.status, self.bytes_in, self.bytes_out, elapsed, self.failed);
-        slot.set_status(crate::master::scoreboard::WorkerStatus::Idle);
+        slot.set_status(crate::scoreboard::WorkerStatus::Idle);
         let worker_requests = slot.requests.load(std::sync::atomic::Ordering::Relaxed);
         self.worker.request_done(worker_requests);
         let log = &self.worker.request_log;
@@ -83,7 +83,7 @@ impl Drop for RequestRecord {
             return;
         }
         let total = if log.needs_totals() {
-            crate::master::scoreboard::Scoreboard::global().map_or(worker_requests, |b| b.total_requests())
+            crate::scoreboard::Scoreboard::global().map_or(worker_requests, |b| b.total_requests())
         } else {
             0
         };

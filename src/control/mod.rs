@@ -5,6 +5,8 @@
 //! captured exchange. The master never blocks on this channel: it writes with `MSG_DONTWAIT` and drops a
 //! heartbeat the emperor is too slow to read (the next one supersedes it); it reads whole lines only.
 
+pub mod handover;
+
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 

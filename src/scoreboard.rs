@@ -1,20 +1,26 @@
 //! The scoreboard: per-worker counters in one `MAP_SHARED` anonymous mapping created by the master before it
 //! forks, so every worker inherits it.
 //!
-//! Workers write only their own slot, with relaxed atomics on cache-line-aligned slots: no locks and no
-//! syscalls on the request path. The master (and the stats server it will run) only reads. This is the
-//! single source of truth for stats: the emperor gets snapshots of it from the master, never from workers.
+//! Shared by two kinds of process (the master and its workers) and read by the `uwsgi` Python module inside
+//! the workers, so it lives here, below all of them (see `docs/modules.md`). It is the single source of truth
+//! for stats: the emperor gets snapshots of it from the master, never from workers.
+//!
+//! Who writes what. A worker writes its own slot: status, counters, latency buckets, the current request
+//! (start time and line), open connections, and `exit_cause` when it recycles itself. The master writes six
+//! fields: `id` and `last_spawn_s` when it prepares the slot before the fork, `pid` right after it,
+//! `exit_cause` when it asks the worker to exit (the first cause recorded wins, so the two writers never
+//! overwrite each other), `harakiri_count` when it kills a stuck worker, and `rss_bytes` when it samples
+//! memory. It also resets a whole slot, but only when no worker owns it (before the fork, after the reap).
+//! Everything is a relaxed atomic on cache-line-aligned slots: no locks and no syscalls on the request path;
+//! the one multi-field value, the request line, is published under a seqlock (see [`WorkerSlot::request_line`]).
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, AtomicU8};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// Log-linear latency buckets: `SUB_BUCKETS` per power of two of microseconds, so any percentile read from them
-/// is within 1/SUB_BUCKETS (≈ 3 %) of the truth, from 1 µs to ~2^30 µs (≈ 18 minutes).
-pub const SUB_BUCKETS: usize = 32;
-pub const OCTAVES: usize = 31;
-pub const LATENCY_BUCKETS: usize = SUB_BUCKETS * OCTAVES;
+use crate::latency::{latency_bucket, LATENCY_BUCKETS};
 
 /// Status codes common enough to count individually (the rest only by class).
 pub const TRACKED_CODES: [u16; 16] = [200, 201, 204, 301, 302, 304, 400, 401, 403, 404, 405, 429, 500, 502, 503, 504];
@@ -103,8 +109,8 @@ impl ExitCause {
     }
 }
 
-/// One worker's counters. Only the worker that owns the slot writes to it (except `pid`/`id`/`generation`,
-/// which the master sets before the fork).
+/// One worker's counters, written by the worker that owns the slot and by the master (the six fields listed
+/// in the module docs).
 #[repr(C, align(64))]
 pub struct WorkerSlot {
     pub pid: AtomicI32,
@@ -213,16 +219,6 @@ impl Scoreboard {
         (0..self.len).filter_map(|i| self.slot(i))
     }
 
-    /// The fewest open connections among serving workers other than `except` (`None` if there are none).
-    pub fn fewest_connections_except(&self, except: usize) -> Option<u32> {
-        (0..self.len)
-            .filter(|&i| i != except)
-            .filter_map(|i| self.slot(i))
-            .filter(|s| matches!(s.status(), WorkerStatus::Idle | WorkerStatus::Busy))
-            .map(|s| s.connections.load(Relaxed))
-            .min()
-    }
-
     /// Every request ever served by this master's workers, including exited ones.
     pub fn total_requests(&self) -> u64 {
         self.header().retired_requests.load(Relaxed) + self.slots().map(|s| s.requests.load(Relaxed)).sum::<u64>()
@@ -277,15 +273,25 @@ impl WorkerSlot {
     }
 
     /// Marks the start of a request: busy, with its start time and request line for harakiri reports.
+    ///
+    /// The request line is published under a seqlock (this worker is its only writer): the stamp goes odd,
+    /// the bytes are written, the stamp goes even again. The orderings follow crossbeam's `SeqLock`, and
+    /// each matters: the bytes are relaxed stores, which the CPU (on a weakly ordered one, e.g. ARM) or the
+    /// compiler may move before a plain store of the odd stamp, so a reader could read new bytes next to an
+    /// unchanged even stamp and accept a torn line. The `Release` fence after the odd stamp forbids that: any
+    /// reader that sees one of the new bytes and then passes its `Acquire` fence also sees the odd stamp (or a
+    /// later one) and retries. The final `Release` store pairs with the reader's first `Acquire` load: a
+    /// reader that sees the even stamp sees every byte written before it.
     pub fn begin_request(&self, now_us: u64, request_line: &[u8]) {
         let seq = self.request_line_seq.load(Relaxed);
-        self.request_line_seq.store(seq.wrapping_add(1), std::sync::atomic::Ordering::Release);
+        self.request_line_seq.store(seq.wrapping_add(1), Relaxed);
+        fence(Release);
         let len = request_line.len().min(REQUEST_LINE_BYTES);
         for (cell, byte) in self.request_line.iter().zip(&request_line[..len]) {
             cell.store(*byte, Relaxed);
         }
         self.request_line_len.store(len as u32, Relaxed);
-        self.request_line_seq.store(seq.wrapping_add(2), std::sync::atomic::Ordering::Release);
+        self.request_line_seq.store(seq.wrapping_add(2), Release);
         self.request_started_us.store(now_us, Relaxed);
         self.set_status(WorkerStatus::Busy);
     }
@@ -309,16 +315,22 @@ impl WorkerSlot {
         self.request_started_us.store(0, Relaxed);
     }
 
-    /// The request line being served, if it could be read consistently.
+    /// The request line being served, if it could be read consistently (the reader's side of the seqlock in
+    /// [`WorkerSlot::begin_request`]).
     pub fn request_line(&self) -> Option<Vec<u8>> {
         for _ in 0..4 {
-            let before = self.request_line_seq.load(std::sync::atomic::Ordering::Acquire);
+            // Acquire: pairs with the writer's final Release store, so the bytes of that write are visible.
+            let before = self.request_line_seq.load(Acquire);
             if before % 2 == 1 {
                 continue;
             }
             let len = (self.request_line_len.load(Relaxed) as usize).min(REQUEST_LINE_BYTES);
             let line: Vec<u8> = self.request_line[..len].iter().map(|b| b.load(Relaxed)).collect();
-            if self.request_line_seq.load(std::sync::atomic::Ordering::Acquire) == before {
+            // Acquire fence: pairs with the writer's Release fence. If any load above saw a byte of a newer
+            // write, the stamp loaded below is that write's odd stamp or later, and the copy is thrown away.
+            // (An Acquire load alone would not do: it orders what comes after it, not the loads before.)
+            fence(Acquire);
+            if self.request_line_seq.load(Relaxed) == before {
                 return Some(line);
             }
         }
@@ -326,41 +338,50 @@ impl WorkerSlot {
     }
 }
 
-/// Index of the log-linear bucket holding `micros`.
-pub fn latency_bucket(micros: u64) -> usize {
-    let v = micros.max(1);
-    let octave = 63 - v.leading_zeros() as usize; // floor(log2 v)
-    if octave >= OCTAVES {
-        return LATENCY_BUCKETS - 1;
-    }
-    // The 5 bits below the leading one select the sub-bucket (SUB_BUCKETS = 32).
-    let fraction = if octave >= 5 { v >> (octave - 5) } else { v << (5 - octave) };
-    octave * SUB_BUCKETS + (fraction as usize & (SUB_BUCKETS - 1))
-}
-
-/// The smallest value that falls in `bucket` (the inverse of [`latency_bucket`], for percentile estimates).
-pub fn bucket_lower_bound_us(bucket: usize) -> u64 {
-    let octave = bucket / SUB_BUCKETS;
-    let sub = (bucket % SUB_BUCKETS) as u64;
-    let base = 1u64 << octave;
-    base + (base * sub) / SUB_BUCKETS as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A writer publishes request lines as fast as it can while readers check that every line they get is
+    /// whole: its length and its bytes come from the same write (byte = 'a' + len % 26), never a mix.
     #[test]
-    fn buckets_are_monotonic_and_tight() {
-        let mut last = 0;
-        for v in [1u64, 2, 3, 31, 32, 33, 100, 1_000, 1_001, 65_536, 1_000_000, 60_000_000] {
-            let b = latency_bucket(v);
-            assert!(b >= last, "bucket for {v} went backwards");
-            last = b;
-            let low = bucket_lower_bound_us(b);
-            assert!(low <= v, "{v}: lower bound {low} above value");
-            assert!((v - low) as f64 <= v as f64 / SUB_BUCKETS as f64 + 1.0, "{v}: bucket too wide (low {low})");
-        }
+    fn request_line_is_never_torn() {
+        use std::sync::atomic::AtomicBool;
+        let board = Scoreboard::install(2).expect("map");
+        let slot = board.slot(0).expect("slot");
+        slot.reset(1, 0);
+        let done = AtomicBool::new(false);
+        let line_for = |i: usize| {
+            let len = 1 + i % REQUEST_LINE_BYTES;
+            vec![b'a' + (len % 26) as u8; len]
+        };
+        let whole = [AtomicU64::new(0), AtomicU64::new(0)];
+        std::thread::scope(|scope| {
+            for seen in &whole {
+                let done = &done;
+                scope.spawn(move || {
+                    while !done.load(Relaxed) {
+                        let Some(line) = slot.request_line().filter(|l| !l.is_empty()) else { continue };
+                        let expected = b'a' + (line.len() % 26) as u8;
+                        assert!(line.iter().all(|&b| b == expected), "torn: {:?}", String::from_utf8_lossy(&line));
+                        seen.fetch_add(1, Relaxed);
+                    }
+                });
+            }
+            // Bounded in count and time; stops early once both readers have checked plenty of lines.
+            let started = std::time::Instant::now();
+            for i in 0..5_000_000 {
+                slot.begin_request(1, &line_for(i));
+                if i % 1024 == 0
+                    && (whole.iter().all(|seen| seen.load(Relaxed) >= 20_000)
+                        || started.elapsed() > Duration::from_secs(20))
+                {
+                    break;
+                }
+            }
+            done.store(true, Relaxed);
+        });
+        assert!(whole.iter().all(|seen| seen.load(Relaxed) > 0), "a reader never got a line");
     }
 
     #[test]

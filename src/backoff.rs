@@ -1,16 +1,24 @@
-//! Crash-loop backoff for one vassal: 1 s, 2 s, 4 s ... up to a cap (`emperor-throttle`,
-//! `emperor-max-throttle`).
+//! Crash-loop backoff, one type for both supervisors: the emperor restarting a vassal (1 s, 2 s, 4 s ... up
+//! to `emperor-max-throttle`, from `emperor-throttle`) and the master respawning a worker (0.2 s doubling, at
+//! most 10 s, see [`WORKER`]).
 //!
-//! Why exponential and capped: a vassal whose app raises at import would otherwise be restarted as fast as
-//! Python can start, burning the CPU its neighbours need; the cap keeps a fixed app from waiting long before
-//! it comes back. A vassal that served for a while before dying starts over from the base delay, and a manual
-//! retry (API) or a change of its file resets the backoff.
+//! Why exponential and capped: a process whose app raises at import would otherwise be restarted as fast as
+//! Python can start, burning the CPU its neighbours need (a fork bomb, for workers); the cap keeps a fixed
+//! app from waiting long before it comes back. A process that served for a while before dying starts over
+//! ([`Backoff::reset`]): for a vassal, after [`HEALTHY_AFTER`], a manual retry (API) or a change of its file;
+//! for a worker, after [`WORKER_HEALTHY_AFTER`] or a planned exit (max-requests, reload, ...).
 
 use std::time::Duration;
 
 /// A vassal that stayed up this long before exiting is treated as healthy: its next start is immediate and
 /// the backoff starts over.
 pub const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+
+/// A worker that lived this long before crashing is respawned at once and its backoff starts over.
+pub const WORKER_HEALTHY_AFTER: Duration = Duration::from_secs(1);
+
+/// The master's respawn backoff for a worker's crash loop: 0.2 s, 0.4 s ... at most 10 s.
+pub const WORKER: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(10));
 
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -54,6 +62,13 @@ mod tests {
         assert_eq!(backoff.failures(), 6);
         backoff.reset();
         assert_eq!(backoff.next_delay(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_crashing_worker_waits_200_ms_doubling_up_to_10_s() {
+        let mut backoff = Backoff::new(WORKER.0, WORKER.1);
+        let delays: Vec<u128> = (0..9).map(|_| backoff.next_delay().as_millis()).collect();
+        assert_eq!(delays, [200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000]);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::Shared;
 use crate::emperor::registry::{State as VassalState, VassalStatus};
-use crate::stats::{bucket_midpoint_us, Counters};
+use crate::latency::bucket_midpoint_us;
+use crate::stats::Counters;
 
 /// Histogram bounds, in seconds.
 const BOUNDS: [f64; 16] =
