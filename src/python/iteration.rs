@@ -217,6 +217,8 @@ fn iterate(py: Python<'_>, job: &StreamJob) -> bool {
         if job.shared.is_writer_gone() {
             return true;
         }
+        // SAFETY: `iterator` came from `try_iter()` (so it is an iterator) and the job keeps it alive; `py`
+        // proves the GIL is held. PyIter_Next returns a new reference or NULL, which the code below owns or checks.
         let next = unsafe { pyo3::ffi::PyIter_Next(iterator.as_ptr()) };
         let chunk = if next.is_null() {
             if let Some(err) = PyErr::take(py) {
