@@ -157,6 +157,7 @@ pub struct Scoreboard {
 
 // SAFETY: the mapping is shared memory accessed only through atomics.
 unsafe impl Send for Scoreboard {}
+// SAFETY: as for Send: every access through `&Scoreboard` is an atomic load or store.
 unsafe impl Sync for Scoreboard {}
 
 static GLOBAL: OnceLock<Scoreboard> = OnceLock::new();

@@ -162,14 +162,18 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
         Ok(text) => serde_json::from_str(&text).with_context(|| format!("invalid {INHERIT_ENV}"))?,
         Err(_) => Inheritance::default(),
     };
+    #[allow(clippy::disallowed_methods, reason = "the master is single-threaded: no thread reads the environment")]
     std::env::remove_var(INHERIT_ENV);
     let control = Channel::from_env();
+    #[allow(clippy::disallowed_methods, reason = "the master is single-threaded: no thread reads the environment")]
     std::env::remove_var(EMPEROR_FD_ENV);
     let started_on = if inheritance.started_on > 0 { inheritance.started_on } else { crate::process::unix_now() };
 
     if let Some(path) = &config.logto {
         redirect_output(path)?;
     }
+    // `env = KEY=VALUE` options, set before Python starts (and before any worker thread exists).
+    #[allow(clippy::disallowed_methods, reason = "the master is single-threaded: no thread reads the environment")]
     for (key, value) in &config.env {
         std::env::set_var(key, value);
     }
@@ -640,8 +644,9 @@ impl Master<'_> {
                 if let Some(stats) = &self.stats {
                     stats.close_in_child();
                 }
-                // SAFETY: see above; we are the only thread in the child.
                 if preload {
+                    // SAFETY: see above; we are the only thread in the child, which still holds the GIL the
+                    // parent took for PyOS_BeforeFork.
                     unsafe { pyo3::ffi::PyOS_AfterFork_Child() };
                 }
                 let listeners = self
@@ -661,6 +666,7 @@ impl Master<'_> {
             }
             Ok(ForkResult::Parent { child }) => {
                 if preload {
+                    // SAFETY: pairs the PyOS_BeforeFork above, in the same (only) thread, GIL still held.
                     unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
                 }
                 board_slot.pid.store(child.as_raw(), std::sync::atomic::Ordering::Relaxed);
@@ -672,6 +678,8 @@ impl Master<'_> {
             }
             Err(err) => {
                 if preload {
+                    // SAFETY: the fork failed, so this is still the parent: undo PyOS_BeforeFork as CPython
+                    // requires (same thread, GIL still held).
                     unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
                 }
                 tracing::error!("cannot fork worker {id}: {err}; retrying in 1 s");

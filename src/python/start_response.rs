@@ -241,6 +241,7 @@ struct PyBytesOwner {
 // SAFETY: the buffer of an immutable `bytes` object is never written after creation and lives as long as
 // `_object`; Py<T> itself is Send.
 unsafe impl Send for PyBytesOwner {}
+// SAFETY: as for Send: the bytes are immutable, so shared access from several threads only reads them.
 unsafe impl Sync for PyBytesOwner {}
 
 impl AsRef<[u8]> for PyBytesOwner {

@@ -206,6 +206,8 @@ pub fn listen_queue(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u64, u64)> {
     // SAFETY: tcp_info is plain old data; getsockopt writes at most `len` bytes into it.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `fd` is a valid borrowed descriptor; `info` and `len` are live locals of the size passed, and the
+    // kernel writes at most `len` bytes (a non-TCP socket just makes the call fail).
     let rc = unsafe {
         libc::getsockopt(
             fd.as_raw_fd(),

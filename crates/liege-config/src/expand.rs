@@ -158,6 +158,13 @@ pub enum UnknownReferences {
     Keep,
 }
 
+/// The most bytes all the values of one configuration may expand to, together.
+///
+/// `%(name)` copies a value, so each line can double the one before (`b = %(a)%(a)`, `c = %(b)%(b)`...): thirty
+/// lines would ask for gigabytes, and the emperor, which reads every vassal file itself before starting it,
+/// would die of one hostile or mistaken file. Real configurations expand to kilobytes.
+pub const MAX_EXPANDED_BYTES: usize = 16 * 1024 * 1024;
+
 /// Expands values in reading order and remembers what has been set, for later `%(name)` references.
 pub struct Expander<'env> {
     env: &'env dyn Fn(&str) -> Option<String>,
@@ -169,6 +176,8 @@ pub struct Expander<'env> {
     /// Every name a `%(name)` has resolved to, so undeclared placeholders can be told from typos.
     referenced: HashSet<String>,
     first_file: Option<FileContext>,
+    /// Bytes of every value expanded so far, against [`MAX_EXPANDED_BYTES`].
+    expanded_bytes: usize,
 }
 
 impl<'env> Expander<'env> {
@@ -180,6 +189,7 @@ impl<'env> Expander<'env> {
             values: HashMap::new(),
             referenced: HashSet::new(),
             first_file: None,
+            expanded_bytes: 0,
         }
     }
 
@@ -219,7 +229,10 @@ impl<'env> Expander<'env> {
                     expanded.push_str(&(self.env)(name).unwrap_or_default());
                 } else {
                     match self.resolve_reference(name) {
-                        Some(value) => expanded.push_str(&value),
+                        Some(value) => {
+                            self.check_budget(expanded.len() + value.len(), origin)?;
+                            expanded.push_str(&value);
+                        }
                         None if unknown == UnknownReferences::Keep => {
                             expanded.push_str("%(");
                             expanded.push_str(name);
@@ -247,7 +260,25 @@ impl<'env> Expander<'env> {
             }
         }
         expanded.push_str(rest);
+        self.check_budget(expanded.len(), origin)?;
+        self.expanded_bytes += expanded.len();
         Ok(expanded)
+    }
+
+    /// Refuses a value of `len` bytes if, with everything expanded before it, it passes [`MAX_EXPANDED_BYTES`].
+    /// Checked before each `%(name)` copy, so the refusal comes before the allocation, not after.
+    fn check_budget(&self, len: usize, origin: &Origin) -> Result<(), ConfigError> {
+        if self.expanded_bytes.saturating_add(len) > MAX_EXPANDED_BYTES {
+            return Err(ConfigError::Syntax {
+                origin: origin.clone(),
+                problem: format!(
+                    "the configuration expands to more than {} MiB (a %(name) that copies itself again on every \
+                     line?)",
+                    MAX_EXPANDED_BYTES / (1024 * 1024)
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn resolve_reference(&mut self, name: &str) -> Option<String> {

@@ -31,6 +31,8 @@
 //! `%(name)` work but magic letters are kept as written, exactly as uWSGI does (it applies its magic table
 //! to file contents only).
 
+#![forbid(unsafe_code)]
+
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;

@@ -785,4 +785,27 @@ fn mounts_and_caches() {
     assert_eq!(caches, [("a", 10, 100), ("default", 5, 64)]);
     assert!(matches!(parse(&["--cache-blocksize", "64"]), Err(ConfigError::Requires { .. })));
     assert!(matches!(parse(&["--mount", "nothing"]), Err(ConfigError::InvalidValue { .. })));
+/// Found by the `config_ini` fuzz target: each line doubling the last made the reader (and so the emperor, which
+/// reads vassal files itself) allocate gigabytes and abort. Now a clear error names the line where the
+/// budget ran out, and nothing large is allocated.
+#[test]
+fn placeholders_that_double_on_every_line_are_refused_not_allocated() {
+    let mut text = String::from("[uwsgi]\nhttp-socket = :8000\nwsgi-file = app.py\na0 = xxxxxxxxxxxxxxxx\n");
+    for i in 1..40 {
+        text.push_str(&format!("a{i} = %(a{prev})%(a{prev})\n", prev = i - 1));
+    }
+    text.push_str("set-ph = last=%(a39)\n");
+    let message = ini_error(&text);
+    assert!(message.contains("expands to more than 16 MiB"), "{message}");
+    // a0 (line 4) is 16 bytes and a_k is 16 << k, so the values up to a19 (line 23) add up to just over 16 MiB.
+    assert!(message.starts_with("app.ini:23: "), "{message}");
+}
+
+#[test]
+fn ordinary_placeholder_reuse_stays_well_within_the_expansion_budget() {
+    let config = ini_config(
+        "[uwsgi]\nbase = /srv/shop\nchdir = %(base)\nhttp-socket = :8000\nwsgi-file = %(base)/app.py\n\
+         env = A=%(base)%(base)%(base)\n",
+    );
+    assert_eq!(config.chdir.as_deref(), Some(Path::new("/srv/shop")));
 }

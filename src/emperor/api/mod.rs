@@ -98,8 +98,10 @@ async fn authorize(State(registry): Shared, request: Request, next: Next) -> Res
     let path = request.uri().path();
     let is_data = path.starts_with("/api/") || path == "/metrics";
     let is_control = request.method() == axum::http::Method::POST;
+    // Fails closed: a request whose peer is unknown (no `ConnectInfo`, e.g. a router served without
+    // `into_make_service_with_connect_info`) is treated as remote and needs the token.
     let from_loopback =
-        request.extensions().get::<ConnectInfo<SocketAddr>>().is_none_or(|ConnectInfo(peer)| peer.ip().is_loopback());
+        request.extensions().get::<ConnectInfo<SocketAddr>>().is_some_and(|ConnectInfo(peer)| peer.ip().is_loopback());
     if is_control && !same_origin(request.headers()) {
         return error(StatusCode::FORBIDDEN, "cross-origin control request refused");
     }
@@ -149,6 +151,9 @@ async fn control(State(registry): Shared, Path((name, action)): Path<(String, St
         Err(err @ ControlError::Gone(_)) => error(StatusCode::CONFLICT, err.to_string()),
     }
 }
+
+#[cfg(test)]
+mod router_tests;
 
 #[cfg(test)]
 mod tests {
