@@ -206,7 +206,8 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>) -> anyhow::Result<i32> {
     }
     crate::worker::check_request_log(config);
     crate::process::raise_open_files_limit();
-    let sockets = sockets::open_all(&config.sockets, config.listen, config.chmod_socket, inheritance.sockets)?;
+    let sockets =
+        sockets::open_all(&config.sockets, config.listen, sockets::UnixSocketAccess::of(config), inheritance.sockets)?;
     for socket in &sockets {
         tracing::info!("{} socket bound to {}", sockets::protocol_name(socket.protocol), socket.name);
     }
@@ -1357,7 +1358,7 @@ pub fn load_python_app(config: &VassalConfig) -> Result<Py<PyAny>, AppLoadFailed
 }
 
 fn load_python_app_with(config: &VassalConfig, started_on: u64) -> Result<Py<PyAny>, AppLoadFailed> {
-    if let Err(err) = python::interpreter::initialize(config.virtualenv.as_deref()) {
+    if let Err(err) = python::interpreter::initialize(config.virtualenv.as_deref(), &config.pyargv) {
         tracing::error!("{err}");
         return Err(AppLoadFailed);
     }
