@@ -67,6 +67,7 @@ fn main() -> ExitCode {
         eprintln!("liege: {err}");
         return ExitCode::from(1);
     }
+    liege::logging::set_date_prefix(config.log_date.as_deref());
     liege::logging::init();
     log_warnings(&config.warnings);
     match liege::master::run(&config, args) {

@@ -388,3 +388,14 @@ def test_an_ini_saying_emperor_runs_the_emperor(tmp_path):
     res = run_liege(["--ini", ini, "--check-config"], cwd=tmp_path)
     assert res.returncode == 0, stderr_of(res)
     assert f"configuration of the emperor of {vassals}" in res.stdout.decode()
+
+
+def test_log_date_prefixes_liege_log_lines(liege, tmp_path, env_app):
+    ini = tmp_path / "app.ini"
+    ini.write_text(f"[uwsgi]\nwsgi-file = {env_app}\nlog-date = [%%Y-%%m-%%d] tag\n")
+    srv = liege("--ini", ini)
+    line = next(line for line in srv.logs().splitlines() if "socket bound to" in line)
+    assert re.match(r"^\[\d{4}-\d\d-\d\d\] tag - liege master\[\d+\] INFO: ", line), line
+    plain = liege("--log-date", "--wsgi-file", env_app)
+    line = next(line for line in plain.logs().splitlines() if "socket bound to" in line)
+    assert re.match(r"^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} - liege master", line), line

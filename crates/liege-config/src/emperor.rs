@@ -146,11 +146,11 @@ impl EmperorConfig {
                     config.daemonize = Some(values::path(option)?);
                     continue;
                 }
-                Support::Vassal if def.id == OptionId::Logto => {
+                Support::Vassal if matches!(def.id, OptionId::Logto | OptionId::Logto2) => {
                     config.logto = Some(values::path(option)?);
                     continue;
                 }
-                Support::Vassal if def.id == OptionId::Pidfile => {
+                Support::Vassal if matches!(def.id, OptionId::Pidfile | OptionId::SafePidfile) => {
                     config.pidfile = Some(values::path(option)?);
                     continue;
                 }

@@ -1063,3 +1063,13 @@ fn loop_engines_and_other_plugins_are_clear_errors() {
         ini_config(&format!("[uwsgi]\nplugins = {accepted}\n"));
     }
 }
+
+#[test]
+fn log_date_logto2_and_safe_pidfile() {
+    assert_eq!(ini_config("[uwsgi]\nlog-date\n").log_date.as_deref(), Some(""));
+    assert_eq!(ini_config("[uwsgi]\nlogdate = true\n").log_date.as_deref(), Some(""));
+    assert_eq!(ini_config("[uwsgi]\nlog-date = %%Y-%%m-%%d\n").log_date.as_deref(), Some("%Y-%m-%d"));
+    assert_eq!(ini_config("[uwsgi]\nlog-date = false\n").log_date, None);
+    assert_eq!(ini_config("[uwsgi]\nlogto2 = /var/log/a.log\n").logto, Some(PathBuf::from("/var/log/a.log")));
+    assert_eq!(ini_config("[uwsgi]\nsafe-pidfile = /run/a.pid\n").pidfile, Some(PathBuf::from("/run/a.pid")));
+}

@@ -167,6 +167,9 @@ pub struct VassalConfig {
     pub daemonize: Option<PathBuf>,
     /// `pyargv`: `sys.argv[1:]` (split at spaces, as uWSGI).
     pub pyargv: Vec<String>,
+    /// `log-date`: the strftime format prefixed to liege's own log lines (`None`: no date; empty: C's ctime
+    /// form, uWSGI's default).
+    pub log_date: Option<String>,
 
     /// Every raw option in the order it was given, canonical names, after expansion: what `uwsgi.opt` shows.
     pub raw: Vec<RawOption>,
@@ -282,6 +285,7 @@ impl<'r> Builder<'r> {
             umask: None,
             daemonize: None,
             pyargv: Vec::new(),
+            log_date: None,
             raw: Vec::new(),
             warnings: Vec::new(),
         };
@@ -388,7 +392,7 @@ impl<'r> Builder<'r> {
             OptionId::Threads => config.threads = values::positive(option, w)?,
             OptionId::Uid => config.uid = Some(values::non_empty(option)?),
             OptionId::Gid => config.gid = Some(values::non_empty(option)?),
-            OptionId::Pidfile => config.pidfile = Some(values::path(option)?),
+            OptionId::Pidfile | OptionId::SafePidfile => config.pidfile = Some(values::path(option)?),
             OptionId::MaxRequests => config.max_requests = values::whole_number(option, w)?,
             OptionId::MaxRequestsDelta => config.max_requests_delta = values::whole_number(option, w)?,
             OptionId::MaxWorkerLifetime => config.max_worker_lifetime = values::seconds_or_off(option, w)?,
@@ -416,7 +420,8 @@ impl<'r> Builder<'r> {
                 self.cheaper.algo = Some(option)
             }
             OptionId::Idle => self.cheaper.idle = Some((values::positive_seconds(option, w)?, option)),
-            OptionId::Logto => config.logto = Some(values::path(option)?),
+            OptionId::Logto | OptionId::Logto2 => config.logto = Some(values::path(option)?),
+            OptionId::LogDate => config.log_date = log_date(option),
             OptionId::DisableLogging => config.disable_logging = values::boolean(option, w)?,
             OptionId::Stats => config.stats = Some(values::socket_address(option)?),
             OptionId::StatsHttp => config.stats_http = values::boolean(option, w)?,
@@ -545,6 +550,16 @@ fn warn_inline_comment(option: &RawOption, warnings: &mut Vec<ConfigWarning>) {
                 value[index..].trim()
             ),
         ));
+    }
+}
+
+/// `log-date` as uWSGI's `uwsgi_opt_log_date`: bare, true, 1, on or yes mean the ctime form; anything else is
+/// a strftime format. (uWSGI would take `false` as a format too and print "false - "; liege reads it as off.)
+fn log_date(option: &RawOption) -> Option<String> {
+    match option.value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "on" | "yes" => Some(String::new()),
+        "false" | "0" | "off" | "no" => None,
+        _ => Some(option.value.clone()),
     }
 }
 
