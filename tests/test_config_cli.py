@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from liegetest import APPS, VENV, free_port, http_get, pid_alive, run_liege, wait_for
+from liegetest import APPS, VENV, free_port, http_get, http_request, pid_alive, run_liege, wait_for
 
 ENV_APP = textwrap.dedent("""\
     import json, os, sys
@@ -399,3 +399,11 @@ def test_log_date_prefixes_liege_log_lines(liege, tmp_path, env_app):
     plain = liege("--log-date", "--wsgi-file", env_app)
     line = next(line for line in plain.logs().splitlines() if "socket bound to" in line)
     assert re.match(r"^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} - liege master", line), line
+
+
+def test_log_x_forwarded_for_shows_the_client_address(liege, env_app):
+    srv = liege("--wsgi-file", env_app, "--log-x-forwarded-for", "--logformat", "XFF %(addr) %(uri)", workers=1)
+    assert http_request(srv.port, "GET", "/proxied", headers=[("X-Forwarded-For", "203.0.113.7")]).status == 200
+    assert http_request(srv.port, "GET", "/direct").status == 200
+    srv.wait_log(re.compile(r"^XFF 127\.0\.0\.1 /direct$", re.M))
+    assert re.search(r"^XFF 203\.0\.113\.7 /proxied$", srv.logs(), re.M), srv.logs()

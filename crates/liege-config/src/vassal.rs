@@ -170,6 +170,8 @@ pub struct VassalConfig {
     /// `log-date`: the strftime format prefixed to liege's own log lines (`None`: no date; empty: C's ctime
     /// form, uWSGI's default).
     pub log_date: Option<String>,
+    /// `log-x-forwarded-for`: the request log shows X-Forwarded-For as the address.
+    pub log_x_forwarded_for: bool,
 
     /// Every raw option in the order it was given, canonical names, after expansion: what `uwsgi.opt` shows.
     pub raw: Vec<RawOption>,
@@ -286,6 +288,7 @@ impl<'r> Builder<'r> {
             daemonize: None,
             pyargv: Vec::new(),
             log_date: None,
+            log_x_forwarded_for: false,
             raw: Vec::new(),
             warnings: Vec::new(),
         };
@@ -422,6 +425,7 @@ impl<'r> Builder<'r> {
             OptionId::Idle => self.cheaper.idle = Some((values::positive_seconds(option, w)?, option)),
             OptionId::Logto | OptionId::Logto2 => config.logto = Some(values::path(option)?),
             OptionId::LogDate => config.log_date = log_date(option),
+            OptionId::LogXForwardedFor => config.log_x_forwarded_for = values::boolean(option, w)?,
             OptionId::DisableLogging => config.disable_logging = values::boolean(option, w)?,
             OptionId::Stats => config.stats = Some(values::socket_address(option)?),
             OptionId::StatsHttp => config.stats_http = values::boolean(option, w)?,
@@ -459,6 +463,7 @@ impl<'r> Builder<'r> {
             | OptionId::DisableWriteException
             | OptionId::CloseOnExec
             | OptionId::NoDeferAccept
+            | OptionId::HttpChunkedInput
             | OptionId::PyCallOsafterfork
             | OptionId::AutoProcname
             | OptionId::ProcnamePrefix
