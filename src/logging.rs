@@ -27,6 +27,40 @@ pub fn set_emperor_role() {
     ROLE.store(EMPEROR, Ordering::Relaxed);
 }
 
+/// `log-date`: `None` no date; `Some(None)` C's ctime form; `Some(Some(format))` a strftime format. Set once
+/// by the binary before logging starts (workers inherit it across fork).
+static DATE_PREFIX: std::sync::OnceLock<Option<Option<std::ffi::CString>>> = std::sync::OnceLock::new();
+
+/// uWSGI's `log-date` / `logdate`: every line of liege's own log starts with the date and ` - `, as uWSGI's
+/// `uwsgi_log` does (`format` empty: `Mon Nov 23 21:00:00 2026`, C's ctime; else a strftime format).
+/// Request log lines have their own `%(ltime)` / `%(ctime)` variables and are left alone, as in uWSGI.
+pub fn set_date_prefix(format: Option<&str>) {
+    let prefix = format.map(|format| {
+        if format.is_empty() {
+            None
+        } else {
+            // A NUL cannot come from an ini value; if it did, the ctime form is the sane fallback.
+            std::ffi::CString::new(format).ok()
+        }
+    });
+    let _ = DATE_PREFIX.set(prefix);
+}
+
+/// The `log-date` prefix for now, or nothing.
+fn date_prefix() -> Option<String> {
+    let prefix = DATE_PREFIX.get()?.as_ref()?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let tm = local_time(now)?;
+    let Some(format) = prefix else {
+        return Some(format!("{} - ", format_ctime(&tm)));
+    };
+    let mut buffer = [0u8; 256];
+    // SAFETY: strftime writes at most buffer.len() bytes into our buffer from a NUL-terminated format and a
+    // tm we own; it returns the length written (0 if it did not fit).
+    let written = unsafe { libc::strftime(buffer.as_mut_ptr().cast(), buffer.len(), format.as_ptr(), &tm) };
+    Some(format!("{} - ", String::from_utf8_lossy(&buffer[..written])))
+}
+
 struct LineFormat;
 
 impl<S, N> FormatEvent<S, N> for LineFormat
@@ -38,6 +72,9 @@ where
         let role = ROLE.load(Ordering::Relaxed);
         let pid = std::process::id();
         let level = event.metadata().level();
+        if let Some(prefix) = date_prefix() {
+            writer.write_str(&prefix)?;
+        }
         if role == 0 {
             write!(writer, "liege master[{pid}] {level}: ")?;
         } else if role == EMPEROR {

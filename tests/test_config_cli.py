@@ -3,14 +3,16 @@ did-you-mean suggestion naming file:line, missing wsgi-file, import errors (trac
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import textwrap
 
 import pytest
 
-from liegetest import APPS, VENV, free_port, http_get, run_liege
+from liegetest import APPS, VENV, free_port, http_get, http_request, pid_alive, run_liege, wait_for
 
 ENV_APP = textwrap.dedent("""\
     import json, os, sys
@@ -137,12 +139,10 @@ def test_nonsense_value_names_the_option(tmp_path):
 
 
 @pytest.mark.parametrize("args, names", [
-    (["--harakiri", "abc"], ["harakiri", "abc"]),
     (["--processes", "-2"], ["processes", "-2"]),
     (["--max-requests", "-1"], ["max-requests"]),
     (["--processes", "2", "--cheaper", "3"], ["cheaper"]),
     (["--threads", "0"], ["threads"]),
-    (["--reload-on-rss", "lots"], ["reload-on-rss"]),
 ])
 def test_nonsense_lifecycle_values_are_startup_errors(tmp_path, args, names):
     res = run_liege(["--http-socket", "127.0.0.1:0", "--wsgi-file", APPS / "echo.py", *args], cwd=tmp_path)
@@ -150,6 +150,18 @@ def test_nonsense_lifecycle_values_are_startup_errors(tmp_path, args, names):
     assert res.returncode != 0
     for name in names:
         assert name in err, err
+
+
+@pytest.mark.parametrize("args, reading", [
+    (["--harakiri", "abc"], "'abc' for 'harakiri' is not a plain number; read as 0"),
+    (["--reload-on-rss", "512MB"], "'512MB' for 'reload-on-rss' is not a plain number; read as 512"),
+    (["--cheaper", "true"], "'true' for 'cheaper' is not a plain number; read as 0"),
+])
+def test_numbers_are_read_by_leading_digits_with_a_warning_as_uwsgi(tmp_path, args, reading):
+    res = run_liege(["--http-socket", "127.0.0.1:0", "--wsgi-file", APPS / "echo.py", "--processes", "2", *args,
+                     "--check-config"], cwd=tmp_path)
+    assert res.returncode == 0, stderr_of(res)
+    assert f"command line: warning: {reading} (its leading digits), as uWSGI does" in stderr_of(res)
 
 
 # --- option forms ------------------------------------------------------------------------------------------------
@@ -281,3 +293,117 @@ def test_binary_links_the_same_python_as_the_venv(liege_binary):
                                capture_output=True, text=True, check=True).stdout.strip()
     assert os.path.realpath(os.path.dirname(m.group(1))) == os.path.realpath(venv_base), \
         f"liege links {m.group(1)} but .venv was made from a Python whose LIBDIR is {venv_base}"
+
+
+# --- options from the wild-ini corpus: behaviour, not only parsing ---------------------------------------------
+
+ARGV_APP = textwrap.dedent("""\
+    import json, sys
+    def application(environ, start_response):
+        body = json.dumps({"argv": sys.argv}).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+    """)
+
+
+def test_pyargv_becomes_sys_argv(liege, tmp_path):
+    (tmp_path / "argv_app.py").write_text(ARGV_APP)
+    ini = tmp_path / "app.ini"
+    ini.write_text("[uwsgi]\nwsgi-file = argv_app.py\npyargv = --config-file /etc/nova/nova.conf  -v\n")
+    srv = liege("--ini", ini, cwd=tmp_path)
+    assert http_get(srv.port, "/").json()["argv"] == ["liege", "--config-file", "/etc/nova/nova.conf", "-v"]
+
+
+def test_protocol_http_makes_plain_socket_speak_http(liege, env_app):
+    port = free_port()
+    srv = liege("--socket", f"127.0.0.1:{port}", "--protocol", "http", "--wsgi-file", env_app, http=port)
+    assert app_info(srv)["pid"] in srv.worker_pids()
+    assert "http socket bound to 127.0.0.1:" in srv.logs()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_chown_socket_sets_owner_and_group(liege, tmp_path, env_app):
+    sock = tmp_path / "app.sock"
+    liege("--socket", sock, "--chown-socket", "65534:65534", "--wsgi-file", env_app)
+    st = sock.stat()
+    assert (st.st_uid, st.st_gid) == (65534, 65534)
+
+
+def test_chown_socket_unknown_user_is_a_startup_error(tmp_path, env_app):
+    res = run_liege(["--socket", tmp_path / "a.sock", "--chown-socket", "no-such-user-here", "--wsgi-file",
+                     env_app, "--http-socket", f"127.0.0.1:{free_port()}"], cwd=tmp_path)
+    assert res.returncode != 0
+    assert "chown-socket no-such-user-here: no user named no-such-user-here" in stderr_of(res)
+    assert not (tmp_path / "a.sock").exists()
+
+
+def test_umask_applies_to_files_liege_creates(liege, tmp_path, env_app):
+    pidfile = tmp_path / "app.pid"
+    liege("--umask", "077", "--pidfile", pidfile, "--wsgi-file", env_app)
+    assert pidfile.stat().st_mode & 0o777 == 0o600
+
+
+def test_daemonize_detaches_and_logs_to_the_file(tmp_path, env_app):
+    log, pidfile, port = tmp_path / "daemon.log", tmp_path / "daemon.pid", free_port()
+    res = run_liege(["--daemonize", log, "--pidfile", pidfile, "--http-socket", f"127.0.0.1:{port}",
+                     "--wsgi-file", env_app], cwd=tmp_path, timeout=20)
+    assert res.returncode == 0, stderr_of(res)
+    try:
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=30, what="the daemon's pidfile")
+        pid = int(pidfile.read_text())
+        assert os.getsid(pid) == pid, "the daemon leads its own session"
+        wait_for(lambda: http_get(port, "/").status == 200, timeout=30, what="the daemon to serve")
+        wait_for(lambda: "socket bound to" in log.read_text(), timeout=10, what="the log file to fill")
+    finally:
+        if pidfile.exists() and pidfile.read_text().strip():
+            pid = int(pidfile.read_text())
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            wait_for(lambda: not pid_alive(pid), timeout=30, what="the daemon to stop")
+
+
+def test_check_config_prints_the_resolved_config(tmp_path):
+    ini = tmp_path / "app.ini"
+    ini.write_text("[uwsgi]\nif-env = T_WORKERS\nprocesses = %(_)\nendif\nharakiri = 60 # one minute\n"
+                   "http-socket = :8000\nmodule = app:application\n")
+    res = run_liege(["--ini", ini, "--check-config"], cwd=tmp_path, env={"T_WORKERS": "3"})
+    out = res.stdout.decode()
+    assert res.returncode == 0, stderr_of(res)
+    assert "processes = 3    # " in out and "harakiri = 60 # one minute" in out
+    assert f"{ini}:5: warning: 'harakiri = 60 # one minute'" not in stderr_of(res)
+    assert f"{ini}:5: warning:" in stderr_of(res)
+    assert "# configuration OK" in out
+    bad = tmp_path / "bad.ini"
+    bad.write_text("[uwsgi]\nstatic-map = /s=/srv/static\n")
+    res = run_liege(["--ini", bad, "--check-config"], cwd=tmp_path)
+    assert res.returncode == 1
+    assert f"{bad}:2: 'static-map' is a uWSGI option that liege does not implement" in stderr_of(res)
+
+
+def test_an_ini_saying_emperor_runs_the_emperor(tmp_path):
+    vassals = tmp_path / "vassals"
+    vassals.mkdir()
+    ini = tmp_path / "uwsgi.ini"
+    ini.write_text(f"[uwsgi]\nmaster = true\nemperor = {vassals}\nvacuum = true\n")
+    res = run_liege(["--ini", ini, "--check-config"], cwd=tmp_path)
+    assert res.returncode == 0, stderr_of(res)
+    assert f"configuration of the emperor of {vassals}" in res.stdout.decode()
+
+
+def test_log_date_prefixes_liege_log_lines(liege, tmp_path, env_app):
+    ini = tmp_path / "app.ini"
+    ini.write_text(f"[uwsgi]\nwsgi-file = {env_app}\nlog-date = [%%Y-%%m-%%d] tag\n")
+    srv = liege("--ini", ini)
+    line = next(line for line in srv.logs().splitlines() if "socket bound to" in line)
+    assert re.match(r"^\[\d{4}-\d\d-\d\d\] tag - liege master\[\d+\] INFO: ", line), line
+    plain = liege("--log-date", "--wsgi-file", env_app)
+    line = next(line for line in plain.logs().splitlines() if "socket bound to" in line)
+    assert re.match(r"^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} - liege master", line), line
+
+
+def test_log_x_forwarded_for_shows_the_client_address(liege, env_app):
+    srv = liege("--wsgi-file", env_app, "--log-x-forwarded-for", "--logformat", "XFF %(addr) %(uri)", workers=1)
+    assert http_request(srv.port, "GET", "/proxied", headers=[("X-Forwarded-For", "203.0.113.7")]).status == 200
+    assert http_request(srv.port, "GET", "/direct").status == 200
+    srv.wait_log(re.compile(r"^XFF 127\.0\.0\.1 /direct$", re.M))
+    assert re.search(r"^XFF 203\.0\.113\.7 /proxied$", srv.logs(), re.M), srv.logs()

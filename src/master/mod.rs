@@ -189,7 +189,8 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     }
     (worker.check_config)(config).map_err(anyhow::Error::msg)?;
     crate::process::raise_open_files_limit();
-    let sockets = sockets::open_all(&config.sockets, config.listen, config.chmod_socket, inheritance.sockets)?;
+    let sockets =
+        sockets::open_all(&config.sockets, config.listen, sockets::UnixSocketAccess::of(config), inheritance.sockets)?;
     for socket in &sockets {
         tracing::info!("{} socket bound to {}", protocol_name(socket.protocol), socket.name);
     }

@@ -22,6 +22,57 @@ pub enum SocketError {
     NotListening(RawFd),
     #[error("no socket configured: give http-socket or socket")]
     NoSockets,
+    #[error("chown-socket {owner}: {reason}")]
+    Owner { owner: String, reason: String },
+    #[error("chown-socket {owner}: cannot chown {path}: {source}")]
+    Chown { owner: String, path: PathBuf, source: nix::Error },
+}
+
+/// How new unix sockets are made accessible: `chmod-socket` and `chown-socket`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnixSocketAccess<'c> {
+    pub chmod: Option<u32>,
+    /// `USER` or `USER:GROUP`, names or numbers, as uWSGI's `chown-socket`.
+    pub chown: Option<&'c str>,
+}
+
+impl<'c> UnixSocketAccess<'c> {
+    pub fn of(config: &'c liege_config::VassalConfig) -> Self {
+        UnixSocketAccess { chmod: config.chmod_socket, chown: config.chown_socket.as_deref() }
+    }
+}
+
+/// Resolves `USER[:GROUP]` as uWSGI's `uwsgi_chown` does: a number is an id, anything else a name looked up
+/// in the account databases; without `:GROUP` the group is left as it is.
+pub fn resolve_owner(owner: &str) -> Result<(nix::unistd::Uid, Option<nix::unistd::Gid>), SocketError> {
+    use nix::unistd::{Gid, Group, Uid, User};
+    let fail = |reason: String| SocketError::Owner { owner: owner.to_owned(), reason };
+    let (user, group) = match owner.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (owner, None),
+    };
+    let uid = match user.parse::<u32>() {
+        Ok(id) => Uid::from_raw(id),
+        Err(_) => {
+            User::from_name(user)
+                .map_err(|err| fail(format!("cannot look up user {user}: {err}")))?
+                .ok_or_else(|| fail(format!("no user named {user}")))?
+                .uid
+        }
+    };
+    let gid = match group {
+        None => None,
+        Some(group) => Some(match group.parse::<u32>() {
+            Ok(id) => Gid::from_raw(id),
+            Err(_) => {
+                Group::from_name(group)
+                    .map_err(|err| fail(format!("cannot look up group {group}: {err}")))?
+                    .ok_or_else(|| fail(format!("no group named {group}")))?
+                    .gid
+            }
+        }),
+    };
+    Ok((uid, gid))
 }
 
 /// One listening socket of this vassal.
@@ -40,9 +91,11 @@ pub struct BoundSocket {
 pub fn open_all(
     specs: &[SocketSpec],
     backlog: u32,
-    chmod: Option<u32>,
+    access: UnixSocketAccess<'_>,
     inherited: Vec<InheritedSocket>,
 ) -> Result<Vec<BoundSocket>, SocketError> {
+    // Resolved before binding anything, so a wrong name fails before a socket file is left behind.
+    let owner = access.chown.map(|owner| resolve_owner(owner).map(|ids| (owner, ids))).transpose()?;
     let mut inherited: Vec<Option<InheritedSocket>> = inherited.into_iter().map(Some).collect();
     let mut sockets = Vec::with_capacity(specs.len());
     for spec in specs {
@@ -54,7 +107,15 @@ pub fn open_all(
             sockets.push(adopt(spec.protocol, socket.name, socket.fd)?);
             continue;
         }
-        sockets.push(bind(spec, &name, backlog, chmod)?);
+        let socket = bind(spec, &name, backlog, access.chmod)?;
+        if let (Some(path), Some((owner, (uid, gid)))) = (&socket.unix_path, &owner) {
+            nix::unistd::chown(path, Some(*uid), *gid).map_err(|source| SocketError::Chown {
+                owner: (*owner).to_owned(),
+                path: path.clone(),
+                source,
+            })?;
+        }
+        sockets.push(socket);
     }
     if specs.is_empty() {
         for socket in inherited.iter_mut().filter_map(Option::take) {

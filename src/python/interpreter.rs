@@ -29,13 +29,19 @@ pub enum InitError {
 }
 
 /// Initialises CPython once in this process. The calling thread holds the GIL afterwards.
-pub fn initialize(virtualenv: Option<&Path>) -> Result<(), InitError> {
+///
+/// `pyargv` (uWSGI's option of that name, already split at spaces) becomes `sys.argv[1:]`.
+pub fn initialize(virtualenv: Option<&Path>, pyargv: &[String]) -> Result<(), InitError> {
     let executable = match virtualenv {
         Some(venv) => venv_python(venv)?,
         None => PathBuf::from(BUILD_PYTHON),
     };
     let executable_c =
         CString::new(executable.as_os_str().as_bytes()).map_err(|_| InitError::Nul(executable.clone()))?;
+    let mut argv_c = vec![CString::from(c"liege")];
+    for argument in pyargv {
+        argv_c.push(CString::new(argument.as_bytes()).map_err(|_| InitError::Nul(PathBuf::from(argument)))?);
+    }
     // SAFETY: the PyConfig API is used as documented: init, set fields, initialise, clear; every status checked.
     unsafe {
         let mut config: ffi::PyConfig = std::mem::zeroed();
@@ -50,10 +56,10 @@ pub fn initialize(virtualenv: Option<&Path>) -> Result<(), InitError> {
         check(status, &mut config)?;
         let status = ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, executable_c.as_ptr());
         check(status, &mut config)?;
-        // sys.argv = ['liege'], as uWSGI gives ['uwsgi']: apps that read sys.argv[0] get a sane value.
-        let argv0 = c"liege";
-        let mut argv = [argv0.as_ptr()];
-        let status = ffi::PyConfig_SetBytesArgv(&mut config, 1, argv.as_mut_ptr());
+        // sys.argv = ['liege', *pyargv], as uWSGI gives ['uwsgi', *pyargv]: apps that read sys.argv[0] get a
+        // sane value, and apps configured by arguments (OpenStack's --config-file) get theirs.
+        let mut argv: Vec<*const std::ffi::c_char> = argv_c.iter().map(|argument| argument.as_ptr()).collect();
+        let status = ffi::PyConfig_SetBytesArgv(&mut config, argv.len() as ffi::Py_ssize_t, argv.as_mut_ptr());
         check(status, &mut config)?;
         let status = ffi::Py_InitializeFromConfig(&config);
         check(status, &mut config)?;

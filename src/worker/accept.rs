@@ -36,8 +36,8 @@ use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
 
 use super::stream::Stream;
-use crate::scoreboard::{Scoreboard, WorkerStatus};
 use crate::python::environ::ConnectionInfo;
+use crate::scoreboard::{Scoreboard, WorkerStatus};
 
 /// How long a worker leaves a pending connection to an idle, less-loaded sibling before looking again.
 pub const DEFER: Duration = Duration::from_micros(100);
@@ -174,7 +174,10 @@ impl Listener {
             }
             Kind::Unix { path } => {
                 let stream = UnixStream::from_std(socket.into())?;
-                Ok((Stream::Unix(stream), ConnectionInfo { id, server_name: path.clone(), ..ConnectionInfo::default() }))
+                Ok((
+                    Stream::Unix(stream),
+                    ConnectionInfo { id, server_name: path.clone(), ..ConnectionInfo::default() },
+                ))
             }
         }
     }

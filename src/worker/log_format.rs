@@ -277,6 +277,8 @@ pub struct RequestLog {
     pub filter: Filter,
     format: Format,
     captures: Vec<Capture>,
+    /// `log-x-forwarded-for`: the capture holding X-Forwarded-For, shown as the address when present.
+    forwarded_for: Option<usize>,
     needs_memory: bool,
     needs_totals: bool,
 }
@@ -284,7 +286,11 @@ pub struct RequestLog {
 impl RequestLog {
     /// Compiles the config's format; the strings returned are warnings worth showing once at startup.
     pub fn new(config: &VassalConfig) -> (Self, Vec<String>) {
-        Self::compile(&config.log_format, Filter::from_config(config))
+        let (mut log, warnings) = Self::compile(&config.log_format, Filter::from_config(config));
+        if config.log_x_forwarded_for && !log.filter.is_never() {
+            log.forwarded_for = Some(capture_index(&mut log.captures, b"HTTP_X_FORWARDED_FOR"));
+        }
+        (log, warnings)
     }
 
     pub fn compile(format: &LogFormat, filter: Filter) -> (Self, Vec<String>) {
@@ -309,7 +315,7 @@ impl RequestLog {
             // Nothing is ever logged: copy nothing per request.
             captures.clear();
         }
-        (Self { filter, format, captures, needs_memory, needs_totals }, warnings)
+        (Self { filter, format, captures, forwarded_for: None, needs_memory, needs_totals }, warnings)
     }
 
     /// The request vars to copy into each request's [`Captured`] (empty for the default format).
@@ -381,7 +387,21 @@ impl RequestLog {
     }
 
     /// Appends the line for `entry` (without the newline) to `out`.
+    ///
+    /// With `log-x-forwarded-for` the address is the request's X-Forwarded-For header, whole, when it has
+    /// one (uWSGI takes the header's value as the request's address for its logs; the app's REMOTE_ADDR is
+    /// unchanged).
     pub fn write(&self, entry: &Entry<'_>, clock: &mut impl Clock, out: &mut Vec<u8>) {
+        let forwarded = self.forwarded_for.and_then(|index| entry.captured.get(index));
+        let forwarded = forwarded.and_then(|value| std::str::from_utf8(value).ok());
+        let with_forwarded;
+        let entry = match forwarded {
+            Some(addr) => {
+                with_forwarded = Entry { addr, ..*entry };
+                &with_forwarded
+            }
+            None => entry,
+        };
         match &self.format {
             Format::Default => write_default(entry, clock, out),
             Format::Json { host, uagent, referer } => write_json(entry, [*host, *uagent, *referer], out),

@@ -24,8 +24,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::expand::{Expander, FileContext, UnknownReferences};
+use crate::logic::{self, Block};
 use crate::options::{self, OptionDef, OptionId, OptionKind};
-use crate::{ini, ConfigError, Origin, RawOption};
+use crate::{ini, uwsgi_names, ConfigError, ConfigWarning, Origin, RawOption};
 
 /// The result of reading a command line or a file.
 #[derive(Debug)]
@@ -33,6 +34,8 @@ pub struct Collected {
     pub raw: Vec<RawOption>,
     /// `%n` of the first config file read: the app's name.
     pub first_file_name: Option<String>,
+    /// Unknown keys under `strict = false`, and the like (see [`ConfigWarning`]).
+    pub warnings: Vec<ConfigWarning>,
 }
 
 /// A file being read, to detect `ini =` include cycles.
@@ -53,6 +56,13 @@ pub struct Collector<'env> {
     /// Unknown ini keys taken as placeholders, checked against references in [`Collector::finish`].
     undeclared_placeholders: Vec<(String, Origin)>,
     first_file_name: Option<String>,
+    /// The open `if-*` / `for*` block, if any (see [`crate::logic`]).
+    block: Option<Block>,
+    /// Whether the last `if-*` failed, for `else`.
+    last_if_failed: bool,
+    /// The last `strict` value: `false` turns unknown keys into warnings, as uWSGI without `strict`.
+    strict: bool,
+    warnings: Vec<ConfigWarning>,
 }
 
 impl<'env> Collector<'env> {
@@ -68,6 +78,10 @@ impl<'env> Collector<'env> {
             last_file: None,
             undeclared_placeholders: Vec::new(),
             first_file_name: None,
+            block: None,
+            last_if_failed: false,
+            strict: true,
+            warnings: Vec::new(),
         }
     }
 
@@ -88,8 +102,7 @@ impl<'env> Collector<'env> {
             }
             _ => value,
         };
-        let value = self.expander.expand(value, None, &origin, unknown_references(def))?;
-        self.add_option(def, value, origin, None)
+        self.dispatch(def.name, Some(def), Some(value.to_owned()), origin, None)
     }
 
     /// Adds a bare `app.ini[:section]` argument: the same as `--ini`.
@@ -117,14 +130,107 @@ impl<'env> Collector<'env> {
     }
 
     /// Checks the unknown keys taken as placeholders (see the module docs) and returns the options.
-    pub fn finish(self) -> Result<Collected, ConfigError> {
+    pub fn finish(mut self) -> Result<Collected, ConfigError> {
         for (name, origin) in self.undeclared_placeholders {
             if !self.expander.was_referenced(&name) {
                 let suggestion = options::suggest(&name).map(str::to_owned);
-                return Err(ConfigError::UnknownOption { origin, name, suggestion });
+                if self.strict {
+                    return Err(ConfigError::UnknownOption { origin, name, suggestion });
+                }
+                let hint = suggestion.map(|name| format!(" (did you mean '{name}'?)")).unwrap_or_default();
+                self.warnings.push(ConfigWarning::new(
+                    &origin,
+                    format!("unknown option '{name}'{hint} ignored, as uWSGI does, because strict = false"),
+                ));
             }
         }
-        Ok(Collected { raw: self.raw, first_file_name: self.first_file_name })
+        Ok(Collected { raw: self.raw, first_file_name: self.first_file_name, warnings: self.warnings })
+    }
+
+    /// Every option, from a file or the command line, passes here: config logic first (blocks open, close,
+    /// drop or repeat what they contain), then [`Collector::emit`].
+    fn dispatch(
+        &mut self,
+        key: &str,
+        def: Option<&'static OptionDef>,
+        value: Option<String>,
+        origin: Origin,
+        file: Option<&FileContext>,
+    ) -> Result<(), ConfigError> {
+        if let Some(def) = def {
+            match def.id {
+                OptionId::EndIf | OptionId::EndFor => {
+                    self.block = None;
+                    self.last_if_failed = false;
+                    return Ok(());
+                }
+                OptionId::Else => {
+                    self.block = Some(logic::open_else(self.last_if_failed, &origin));
+                    return Ok(());
+                }
+                id if logic::opens_block(id) => {
+                    if let Some(open) = &self.block {
+                        return Err(ConfigError::Syntax {
+                            origin,
+                            problem: format!(
+                                "'{key}' inside the block opened at {}: config logic blocks do not nest (uWSGI \
+                                 refuses them too); close that block with endif/endfor first",
+                                open.origin
+                            ),
+                        });
+                    }
+                    let Some(argument) = value.filter(|value| !value.is_empty()) else {
+                        return Err(ConfigError::MissingValue { origin, name: key.to_owned() });
+                    };
+                    let argument = self.expander.expand(&argument, file, &origin, UnknownReferences::Reject)?;
+                    let block = logic::open(id, &argument, &origin, &mut self.expander)?;
+                    self.last_if_failed = block.failed_if;
+                    self.block = Some(block);
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        let Some(block) = self.block.clone() else {
+            return self.emit(key, def, value, origin, file);
+        };
+        for item in &block.items {
+            let value = match &value {
+                Some(value) if block.substitutes => Some(logic::substitute(value, item)),
+                other => other.clone(),
+            };
+            self.emit(key, def, value, origin.clone(), file)?;
+        }
+        Ok(())
+    }
+
+    /// Adds one option (after config logic): a known option, a real uWSGI option liege lacks (an error), or
+    /// an unknown key taken as a placeholder.
+    fn emit(
+        &mut self,
+        key: &str,
+        def: Option<&'static OptionDef>,
+        value: Option<String>,
+        origin: Origin,
+        file: Option<&FileContext>,
+    ) -> Result<(), ConfigError> {
+        match (def, file) {
+            (Some(def), Some(file)) => self.add_file_option(def, key, value, origin, file),
+            (Some(def), None) => {
+                let value = value.unwrap_or_default();
+                let value = self.expander.expand(&value, None, &origin, unknown_references(def))?;
+                self.add_option(def, value, origin, None)
+            }
+            (None, _) if uwsgi_names::is_uwsgi_option(key) => {
+                Err(ConfigError::NotImplemented { origin, name: key.to_owned() })
+            }
+            (None, Some(file)) => self.add_placeholder_key(key, value, origin, file),
+            (None, None) => Err(ConfigError::UnknownOption {
+                origin,
+                name: key.to_owned(),
+                suggestion: options::suggest(key).map(str::to_owned),
+            }),
+        }
     }
 
     fn read_file(
@@ -153,13 +259,15 @@ impl<'env> Collector<'env> {
         }
 
         self.enter_file(&file, referenced_at)?;
+        let outer_block = self.block.take();
         for entry in parsed.entries {
             let origin = Origin::File { path: path.to_path_buf(), line: entry.line };
-            match options::lookup_long(&entry.key) {
-                Some(def) => self.add_file_option(def, &entry.key, entry.value, origin, &file)?,
-                None => self.add_placeholder_key(&entry.key, entry.value, origin, &file)?,
-            }
+            let def = options::lookup_long(&entry.key);
+            self.dispatch(&entry.key, def, entry.value, origin, Some(&file))?;
         }
+        // A block left open ends with its file (see crate::logic). A block around the `ini =` line that
+        // included this file decided whether (and how often) it is read, and resumes after it.
+        self.block = outer_block;
         self.open_files.pop();
         self.last_file = Some((path.to_path_buf(), given.to_owned()));
         Ok(())
@@ -250,9 +358,28 @@ impl<'env> Collector<'env> {
             }
             _ => self.expander.record(def.name, &value),
         }
+        if def.id == OptionId::Strict {
+            // uWSGI's rule for flags: anything but false/off/no/0 is true.
+            self.strict = !matches!(value.to_ascii_lowercase().as_str(), "false" | "off" | "no" | "0");
+        }
         self.push(def.name, value.clone(), origin.clone());
-        if def.id == OptionId::Ini {
-            self.include(&value, Some(origin), including_file)?;
+        match def.id {
+            OptionId::Ini => self.include(&value, Some(origin), including_file)?,
+            OptionId::Include => {
+                let (file, _section) = ini::split_spec(&value);
+                let extension =
+                    Path::new(file).extension().and_then(|ext| ext.to_str()).unwrap_or("").to_ascii_lowercase();
+                if matches!(extension.as_str(), "xml" | "yml" | "yaml" | "json" | "js" | "toml") {
+                    return Err(ConfigError::InvalidValue {
+                        origin,
+                        name: "include".to_owned(),
+                        value,
+                        reason: format!("liege reads ini files only, not .{extension}: convert it to ini"),
+                    });
+                }
+                self.include(&value, Some(origin), including_file)?
+            }
+            _ => {}
         }
         Ok(())
     }

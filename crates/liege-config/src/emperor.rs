@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::options::{self, OptionId, OptionKind, Support};
-use crate::{args, collect, ini, values, ConfigError, RawOption};
+use crate::{args, collect, ini, values, ConfigError, ConfigWarning, RawOption};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmperorConfig {
@@ -42,8 +42,16 @@ pub struct EmperorConfig {
     pub stats: Option<crate::SocketAddress>,
     /// A vassal master silent for this long is considered hung and restarted (`emperor-required-heartbeat`).
     pub required_heartbeat: Duration,
+    /// The emperor process's own `umask`, `daemonize` (log file), `logto` and `pidfile`, as in uWSGI where
+    /// the emperor is a uWSGI instance like any other.
+    pub umask: Option<u32>,
+    pub daemonize: Option<PathBuf>,
+    pub logto: Option<PathBuf>,
+    pub pidfile: Option<PathBuf>,
     /// Every raw option in order, for display.
     pub raw: Vec<RawOption>,
+    /// Readings that uWSGI accepts but that are probably not what was meant (see [`ConfigWarning`]).
+    pub warnings: Vec<ConfigWarning>,
 }
 
 /// Reads the emperor's command line (argv without the program name, with or without a leading `emperor`
@@ -88,8 +96,15 @@ impl EmperorConfig {
             throttle_max: Duration::from_secs(60),
             stats: None,
             required_heartbeat: Duration::from_secs(30),
+            umask: None,
+            daemonize: None,
+            logto: None,
+            pidfile: None,
             raw: Vec::new(),
+            warnings: Vec::new(),
         };
+        let mut warnings = Vec::new();
+        let w = &mut warnings;
         let mut dir: Option<&RawOption> = None;
         for option in &raw {
             let def = options::lookup_long(&option.key).ok_or_else(|| ConfigError::UnknownOption {
@@ -101,7 +116,7 @@ impl EmperorConfig {
                 Support::EmperorOnly => {}
                 Support::NoEffect => {
                     if def.kind == OptionKind::Flag {
-                        values::boolean(option)?;
+                        values::boolean(option, w)?;
                     }
                     continue;
                 }
@@ -112,10 +127,44 @@ impl EmperorConfig {
                         reason,
                     })
                 }
-                // Reading options, and `master`, which is always on anyway.
-                Support::Vassal if matches!(def.id, OptionId::Ini | OptionId::SetPlaceholder) => continue,
+                // Reading options (config logic was applied while reading), and `master`, always on anyway.
+                Support::Vassal
+                    if matches!(
+                        def.id,
+                        OptionId::Ini | OptionId::Include | OptionId::SetPlaceholder | OptionId::Strict
+                    ) || crate::logic::opens_block(def.id)
+                        || matches!(def.id, OptionId::EndIf | OptionId::EndFor | OptionId::Else) =>
+                {
+                    continue
+                }
+                // The emperor process's own settings.
+                Support::Vassal if def.id == OptionId::Umask => {
+                    config.umask = Some(values::octal_mode(option)?);
+                    continue;
+                }
+                Support::Vassal if matches!(def.id, OptionId::Daemonize | OptionId::Daemonize2) => {
+                    config.daemonize = Some(values::path(option)?);
+                    continue;
+                }
+                Support::Vassal if matches!(def.id, OptionId::Logto | OptionId::Logto2) => {
+                    config.logto = Some(values::path(option)?);
+                    continue;
+                }
+                Support::Vassal if matches!(def.id, OptionId::Pidfile | OptionId::SafePidfile) => {
+                    config.pidfile = Some(values::path(option)?);
+                    continue;
+                }
+                Support::Vassal if matches!(def.id, OptionId::Uid | OptionId::Gid) => {
+                    return Err(ConfigError::Unsupported {
+                        origin: option.origin.clone(),
+                        name: option.key.clone(),
+                        reason: "liege's emperor keeps the user that starts it (it must be able to manage every \
+                                 vassal); to run the apps as another user, set uid and gid in each vassal file \
+                                 or for all of them with --vassal-set uid=USER --vassal-set gid=GROUP",
+                    });
+                }
                 Support::Vassal if def.id == OptionId::Master => {
-                    values::boolean(option)?;
+                    values::boolean(option, w)?;
                     continue;
                 }
                 Support::Vassal => {
@@ -131,22 +180,37 @@ impl EmperorConfig {
                 OptionId::RunDir => config.run_dir = Some(values::path(option)?),
                 OptionId::LogDir => config.log_dir = Some(values::path(option)?),
                 OptionId::VassalPortRange => config.vassal_port_range = port_range(option)?,
-                OptionId::EmperorThrottle => config.throttle_base = milliseconds(option)?,
-                OptionId::EmperorMaxThrottle => config.throttle_max = milliseconds(option)?,
+                OptionId::EmperorThrottle => config.throttle_base = milliseconds(option, w)?,
+                OptionId::EmperorMaxThrottle => config.throttle_max = milliseconds(option, w)?,
                 OptionId::EmperorStats => config.stats = Some(values::socket_address(option)?),
-                OptionId::EmperorRequiredHeartbeat => config.required_heartbeat = values::positive_seconds(option)?,
+                OptionId::EmperorRequiredHeartbeat => config.required_heartbeat = values::positive_seconds(option, w)?,
                 _ => {}
             }
         }
         let dir = dir.ok_or(ConfigError::NoEmperorDirectory)?;
-        config.dir = values::path(dir)?;
+        config.dir = emperor_directory(dir)?;
         config.raw = raw;
+        config.warnings = warnings;
         Ok(config)
     }
 }
 
-fn milliseconds(option: &RawOption) -> Result<Duration, ConfigError> {
-    values::positive::<u64>(option).map(Duration::from_millis)
+/// `emperor = DIR`. uWSGI also takes a glob (`/etc/vassals/*/*.ini`), a single file or a monitor URL
+/// (`zmq://`, `pg://`...); liege's emperor watches one directory of `*.ini` files.
+fn emperor_directory(option: &RawOption) -> Result<PathBuf, ConfigError> {
+    let value = option.value.as_str();
+    if value.contains(['*', '?', '[']) || value.contains("://") || value.ends_with(".ini") {
+        return Err(values::invalid(
+            option,
+            "liege's emperor watches one directory (every *.ini in it is a vassal); uWSGI's glob, single-file and \
+             monitor-URL forms are not supported: give the directory, or link the files into one",
+        ));
+    }
+    values::path(option)
+}
+
+fn milliseconds(option: &RawOption, w: &mut Vec<ConfigWarning>) -> Result<Duration, ConfigError> {
+    values::positive::<u64>(option, w).map(Duration::from_millis)
 }
 
 /// `LOW-HIGH`, inclusive, `LOW <= HIGH`, no port 0 (that would mean "any port" to the kernel).

@@ -150,6 +150,46 @@ fn lexically_normal(path: &Path) -> PathBuf {
     normal
 }
 
+/// `@(FILE)`: the contents of FILE without one final newline, as uWSGI's `uwsgi_at_file_read`;
+/// `@(exec://COMMAND)` runs COMMAND with `/bin/sh -c` and takes its standard output the same way.
+fn read_at(target: &str, origin: &Origin) -> Result<String, ConfigError> {
+    let unreadable = |reason: String| ConfigError::InvalidValue {
+        origin: origin.clone(),
+        name: "@()".to_owned(),
+        value: target.to_owned(),
+        reason,
+    };
+    let bytes = if let Some(command) = target.strip_prefix("exec://") {
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(command)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|error| unreadable(format!("cannot run the command: {error}")))?;
+        if !output.status.success() {
+            return Err(unreadable(format!("the command failed ({})", output.status)));
+        }
+        output.stdout
+    } else {
+        fs::read(target).map_err(|error| unreadable(format!("cannot read the file: {error}")))?
+    };
+    let mut text = String::from_utf8(bytes).map_err(|_| unreadable("the contents are not UTF-8".to_owned()))?;
+    if text.ends_with('\n') || text.ends_with('\r') {
+        text.pop();
+    }
+    Ok(text)
+}
+
+impl crate::logic::Facts for Expander<'_> {
+    fn env(&self, name: &str) -> Option<String> {
+        (self.env)(name)
+    }
+
+    fn option(&mut self, name: &str) -> Option<String> {
+        self.resolve_reference(name)
+    }
+}
+
 /// What to do with `%(name)` when nothing called `name` has been set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnknownReferences {
@@ -219,14 +259,20 @@ impl<'env> Expander<'env> {
     ) -> Result<String, ConfigError> {
         let mut expanded = String::with_capacity(text.len());
         let mut rest = text;
-        while let Some(position) = rest.find(['%', '$']) {
+        while let Some(position) = rest.find(['%', '$', '@']) {
             expanded.push_str(&rest[..position]);
             let marker = &rest[position..position + 1];
             let after = &rest[position + 1..];
-            // `%(name)` and `$(NAME)`: the name runs to the first `)`.
+            // `%(name)`, `$(NAME)` and `@(FILE)`: the name runs to the first `)`.
             if let Some((name, remainder)) = after.strip_prefix('(').and_then(|inner| inner.split_once(')')) {
                 if marker == "$" {
-                    expanded.push_str(&(self.env)(name).unwrap_or_default());
+                    expanded.push_str(&self.env_with_default(name));
+                } else if marker == "@" {
+                    let target = self.expand(name, file, origin, UnknownReferences::Reject)?;
+                    expanded.push_str(&read_at(&target, origin)?);
+                } else if name.contains(' ') {
+                    let expression = self.expand(name, file, origin, UnknownReferences::Reject)?;
+                    expanded.push_str(&self.pipeline(&expression, origin)?);
                 } else {
                     match self.resolve_reference(name) {
                         Some(value) => {
@@ -252,7 +298,7 @@ impl<'env> Expander<'env> {
                     expanded.push_str(&self.magic(letter, file, origin)?);
                     rest = after_chars.as_str();
                 }
-                // A lone `$`, a `%` at the end, an unterminated `%(`/`$(`, or `%x` on the command line.
+                // A lone `$` or `@`, a `%` at the end, an unterminated `%(`/`$(`, or `%x` on the command line.
                 _ => {
                     expanded.push_str(marker);
                     rest = after;
@@ -279,6 +325,80 @@ impl<'env> Expander<'env> {
             });
         }
         Ok(())
+    }
+
+    /// `$(NAME)`, `$(NAME:-DEFAULT)` (DEFAULT when unset or empty) and `$(NAME-DEFAULT)` (DEFAULT when
+    /// unset), as uWSGI's `uwsgi_getenv_with_default`. uWSGI cuts DEFAULT at its next `:` or `-` (strtok);
+    /// liege keeps all of it.
+    fn env_with_default(&self, name: &str) -> String {
+        if let Some((variable, default)) = name.split_once(":-") {
+            return (self.env)(variable).filter(|value| !value.is_empty()).unwrap_or_else(|| default.to_owned());
+        }
+        if let Some((variable, default)) = name.split_once('-') {
+            return (self.env)(variable).unwrap_or_else(|| default.to_owned());
+        }
+        (self.env)(name).unwrap_or_default()
+    }
+
+    /// uWSGI's placeholder pipeline (`uwsgi_manage_placeholder`): `%(processes cores + 2)` is read word by
+    /// word (words separated by spaces); a number is itself, any other word the value of that option or
+    /// placeholder; consecutive values are concatenated, and `+ - * /` between two values do 64-bit integer
+    /// arithmetic (strtoll of each side, division by zero gives 0); `++` / `--` add or subtract one. There is
+    /// no precedence: `%(2 + 3 * 4)` is 20, as in uWSGI. A word naming nothing is an error here (uWSGI reads
+    /// it as an empty string).
+    fn pipeline(&mut self, expression: &str, origin: &Origin) -> Result<String, ConfigError> {
+        #[derive(Clone, Copy)]
+        enum Operation {
+            Concat,
+            Add,
+            Subtract,
+            Multiply,
+            Divide,
+        }
+        fn number(text: &str) -> i64 {
+            let text = text.trim_start();
+            let sign_length = usize::from(text.starts_with(['-', '+']));
+            let digits = text[sign_length..].bytes().take_while(u8::is_ascii_digit).count();
+            text[..sign_length + digits].parse().unwrap_or(0)
+        }
+        let mut current: Option<String> = None;
+        let mut operation = Operation::Concat;
+        for word in expression.split(' ').filter(|word| !word.is_empty()) {
+            let value = match word {
+                "+" | "-" | "*" | "/" => {
+                    operation = match word {
+                        "+" => Operation::Add,
+                        "-" => Operation::Subtract,
+                        "*" => Operation::Multiply,
+                        _ => Operation::Divide,
+                    };
+                    continue;
+                }
+                "++" | "--" => {
+                    if let Some(value) = &current {
+                        let step = if word == "++" { 1 } else { -1 };
+                        current = Some(number(value).wrapping_add(step).to_string());
+                    }
+                    operation = Operation::Concat;
+                    continue;
+                }
+                _ if word.bytes().all(|byte| byte.is_ascii_digit()) => word.to_owned(),
+                _ => self
+                    .resolve_reference(word)
+                    .ok_or_else(|| ConfigError::UnknownReference { origin: origin.clone(), name: word.to_owned() })?,
+            };
+            let left = current.as_deref().map_or(0, number);
+            let right = number(&value);
+            current = Some(match operation {
+                Operation::Concat => format!("{}{value}", current.as_deref().unwrap_or("")),
+                Operation::Add => left.wrapping_add(right).to_string(),
+                Operation::Subtract => left.wrapping_sub(right).to_string(),
+                Operation::Multiply => left.wrapping_mul(right).to_string(),
+                Operation::Divide => left.checked_div(right).unwrap_or(0).to_string(),
+            });
+            operation = Operation::Concat;
+        }
+        Ok(current.unwrap_or_default())
     }
 
     fn resolve_reference(&mut self, name: &str) -> Option<String> {

@@ -17,13 +17,18 @@ pub fn help_text() -> String {
          \x20 liege [OPTIONS] [FILE.ini[:SECTION] ...] [APP.py]   run one app (a vassal)\n\
          \x20 liege emperor DIR [OPTIONS]                         run the emperor: one vassal per *.ini in DIR\n\
          \x20 liege --emperor DIR [OPTIONS]                       the same, uWSGI's spelling\n\
+         \x20 liege ... --check-config                            read the configuration, print it resolved, exit\n\
          \x20 liege --help | --version\n\
          \n\
          Every option works on the command line (--name VALUE, --name=VALUE, or the short -x form shown) and\n\
          as a `name = value` line in the [uwsgi] section of an ini file; command line and files are merged\n\
          in order, the last value of a single-valued option wins. In files, magic variables (%n %d %p %c %x\n\
          %0-%9 %h %k %t %u %U...) refer to the file, $(NAME) to the environment and %(name) to an option or\n\
-         placeholder set earlier. Unknown options are errors, unless referred to as %(name) later.\n",
+         placeholder set earlier, @(FILE) to a file's contents, %(a * b) to arithmetic. Config logic: if-env,\n\
+         if-exists, if-file, if-dir, if-opt (and if-not-*), else, endif; for, for-glob, for-times, for-readline\n\
+         to endfor, %(_) being the item. Numbers are read by their leading digits and flags are true unless\n\
+         false/off/no/0, as uWSGI; odd values get a warning. Unknown options are errors (warnings with\n\
+         strict = false), unless referred to as %(name) later; uWSGI options liege lacks are errors that say so.\n",
         version = crate::VERSION
     );
     for group in OptionGroup::ALL {

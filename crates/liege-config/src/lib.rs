@@ -45,7 +45,9 @@ mod expand;
 mod help;
 mod host;
 pub mod ini;
+mod logic;
 pub mod options;
+pub mod uwsgi_names;
 mod values;
 pub mod vassal;
 
@@ -91,6 +93,27 @@ pub struct RawOption {
     pub origin: Origin,
 }
 
+/// Something uWSGI accepts and liege reads the same way, but that is probably not what the author meant
+/// (a number with text after it, an inline comment kept in a value, an unknown key with `strict = false`).
+/// The binary logs these at startup and `--check-config` prints them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    pub origin: Origin,
+    pub message: String,
+}
+
+impl ConfigWarning {
+    pub fn new(origin: &Origin, message: impl Into<String>) -> Self {
+        ConfigWarning { origin: origin.clone(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}: warning: {}", self.origin, self.message)
+    }
+}
+
 /// Everything that can be wrong with a configuration. Every message starts with where the problem is
 /// (`app.ini:3: ...`, `command line: ...`, or the file that could not be read).
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +124,12 @@ pub enum ConfigError {
 
     #[error("{origin}: option '{name}' is not supported by liege: {reason}")]
     Unsupported { origin: Origin, name: String, reason: &'static str },
+
+    #[error(
+        "{origin}: '{name}' is a uWSGI option that liege does not implement; remove it (or put it in a \
+         section liege does not read), and see `liege --help` for what liege offers instead"
+    )]
+    NotImplemented { origin: Origin, name: String },
 
     #[error("{origin}: option '{name}' configures the emperor, not an app; give it to `liege emperor DIR`")]
     EmperorOnly { origin: Origin, name: String },
@@ -177,6 +206,43 @@ fn describe_reference(origin: &Option<Origin>) -> String {
 /// A bare `app.py` or `app.wsgi` argument means `--wsgi-file`, as uWSGI's python plugin does.
 /// `env` supplies environment variables for `$(NAME)` (pass `&|name| std::env::var(name).ok()`).
 pub fn parse_vassal_args(args: &[OsString], env: &dyn Fn(&str) -> Option<String>) -> Result<VassalConfig, ConfigError> {
+    let collected = collect_args(args, env)?;
+    let mut config = VassalConfig::from_raw(collected.raw, collected.first_file_name.as_deref())?;
+    let mut warnings = collected.warnings;
+    warnings.append(&mut config.warnings);
+    config.warnings = warnings;
+    Ok(config)
+}
+
+/// What a command line asks for: one app, or the emperor (`emperor = DIR` in an ini's `[uwsgi]` section, as
+/// the Fedora and PLD packages start it with `uwsgi --ini /etc/uwsgi.ini`).
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Mode {
+    Vassal(VassalConfig),
+    Emperor(EmperorConfig),
+}
+
+/// Reads a command line that may configure either a vassal or the emperor: when the merged options contain
+/// `emperor`, they are read as the emperor's ([`EmperorConfig::from_raw`]), otherwise as one app's.
+pub fn parse_args(args: &[OsString], env: &dyn Fn(&str) -> Option<String>) -> Result<Mode, ConfigError> {
+    let collected = collect_args(args, env)?;
+    if collected.raw.iter().any(|option| option.key == "emperor") {
+        let mut config = EmperorConfig::from_raw(collected.raw)?;
+        let mut warnings = collected.warnings;
+        warnings.append(&mut config.warnings);
+        config.warnings = warnings;
+        return Ok(Mode::Emperor(config));
+    }
+    let mut config = VassalConfig::from_raw(collected.raw, collected.first_file_name.as_deref())?;
+    let mut warnings = collected.warnings;
+    warnings.append(&mut config.warnings);
+    config.warnings = warnings;
+    Ok(Mode::Vassal(config))
+}
+
+/// Merges a vassal's command line with the files it names (see [`parse_vassal_args`]).
+fn collect_args(args: &[OsString], env: &dyn Fn(&str) -> Option<String>) -> Result<collect::Collected, ConfigError> {
     let mut collector = collect::Collector::new(env);
     for item in args::parse(args)? {
         match item {
@@ -195,7 +261,7 @@ pub fn parse_vassal_args(args: &[OsString], env: &dyn Fn(&str) -> Option<String>
         }
     }
     let collected = collector.finish()?;
-    VassalConfig::from_raw(collected.raw, collected.first_file_name.as_deref())
+    Ok(collected)
 }
 
 /// Reads one ini file (`file` or `file:section`) with its includes into raw options, without interpreting

@@ -11,9 +11,30 @@
 /// update when an option is added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OptionId {
-    // configuration files
+    // configuration files and config logic
     Ini,
+    Include,
     SetPlaceholder,
+    Strict,
+    IfEnv,
+    IfNotEnv,
+    IfExists,
+    IfNotExists,
+    IfFile,
+    IfNotFile,
+    IfDir,
+    IfNotDir,
+    IfOpt,
+    IfNotOpt,
+    IfHostname,
+    IfNotHostname,
+    For,
+    ForGlob,
+    ForTimes,
+    ForReadline,
+    EndIf,
+    EndFor,
+    Else,
     // sockets and HTTP
     HttpSocket,
     Socket,
@@ -56,6 +77,8 @@ pub enum OptionId {
     DelHeader,
     HttpAutoChunked,
     // --- end static files, routing, headers (static) ---
+    ChownSocket,
+    SocketProtocol,
     // the app
     WsgiFile,
     Module,
@@ -74,6 +97,7 @@ pub enum OptionId {
     Cache,
     CacheBlocksize,
     // --- end apps ---
+    Pyargv,
     // processes
     Processes,
     Master,
@@ -82,6 +106,10 @@ pub enum OptionId {
     Uid,
     Gid,
     Pidfile,
+    SafePidfile,
+    Umask,
+    Daemonize,
+    Daemonize2,
     // limits and reloads
     MaxRequests,
     MaxRequestsDelta,
@@ -103,6 +131,9 @@ pub enum OptionId {
     Idle,
     // logging and stats
     Logto,
+    Logto2,
+    LogDate,
+    LogXForwardedFor,
     DisableLogging,
     Stats,
     StatsHttp,
@@ -129,8 +160,13 @@ pub enum OptionId {
     DieOnTerm,
     ThunderLock,
     SingleInterpreter,
-    Strict,
     NoOrphans,
+    IgnoreSigpipe,
+    IgnoreWriteErrors,
+    DisableWriteException,
+    CloseOnExec,
+    NoDeferAccept,
+    HttpChunkedInput,
     PyCallOsafterfork,
     AutoProcname,
     ProcnamePrefix,
@@ -139,8 +175,8 @@ pub enum OptionId {
     ProcnameMaster,
     MemoryReport,
     // refused with an explanation
-    Daemonize,
-    Daemonize2,
+    LoopEngine,
+    Vhost,
     EmperorTyrant,
 }
 
@@ -271,9 +307,10 @@ const fn opt(
     OptionDef { id, name, aliases, short, kind, group, support, value_name, help }
 }
 
-const RUN_UNDER_SERVICE_MANAGER: &str =
-    "liege does not daemonize: run it in the foreground under your service manager (systemd, supervisord, \
-     a container runtime), with `logto` if you want a log file";
+const LOOP_ENGINES: &str =
+    "liege runs WSGI apps with prefork workers and threads (processes = N, threads = N); uWSGI's loop engines \
+     (gevent, async, ugreen, greenlet, asyncio, tornado) are not available: size threads for the concurrency \
+     you need, or run an async app under an ASGI server";
 
 /// The option table. Order within a group is the order of `--help`.
 #[rustfmt::skip]
@@ -281,8 +318,50 @@ pub static OPTIONS: &[OptionDef] = &[
     // --- configuration files ---
     opt(OptionId::Ini, "ini", &[], None, List, G::ConfigFiles, Vassal, "FILE[:SECTION]",
         "read options from an ini file (section [uwsgi] unless :SECTION), in place; a bare FILE.ini argument does the same"),
+    opt(OptionId::Include, "include", &[], None, List, G::ConfigFiles, Vassal, "FILE.ini[:SECTION]",
+        "read another ini file in place, like ini (uWSGI's format-by-extension include; liege reads ini only)"),
     opt(OptionId::SetPlaceholder, "set-placeholder", &["set-ph"], None, List, G::ConfigFiles, Vassal, "NAME=VALUE",
         "define a placeholder usable later as %(NAME); not an option itself"),
+    opt(OptionId::Strict, "strict", &[], None, Flag, G::ConfigFiles, Vassal, "",
+        "unknown keys are errors (liege's default); strict = false makes them warnings, as uWSGI without strict"),
+    opt(OptionId::IfEnv, "if-env", &[], None, Scalar, G::ConfigFiles, Vassal, "VAR[=VALUE]",
+        "until endif: only if the environment variable is set (and equals VALUE); %(_) is its value"),
+    opt(OptionId::IfNotEnv, "if-not-env", &[], None, Scalar, G::ConfigFiles, Vassal, "VAR[=VALUE]",
+        "until endif: only if the environment variable is unset (or differs from VALUE)"),
+    opt(OptionId::IfExists, "if-exists", &[], None, Scalar, G::ConfigFiles, Vassal, "PATH",
+        "until endif: only if PATH exists; %(_) is PATH"),
+    opt(OptionId::IfNotExists, "if-not-exists", &[], None, Scalar, G::ConfigFiles, Vassal, "PATH",
+        "until endif: only if PATH does not exist"),
+    opt(OptionId::IfFile, "if-file", &[], None, Scalar, G::ConfigFiles, Vassal, "PATH",
+        "until endif: only if PATH is a regular file; %(_) is PATH"),
+    opt(OptionId::IfNotFile, "if-not-file", &[], None, Scalar, G::ConfigFiles, Vassal, "PATH",
+        "until endif: only if PATH is not a regular file"),
+    opt(OptionId::IfDir, "if-dir", &["if-directory"], None, Scalar, G::ConfigFiles, Vassal, "PATH",
+        "until endif: only if PATH is a directory; %(_) is PATH"),
+    opt(OptionId::IfNotDir, "if-not-dir", &[], None, Scalar, G::ConfigFiles, Vassal, "PATH",
+        "until endif: only if PATH is not a directory"),
+    opt(OptionId::IfOpt, "if-opt", &[], None, Scalar, G::ConfigFiles, Vassal, "NAME[=VALUE]",
+        "until endif: only if option or placeholder NAME was set before (to VALUE); %(_) is its value"),
+    opt(OptionId::IfNotOpt, "if-not-opt", &[], None, Scalar, G::ConfigFiles, Vassal, "NAME[=VALUE]",
+        "until endif: only if option or placeholder NAME was not set before (or not to VALUE)"),
+    opt(OptionId::IfHostname, "if-hostname", &[], None, Scalar, G::ConfigFiles, Vassal, "NAME",
+        "until endif: only on the host called NAME"),
+    opt(OptionId::IfNotHostname, "if-not-hostname", &[], None, Scalar, G::ConfigFiles, Vassal, "NAME",
+        "until endif: only on hosts not called NAME"),
+    opt(OptionId::For, "for", &[], None, Scalar, G::ConfigFiles, Vassal, "WORDS",
+        "until endfor: repeat each option once per space-separated word, %(_) being the word"),
+    opt(OptionId::ForGlob, "for-glob", &[], None, Scalar, G::ConfigFiles, Vassal, "PATTERN",
+        "until endfor: repeat once per path matching PATTERN (directories end in /; no match: the pattern itself)"),
+    opt(OptionId::ForTimes, "for-times", &[], None, Scalar, G::ConfigFiles, Vassal, "N",
+        "until endfor: repeat N times, %(_) counting from 1"),
+    opt(OptionId::ForReadline, "for-readline", &[], None, Scalar, G::ConfigFiles, Vassal, "FILE",
+        "until endfor: repeat once per line of FILE, %(_) being the line"),
+    opt(OptionId::EndIf, "endif", &["end-if"], None, Flag, G::ConfigFiles, Vassal, "",
+        "ends an if-* block (any value is ignored, as in uWSGI)"),
+    opt(OptionId::EndFor, "endfor", &["end-for"], None, Flag, G::ConfigFiles, Vassal, "",
+        "ends a for* block (any value is ignored, as in uWSGI)"),
+    opt(OptionId::Else, "else", &[], None, Flag, G::ConfigFiles, Vassal, "",
+        "after an if-* block: the following options apply only if its condition was false (until endif)"),
     // --- sockets and HTTP ---
     opt(OptionId::HttpSocket, "http-socket", &["http11-socket", "http"], None, List, G::Sockets, Vassal, "ADDR",
         "serve HTTP on ADDR (:port, host:port, [v6]:port, /unix/path, fd://N); always HTTP/1.1 with keep-alive; \
@@ -302,7 +381,7 @@ pub static OPTIONS: &[OptionDef] = &[
     opt(OptionId::SocketTimeout, "socket-timeout", &[], Some('z'), Scalar, G::Sockets, Vassal, "SECONDS",
         "how long to wait for a request head or body bytes (default 60); same setting as http-timeout"),
     opt(OptionId::HttpKeepalive, "http-keepalive", &[], None, OptionalValue { default: "15" }, G::Sockets, Vassal, "SECONDS",
-        "close idle keep-alive connections after SECONDS (default 15; bare or true = 15; 0 or false = no keep-alive)"),
+        "close idle keep-alive connections after SECONDS (default 15; bare, 1 or true = 15, as uWSGI's 1 = on; 0 or false = no keep-alive)"),
     opt(OptionId::ChmodSocket, "chmod-socket", &["chmod"], Some('C'), OptionalValue { default: "666" }, G::Sockets, Vassal, "MODE",
         "octal permissions of unix sockets (bare = 666, as uWSGI)"),
     // --- static files, routing, headers (static) ---
@@ -463,6 +542,10 @@ pub static OPTIONS: &[OptionDef] = &[
     opt(OptionId::Route(RT::Response, RK::Status), "response-route-status", &[], None, List, G::Sockets, Vassal, "STATUS ACTION",
         "routing (before the response head is sent): run ACTION when the response status is STATUS"),
     // --- end static files, routing, headers (static) ---
+    opt(OptionId::ChownSocket, "chown-socket", &[], None, Scalar, G::Sockets, Vassal, "USER[:GROUP]",
+        "owner (and group) of unix sockets, set after binding (needs the right to chown: root, or your own group)"),
+    opt(OptionId::SocketProtocol, "protocol", &["socket-protocol"], None, Scalar, G::Sockets, Vassal, "http|uwsgi",
+        "protocol spoken by plain `socket` sockets (default uwsgi); http-socket is always HTTP"),
     // --- the app ---
     opt(OptionId::WsgiFile, "wsgi-file", &["file"], None, Scalar, G::App, Vassal, "PATH",
         "load the WSGI app from a Python file (a bare app.py / app.wsgi argument does the same)"),
@@ -497,6 +580,8 @@ pub static OPTIONS: &[OptionDef] = &[
     opt(OptionId::CacheBlocksize, "cache-blocksize", &[], None, Scalar, G::App, Vassal, "BYTES",
         "largest value of the old-style cache (default 65536)"),
     // --- end apps ---
+    opt(OptionId::Pyargv, "pyargv", &[], None, Scalar, G::App, Vassal, "ARGS",
+        "sys.argv[1:] for the app: ARGS split at spaces (sys.argv[0] stays 'liege', as uWSGI keeps 'uwsgi')"),
     // --- processes ---
     opt(OptionId::Processes, "processes", &["workers"], Some('p'), Scalar, G::Processes, Vassal, "N",
         "number of worker processes (default 1; the maximum when cheaper is set)"),
@@ -512,6 +597,14 @@ pub static OPTIONS: &[OptionDef] = &[
         "switch to this group (name or number) after binding sockets"),
     opt(OptionId::Pidfile, "pidfile", &[], None, Scalar, G::Processes, Vassal, "PATH",
         "write the master's pid to PATH"),
+    opt(OptionId::SafePidfile, "safe-pidfile", &[], None, Scalar, G::Processes, Vassal, "PATH",
+        "the same as pidfile: liege writes it once, right after binding, before privileges drop (as uWSGI's safe-pidfile)"),
+    opt(OptionId::Umask, "umask", &[], None, Scalar, G::Processes, Vassal, "MODE",
+        "set the process umask (octal, e.g. 022) before anything is created: sockets, logs, pidfile, app files"),
+    opt(OptionId::Daemonize, "daemonize", &[], Some('d'), Scalar, G::Processes, Vassal, "LOGFILE",
+        "detach from the terminal (fork, new session) and append all output to LOGFILE; not needed under systemd"),
+    opt(OptionId::Daemonize2, "daemonize2", &[], None, Scalar, G::Processes, Vassal, "LOGFILE",
+        "the same as daemonize (uWSGI detaches after loading the app; liege detaches before binding)"),
     // --- limits and reloads ---
     opt(OptionId::MaxRequests, "max-requests", &[], Some('R'), Scalar, G::LimitsAndReloads, Vassal, "N",
         "recycle a worker after N requests (0 = never, the default)"),
@@ -552,6 +645,12 @@ pub static OPTIONS: &[OptionDef] = &[
     // --- logging and stats ---
     opt(OptionId::Logto, "logto", &[], None, Scalar, G::LoggingAndStats, Vassal, "PATH",
         "append the app's stdout and stderr to PATH"),
+    opt(OptionId::Logto2, "logto2", &[], None, Scalar, G::LoggingAndStats, Vassal, "PATH",
+        "the same file as logto; uWSGI opens it after dropping privileges, liege before (the file is root's)"),
+    opt(OptionId::LogXForwardedFor, "log-x-forwarded-for", &[], None, Flag, G::LoggingAndStats, Vassal, "",
+        "request log: show the X-Forwarded-For header (when there is one) as the address, as uWSGI"),
+    opt(OptionId::LogDate, "log-date", &["logdate"], None, OptionalValue { default: "true" }, G::LoggingAndStats, Vassal, "[STRFTIME]",
+        "prefix liege's own log lines with the date: ctime form when bare or true, else the strftime FORMAT (in ini files write %% for %)"),
     opt(OptionId::DisableLogging, "disable-logging", &[], Some('L'), Flag, G::LoggingAndStats, Vassal, "",
         "do not log requests (errors are still logged; log-4xx, log-5xx, log-slow still log theirs)"),
     opt(OptionId::Stats, "stats", &["stats-server"], None, Scalar, G::LoggingAndStats, Vassal, "ADDR",
@@ -602,8 +701,6 @@ pub static OPTIONS: &[OptionDef] = &[
         "not needed in liege: only idle workers accept, there is no thundering herd to serialize"),
     opt(OptionId::SingleInterpreter, "single-interpreter", &[], Some('i'), Flag, G::Compatibility, NoEffect, "",
         "always on in liege: one Python interpreter per process"),
-    opt(OptionId::Strict, "strict", &[], None, Flag, G::Compatibility, NoEffect, "",
-        "always on in liege: unknown options are errors (placeholders excepted, see %(name))"),
     opt(OptionId::NoOrphans, "no-orphans", &[], None, Flag, G::Compatibility, NoEffect, "",
         "always on in liege: workers die with their master"),
     opt(OptionId::PyCallOsafterfork, "py-call-osafterfork", &[], None, Flag, G::Compatibility, NoEffect, "",
@@ -618,13 +715,28 @@ pub static OPTIONS: &[OptionDef] = &[
         "accepted for compatibility, no effect: liege does not change process titles"),
     opt(OptionId::ProcnameMaster, "procname-master", &[], None, Scalar, G::Compatibility, NoEffect, "NAME",
         "accepted for compatibility, no effect: liege does not change process titles"),
+    opt(OptionId::IgnoreSigpipe, "ignore-sigpipe", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "always so in liege: SIGPIPE is ignored, a client that went away is a write error, never reported as one"),
+    opt(OptionId::IgnoreWriteErrors, "ignore-write-errors", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "always so in liege: failed writes to a client that went away are logged at debug level only"),
+    opt(OptionId::DisableWriteException, "disable-write-exception", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "always so in liege: a failed write to the client raises nothing in the app; the response is dropped"),
+    opt(OptionId::CloseOnExec, "close-on-exec", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "always so in liege: listening and connection sockets are close-on-exec (subprocesses never inherit them)"),
+    opt(OptionId::NoDeferAccept, "no-defer-accept", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "always so in liege: it never sets TCP_DEFER_ACCEPT"),
+    opt(OptionId::HttpChunkedInput, "http-chunked-input", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "always so in liege: chunked request bodies are decoded, the app reads them from wsgi.input"),
     opt(OptionId::MemoryReport, "memory-report", &[], Some('m'), Flag, G::Compatibility, NoEffect, "",
         "always on in liege: the stats always report each worker's memory"),
     // --- unsupported ---
-    opt(OptionId::Daemonize, "daemonize", &[], Some('d'), Scalar, G::Unsupported,
-        Unsupported { reason: RUN_UNDER_SERVICE_MANAGER }, "LOGFILE", "not supported: run liege under your service manager"),
-    opt(OptionId::Daemonize2, "daemonize2", &[], None, Scalar, G::Unsupported,
-        Unsupported { reason: RUN_UNDER_SERVICE_MANAGER }, "LOGFILE", "not supported: run liege under your service manager"),
+    opt(OptionId::LoopEngine, "gevent", &["async", "ugreen", "greenlet", "asyncio", "tornado", "gevent-early-monkey-patch",
+        "gevent-monkey-patch", "loop"], None, Scalar, G::Unsupported, Unsupported { reason: LOOP_ENGINES },
+        "N", "not supported: liege runs WSGI with prefork workers and threads"),
+    opt(OptionId::Vhost, "vhost", &["vhost-host"], None, Flag, G::Unsupported,
+        Unsupported { reason: "liege serves one WSGI app per vassal, so there is no app to pick by host name: run \
+                               one vassal per site and route by Host in your proxy" },
+        "", "not supported: one app per vassal, route by Host in the proxy"),
     opt(OptionId::EmperorTyrant, "emperor-tyrant", &[], None, Flag, G::Unsupported,
         Unsupported { reason: "liege's emperor does not take the uid/gid of each vassal file's owner: set uid and gid \
                                in each vassal file instead" },

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::vassal::SocketAddress;
-use crate::{ConfigError, RawOption};
+use crate::{ConfigError, ConfigWarning, RawOption};
 
 /// The error for `option` with a reason.
 pub fn invalid(option: &RawOption, reason: impl Into<String>) -> ConfigError {
@@ -18,63 +18,101 @@ pub fn invalid(option: &RawOption, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// uWSGI's booleans: true/1/yes/on and false/0/no/off, any case (an empty value was already turned into
-/// `true` when read, as uWSGI does for a bare flag).
-pub fn boolean(option: &RawOption) -> Result<bool, ConfigError> {
-    match option.value.to_ascii_lowercase().as_str() {
+/// uWSGI's flag rule (`uwsgi_opt_true`): any value is true except `false`, `off`, `no` (any case) and `0`; an
+/// empty value was already turned into `true` when read, as uWSGI does for a bare flag.
+///
+/// So `enable-threads = 4` is true, as in uWSGI, and so is `vacuum = maybe`. A value that is none of the usual
+/// words (true/yes/on/1 or false/off/no/0) gets a warning saying how it was read, since it is often a typo or
+/// an inline comment (`die-on-term = false ; x` is *true* for uWSGI, which keeps the comment in the value).
+pub fn boolean(option: &RawOption, warnings: &mut Vec<ConfigWarning>) -> Result<bool, ConfigError> {
+    let value = option.value.as_str();
+    let lower = value.to_ascii_lowercase();
+    match lower.as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(invalid(option, "expected true/false, 1/0, yes/no or on/off")),
+        _ => {
+            warnings.push(ConfigWarning::new(
+                &option.origin,
+                format!(
+                    "'{}' for flag '{}' is read as true, as uWSGI does (only false, off, no and 0 mean false)",
+                    value, option.key
+                ),
+            ));
+            Ok(true)
+        }
     }
 }
 
-/// A whole number ≥ 0. Only digits are accepted: `4.5`, `+4` or `4k` are errors rather than uWSGI's atoi
-/// readings (4, 4 and 4), which silently drop what the user meant.
-pub fn whole_number<T: FromStr>(option: &RawOption) -> Result<T, ConfigError> {
-    let text = option.value.as_str();
-    if let Some(digits) = text.strip_prefix('-') {
-        if !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit()) {
-            return Err(invalid(option, "must not be negative"));
-        }
+/// A whole number ≥ 0 read as uWSGI reads numbers (`strtol`): leading blanks skipped, then the leading
+/// digits; anything after them is dropped with a warning (uWSGI prints "non-numeric value ... using N"), so
+/// `harakiri = 60 # comment` is 60 and `cheaper = true` is 0. A negative number is an error, as in uWSGI's
+/// `uwsgi_opt_set_int`; so is a number too large for the setting (uWSGI would wrap it silently).
+pub fn whole_number<T: FromStr>(option: &RawOption, warnings: &mut Vec<ConfigWarning>) -> Result<T, ConfigError> {
+    let text = option.value.trim_start();
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let digits_end = unsigned.bytes().position(|byte| !byte.is_ascii_digit()).unwrap_or(unsigned.len());
+    let digits = &unsigned[..digits_end];
+    if negative && digits.bytes().any(|byte| byte != b'0') {
+        return Err(invalid(option, "must not be negative"));
     }
-    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
-        return Err(invalid(option, "expected a whole number"));
+    let digits = if digits.is_empty() { "0" } else { digits };
+    let number = digits.parse().map_err(|_| invalid(option, "number too large"))?;
+    let is_plain = !text.is_empty() && digits_end == unsigned.len() && text.len() == option.value.len() && !negative;
+    let is_plain = is_plain && !text.starts_with('+');
+    if !is_plain {
+        warnings.push(ConfigWarning::new(
+            &option.origin,
+            format!(
+                "'{}' for '{}' is not a plain number; read as {digits} (its leading digits), as uWSGI does",
+                option.value, option.key
+            ),
+        ));
     }
-    text.parse().map_err(|_| invalid(option, "number too large"))
+    Ok(number)
 }
 
 /// A whole number ≥ 1 (counts where 0 makes no sense: processes, threads, listen backlog...).
-pub fn positive<T: FromStr + PartialEq + Default>(option: &RawOption) -> Result<T, ConfigError> {
-    let number: T = whole_number(option)?;
+pub fn positive<T: FromStr + PartialEq + Default>(
+    option: &RawOption,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<T, ConfigError> {
+    let number: T = whole_number(option, warnings)?;
     if number == T::default() {
         return Err(invalid(option, "must be at least 1"));
     }
     Ok(number)
 }
 
-pub fn seconds(option: &RawOption) -> Result<Duration, ConfigError> {
-    whole_number::<u64>(option).map(Duration::from_secs)
+pub fn seconds(option: &RawOption, warnings: &mut Vec<ConfigWarning>) -> Result<Duration, ConfigError> {
+    whole_number::<u64>(option, warnings).map(Duration::from_secs)
 }
 
 /// Seconds where 0 is refused.
-pub fn positive_seconds(option: &RawOption) -> Result<Duration, ConfigError> {
-    positive::<u64>(option).map(Duration::from_secs)
+pub fn positive_seconds(option: &RawOption, warnings: &mut Vec<ConfigWarning>) -> Result<Duration, ConfigError> {
+    positive::<u64>(option, warnings).map(Duration::from_secs)
 }
 
 /// Seconds where 0 means "off", as uWSGI's `harakiri = 0`.
-pub fn seconds_or_off(option: &RawOption) -> Result<Option<Duration>, ConfigError> {
-    Ok(Some(seconds(option)?).filter(|duration| !duration.is_zero()))
+pub fn seconds_or_off(option: &RawOption, warnings: &mut Vec<ConfigWarning>) -> Result<Option<Duration>, ConfigError> {
+    Ok(Some(seconds(option, warnings)?).filter(|duration| !duration.is_zero()))
 }
 
 /// Milliseconds where 0 means "off".
-pub fn milliseconds_or_off(option: &RawOption) -> Result<Option<Duration>, ConfigError> {
-    let millis: u64 = whole_number(option)?;
+pub fn milliseconds_or_off(
+    option: &RawOption,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<Option<Duration>, ConfigError> {
+    let millis: u64 = whole_number(option, warnings)?;
     Ok((millis > 0).then(|| Duration::from_millis(millis)))
 }
 
 /// A number where 0 means "off" (megabyte limits).
-pub fn number_or_off(option: &RawOption) -> Result<Option<u64>, ConfigError> {
-    Ok(Some(whole_number::<u64>(option)?).filter(|&number| number > 0))
+pub fn number_or_off(option: &RawOption, warnings: &mut Vec<ConfigWarning>) -> Result<Option<u64>, ConfigError> {
+    Ok(Some(whole_number::<u64>(option, warnings)?).filter(|&number| number > 0))
 }
 
 /// An octal file mode like `666` or `0660` (uWSGI's chmod-socket).
@@ -180,42 +218,53 @@ mod tests {
     }
 
     #[test]
-    fn booleans() {
+    fn booleans_follow_uwsgi_opt_true() {
+        let mut warnings = Vec::new();
         for value in ["true", "1", "yes", "on", "TRUE", "On"] {
-            assert!(boolean(&option(value)).unwrap(), "{value}");
+            assert!(boolean(&option(value), &mut warnings).unwrap(), "{value}");
         }
         for value in ["false", "0", "no", "off", "NO", "False"] {
-            assert!(!boolean(&option(value)).unwrap(), "{value}");
+            assert!(!boolean(&option(value), &mut warnings).unwrap(), "{value}");
         }
-        let error = boolean(&option("maybe")).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "a.ini:7: invalid value 'maybe' for 'test': expected true/false, 1/0, yes/no or on/off"
-        );
+        assert!(warnings.is_empty());
+        // Anything else is true, as in uWSGI, with a warning naming the place.
+        for value in ["4", "maybe", "false ; comment"] {
+            assert!(boolean(&option(value), &mut warnings).unwrap(), "{value}");
+        }
+        assert_eq!(warnings.len(), 3);
+        assert!(warnings[0].to_string().starts_with("a.ini:7: warning: '4' for flag 'test' is read as true"));
     }
 
     #[test]
-    fn numbers() {
-        assert_eq!(whole_number::<u32>(&option("42")).unwrap(), 42);
-        assert_eq!(whole_number::<u32>(&option("0")).unwrap(), 0);
-        assert_eq!(reason(whole_number::<u32>(&option("-1")).unwrap_err()), "must not be negative");
-        assert_eq!(reason(whole_number::<u32>(&option("abc")).unwrap_err()), "expected a whole number");
-        assert_eq!(reason(whole_number::<u32>(&option("4.5")).unwrap_err()), "expected a whole number");
-        assert_eq!(reason(whole_number::<u32>(&option("+4")).unwrap_err()), "expected a whole number");
-        assert_eq!(reason(whole_number::<u32>(&option("99999999999")).unwrap_err()), "number too large");
-        assert_eq!(reason(positive::<u32>(&option("0")).unwrap_err()), "must be at least 1");
-        assert_eq!(positive::<u32>(&option("3")).unwrap(), 3);
+    fn numbers_by_leading_digits_as_strtol() {
+        let mut warnings = Vec::new();
+        assert_eq!(whole_number::<u32>(&option("42"), &mut warnings).unwrap(), 42);
+        assert_eq!(whole_number::<u32>(&option("0"), &mut warnings).unwrap(), 0);
+        assert!(warnings.is_empty());
+        assert_eq!(whole_number::<u32>(&option("60 # kill after a minute"), &mut warnings).unwrap(), 60);
+        assert_eq!(whole_number::<u32>(&option("5;"), &mut warnings).unwrap(), 5);
+        assert_eq!(whole_number::<u32>(&option("true"), &mut warnings).unwrap(), 0);
+        assert_eq!(whole_number::<u32>(&option("4.5"), &mut warnings).unwrap(), 4);
+        assert_eq!(whole_number::<u32>(&option("+4"), &mut warnings).unwrap(), 4);
+        assert_eq!(whole_number::<u32>(&option(" 7"), &mut warnings).unwrap(), 7);
+        assert_eq!(warnings.len(), 6);
+        assert!(warnings[0].to_string().contains("read as 60 (its leading digits)"), "{}", warnings[0]);
+        assert_eq!(reason(whole_number::<u32>(&option("-1"), &mut warnings).unwrap_err()), "must not be negative");
+        assert_eq!(reason(whole_number::<u32>(&option("99999999999"), &mut warnings).unwrap_err()), "number too large");
+        assert_eq!(reason(positive::<u32>(&option("0"), &mut warnings).unwrap_err()), "must be at least 1");
+        assert_eq!(positive::<u32>(&option("3"), &mut warnings).unwrap(), 3);
     }
 
     #[test]
     fn durations() {
-        assert_eq!(seconds(&option("30")).unwrap(), Duration::from_secs(30));
-        assert_eq!(seconds_or_off(&option("0")).unwrap(), None);
-        assert_eq!(seconds_or_off(&option("5")).unwrap(), Some(Duration::from_secs(5)));
-        assert_eq!(milliseconds_or_off(&option("250")).unwrap(), Some(Duration::from_millis(250)));
-        assert_eq!(milliseconds_or_off(&option("0")).unwrap(), None);
-        assert!(positive_seconds(&option("0")).is_err());
-        assert_eq!(reason(seconds(&option("abc")).unwrap_err()), "expected a whole number");
+        let w = &mut Vec::new();
+        assert_eq!(seconds(&option("30"), w).unwrap(), Duration::from_secs(30));
+        assert_eq!(seconds_or_off(&option("0"), w).unwrap(), None);
+        assert_eq!(seconds_or_off(&option("5"), w).unwrap(), Some(Duration::from_secs(5)));
+        assert_eq!(milliseconds_or_off(&option("250"), w).unwrap(), Some(Duration::from_millis(250)));
+        assert_eq!(milliseconds_or_off(&option("0"), w).unwrap(), None);
+        assert!(positive_seconds(&option("0"), w).is_err());
+        assert!(w.is_empty());
     }
 
     #[test]

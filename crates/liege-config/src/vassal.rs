@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::apps::{self, CacheSpec, Mount, MountTarget, MountedApp};
 use crate::options::{self, OptionId, OptionKind, Support};
-use crate::{values, ConfigError, Origin, RawOption};
+use crate::{values, ConfigError, ConfigWarning, Origin, RawOption};
 
 /// Which wire protocol a listening socket speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -247,8 +247,25 @@ pub struct VassalConfig {
     /// Log only requests slower than this (`log-slow`, milliseconds).
     pub log_slow: Option<Duration>,
 
+    // --- process setup ---
+    /// `chown-socket = USER[:GROUP]`: owner of unix sockets, applied after binding.
+    pub chown_socket: Option<String>,
+    /// `umask`: set before anything is created.
+    pub umask: Option<u32>,
+    /// `daemonize` / `daemonize2`: detach and append all output to this file.
+    pub daemonize: Option<PathBuf>,
+    /// `pyargv`: `sys.argv[1:]` (split at spaces, as uWSGI).
+    pub pyargv: Vec<String>,
+    /// `log-date`: the strftime format prefixed to liege's own log lines (`None`: no date; empty: C's ctime
+    /// form, uWSGI's default).
+    pub log_date: Option<String>,
+    /// `log-x-forwarded-for`: the request log shows X-Forwarded-For as the address.
+    pub log_x_forwarded_for: bool,
+
     /// Every raw option in the order it was given, canonical names, after expansion: what `uwsgi.opt` shows.
     pub raw: Vec<RawOption>,
+    /// Readings that uWSGI accepts but that are probably not what was meant (see [`ConfigWarning`]).
+    pub warnings: Vec<ConfigWarning>,
 }
 
 const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(15);
@@ -302,6 +319,10 @@ struct Builder<'r> {
     module_callable: Option<String>,
     callable: Option<String>,
     cheaper: CheaperOptions<'r>,
+    /// Indexes in `config.sockets` of the `socket` ones, whose protocol `protocol` may change.
+    default_protocol_sockets: Vec<usize>,
+    protocol: Option<Protocol>,
+    warnings: Vec<ConfigWarning>,
     // --- mount, factories, cache (apps) ---
     apps: AppsOptions,
 }
@@ -372,7 +393,14 @@ impl<'r> Builder<'r> {
             log_4xx: false,
             log_5xx: false,
             log_slow: None,
+            chown_socket: None,
+            umask: None,
+            daemonize: None,
+            pyargv: Vec::new(),
+            log_date: None,
+            log_x_forwarded_for: false,
             raw: Vec::new(),
+            warnings: Vec::new(),
         };
         Builder {
             config,
@@ -381,6 +409,9 @@ impl<'r> Builder<'r> {
             callable: None,
             cheaper: CheaperOptions::default(),
             apps: AppsOptions::default(),
+            default_protocol_sockets: Vec::new(),
+            protocol: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -404,29 +435,58 @@ impl<'r> Builder<'r> {
             }
             Support::NoEffect => {
                 if def.kind == OptionKind::Flag {
-                    values::boolean(option)?;
+                    values::boolean(option, &mut self.warnings)?;
                 }
                 return Ok(());
             }
         }
+        warn_inline_comment(option, &mut self.warnings);
         let config = &mut self.config;
+        let w = &mut self.warnings;
         match def.id {
             // Already acted on while reading (files read in place, placeholders substituted).
-            OptionId::Ini | OptionId::SetPlaceholder => {}
+            OptionId::Ini | OptionId::Include | OptionId::SetPlaceholder | OptionId::Strict => {}
+            OptionId::IfEnv
+            | OptionId::IfNotEnv
+            | OptionId::IfExists
+            | OptionId::IfNotExists
+            | OptionId::IfFile
+            | OptionId::IfNotFile
+            | OptionId::IfDir
+            | OptionId::IfNotDir
+            | OptionId::IfOpt
+            | OptionId::IfNotOpt
+            | OptionId::IfHostname
+            | OptionId::IfNotHostname
+            | OptionId::For
+            | OptionId::ForGlob
+            | OptionId::ForTimes
+            | OptionId::ForReadline
+            | OptionId::EndIf
+            | OptionId::EndFor
+            | OptionId::Else => {}
             OptionId::HttpSocket => {
                 config.sockets.push(SocketSpec { protocol: Protocol::Http, address: values::socket_address(option)? })
             }
             OptionId::Socket => {
+                self.default_protocol_sockets.push(config.sockets.len());
                 config.sockets.push(SocketSpec { protocol: Protocol::Uwsgi, address: values::socket_address(option)? })
             }
-            OptionId::Listen => config.listen = values::positive(option)?,
-            OptionId::BufferSize => config.buffer_size = values::positive(option)?,
-            OptionId::PostBuffering => config.post_buffering = values::whole_number(option)?,
-            OptionId::LimitPost => config.limit_post = values::whole_number(option)?,
-            OptionId::HttpTimeout | OptionId::SocketTimeout => {
-                config.socket_timeout = values::positive_seconds(option)?
+            OptionId::SocketProtocol => self.protocol = Some(socket_protocol(option)?),
+            OptionId::ChownSocket => config.chown_socket = Some(owner(option)?),
+            OptionId::Umask => config.umask = Some(values::octal_mode(option)?),
+            OptionId::Daemonize | OptionId::Daemonize2 => config.daemonize = Some(daemonize_target(option)?),
+            OptionId::Pyargv => {
+                config.pyargv = option.value.split(' ').filter(|word| !word.is_empty()).map(str::to_owned).collect()
             }
-            OptionId::HttpKeepalive => config.keepalive_timeout = keepalive(option)?,
+            OptionId::Listen => config.listen = values::positive(option, w)?,
+            OptionId::BufferSize => config.buffer_size = values::positive(option, w)?,
+            OptionId::PostBuffering => config.post_buffering = values::whole_number(option, w)?,
+            OptionId::LimitPost => config.limit_post = values::whole_number(option, w)?,
+            OptionId::HttpTimeout | OptionId::SocketTimeout => {
+                config.socket_timeout = values::positive_seconds(option, w)?
+            }
+            OptionId::HttpKeepalive => config.keepalive_timeout = keepalive(option, w)?,
             OptionId::ChmodSocket => config.chmod_socket = Some(values::octal_mode(option)?),
             // --- static files, routing, headers (static) ---
             OptionId::StaticMap
@@ -451,9 +511,9 @@ impl<'r> Builder<'r> {
                 value: values::non_empty(option)?,
                 origin: option.origin.clone(),
             }),
-            OptionId::CheckStaticDocroot => config.request_path.check_static_docroot = values::boolean(option)?,
-            OptionId::StaticGzipAll => config.request_path.static_gzip_all = values::boolean(option)?,
-            OptionId::HonourRange => config.request_path.honour_range = values::boolean(option)?,
+            OptionId::CheckStaticDocroot => config.request_path.check_static_docroot = values::boolean(option, w)?,
+            OptionId::StaticGzipAll => config.request_path.static_gzip_all = values::boolean(option, w)?,
+            OptionId::HonourRange => config.request_path.honour_range = values::boolean(option, w)?,
             OptionId::FileServeMode => config.request_path.file_serve_header = file_serve_mode(option)?,
             OptionId::Route(table, kind) => config.request_path.routes.push(RouteLine {
                 table,
@@ -481,39 +541,41 @@ impl<'r> Builder<'r> {
             OptionId::Pythonpath => config.pythonpath.push(values::path(option)?),
             OptionId::Virtualenv => config.virtualenv = Some(values::path(option)?),
             OptionId::Env => config.env.push(values::key_value(option)?),
-            OptionId::NeedApp => config.need_app = values::boolean(option)?,
+            OptionId::NeedApp => config.need_app = values::boolean(option, w)?,
             OptionId::Plugins => check_plugins(option)?,
             // --- mount, factories, cache (apps) ---
             OptionId::Mount => self.apps.mounts.push(apps::mount(option)?),
-            OptionId::ManageScriptName => config.manage_script_name = values::boolean(option)?,
-            OptionId::NoDefaultApp => config.no_default_app = values::boolean(option)?,
+            OptionId::ManageScriptName => config.manage_script_name = values::boolean(option, w)?,
+            OptionId::NoDefaultApp => config.no_default_app = values::boolean(option, w)?,
             OptionId::Cache2 => config.caches.push(apps::cache2(option)?),
-            OptionId::Cache => self.apps.cache_items = Some(values::positive(option)?),
-            OptionId::CacheBlocksize => self.apps.cache_blocksize = Some((values::positive(option)?, option.clone())),
+            OptionId::Cache => self.apps.cache_items = Some(values::positive(option, w)?),
+            OptionId::CacheBlocksize => {
+                self.apps.cache_blocksize = Some((values::positive(option, w)?, option.clone()))
+            }
             // --- end apps ---
-            OptionId::Processes => config.processes = values::positive(option)?,
-            OptionId::Master => config.master = values::boolean(option)?,
-            OptionId::LazyApps => config.lazy_apps = values::boolean(option)?,
-            OptionId::Threads => config.threads = values::positive(option)?,
+            OptionId::Processes => config.processes = values::positive(option, w)?,
+            OptionId::Master => config.master = values::boolean(option, w)?,
+            OptionId::LazyApps => config.lazy_apps = values::boolean(option, w)?,
+            OptionId::Threads => config.threads = values::positive(option, w)?,
             OptionId::Uid => config.uid = Some(values::non_empty(option)?),
             OptionId::Gid => config.gid = Some(values::non_empty(option)?),
-            OptionId::Pidfile => config.pidfile = Some(values::path(option)?),
-            OptionId::MaxRequests => config.max_requests = values::whole_number(option)?,
-            OptionId::MaxRequestsDelta => config.max_requests_delta = values::whole_number(option)?,
-            OptionId::MaxWorkerLifetime => config.max_worker_lifetime = values::seconds_or_off(option)?,
-            OptionId::ReloadOnRss => config.reload_on_rss = values::number_or_off(option)?,
-            OptionId::EvilReloadOnRss => config.evil_reload_on_rss = values::number_or_off(option)?,
-            OptionId::LimitAs => config.limit_as = values::number_or_off(option)?,
-            OptionId::Harakiri => config.harakiri = values::seconds_or_off(option)?,
-            OptionId::HarakiriVerbose => config.harakiri_verbose = values::boolean(option)?,
-            OptionId::ReloadMercy => config.reload_mercy = values::positive_seconds(option)?,
-            OptionId::WorkerReloadMercy => config.worker_reload_mercy = values::positive_seconds(option)?,
+            OptionId::Pidfile | OptionId::SafePidfile => config.pidfile = Some(values::path(option)?),
+            OptionId::MaxRequests => config.max_requests = values::whole_number(option, w)?,
+            OptionId::MaxRequestsDelta => config.max_requests_delta = values::whole_number(option, w)?,
+            OptionId::MaxWorkerLifetime => config.max_worker_lifetime = values::seconds_or_off(option, w)?,
+            OptionId::ReloadOnRss => config.reload_on_rss = values::number_or_off(option, w)?,
+            OptionId::EvilReloadOnRss => config.evil_reload_on_rss = values::number_or_off(option, w)?,
+            OptionId::LimitAs => config.limit_as = values::number_or_off(option, w)?,
+            OptionId::Harakiri => config.harakiri = values::seconds_or_off(option, w)?,
+            OptionId::HarakiriVerbose => config.harakiri_verbose = values::boolean(option, w)?,
+            OptionId::ReloadMercy => config.reload_mercy = values::positive_seconds(option, w)?,
+            OptionId::WorkerReloadMercy => config.worker_reload_mercy = values::positive_seconds(option, w)?,
             OptionId::TouchReload => config.touch_reload.push(values::path(option)?),
             OptionId::TouchChainReload => config.touch_chain_reload.push(values::path(option)?),
             OptionId::MasterFifo => config.master_fifo.push(values::path(option)?),
-            OptionId::Cheaper => self.cheaper.min_workers = Some((values::whole_number(option)?, option)),
-            OptionId::CheaperInitial => self.cheaper.initial = Some((values::positive(option)?, option)),
-            OptionId::CheaperStep => self.cheaper.step = Some((values::positive(option)?, option)),
+            OptionId::Cheaper => self.cheaper.min_workers = Some((values::whole_number(option, w)?, option)),
+            OptionId::CheaperInitial => self.cheaper.initial = Some((values::positive(option, w)?, option)),
+            OptionId::CheaperStep => self.cheaper.step = Some((values::positive(option, w)?, option)),
             OptionId::CheaperAlgo => {
                 if option.value != "spare" {
                     return Err(values::invalid(
@@ -524,11 +586,13 @@ impl<'r> Builder<'r> {
                 }
                 self.cheaper.algo = Some(option)
             }
-            OptionId::Idle => self.cheaper.idle = Some((values::positive_seconds(option)?, option)),
-            OptionId::Logto => config.logto = Some(values::path(option)?),
-            OptionId::DisableLogging => config.disable_logging = values::boolean(option)?,
+            OptionId::Idle => self.cheaper.idle = Some((values::positive_seconds(option, w)?, option)),
+            OptionId::Logto | OptionId::Logto2 => config.logto = Some(values::path(option)?),
+            OptionId::LogDate => config.log_date = log_date(option),
+            OptionId::LogXForwardedFor => config.log_x_forwarded_for = values::boolean(option, w)?,
+            OptionId::DisableLogging => config.disable_logging = values::boolean(option, w)?,
             OptionId::Stats => config.stats = Some(values::socket_address(option)?),
-            OptionId::StatsHttp => config.stats_http = values::boolean(option)?,
+            OptionId::StatsHttp => config.stats_http = values::boolean(option, w)?,
             OptionId::Logformat => {
                 config.log_format = if option.value.eq_ignore_ascii_case("json") {
                     LogFormat::Json
@@ -536,9 +600,9 @@ impl<'r> Builder<'r> {
                     LogFormat::Template(values::non_empty(option)?)
                 }
             }
-            OptionId::Log4xx => config.log_4xx = values::boolean(option)?,
-            OptionId::Log5xx => config.log_5xx = values::boolean(option)?,
-            OptionId::LogSlow => config.log_slow = values::milliseconds_or_off(option)?,
+            OptionId::Log4xx => config.log_4xx = values::boolean(option, w)?,
+            OptionId::Log5xx => config.log_5xx = values::boolean(option, w)?,
+            OptionId::LogSlow => config.log_slow = values::milliseconds_or_off(option, w)?,
             // Unreachable through `support` above, listed so a new option cannot be forgotten here.
             OptionId::Emperor
             | OptionId::VassalsInclude
@@ -557,8 +621,13 @@ impl<'r> Builder<'r> {
             | OptionId::DieOnTerm
             | OptionId::ThunderLock
             | OptionId::SingleInterpreter
-            | OptionId::Strict
             | OptionId::NoOrphans
+            | OptionId::IgnoreSigpipe
+            | OptionId::IgnoreWriteErrors
+            | OptionId::DisableWriteException
+            | OptionId::CloseOnExec
+            | OptionId::NoDeferAccept
+            | OptionId::HttpChunkedInput
             | OptionId::PyCallOsafterfork
             | OptionId::AutoProcname
             | OptionId::ProcnamePrefix
@@ -566,8 +635,8 @@ impl<'r> Builder<'r> {
             | OptionId::Procname
             | OptionId::ProcnameMaster
             | OptionId::MemoryReport
-            | OptionId::Daemonize
-            | OptionId::Daemonize2
+            | OptionId::LoopEngine
+            | OptionId::Vhost
             | OptionId::EmperorTyrant => {}
         }
         Ok(())
@@ -632,6 +701,12 @@ impl<'r> Builder<'r> {
         let callable = self.module_callable.or(self.callable).unwrap_or_else(|| "application".to_owned());
         self.config.app = self.app.map(|(source, _)| AppSpec { source, callable });
         self.config.cheaper = cheaper(&self.cheaper, self.config.processes)?;
+        if let Some(protocol) = self.protocol {
+            for &index in &self.default_protocol_sockets {
+                self.config.sockets[index].protocol = protocol;
+            }
+        }
+        self.config.warnings = self.warnings;
         Ok(self.config)
     }
 }
@@ -668,14 +743,91 @@ fn header_line(option: &RawOption) -> Result<(String, String), ConfigError> {
 }
 // --- end static files, routing, headers (static) ---
 
-/// Seconds, or a boolean: uWSGI's `http-keepalive` was long a plain switch, and configs still say
-/// `http-keepalive = true`, which must mean "on, with the default timeout" rather than be an error.
-fn keepalive(option: &RawOption) -> Result<Duration, ConfigError> {
+/// uWSGI's `http-keepalive = N` (plugins/http): 0 is off, 1 is on with the default timeout, more is the idle
+/// timeout in seconds. Configs also say `http-keepalive = true`, which must mean "on, with the default
+/// timeout" rather than 0 by leading digits.
+fn keepalive(option: &RawOption, w: &mut Vec<ConfigWarning>) -> Result<Duration, ConfigError> {
     match option.value.to_ascii_lowercase().as_str() {
         "true" | "yes" | "on" => Ok(DEFAULT_KEEPALIVE),
         "false" | "no" | "off" => Ok(Duration::ZERO),
-        _ => values::seconds(option),
+        _ => match values::seconds(option, w)? {
+            one if one == Duration::from_secs(1) => Ok(DEFAULT_KEEPALIVE),
+            seconds => Ok(seconds),
+        },
     }
+}
+
+/// A value read from a file that contains what looks like an inline comment (`harakiri = 60 # one minute`,
+/// `processes = 8 ; max`). uWSGI has no inline comments: it keeps the text in the value, so numbers are read
+/// by their leading digits and strings keep the comment. liege reads them the same way and says so, since a
+/// string that silently ends in "; a comment" is a bug waiting to happen.
+fn warn_inline_comment(option: &RawOption, warnings: &mut Vec<ConfigWarning>) {
+    if !matches!(option.origin, Origin::File { .. }) || option.key == "logformat" {
+        return;
+    }
+    let value = option.value.as_str();
+    let comment_at = value.match_indices([';', '#']).find(|(index, _)| {
+        value[..*index].ends_with([' ', '\t']) || (*index + 1 == value.len() && value.ends_with(';'))
+    });
+    if let Some((index, _)) = comment_at {
+        warnings.push(ConfigWarning::new(
+            &option.origin,
+            format!(
+                "'{}' has text after the value that looks like an inline comment ('{}'); uWSGI has no inline \
+                 comments and keeps it in the value, and so does liege: put comments on their own line",
+                option.key,
+                value[index..].trim()
+            ),
+        ));
+    }
+}
+
+/// `log-date` as uWSGI's `uwsgi_opt_log_date`: bare, true, 1, on or yes mean the ctime form; anything else is
+/// a strftime format. (uWSGI would take `false` as a format too and print "false - "; liege reads it as off.)
+fn log_date(option: &RawOption) -> Option<String> {
+    match option.value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "on" | "yes" => Some(String::new()),
+        "false" | "0" | "off" | "no" => None,
+        _ => Some(option.value.clone()),
+    }
+}
+
+/// `protocol` / `socket-protocol`: what plain `socket` sockets speak.
+fn socket_protocol(option: &RawOption) -> Result<Protocol, ConfigError> {
+    match option.value.to_ascii_lowercase().as_str() {
+        "http" | "http11" => Ok(Protocol::Http),
+        "uwsgi" => Ok(Protocol::Uwsgi),
+        other => Err(values::invalid(
+            option,
+            format!("liege speaks http and uwsgi; uWSGI's '{other}' protocol (fastcgi, scgi, raw, https...) is not available"),
+        )),
+    }
+}
+
+/// `USER`, `USER:GROUP` (names or numbers), as uWSGI's `chown-socket`.
+fn owner(option: &RawOption) -> Result<String, ConfigError> {
+    let value = values::non_empty(option)?;
+    let (user, group) = value.split_once(':').map_or((value.as_str(), None), |(user, group)| (user, Some(group)));
+    if user.is_empty() || group.is_some_and(str::is_empty) || value.chars().any(char::is_whitespace) {
+        return Err(values::invalid(option, "expected USER or USER:GROUP"));
+    }
+    Ok(value)
+}
+
+/// `daemonize = LOGFILE`. uWSGI also takes a `host:port` (logs sent over UDP), which liege does not do.
+fn daemonize_target(option: &RawOption) -> Result<PathBuf, ConfigError> {
+    let target = values::path(option)?;
+    let text = option.value.as_str();
+    let looks_like_address = !text.contains('/')
+        && text.rsplit_once(':').is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    if looks_like_address {
+        return Err(values::invalid(
+            option,
+            "liege logs to a file, not to a UDP address: give a log file path (or run in the foreground under \
+             systemd and let the journal collect the output)",
+        ));
+    }
+    Ok(target)
 }
 
 /// `pkg.mod`, `pkg.mod:callable` or a factory call `pkg.mod:create_app(...)`.
@@ -691,9 +843,10 @@ fn python_name(option: &RawOption) -> Result<String, ConfigError> {
     Ok(name)
 }
 
-/// `plugins = python3` is in most distribution-packaged uWSGI configs; Python (and HTTP) are built into
-/// liege, so those are accepted, in any of their spellings (`python311`, `python3.11`, `0:python`,
-/// `/usr/lib/uwsgi/plugins/python3_plugin.so`). Anything else would need code liege does not have.
+/// `plugins = python3` is in most distribution-packaged uWSGI configs; Python (and HTTP, with uWSGI's
+/// `corerouter` base of its HTTP router) are built into liege, so those are accepted, in any of their
+/// spellings (`python311`, `python3.11`, `0:python`, `/usr/lib/uwsgi/plugins/python3_plugin.so`, a path to a
+/// python binary). Any other plugin is an error that names what it does and what to use instead.
 fn check_plugins(option: &RawOption) -> Result<(), ConfigError> {
     for plugin in option.value.split(',').map(str::trim).filter(|plugin| !plugin.is_empty()) {
         let base = plugin.rsplit('/').next().unwrap_or(plugin);
@@ -702,17 +855,47 @@ fn check_plugins(option: &RawOption) -> Result<(), ConfigError> {
         let is_python = base.strip_prefix("python").is_some_and(|version| {
             version.chars().all(|character| character.is_ascii_digit() || character == '.' || character == '_')
         });
-        if !is_python && base != "http" {
-            return Err(values::invalid(
-                option,
-                format!(
-                    "liege serves WSGI apps only: Python and HTTP are built in, so only python plugins \
-                     (python, python3, python311...) and http are accepted, not '{plugin}'"
-                ),
-            ));
+        if is_python || base == "http" || base == "corerouter" {
+            continue;
         }
+        let reason = match plugin_language(base) {
+            Some(language) => format!(
+                "the '{plugin}' plugin runs {language} apps; liege serves Python WSGI apps only (run that app \
+                 under uWSGI or its own server)"
+            ),
+            None if base == "sentry" => "the 'sentry' plugin (unbit/uwsgi-sentry) reports uWSGI alarms and \
+                 crashes to Sentry from C; liege has no plugins: report errors with the sentry-sdk Python \
+                 package in the app (sentry_sdk.init; its WSGI integration is enabled by default)"
+                .to_owned(),
+            None if matches!(base, "gevent" | "greenlet" | "ugreen" | "asyncio" | "tornado" | "coroae") => format!(
+                "the '{plugin}' plugin is a loop engine; liege runs WSGI apps with prefork workers and threads \
+                 (processes = N, threads = N)"
+            ),
+            None => {
+                format!("liege has no plugins: Python (WSGI) and HTTP are built in, and '{plugin}' is not available")
+            }
+        };
+        return Err(values::invalid(option, reason));
     }
     Ok(())
+}
+
+/// The language of uWSGI's request plugins for other languages.
+fn plugin_language(name: &str) -> Option<&'static str> {
+    let language = match name {
+        "php" => "PHP",
+        "rack" | "ruby" | "ruby19" | "ruby20" | "rbthreads" | "fiber" => "Ruby",
+        "psgi" | "perl" => "Perl",
+        "lua" => "Lua",
+        "jvm" | "jwsgi" | "ring" | "servlet" => "Java/JVM",
+        "mono" => "Mono/.NET",
+        "cgi" => "CGI",
+        "go" | "gccgo" => "Go",
+        "v8" => "JavaScript",
+        "pypy" => "PyPy",
+        _ => return None,
+    };
+    Some(language)
 }
 
 /// Checks the cheaper settings together, as uWSGI does at startup.

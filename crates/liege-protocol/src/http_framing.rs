@@ -377,7 +377,8 @@ mod tests {
 
     #[test]
     fn bare_lf_line_ends_and_leading_empty_lines_are_followed() {
-        let stream = b"\r\n\r\nGET / HTTP/1.1\nHost: a\n\nPOST / HTTP/1.1\nContent-Length: 2\n\nhiGET / HTTP/1.1\r\n\r\n";
+        let stream =
+            b"\r\n\r\nGET / HTTP/1.1\nHost: a\n\nPOST / HTTP/1.1\nContent-Length: 2\n\nhiGET / HTTP/1.1\r\n\r\n";
         assert_eq!(heads_at_every_boundary(stream), [PLAIN, LENGTH, PLAIN]);
     }
 
