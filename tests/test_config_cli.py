@@ -374,10 +374,10 @@ def test_check_config_prints_the_resolved_config(tmp_path):
     assert f"{ini}:5: warning:" in stderr_of(res)
     assert "# configuration OK" in out
     bad = tmp_path / "bad.ini"
-    bad.write_text("[uwsgi]\nstatic-map = /s=/srv/static\n")
+    bad.write_text("[uwsgi]\nspooler = /srv/spool\n")
     res = run_liege(["--ini", bad, "--check-config"], cwd=tmp_path)
     assert res.returncode == 1
-    assert f"{bad}:2: 'static-map' is a uWSGI option that liege does not implement" in stderr_of(res)
+    assert f"{bad}:2: 'spooler' is a uWSGI option that liege does not implement" in stderr_of(res)
 
 
 def test_an_ini_saying_emperor_runs_the_emperor(tmp_path):

@@ -163,7 +163,9 @@ def test_percentiles_match_known_sleep_times(emperor_factory):
     assert 9.8 <= latency["p50"] <= 13.0, latency  # (the probe is one fast request of 101)
     assert 78.0 <= latency["p90"] <= 90.0, latency
     assert 78.0 <= latency["p99"] <= 90.0, latency
-    assert 78.0 <= latency["max"] <= 95.0, latency
+    # The slowest request: its sleep plus whatever the shared machine added to it (one request, so no median
+    # to smooth a scheduling hiccup away; 95.2 ms has been seen under a loaded parallel test run).
+    assert 78.0 <= latency["max"] <= 130.0, latency
 
 
 def test_history_has_one_point_per_second(emperor_factory):
