@@ -7,8 +7,8 @@
 //! for their whole life while its siblings idle, and p99 suffers. Each worker publishes its open connection
 //! count and whether it is idle in the scoreboard, so the choice can be made from shared memory:
 //!
-//! - a worker **defers** a pending connection when another worker is idle *and* holds fewer connections, or
-//!   is busy and holds far fewer (see [`should_defer`]). An idle one was woken by the same connection and takes
+//! - a worker **defers** a pending connection when another worker is idle *and* holds two connections fewer,
+//!   or is busy and holds far fewer (see [`should_defer`]). An idle one was woken by the same connection and takes
 //!   it within microseconds; the deferring one waits [`DEFER`] on a precise timer, then looks again;
 //! - after [`MAX_DEFERRALS`] looks it accepts anyway, so a connection never waits for a sibling that is
 //!   marked idle but does not accept (stopped by a debugger, starved of CPU): at most about 0.3 ms.
@@ -47,7 +47,9 @@ pub const MAX_DEFERRALS: u32 = 3;
 
 /// Whether a worker holding `mine` open connections should leave a pending connection to a sibling:
 ///
-/// - to an **idle** sibling (waiting on its event loop, so woken by the same connection) holding fewer;
+/// - to an **idle** sibling (waiting on its event loop, so woken by the same connection) holding at least two
+///   fewer. One apart is balanced enough, and on new-connection traffic (`Connection: close`, health checks)
+///   counts one apart are the normal state: deferring there would add a timer and a wakeup per request;
 /// - to a **busy** sibling (in a request; it polls the listener again when the request ends) only when this
 ///   worker holds at least a third more than it, plus two: under overload every worker is busy, and a
 ///   kept-alive burst would otherwise stay where it landed, its clients waiting behind one worker's queue
@@ -58,7 +60,7 @@ pub const MAX_DEFERRALS: u32 = 3;
 pub fn should_defer(mine: u32, siblings: impl IntoIterator<Item = (WorkerStatus, u32)>) -> bool {
     mine > 0
         && siblings.into_iter().any(|(status, open)| match status {
-            WorkerStatus::Idle => open < mine,
+            WorkerStatus::Idle => open + 2 <= mine,
             WorkerStatus::Busy => (open + 2) * 4 <= mine * 3,
             _ => false,
         })
@@ -84,6 +86,8 @@ pub struct Listener {
     kind: Kind,
     /// The precise timer behind [`DEFER`] (tokio's timers tick in milliseconds).
     timer: AsyncFd<Timer>,
+    /// Whether to balance connections at all (see [`Listener::new`]).
+    balance: bool,
 }
 
 /// A timerfd that tokio can register (nix's `TimerFd` implements `AsFd` only).
@@ -97,7 +101,11 @@ impl AsRawFd for Timer {
 
 impl Listener {
     /// Takes over an inherited listening socket (`unix_path` set for unix sockets).
-    pub fn new(fd: OwnedFd, unix_path: Option<String>) -> io::Result<Self> {
+    ///
+    /// `balance`: whether connections on this socket may live long enough for their spread to matter. HTTP
+    /// connections may be kept alive; a uwsgi-protocol connection carries one request and closes, so its
+    /// socket is never balanced: a deferral would only add a timer and a wakeup to every request.
+    pub fn new(fd: OwnedFd, unix_path: Option<String>, balance: bool) -> io::Result<Self> {
         let socket = Socket::from(fd);
         socket.set_nonblocking(true)?;
         let kind = match unix_path {
@@ -114,7 +122,7 @@ impl Listener {
                 AsyncFd::register_with_interest(Timer(timer), Interest::READABLE).map_err(|err| err.into_parts().1)?,
             )
         };
-        Ok(Self { socket, kind, timer })
+        Ok(Self { socket, kind, timer, balance })
     }
 
     /// Waits until a connection is pending and this worker should take it, then accepts it.
@@ -124,7 +132,8 @@ impl Listener {
         let mut deferrals = 0;
         loop {
             let mut ready = self.socket.readable().await?;
-            let defer = deferrals < MAX_DEFERRALS
+            let defer = self.balance
+                && deferrals < MAX_DEFERRALS
                 && Scoreboard::global().is_some_and(|board| should_defer(open(), siblings(board, slot_index)));
             if defer {
                 deferrals += 1;
@@ -200,13 +209,15 @@ mod tests {
     }
 
     #[test]
-    fn defers_to_an_idle_sibling_with_fewer_connections() {
-        assert!(should_defer(1, [(Idle, 0)]));
-        assert!(should_defer(3, [(Busy, 0), (Idle, 2)]));
+    fn defers_to_an_idle_sibling_with_two_fewer_connections() {
+        assert!(should_defer(2, [(Idle, 0)]));
+        assert!(should_defer(4, [(Busy, 3), (Idle, 2)]));
     }
 
     #[test]
-    fn ties_accept_so_equal_workers_share_the_load() {
+    fn one_apart_and_ties_accept_so_new_connections_never_wait() {
+        assert!(!should_defer(1, [(Idle, 0)]));
+        assert!(!should_defer(3, [(Idle, 2), (Idle, 3)]));
         assert!(!should_defer(2, [(Idle, 2), (Idle, 3)]));
     }
 
@@ -237,7 +248,7 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            let listener = Listener::new(OwnedFd::from(listener), None).expect("listener");
+            let listener = Listener::new(OwnedFd::from(listener), None, true).expect("listener");
             let mut fastest = Duration::MAX;
             for _ in 0..20 {
                 let started = std::time::Instant::now();
@@ -256,7 +267,7 @@ mod tests {
         runtime.block_on(async {
             let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             let port = std_listener.local_addr().expect("addr").port();
-            let listener = Listener::new(OwnedFd::from(std_listener), None).expect("listener");
+            let listener = Listener::new(OwnedFd::from(std_listener), None, true).expect("listener");
             let client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
             let (_stream, info) = listener.accept(0, || 0).await.expect("accept");
             assert_eq!(info.remote_addr, "127.0.0.1");

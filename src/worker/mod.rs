@@ -307,7 +307,7 @@ async fn accept_loop(
     tracker: Rc<ConnectionTracker>,
 ) {
     let protocol = listener.protocol;
-    let accepting = match accept::Listener::new(listener.fd, listener.unix_path) {
+    let accepting = match accept::Listener::new(listener.fd, listener.unix_path, protocol == Protocol::Http) {
         Ok(accepting) => accepting,
         Err(err) => return tracing::error!("cannot use listening socket: {err}"),
     };
