@@ -196,9 +196,15 @@ async fn logs_tail_and_grep() {
     let texts = |body: &Value| -> Vec<String> {
         body["lines"].as_array().expect("lines").iter().map(|l| l["text"].as_str().unwrap_or("").to_owned()).collect()
     };
+    // The lifecycle event is logged too, before the three noted lines.
     assert_eq!(
         texts(&body),
-        ["liege emperor: first line", "liege emperor: an ERROR here", "liege emperor: third line"]
+        [
+            "liege emperor: master 4242 started",
+            "liege emperor: first line",
+            "liege emperor: an ERROR here",
+            "liege emperor: third line"
+        ]
     );
     let line = &body["lines"][0];
     assert_eq!(line["seq"], 1);
@@ -232,8 +238,8 @@ async fn log_stream_replays_from_since_as_server_sent_events() {
     let frame = tokio::time::timeout(Duration::from_secs(5), body.frame()).await.expect("an event in time");
     let data = frame.expect("a frame").expect("no error").into_data().expect("data frame");
     let text = String::from_utf8_lossy(&data);
-    // Line 1 was before `since`; line 2 comes first.
-    assert!(text.contains("id: 2\n") && text.contains("an ERROR here"), "{text}");
+    // Line 1 (the lifecycle event) was before `since`; line 2 comes first.
+    assert!(text.contains("id: 2\n") && text.contains("first line") && !text.contains("4242"), "{text}");
 
     let (status, body) = get_json(&f.registry, "/api/vassals/alpha/logs/stream?since=soon").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
