@@ -19,6 +19,8 @@
 //! Header lines are recognised as httparse (hyper's parser) splits them: lines end with LF or CRLF, the name
 //! runs to the first `:` with no whitespace before it, empty lines before a request line are skipped.
 
+use crate::http_policy::trim_ows;
+
 /// Which framing headers one request head carried, as sent (before any parser resolved them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HeadFacts {
@@ -257,7 +259,7 @@ fn scan_head(head: &[u8]) -> Option<ParsedHead> {
     };
     for line in lines.filter(|line| !line.is_empty()) {
         let Some(colon) = memchr::memchr(b':', line) else { continue };
-        let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
+        let (name, value) = (&line[..colon], trim_ows(&line[colon + 1..]));
         if name.eq_ignore_ascii_case(b"content-length") {
             parsed.facts.content_length = true;
             let length = digits(value)?;
@@ -268,7 +270,7 @@ fn scan_head(head: &[u8]) -> Option<ParsedHead> {
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             parsed.facts.transfer_encoding = true;
             // As hyper: the last coding of the last Transfer-Encoding line decides.
-            let last = value.rsplit(|&b| b == b',').next().map(trim).unwrap_or_default();
+            let last = value.rsplit(|&b| b == b',').next().map(trim_ows).unwrap_or_default();
             parsed.chunked = last.eq_ignore_ascii_case(b"chunked");
         }
     }
@@ -279,7 +281,7 @@ fn scan_head(head: &[u8]) -> Option<ParsedHead> {
 fn chunk_size(line: &[u8]) -> Option<u64> {
     let line = line.strip_suffix(b"\n")?;
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let size = line.split(|&b| b == b';').next().map(trim)?;
+    let size = line.split(|&b| b == b';').next().map(trim_ows)?;
     if size.is_empty() || size.len() > 16 {
         return None;
     }
@@ -291,12 +293,6 @@ fn digits(value: &[u8]) -> Option<u64> {
         return None;
     }
     value.iter().try_fold(0u64, |total, &b| total.checked_mul(10)?.checked_add(u64::from(b - b'0')))
-}
-
-fn trim(value: &[u8]) -> &[u8] {
-    let start = value.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(value.len());
-    let end = value.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(start, |i| i + 1);
-    &value[start..end.max(start)]
 }
 
 #[cfg(test)]

@@ -317,7 +317,8 @@ fn check_transfer_encoding(headers: &HeaderMap) -> Result<(), Violation> {
     Ok(())
 }
 
-fn trim_ows(mut s: &[u8]) -> &[u8] {
+/// `s` without the optional white space (spaces and tabs) around it, RFC 9110 §5.6.3.
+pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;
     }
