@@ -152,9 +152,12 @@ mod tests {
             // is accepted into the same number (dup2 does what accept(2) would).
             let worker = scope.spawn(|| {
                 watch.disarm();
-                drop(server_a);
+                // The new pair is made before server_a closes, so neither of its ends can take `number` itself
+                // (dup2 onto an fd that server_b already owns would give that fd two owners).
                 let (server_b, client_b) = UnixStream::pair().expect("pair");
-                // SAFETY: `number` was just freed by closing server_a; it becomes the new connection's.
+                drop(server_a);
+                // SAFETY: `number` was just freed by closing server_a and no other owner holds it; it becomes
+                // the new connection's.
                 let reused = unsafe {
                     assert_eq!(libc::dup2(server_b.as_raw_fd(), number), number);
                     OwnedFd::from_raw_fd(number)
