@@ -6,6 +6,7 @@
 
 mod accept;
 mod body;
+mod exclusive;
 mod harakiri;
 mod http;
 pub mod log_format;
@@ -315,10 +316,19 @@ async fn accept_loop(
     loop {
         // Backpressure: at the cap this worker stops accepting; new connections wait in the kernel's queue for
         // a worker with room, instead of failing with EMFILE.
-        while tracker.open.get() >= cap {
-            tokio::select! {
-                _ = stop.wait_for(|stop| *stop) => return,
-                _ = tracker.closed.notified() => {}
+        // Paused, the kernel offers the connections to siblings instead of waking this worker for nothing.
+        if tracker.open.get() >= cap {
+            if let Err(err) = accepting.pause() {
+                tracing::warn!("cannot pause the listener at the connection cap: {err}");
+            }
+            while tracker.open.get() >= cap {
+                tokio::select! {
+                    _ = stop.wait_for(|stop| *stop) => return,
+                    _ = tracker.closed.notified() => {}
+                }
+            }
+            if let Err(err) = accepting.resume() {
+                tracing::warn!("cannot resume the listener below the connection cap: {err}");
             }
         }
         let connection = tokio::select! {
@@ -339,6 +349,10 @@ async fn accept_loop(
                     }
                     drop(guard);
                 });
+                // Serve the new connection before taking the next one, as a uWSGI worker does: its request is
+                // usually there already, and connections still pending were offered to idle siblings too
+                // (those that arrived after this worker woke), which take them instead of queueing here.
+                tokio::task::yield_now().await;
             }
             Err(err) => {
                 // Out of descriptors or memory: back off instead of spinning on the ready socket.
