@@ -88,8 +88,9 @@ pub struct Listener {
     /// The exclusive registration, if the swap worked (see [`super::exclusive`]); without it every idle worker
     /// is woken for each connection and this worker cannot pause.
     exclusive: Option<Exclusive>,
-    /// Whether to balance connections at all (see [`Listener::new`]).
-    balance: bool,
+    /// Whether connections may be kept alive (HTTP): they are balanced and registered with the event loop at
+    /// once; uwsgi-protocol connections are neither (see [`Listener::new`]).
+    keep_alive: bool,
     /// Consecutive looks of a paused worker that found a connection pending.
     stuck: std::cell::Cell<u32>,
 }
@@ -97,10 +98,13 @@ pub struct Listener {
 impl Listener {
     /// Takes over an inherited listening socket (`unix_path` set for unix sockets).
     ///
-    /// `balance`: whether connections on this socket may live long enough for their spread to matter. HTTP
+    /// `keep_alive`: whether connections on this socket may live long enough for their spread to matter. HTTP
     /// connections may be kept alive; a uwsgi-protocol connection carries one request and closes, so its
-    /// socket is never balanced: a pause would only add two `epoll_ctl` calls to every request.
-    pub fn new(fd: OwnedFd, unix_path: Option<String>, balance: bool) -> io::Result<Self> {
+    /// socket is never balanced (a pause would only add two `epoll_ctl` calls to every request) and its
+    /// connections start unregistered ([`Stream::unregistered`]): nginx has usually sent the whole request by the
+    /// time it is accepted. HTTP connections are registered at once: hyper reads again after each request
+    /// (to see a pipelined one or the client's close), which would register them anyway.
+    pub fn new(fd: OwnedFd, unix_path: Option<String>, keep_alive: bool) -> io::Result<Self> {
         let socket = Socket::from(fd);
         socket.set_nonblocking(true)?;
         let kind = match unix_path {
@@ -118,7 +122,7 @@ impl Listener {
                 None
             }
         };
-        Ok(Self { socket, kind, exclusive, balance, stuck: std::cell::Cell::new(0) })
+        Ok(Self { socket, kind, exclusive, keep_alive, stuck: std::cell::Cell::new(0) })
     }
 
     /// Waits until a connection is pending and this worker may take it, then accepts it.
@@ -170,7 +174,7 @@ impl Listener {
 
     /// Whether this worker, holding `mine` connections, should leave new ones to its siblings.
     fn too_many(&self, slot_index: usize, mine: u32) -> bool {
-        self.balance && Scoreboard::global().is_some_and(|board| should_pause(mine, siblings(board, slot_index)))
+        self.keep_alive && Scoreboard::global().is_some_and(|board| should_pause(mine, siblings(board, slot_index)))
     }
 
     /// A paused worker's look at the queue: a connection pending at two looks in a row (or at the first look
@@ -193,13 +197,24 @@ impl Listener {
         }
     }
 
+    /// The accepted socket as a stream: registered with the event loop now, or when it first has to wait.
+    fn stream(&self, socket: Socket, unix: bool) -> io::Result<Stream> {
+        if !self.keep_alive {
+            return Ok(Stream::unregistered(socket, unix));
+        }
+        Ok(if unix {
+            Stream::Unix(UnixStream::from_std(socket.into())?)
+        } else {
+            Stream::Tcp(TcpStream::from_std(socket.into())?)
+        })
+    }
+
     fn connection(&self, socket: Socket, peer: &socket2::SockAddr) -> io::Result<(Stream, ConnectionInfo)> {
         let id = super::next_connection_id();
         match &self.kind {
             Kind::Tcp { local } => {
                 // Small writes (streamed chunks) must not wait for Nagle's delayed ACK dance.
                 let _ = socket.set_tcp_nodelay(true);
-                let stream = TcpStream::from_std(socket.into())?;
                 let peer = peer.as_socket();
                 let info = ConnectionInfo {
                     id,
@@ -208,15 +223,12 @@ impl Listener {
                     server_name: local.map(|l| l.ip().to_string()).unwrap_or_default(),
                     server_port: local.map(|l| l.port().to_string()).unwrap_or_default(),
                 };
-                Ok((Stream::Tcp(stream), info))
+                Ok((self.stream(socket, false)?, info))
             }
-            Kind::Unix { path } => {
-                let stream = UnixStream::from_std(socket.into())?;
-                Ok((
-                    Stream::Unix(stream),
-                    ConnectionInfo { id, server_name: path.clone(), ..ConnectionInfo::default() },
-                ))
-            }
+            Kind::Unix { path } => Ok((
+                Stream::unregistered(socket, true),
+                ConnectionInfo { id, server_name: path.clone(), ..ConnectionInfo::default() },
+            )),
         }
     }
 }
