@@ -1,9 +1,11 @@
-//! One vassal: its lifecycle state machine (a supervisor task) and its processes (one task each).
+//! One vassal: its supervisor task (this file: the shell) and its processes (one task each), with every
+//! decision taken by its state machine in [`core`].
 //!
-//! The supervisor is the only place where decisions about the vassal are taken, one at a time, from three
-//! sources: commands (file changed, deleted, SIGHUP, API), events from its processes (spawned, messages on
-//! the control channel, exited) and a one-second tick (backoff timers, start timeouts, the heartbeat
-//! watchdog, stop deadlines). After each decision it publishes a snapshot for the API.
+//! The supervisor feeds the core, one at a time, events from three sources: commands (file changed, deleted,
+//! SIGHUP, API), events from its processes (spawned, messages on the control channel, exited) and a
+//! one-second tick (backoff timers, start timeouts, the heartbeat watchdog, stop deadlines). It carries out
+//! the core's actions (validate the file and bind its sockets, spawn, send a command, kill, log an event)
+//! and after each decision publishes a snapshot for the API.
 //!
 //! # Reload: the new version first
 //!
@@ -26,7 +28,9 @@
 //! vassal's log. Starts are bounded (a semaphore) so 100 files dropped at once don't start 100 Python
 //! interpreters on two cores at the same moment.
 
-use std::collections::VecDeque;
+pub mod core;
+
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
@@ -39,32 +43,17 @@ use liege_config::{Protocol, SocketAddress};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, Semaphore};
 
+use self::core::{Action, Limits, Now, PlanInfo, StartError, VassalCore};
 use super::logs::{self, unix_time, ErrorTail, LogStore, Stream};
-use super::registry::{Command, SocketInfo, State, Traffic, VassalShared, VassalStatus};
+use super::registry::{Command, SocketInfo, Traffic, VassalShared, VassalStatus};
 use super::sockets::{self, Listener, SocketError};
 use super::Context;
-use crate::backoff::{Backoff, HEALTHY_AFTER};
 use crate::control::handover::{address_name, protocol_name, Inheritance, EXIT_APP_LOAD_FAILED, INHERIT_ENV};
-use crate::control::{EmperorCommand, VassalMessage, WorkerReport, EMPEROR_FD_ENV};
-
-/// Extra time, beyond the vassal's `reload-mercy`, before a process that was told to stop is killed.
-const STOP_GRACE: Duration = Duration::from_secs(5);
-/// How long a quick stop may take before the process is killed.
-const QUICK_STOP_GRACE: Duration = Duration::from_secs(5);
+use crate::control::{EmperorCommand, VassalMessage, EMPEROR_FD_ENV};
 /// How long a command may wait on a full control channel before the emperor falls back to a signal.
 const COMMAND_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long to keep reading a dead process's pipes (workers may still hold them for a moment).
 const PIPE_DRAIN: Duration = Duration::from_secs(1);
-
-/// What the supervisor wants for the vassal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Goal {
-    Run,
-    /// Stopped through the API: stays listed.
-    Stopped,
-    /// File gone or emperor exiting: the supervisor ends once no process is left.
-    Removed,
-}
 
 /// Everything needed to start one version of the vassal, checked before anything is stopped.
 struct Plan {
@@ -76,19 +65,6 @@ struct Plan {
     self_managed: bool,
     /// The vassal's `reload-mercy`: how long a graceful stop may take.
     mercy: Duration,
-}
-
-#[derive(Debug)]
-struct StartError {
-    message: String,
-    /// Waiting may fix it (a port held by another process): retried with backoff.
-    transient: bool,
-}
-
-impl StartError {
-    fn permanent(message: String) -> Self {
-        StartError { message, transient: false }
-    }
 }
 
 /// Supervisor → process task.
@@ -110,51 +86,19 @@ enum ProcessEvent {
     Exited(Option<ExitStatus>),
 }
 
-/// One vassal process, as its supervisor tracks it.
-struct Process {
-    id: u64,
+/// What the shell keeps of a process besides the core's record: its task's command line, the sockets it
+/// holds, its last stderr lines.
+struct Handle {
     commands: mpsc::UnboundedSender<ProcessCommand>,
-    pid: Option<i32>,
-    spawned_at: Option<Instant>,
-    spawned_unix: Option<u64>,
-    ready_at: Option<Instant>,
-    last_message: Instant,
-    last_message_unix: Option<f64>,
-    workers: Vec<WorkerReport>,
-    /// Master and workers, from the last heartbeat.
-    rss_bytes: Option<u64>,
     /// Held so the sockets stay open while this process may use them.
     listeners: Vec<Arc<Listener>>,
-    mercy: Duration,
-    stop_deadline: Option<Instant>,
-    killed: bool,
-    /// Why the emperor killed it, shown instead of "killed by signal 9".
-    kill_reason: Option<String>,
-    spawn_error: Option<String>,
     tail: ErrorTail,
 }
 
-impl Process {
-    fn send(&self, command: EmperorCommand) {
-        // The task is gone only after the process exited, which the supervisor learns separately.
-        let _ = self.commands.send(ProcessCommand::Send(command));
+impl Handle {
+    fn tail(&self) -> Vec<String> {
+        self.tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().cloned().collect()
     }
-
-    fn kill(&mut self, reason: String) {
-        if self.killed {
-            return;
-        }
-        self.killed = true;
-        self.kill_reason = Some(reason);
-        let _ = self.commands.send(ProcessCommand::Kill);
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Serving,
-    Candidate,
-    Retiring,
 }
 
 pub struct Supervisor {
@@ -164,36 +108,32 @@ pub struct Supervisor {
     commands_open: bool,
     events_tx: mpsc::UnboundedSender<(u64, ProcessEvent)>,
     events: mpsc::UnboundedReceiver<(u64, ProcessEvent)>,
-    next_id: u64,
-    goal: Goal,
-    /// The process taking traffic.
-    serving: Option<Process>,
-    /// A process starting (first start, restart, or the new version during a reload).
-    candidate: Option<Process>,
-    /// Processes told to stop, until they exit.
-    retiring: Vec<Process>,
+    /// Every decision about the vassal.
+    core: VassalCore,
+    /// The processes the core tracks, by id.
+    handles: HashMap<u64, Handle>,
     /// Sockets of the latest plan, kept open between processes (crash loop, restart) so the port stays ours
     /// and connections queue instead of being refused.
     held: Vec<Arc<Listener>>,
     sockets: Vec<SocketInfo>,
-    /// Why the current file cannot run (config error, failed reload); cleared by a successful start.
-    problem: Option<String>,
-    /// A self-managed vassal reloading in place since then.
-    in_place: Option<Instant>,
-    next_start: Option<Instant>,
-    restart_pending: bool,
-    backoff: Backoff,
-    respawns: u64,
-    reloads: u64,
-    last_error: Option<String>,
-    last_error_at: Option<u64>,
-    last_exit: Option<String>,
+    /// The plan just prepared, for the [`Action::Spawn`] that follows it.
+    plan: Option<Plan>,
+}
+
+fn now() -> Now {
+    Now { mono: Instant::now(), unix: unix_time() }
 }
 
 impl Supervisor {
     pub fn new(ctx: Arc<Context>, shared: Arc<VassalShared>, commands: mpsc::UnboundedReceiver<Command>) -> Self {
         let (events_tx, events) = mpsc::unbounded_channel();
-        let backoff = Backoff::new(ctx.throttle_base, ctx.throttle_max);
+        let limits = Limits {
+            start_timeout: ctx.start_timeout,
+            heartbeat_timeout: ctx.heartbeat_timeout,
+            throttle_base: ctx.throttle_base,
+            throttle_max: ctx.throttle_max,
+        };
+        let core = VassalCore::new(shared.name.clone(), limits);
         Supervisor {
             ctx,
             shared,
@@ -201,23 +141,11 @@ impl Supervisor {
             commands_open: true,
             events_tx,
             events,
-            next_id: 1,
-            goal: Goal::Run,
-            serving: None,
-            candidate: None,
-            retiring: Vec::new(),
+            core,
+            handles: HashMap::new(),
             held: Vec::new(),
             sockets: Vec::new(),
-            problem: None,
-            in_place: None,
-            next_start: None,
-            restart_pending: false,
-            backoff,
-            respawns: 0,
-            reloads: 0,
-            last_error: None,
-            last_error_at: None,
-            last_exit: None,
+            plan: None,
         }
     }
 
@@ -228,172 +156,79 @@ impl Supervisor {
     /// Runs until the vassal is removed and its last process has exited; returns its name.
     pub async fn run(mut self) -> String {
         loop {
-            if self.goal == Goal::Removed && self.no_process() {
+            if self.core.finished() {
                 break;
             }
             let tick = Instant::now() + Duration::from_secs(1);
-            let wake = self.next_start.map_or(tick, |at| at.min(tick));
+            let wake = self.core.next_start().map_or(tick, |at| at.min(tick));
             tokio::select! {
                 command = self.commands.recv(), if self.commands_open => match command {
-                    Some(command) => self.on_command(command),
+                    Some(command) => self.core.on_command(command, now()),
                     None => {
                         self.commands_open = false;
-                        self.on_command(Command::Remove { quick: false });
+                        self.core.on_command(Command::Remove { quick: false }, now());
                     }
                 },
                 Some((id, event)) = self.events.recv() => self.on_event(id, event),
                 _ = tokio::time::sleep_until(wake.into()) => {}
             }
-            self.on_timers();
+            self.apply();
+            self.core.on_timers(now());
+            self.apply();
             self.publish();
         }
         self.publish();
         self.shared.name.clone()
     }
 
-    fn no_process(&self) -> bool {
-        self.serving.is_none() && self.candidate.is_none() && self.retiring.is_empty()
-    }
-
-    // ---------------------------------------------------------------------------------------------------
-    // Commands
-
-    fn on_command(&mut self, command: Command) {
-        match command {
-            Command::Changed { problem } => {
-                if self.goal != Goal::Run {
-                    return;
-                }
-                self.backoff.reset();
-                self.begin_start(problem, "configuration changed");
-            }
-            Command::Reload => {
-                if self.goal != Goal::Run {
-                    return;
-                }
-                if self.serving.is_some() || self.candidate.is_none() {
-                    self.backoff.reset();
-                    self.begin_start(None, "reload requested");
-                }
-            }
-            Command::ChainReload => {
-                if self.goal != Goal::Run {
-                    return;
-                }
-                let serving = self.serving.as_ref().filter(|p| p.pid.is_some() && !p.killed);
-                match serving {
-                    Some(process) if self.candidate.is_none() => {
-                        process.send(EmperorCommand::ChainReload);
-                        self.reloads += 1;
-                        self.shared
-                            .event("reload", "chain reload requested: workers are replaced one at a time".to_owned());
-                        tracing::info!("vassal {}: chain reload", self.name());
-                    }
-                    _ => self.on_command(Command::Reload),
-                }
-            }
-            Command::Retry => {
-                if self.goal != Goal::Run {
-                    return;
-                }
-                self.backoff.reset();
-                let broken_reload = self.serving.is_some() && self.problem.is_some();
-                if self.candidate.is_none() && (self.serving.is_none() || broken_reload) {
-                    tracing::info!("vassal {}: {}", self.shared.name, "retry requested: backoff cleared");
-                    self.shared.event("retry", "retry requested: backoff cleared".to_owned());
-                    self.begin_start(None, "retry requested");
-                }
-            }
-            Command::Start => {
-                if self.goal == Goal::Removed {
-                    return;
-                }
-                if self.goal == Goal::Stopped {
-                    self.goal = Goal::Run;
-                    self.backoff.reset();
-                    tracing::info!("vassal {}: {}", self.shared.name, "start requested");
-                    self.shared.event("start", "start requested".to_owned());
-                    if self.serving.is_none() && self.candidate.is_none() {
-                        self.begin_start(None, "start requested");
-                    }
-                }
-            }
-            Command::Stop => {
-                if self.goal == Goal::Run {
-                    self.goal = Goal::Stopped;
-                    tracing::info!("vassal {}: {}", self.shared.name, "stop requested: stopping gracefully");
-                    self.shared.event("stop", "stop requested: stopping gracefully".to_owned());
-                    self.stop_all(false);
-                }
-            }
-            Command::Remove { quick } => {
-                let escalate = self.goal == Goal::Removed && quick;
-                if self.goal != Goal::Removed {
-                    self.goal = Goal::Removed;
-                    self.stop_all(quick);
-                } else if escalate {
-                    for process in &mut self.retiring {
-                        process.send(EmperorCommand::QuickStop);
-                        let deadline = Instant::now() + QUICK_STOP_GRACE;
-                        process.stop_deadline = Some(process.stop_deadline.map_or(deadline, |d| d.min(deadline)));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Validates the file and starts a process for it (first start, restart, or reload).
-    fn begin_start(&mut self, problem: Option<String>, why: &str) {
-        self.next_start = None;
-        let plan = match self.validate(problem) {
-            Ok(plan) => plan,
-            Err(error) => {
-                self.set_error(error.message.clone());
-                if error.transient && self.serving.is_none() {
-                    self.throttle(&error.message);
-                } else {
-                    tracing::error!("vassal {}: {}", self.name(), summary(&error.message));
-                    let what = if self.serving.is_some() {
-                        "cannot use the changed file; the running version keeps serving"
-                    } else {
-                        "cannot start"
-                    };
-                    self.shared.event("error", format!("{what}: {}", error.message));
-                    self.problem = Some(error.message);
-                }
+    /// Carries out the core's actions, in order.
+    fn apply(&mut self) {
+        loop {
+            let actions = self.core.take_actions();
+            if actions.is_empty() {
                 return;
             }
-        };
-        self.sockets = plan.sockets.clone();
-        self.held = plan.listeners.clone();
-        if plan.self_managed && self.serving.as_ref().is_some_and(|p| p.pid.is_some() && !p.killed) {
-            if let Some(serving) = &self.serving {
-                serving.send(EmperorCommand::Reload);
+            for action in actions {
+                self.perform(action);
             }
-            if let Some(candidate) = self.candidate.take() {
-                self.retire(candidate, true);
-            }
-            self.in_place = Some(Instant::now());
-            self.reloads += 1;
-            self.shared.event("reload", format!("{why}: reloading in place (the vassal binds its own sockets)"));
-            tracing::info!("vassal {}: {why}; reloading in place", self.name());
-            return;
         }
-        if let Some(candidate) = self.candidate.take() {
-            // A version that was still starting is replaced by the newer one; it never took traffic.
-            self.retire(candidate, true);
-        }
-        if self.serving.is_some() {
-            self.reloads += 1;
-            self.shared.event("reload", format!("{why}: starting the new version beside the running one"));
-            tracing::info!("vassal {}: {why}; starting the new version", self.name());
-        }
-        let process = self.spawn(plan);
-        self.candidate = Some(process);
     }
 
-    // ---------------------------------------------------------------------------------------------------
-    // Validation
+    fn perform(&mut self, action: Action) {
+        match action {
+            Action::Prepare { problem, why } => {
+                let outcome = self.validate(problem).map(|plan| {
+                    self.sockets = plan.sockets.clone();
+                    self.held = plan.listeners.clone();
+                    let info = PlanInfo { self_managed: plan.self_managed, mercy: plan.mercy };
+                    self.plan = Some(plan);
+                    info
+                });
+                self.core.prepared(outcome, &why, now());
+            }
+            Action::Spawn { id } => match self.plan.take() {
+                Some(plan) => self.spawn(id, plan),
+                None => tracing::error!("vassal {}: no plan to start process {id} with", self.name()),
+            },
+            Action::Send { id, command } => {
+                if let Some(handle) = self.handles.get(&id) {
+                    // The task is gone only after the process exited, which the core learns separately.
+                    let _ = handle.commands.send(ProcessCommand::Send(command));
+                }
+            }
+            Action::Kill { id } => {
+                if let Some(handle) = self.handles.get(&id) {
+                    let _ = handle.commands.send(ProcessCommand::Kill);
+                }
+            }
+            Action::ReleaseSockets => self.held.clear(),
+            Action::Event { kind, message } => self.shared.event(kind, message),
+            Action::RecordTraffic { pid, time, counters, respawns } => {
+                self.shared.record_traffic(pid, time, *counters, respawns)
+            }
+            Action::ForgetProcess { pid } => self.shared.forget_process(pid),
+        }
+    }
 
     /// The vassal's command line (after `liege vassal`): its file, the emperor's `vassals-include` files and
     /// `vassal-set` options, in that order (later options win, as in uWSGI).
@@ -526,7 +361,8 @@ impl Supervisor {
 
     /// A socket this vassal already has open: the automatic one (`name` `None`) or one with this address.
     fn reusable(&self, protocol: Protocol, name: Option<&str>) -> Option<Arc<Listener>> {
-        let in_use = self.serving.iter().chain(self.candidate.iter()).flat_map(|p| p.listeners.iter());
+        let ids = self.core.serving().iter().chain(self.core.candidate().iter()).map(|p| p.id).collect::<Vec<_>>();
+        let in_use = ids.iter().filter_map(|id| self.handles.get(id)).flat_map(|h| h.listeners.iter());
         self.held
             .iter()
             .chain(in_use)
@@ -543,9 +379,8 @@ impl Supervisor {
     // ---------------------------------------------------------------------------------------------------
     // Processes
 
-    fn spawn(&mut self, plan: Plan) -> Process {
-        let id = self.next_id;
-        self.next_id += 1;
+    /// Starts the task that owns process `id`.
+    fn spawn(&mut self, id: u64, plan: Plan) {
         let (commands, receiver) = mpsc::unbounded_channel();
         let tail: ErrorTail = Arc::new(Mutex::new(VecDeque::new()));
         let job = ProcessJob {
@@ -559,373 +394,58 @@ impl Supervisor {
             tail: tail.clone(),
         };
         tokio::spawn(run_process(job, receiver, self.events_tx.clone()));
-        Process {
-            id,
-            commands,
-            pid: None,
-            spawned_at: None,
-            spawned_unix: None,
-            ready_at: None,
-            last_message: Instant::now(),
-            last_message_unix: None,
-            workers: Vec::new(),
-            rss_bytes: None,
-            listeners: plan.listeners,
-            mercy: plan.mercy,
-            stop_deadline: None,
-            killed: false,
-            kill_reason: None,
-            spawn_error: None,
-            tail,
-        }
+        self.handles.insert(id, Handle { commands, listeners: plan.listeners, tail });
     }
 
-    /// Tells a process to stop (drain) or quick-stop, and tracks it until it exits.
-    fn retire(&mut self, mut process: Process, quick: bool) {
-        if process.pid.is_none() {
-            // Not started yet (waiting for a start slot): cancel.
-            process.killed = true;
-            let _ = process.commands.send(ProcessCommand::Kill);
-        } else if quick {
-            process.send(EmperorCommand::QuickStop);
-            process.stop_deadline = Some(Instant::now() + QUICK_STOP_GRACE);
-        } else {
-            process.send(EmperorCommand::Stop);
-            process.stop_deadline = Some(Instant::now() + process.mercy + STOP_GRACE);
-        }
-        self.retiring.push(process);
+    fn tail(&self, id: u64) -> Vec<String> {
+        self.handles.get(&id).map(Handle::tail).unwrap_or_default()
     }
-
-    fn stop_all(&mut self, quick: bool) {
-        self.next_start = None;
-        self.restart_pending = false;
-        self.in_place = None;
-        if let Some(candidate) = self.candidate.take() {
-            self.retire(candidate, true);
-        }
-        if let Some(serving) = self.serving.take() {
-            self.retire(serving, quick);
-        }
-        if self.goal == Goal::Removed {
-            self.held.clear();
-        }
-    }
-
-    fn find(&mut self, id: u64) -> Option<(Role, &mut Process)> {
-        if let Some(process) = self.serving.as_mut().filter(|p| p.id == id) {
-            return Some((Role::Serving, process));
-        }
-        if let Some(process) = self.candidate.as_mut().filter(|p| p.id == id) {
-            return Some((Role::Candidate, process));
-        }
-        self.retiring.iter_mut().find(|p| p.id == id).map(|p| (Role::Retiring, p))
-    }
-
-    fn take(&mut self, id: u64) -> Option<(Role, Process)> {
-        if self.serving.as_ref().is_some_and(|p| p.id == id) {
-            return self.serving.take().map(|p| (Role::Serving, p));
-        }
-        if self.candidate.as_ref().is_some_and(|p| p.id == id) {
-            return self.candidate.take().map(|p| (Role::Candidate, p));
-        }
-        let index = self.retiring.iter().position(|p| p.id == id)?;
-        Some((Role::Retiring, self.retiring.swap_remove(index)))
-    }
-
-    // ---------------------------------------------------------------------------------------------------
-    // Events
 
     fn on_event(&mut self, id: u64, event: ProcessEvent) {
         match event {
-            ProcessEvent::Spawned { pid } => {
-                let reload = self.serving.is_some();
-                if let Some((role, process)) = self.find(id) {
-                    process.pid = Some(pid);
-                    process.spawned_at = Some(Instant::now());
-                    process.spawned_unix = Some(crate::process::unix_now());
-                    process.last_message = Instant::now();
-                    if role == Role::Candidate {
-                        let what = if reload { "new version started" } else { "started" };
-                        tracing::info!("vassal {}: {what}: pid {pid}", self.shared.name);
-                        self.shared.event("spawn", format!("{what}: pid {pid}"));
-                    }
-                }
+            ProcessEvent::Spawned { pid } => self.core.on_spawned(id, pid, now()),
+            ProcessEvent::SpawnFailed(error) => self.core.on_spawn_failed(id, error),
+            ProcessEvent::Message(message) => {
+                let tail =
+                    if matches!(message, VassalMessage::ReloadFailed { .. }) { self.tail(id) } else { Vec::new() };
+                self.core.on_message(id, message, &tail, now());
             }
-            ProcessEvent::SpawnFailed(error) => {
-                if let Some((_, process)) = self.find(id) {
-                    process.spawn_error = Some(error);
-                }
+            ProcessEvent::Exited(status) => {
+                let tail = self.tail(id);
+                self.core.on_exit(id, describe_exit(status), &tail, now());
+                self.apply();
+                self.handles.remove(&id);
             }
-            ProcessEvent::Message(message) => self.on_message(id, message),
-            ProcessEvent::Exited(status) => self.on_exit(id, status),
-        }
-    }
-
-    fn on_message(&mut self, id: u64, message: VassalMessage) {
-        let in_place = self.in_place.is_some();
-        let Some((role, process)) = self.find(id) else {
-            return;
-        };
-        process.last_message = Instant::now();
-        process.last_message_unix = Some(unix_time());
-        match message {
-            VassalMessage::Ready { pid, workers } => {
-                process.workers = workers;
-                process.ready_at = Some(Instant::now());
-                let count = process.workers.len();
-                match role {
-                    Role::Candidate => self.promote(pid, count),
-                    Role::Serving if in_place => {
-                        self.in_place = None;
-                        self.problem = None;
-                        self.shared
-                            .event("ready", format!("reloaded in place: pid {pid} serving with {count} worker(s)"));
-                        tracing::info!("vassal {}: reloaded in place", self.name());
-                    }
-                    _ => {}
-                }
-            }
-            VassalMessage::Heartbeat { pid, workers, time, counters, rss_bytes, respawns, .. } => {
-                process.workers = workers;
-                process.rss_bytes = rss_bytes;
-                if let Some(counters) = counters {
-                    self.shared.record_traffic(pid, time, *counters, respawns);
-                }
-            }
-            VassalMessage::WorkerSpawned { .. } => {}
-            VassalMessage::WorkerExited { id: worker, pid, cause } => {
-                if role != Role::Retiring && !cause.starts_with("reload") {
-                    self.shared.event("worker", format!("worker {worker} (pid {pid}) {cause}"));
-                }
-            }
-            VassalMessage::ReloadFailed { error } => {
-                if role == Role::Serving {
-                    let message = format!(
-                        "reload failed, the previous version keeps serving: {}",
-                        explain(&error, &process.tail)
-                    );
-                    self.in_place = None;
-                    tracing::error!("vassal {}: {}", self.name(), summary(&message));
-                    self.shared.event("error", message.clone());
-                    self.set_error(message.clone());
-                    self.problem = Some(message);
-                }
-            }
-            VassalMessage::Stopping => {}
-        }
-    }
-
-    /// The candidate is ready: it takes over, and the previous version (if any) drains and exits.
-    fn promote(&mut self, pid: i32, workers: usize) {
-        let Some(candidate) = self.candidate.take() else {
-            return;
-        };
-        let replaced = self.serving.take();
-        self.problem = None;
-        if let Some(old) = replaced {
-            let old_pid = old.pid.map_or_else(|| "?".to_owned(), |p| p.to_string());
-            self.shared.event(
-                "ready",
-                format!(
-                    "new version ready: pid {pid} serving with {workers} worker(s); pid {old_pid} drains and exits"
-                ),
-            );
-            tracing::info!("vassal {}: new version ready (pid {pid}); stopping pid {old_pid}", self.name());
-            self.retire(old, false);
-        } else {
-            self.shared.event("ready", format!("ready: pid {pid} serving with {workers} worker(s)"));
-            tracing::info!("vassal {}: running (pid {pid}, {workers} worker(s))", self.name());
-        }
-        self.serving = Some(candidate);
-    }
-
-    fn on_exit(&mut self, id: u64, status: Option<ExitStatus>) {
-        let Some((role, process)) = self.take(id) else {
-            return;
-        };
-        let mut cause = match (&process.spawn_error, status) {
-            (Some(error), _) => format!("could not be started: {error}"),
-            (None, status) => describe_exit(status),
-        };
-        if let Some(reason) = &process.kill_reason {
-            cause = format!("{reason} ({cause})");
-        }
-        if let Some(pid) = process.pid {
-            self.shared.forget_process(pid);
-        }
-        let pid = process.pid.map_or_else(|| "-".to_owned(), |p| p.to_string());
-        match role {
-            Role::Retiring => {
-                if process.pid.is_some() {
-                    tracing::info!("vassal {}: pid {pid} {cause}", self.name());
-                    self.shared.event("exit", format!("pid {pid} {cause}"));
-                }
-            }
-            Role::Candidate => {
-                self.last_exit = Some(cause.clone());
-                if self.goal != Goal::Run {
-                    return;
-                }
-                let message = explain(&cause, &process.tail);
-                self.set_error(message.clone());
-                if self.serving.is_some() {
-                    let text = format!("the new version failed, the running version keeps serving: {message}");
-                    tracing::error!("vassal {}: {}", self.name(), summary(&text));
-                    self.shared.event("error", text);
-                    self.problem = Some(message);
-                } else {
-                    self.shared.event("exit", format!("pid {pid} {cause} before it was ready"));
-                    self.throttle(&message);
-                }
-            }
-            Role::Serving => {
-                self.last_exit = Some(cause.clone());
-                self.in_place = None;
-                if self.goal != Goal::Run {
-                    return;
-                }
-                let message = explain(&cause, &process.tail);
-                self.set_error(message.clone());
-                self.shared.event("exit", format!("pid {pid} {cause}"));
-                tracing::warn!("vassal {}: pid {pid} {cause}", self.name());
-                if self.candidate.is_some() {
-                    return;
-                }
-                let healthy = process.ready_at.is_some_and(|at| at.elapsed() >= HEALTHY_AFTER);
-                if healthy {
-                    self.backoff.reset();
-                    self.respawns += 1;
-                    self.begin_start(None, "restart after an unexpected exit");
-                } else {
-                    self.throttle(&message);
-                }
-            }
-        }
-    }
-
-    /// Schedules the next start after the backoff delay.
-    fn throttle(&mut self, reason: &str) {
-        let delay = self.backoff.next_delay();
-        self.next_start = Some(Instant::now() + delay);
-        self.restart_pending = true;
-        let message = format!(
-            "retrying in {:.1} s (failure {}): {}",
-            delay.as_secs_f64(),
-            self.backoff.failures(),
-            summary(reason)
-        );
-        tracing::warn!("vassal {}: {message}", self.name());
-        self.shared.event("throttle", message);
-    }
-
-    fn set_error(&mut self, message: String) {
-        self.last_error = Some(message);
-        self.last_error_at = Some(crate::process::unix_now());
-    }
-
-    fn on_timers(&mut self) {
-        let now = Instant::now();
-        if self.next_start.is_some_and(|at| at <= now) && self.goal == Goal::Run {
-            self.next_start = None;
-            if std::mem::take(&mut self.restart_pending) {
-                self.respawns += 1;
-            }
-            if self.serving.is_none() && self.candidate.is_none() {
-                self.begin_start(None, "restart");
-            }
-        }
-        let start_timeout = self.ctx.start_timeout;
-        if let Some(candidate) = self.candidate.as_mut() {
-            if candidate.ready_at.is_none()
-                && candidate.spawned_at.is_some_and(|at| now.duration_since(at) >= start_timeout)
-            {
-                candidate.kill(format!("not ready within {} s; killed", start_timeout.as_secs()));
-            }
-        }
-        let heartbeat_timeout = self.ctx.heartbeat_timeout;
-        let in_place = self.in_place;
-        let mut hung = None;
-        if let Some(serving) = self.serving.as_mut() {
-            let overdue = match in_place {
-                Some(since) => now.duration_since(since) >= start_timeout,
-                None => now.duration_since(serving.last_message) >= heartbeat_timeout,
-            };
-            if overdue && serving.pid.is_some() && !serving.killed {
-                let reason = match in_place {
-                    Some(_) => format!("in-place reload not finished within {} s; killed", start_timeout.as_secs()),
-                    None => format!("no heartbeat for {} s; killed", heartbeat_timeout.as_secs()),
-                };
-                hung = Some(reason.clone());
-                serving.kill(reason);
-            }
-            if serving.ready_at.is_some_and(|at| now.duration_since(at) >= HEALTHY_AFTER) && self.backoff.failures() > 0
-            {
-                self.backoff.reset();
-            }
-        }
-        if let Some(reason) = hung {
-            tracing::warn!("vassal {}: {reason}", self.name());
-            self.shared.event("watchdog", reason);
-        }
-        for process in &mut self.retiring {
-            if process.stop_deadline.is_some_and(|at| at <= now) && !process.killed {
-                process.kill("did not stop in time; killed".to_owned());
-            }
-        }
-    }
-
-    fn state(&self) -> State {
-        if self.goal != Goal::Run {
-            return if self.no_process() { State::Stopped } else { State::Stopping };
-        }
-        if self.serving.is_some() {
-            if self.candidate.is_some() || self.in_place.is_some() {
-                State::Reloading
-            } else if self.problem.is_some() {
-                State::Error
-            } else {
-                State::Running
-            }
-        } else if self.candidate.is_some() {
-            State::Starting
-        } else if self.next_start.is_some() {
-            State::Throttled
-        } else if self.problem.is_some() {
-            State::Error
-        } else {
-            State::Starting
         }
     }
 
     fn publish(&self) {
-        let shown = self.serving.as_ref().or(self.candidate.as_ref());
+        let core = &self.core;
+        let shown = core.serving().or(core.candidate());
         let retry_at =
-            self.next_start.map(|at| unix_time() + at.saturating_duration_since(Instant::now()).as_secs_f64());
+            core.next_start().map(|at| unix_time() + at.saturating_duration_since(Instant::now()).as_secs_f64());
         let status = VassalStatus {
             name: self.shared.name.clone(),
             config: self.shared.path.display().to_string(),
-            state: self.state(),
+            state: core.state(),
             pid: shown.and_then(|p| p.pid),
             sockets: self.sockets.clone(),
             workers: shown.map(|p| p.workers.clone()).unwrap_or_default(),
-            respawns: self.respawns,
-            last_error: self.last_error.clone(),
-            started_at: self.serving.as_ref().and_then(|p| p.spawned_unix),
+            respawns: core.respawns,
+            last_error: core.last_error.clone(),
+            started_at: core.serving().and_then(|p| p.spawned_unix),
             first_started_at: None, // kept by VassalShared::publish
-            reloads: self.reloads,
-            last_exit: self.last_exit.clone(),
-            last_error_at: self.last_error_at,
+            reloads: core.reloads,
+            last_exit: core.last_exit.clone(),
+            last_error_at: core.last_error_at,
             retry_at,
-            failures: self.backoff.failures(),
+            failures: core.failures(),
             requests: 0,
-            last_heartbeat: self.serving.as_ref().and_then(|p| p.last_message_unix),
+            last_heartbeat: core.serving().and_then(|p| p.last_message_unix),
             log_file: self.shared.logs.file_path().map(|p| p.display().to_string()),
             traffic: Traffic {
-                rss_bytes: self.serving.as_ref().and_then(|p| p.rss_bytes),
-                pss_bytes: self
-                    .serving
-                    .as_ref()
-                    .and_then(|p| p.workers.iter().map(|w| w.pss_bytes).sum::<Option<u64>>()),
+                rss_bytes: core.serving().and_then(|p| p.rss_bytes),
+                pss_bytes: core.serving().and_then(|p| p.workers.iter().map(|w| w.pss_bytes).sum::<Option<u64>>()),
                 ..Traffic::default()
             },
         };
@@ -935,17 +455,6 @@ impl Supervisor {
 
 fn socket_error(err: SocketError) -> StartError {
     StartError { transient: err.is_transient(), message: err.to_string() }
-}
-
-/// One line for logs: the first line of a message, plus its last one when there are several (the exception
-/// at the end of a traceback says more than anything between).
-fn summary(text: &str) -> String {
-    let mut lines = text.lines().filter(|line| !line.trim().is_empty());
-    let first = lines.next().unwrap_or(text);
-    match lines.next_back() {
-        Some(last) => format!("{first}: {}", last.trim()),
-        None => first.to_owned(),
-    }
 }
 
 /// `exited with code 22 (the app failed to load)`, `killed by signal 9 (SIGKILL)`.
@@ -969,31 +478,6 @@ pub fn describe_exit(status: Option<ExitStatus>) -> String {
             format!("killed by signal {signal} ({name})")
         }
         None => format!("{status}"),
-    }
-}
-
-/// The reason plus what the process printed about it: from the first error line among its last stderr
-/// lines (an import error and its traceback), else its last few lines.
-fn explain(cause: &str, tail: &ErrorTail) -> String {
-    let lines: Vec<String> = tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().cloned().collect();
-    let recent = &lines[lines.len().saturating_sub(30)..];
-    let start = recent
-        .iter()
-        .position(|line| line.contains(" ERROR: ") || line.starts_with("liege: ") || line.starts_with("Traceback"))
-        .unwrap_or(recent.len().saturating_sub(10));
-    let mut detail = recent[start..].join("\n");
-    const LIMIT: usize = 4000;
-    if detail.len() > LIMIT {
-        let mut cut = detail.len() - LIMIT;
-        while !detail.is_char_boundary(cut) {
-            cut += 1;
-        }
-        detail = format!("...{}", &detail[cut..]);
-    }
-    if detail.is_empty() {
-        cause.to_owned()
-    } else {
-        format!("{cause}\n{detail}")
     }
 }
 
