@@ -21,7 +21,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::backoff::{Backoff, WORKER, WORKER_HEALTHY_AFTER};
-use crate::control::VassalMessage;
+use crate::control::{Respawns, VassalMessage};
 use crate::scoreboard::{ExitCause, WorkerStatus};
 
 /// How long faulthandler gets to write a stuck worker's Python stack (after SIGUSR2) before the SIGKILL.
@@ -193,7 +193,7 @@ pub struct WorkerHistory {
     /// Processes forked for this id.
     pub spawns: u64,
     /// Why the last one exited.
-    pub last_exit: Option<&'static str>,
+    pub last_exit: Option<ExitCause>,
     /// Harakiri kills of the processes that have exited (uWSGI counts them per worker id).
     pub harakiri: u64,
 }
@@ -282,7 +282,7 @@ pub struct Core {
     /// `Ready` was sent for the current generation.
     announced_ready: bool,
     /// Worker exits by cause.
-    respawns: BTreeMap<String, u64>,
+    respawns: Respawns,
     history: HashMap<u32, WorkerHistory>,
     actions: Vec<Action>,
 }
@@ -290,7 +290,7 @@ pub struct Core {
 impl Core {
     /// `old_workers`: the previous image's workers (after a reload's `exec`); `app_loaded`: the preloaded app
     /// imported (always true with lazy-apps, where workers import it); `respawns`: inherited counts.
-    pub fn new(rules: Rules, old_workers: Vec<Pid>, app_loaded: bool, respawns: BTreeMap<String, u64>) -> Self {
+    pub fn new(rules: Rules, old_workers: Vec<Pid>, app_loaded: bool, respawns: Respawns) -> Self {
         let slots = (0..rules.processes as usize * 2).map(|_| None).collect();
         let target_workers = rules.cheaper.as_ref().map_or(rules.processes, |c| c.initial);
         Core {
@@ -344,7 +344,7 @@ impl Core {
         self.history.get(&id)
     }
 
-    pub fn respawns(&self) -> &BTreeMap<String, u64> {
+    pub fn respawns(&self) -> &Respawns {
         &self.respawns
     }
 
@@ -485,19 +485,19 @@ impl Core {
         let leaving = slot.state.leaving();
         let cause = exit.cause;
         // A worker that leaves for good counts as replaced by a reload, whatever limit asked it last.
-        let recorded_cause = if leaving { "reload" } else { cause.as_str() };
+        let recorded_cause = if leaving { ExitCause::Reload } else { cause };
         if !stopping {
-            *self.respawns.entry(recorded_cause.to_owned()).or_default() += 1;
+            *self.respawns.entry(recorded_cause).or_default() += 1;
         }
         let history = self.history.entry(id).or_default();
         history.last_exit = Some(recorded_cause);
         history.harakiri += exit.harakiri;
-        let reported = match (leaving, cause) {
-            (true, _) => format!("reload ({how})"),
-            (false, ExitCause::Unplanned) => how.clone(),
-            (false, cause) => format!("{} ({how})", cause.as_str()),
-        };
-        self.actions.push(Action::Notify(VassalMessage::WorkerExited { id, pid: pid.as_raw(), cause: reported }));
+        self.actions.push(Action::Notify(VassalMessage::WorkerExited {
+            id,
+            pid: pid.as_raw(),
+            cause: recorded_cause,
+            how: how.clone(),
+        }));
         if leaving || stopping {
             let why = if stopping { "stop" } else { cause.as_str() };
             tracing::info!("worker {id} (pid {pid}) {how} ({why})");

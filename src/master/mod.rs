@@ -414,14 +414,14 @@ impl Master<'_> {
                 WorkerReport {
                     id: slot.id,
                     pid: pid.as_raw(),
-                    status: counters.map_or("starting", |c| c.status().as_str()).to_owned(),
+                    status: counters.map_or(WorkerStatus::Starting, |c| c.status()),
                     requests,
                     exceptions: counters.map_or(0, |c| c.exceptions.load(Relaxed)),
                     rss_bytes: sample.memory.map(|m| m.rss),
                     pss_bytes: sample.pss,
                     last_spawn: counters.map(|c| c.last_spawn_s.load(Relaxed)),
                     respawn_count: history.map_or(1, |h| h.spawns),
-                    respawn_cause: history.and_then(|h| h.last_exit).map(str::to_owned),
+                    respawn_cause: history.and_then(|h| h.last_exit),
                     harakiri_count: history.map_or(0, |h| h.harakiri)
                         + counters.map_or(0, |c| c.harakiri_count.load(Relaxed)),
                     avg_rt_ms: (requests > 0).then(|| running_us as f64 / requests as f64 / 1000.0),

@@ -19,7 +19,7 @@
 use std::time::{Duration, Instant};
 
 use crate::backoff::{Backoff, HEALTHY_AFTER};
-use crate::control::{EmperorCommand, VassalMessage, WorkerReport};
+use crate::control::{EmperorCommand, ExitCause, Respawns, VassalMessage, WorkerReport};
 use crate::emperor::registry::{Command, State};
 use crate::stats::Counters;
 
@@ -108,7 +108,7 @@ pub enum Action {
         pid: i32,
         time: f64,
         counters: Box<Counters>,
-        respawns: std::collections::BTreeMap<String, u64>,
+        respawns: Respawns,
     },
     /// Forget the traffic figures of an exited process.
     ForgetProcess {
@@ -465,10 +465,11 @@ impl VassalCore {
                 }
             }
             VassalMessage::WorkerSpawned { .. } => {}
-            VassalMessage::WorkerExited { id: worker, pid, cause } => {
+            VassalMessage::WorkerExited { id: worker, pid, cause, how } => {
                 // Workers replaced by a reload, or of a version on its way out, are not news.
-                if role != Role::Retiring && !cause.starts_with("reload") {
-                    self.event("worker", format!("worker {worker} (pid {pid}) {cause}"));
+                if role != Role::Retiring && cause != ExitCause::Reload {
+                    let exit = VassalMessage::describe_exit(cause, &how);
+                    self.event("worker", format!("worker {worker} (pid {pid}) {exit}"));
                 }
             }
             VassalMessage::ReloadFailed { error } => {

@@ -428,11 +428,15 @@ fn chain_reload_is_sent_to_the_serving_master() {
 fn worker_exits_are_events_unless_a_reload_replaced_them() {
     let mut h = Harness::new();
     let (id, _) = h.running();
-    let exited = |cause: &str| VassalMessage::WorkerExited { id: 1, pid: 5, cause: cause.into() };
-    assert!(events(&h.message(id, exited("reload (exited with code 0)"))).is_empty());
+    let exited = |cause: ExitCause, how: &str| VassalMessage::WorkerExited { id: 1, pid: 5, cause, how: how.into() };
+    assert!(events(&h.message(id, exited(ExitCause::Reload, "exited with code 0"))).is_empty());
     assert_eq!(
-        events(&h.message(id, exited("killed by signal 9 (SIGKILL)"))),
+        events(&h.message(id, exited(ExitCause::Unplanned, "killed by signal 9 (SIGKILL)"))),
         [("worker", "worker 1 (pid 5) killed by signal 9 (SIGKILL)".to_owned())]
+    );
+    assert_eq!(
+        events(&h.message(id, exited(ExitCause::MaxRequests, "exited with code 0"))),
+        [("worker", "worker 1 (pid 5) max-requests (exited with code 0)".to_owned())]
     );
 }
 
