@@ -29,7 +29,10 @@ pub const TRACKED_CODES: [u16; 16] = [200, 201, 204, 301, 302, 304, 400, 401, 40
 pub const REQUEST_LINE_BYTES: usize = 240;
 
 #[repr(u8)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Travels to the emperor in [`crate::control::WorkerReport::status`] as its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum WorkerStatus {
     /// Slot unused.
     Free = 0,
@@ -66,10 +69,15 @@ impl WorkerStatus {
 
 /// Why a worker was asked to exit (or killed); written before the exit by whoever decided it, read by the
 /// master when it reaps the worker, so every exit has a recorded cause.
+///
+/// It travels (in respawn counts, in `WorkerExited`) as the name [`ExitCause::as_str`] gives, and sorts by
+/// that name, so a map keyed by causes serializes in the same order as one keyed by their names.
 #[repr(u8)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ExitCause {
     /// Nothing planned: a crash, or an exit the master did not ask for.
+    #[serde(rename = "crash")]
     Unplanned = 0,
     MaxRequests = 1,
     MaxWorkerLifetime = 2,
@@ -106,6 +114,24 @@ impl ExitCause {
             Self::Reload => "reload",
             Self::Cheaper => "cheaper",
         }
+    }
+}
+
+impl Ord for ExitCause {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for ExitCause {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::fmt::Display for ExitCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -37,7 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "emperor::logs": set(SHARED_BOTTOM),
     # Shared pieces, each only above what it lists.
     "python": {"cache", "control", "logging", "scoreboard"} | SHARED_BOTTOM,
-    "control": {"stats"} | SHARED_BOTTOM,
+    "control": {"stats", "scoreboard"} | SHARED_BOTTOM,
     "stats": {"cache", "scoreboard"} | SHARED_BOTTOM,
     # Request-path pieces the worker uses: pure route programs, static-file lookups; the shared-memory cache
     # (created by the master, used by the `uwsgi` module in workers, reported in the stats document).

@@ -42,13 +42,15 @@ pub struct Inheritance {
     #[serde(default)]
     pub counters: Option<Counters>,
     #[serde(default)]
-    pub respawns: BTreeMap<String, u64>,
+    pub respawns: BTreeMap<crate::scoreboard::ExitCause, u64>,
 }
 
 /// A socket passed down by fd number, described in the `LIEGE_INHERIT` environment variable.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InheritedSocket {
-    pub protocol: String,
+    /// By its name ([`protocol_name`]); an unknown name is an error, never a silent default.
+    #[serde(with = "protocol_text")]
+    pub protocol: Protocol,
     pub name: String,
     pub fd: RawFd,
 }
@@ -67,6 +69,22 @@ pub fn protocol_from_name(name: &str) -> Option<Protocol> {
         "http" => Some(Protocol::Http),
         "uwsgi" => Some(Protocol::Uwsgi),
         _ => None,
+    }
+}
+
+/// [`Protocol`] as its name in JSON (the config crate stays free of serde).
+mod protocol_text {
+    use liege_config::Protocol;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(protocol: &Protocol, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(super::protocol_name(*protocol))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Protocol, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        super::protocol_from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown socket protocol {name:?} (http or uwsgi)")))
     }
 }
 

@@ -12,6 +12,12 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::scoreboard::{ExitCause, WorkerStatus};
+
+/// Worker exits by cause (`crash`, `max-requests`, `reload`, ...); serialized as an object keyed by the
+/// causes' names, in their alphabetical order.
+pub type Respawns = std::collections::BTreeMap<ExitCause, u64>;
+
 /// Environment variable naming the vassal's end of the channel.
 pub const EMPEROR_FD_ENV: &str = "LIEGE_EMPEROR_FD";
 
@@ -21,7 +27,7 @@ pub struct WorkerReport {
     pub id: u32,
     pub pid: i32,
     /// `starting`, `idle`, `busy`, `stopping` (uWSGI's status names where they exist).
-    pub status: String,
+    pub status: WorkerStatus,
     pub requests: u64,
     pub exceptions: u64,
     /// Resident memory of this process (`None` until first measured).
@@ -38,7 +44,7 @@ pub struct WorkerReport {
     pub respawn_count: u64,
     /// Why the previous holder of this id exited (`max-requests`, `crash`, ...), if one did.
     #[serde(default)]
-    pub respawn_cause: Option<String>,
+    pub respawn_cause: Option<ExitCause>,
     #[serde(default)]
     pub harakiri_count: u64,
     /// Mean request time of this process (`None` before its first request).
@@ -82,17 +88,19 @@ pub enum VassalMessage {
         rss_bytes: Option<u64>,
         /// Worker exits by cause (`crash`, `max-requests`, `reload`, ...) since the master started.
         #[serde(default)]
-        respawns: std::collections::BTreeMap<String, u64>,
+        respawns: Respawns,
     },
     WorkerSpawned {
         id: u32,
         pid: i32,
     },
-    /// `cause` is human-readable: `killed by signal 9 (SIGKILL)`, `exited with code 1`, `reload`, …
+    /// A worker exited: `cause` says why it was asked to (`reload` for a worker replaced by a reload, or
+    /// that left for good; `crash` when nobody asked), `how` how it ended (`killed by signal 9 (SIGKILL)`).
     WorkerExited {
         id: u32,
         pid: i32,
-        cause: String,
+        cause: ExitCause,
+        how: String,
     },
     /// A reload could not load the new code; the previous workers keep serving.
     ReloadFailed {
@@ -100,6 +108,17 @@ pub enum VassalMessage {
     },
     /// The vassal is about to exit (graceful or quick stop finished).
     Stopping,
+}
+
+impl VassalMessage {
+    /// A `WorkerExited`'s exit as a person reads it: `killed by signal 9 (SIGKILL)` for a crash,
+    /// `max-requests (exited with code 0)` for a planned one.
+    pub fn describe_exit(cause: ExitCause, how: &str) -> String {
+        match cause {
+            ExitCause::Unplanned => how.to_owned(),
+            cause => format!("{cause} ({how})"),
+        }
+    }
 }
 
 /// Emperor → vassal.
@@ -203,6 +222,143 @@ fn set_cloexec_nonblocking(fd: &OwnedFd) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::handover::{Inheritance, InheritedSocket};
+
+    /// The JSON of every message between processes, pinned: a rename here would break a running emperor
+    /// talking to a master of the same version after an `exec`, and the API shows some of these values.
+    #[test]
+    fn each_message_has_pinned_json() {
+        let json = |value: &dyn erased::Json| value.to_json();
+        let worker = WorkerReport {
+            id: 1,
+            pid: 42,
+            status: WorkerStatus::Busy,
+            requests: 3,
+            exceptions: 0,
+            rss_bytes: Some(1024),
+            pss_bytes: None,
+            last_spawn: Some(1_700_000_000),
+            respawn_count: 2,
+            respawn_cause: Some(ExitCause::MaxRequests),
+            harakiri_count: 0,
+            avg_rt_ms: Some(1.5),
+            current_request: Some(CurrentRequest { line: "GET /".into(), running_ms: 2.0 }),
+        };
+        assert_eq!(
+            json(&worker),
+            r#"{"id":1,"pid":42,"status":"busy","requests":3,"exceptions":0,"rss_bytes":1024,"pss_bytes":null,"last_spawn":1700000000,"respawn_count":2,"respawn_cause":"max-requests","harakiri_count":0,"avg_rt_ms":1.5,"current_request":{"line":"GET /","running_ms":2.0}}"#
+        );
+        let respawns: Respawns = [
+            (ExitCause::Reload, 1),
+            (ExitCause::Unplanned, 2),
+            (ExitCause::MaxRequests, 1),
+            (ExitCause::Cheaper, 1),
+            (ExitCause::EvilReloadOnRss, 1),
+        ]
+        .into_iter()
+        .collect();
+        let messages = [
+            (VassalMessage::Ready { pid: 7, workers: Vec::new() }, r#"{"type":"ready","pid":7,"workers":[]}"#),
+            (
+                VassalMessage::Heartbeat {
+                    pid: 7,
+                    requests: 3,
+                    workers: Vec::new(),
+                    time: 1.5,
+                    counters: None,
+                    rss_bytes: Some(10),
+                    respawns: respawns.clone(),
+                },
+                // Causes sorted by name, as the string-keyed map they replace sorted them.
+                r#"{"type":"heartbeat","pid":7,"requests":3,"workers":[],"time":1.5,"counters":null,"rss_bytes":10,"respawns":{"cheaper":1,"crash":2,"evil-reload-on-rss":1,"max-requests":1,"reload":1}}"#,
+            ),
+            (VassalMessage::WorkerSpawned { id: 1, pid: 2 }, r#"{"type":"worker_spawned","id":1,"pid":2}"#),
+            (
+                VassalMessage::WorkerExited {
+                    id: 1,
+                    pid: 2,
+                    cause: ExitCause::Harakiri,
+                    how: "killed by signal 9 (SIGKILL)".into(),
+                },
+                r#"{"type":"worker_exited","id":1,"pid":2,"cause":"harakiri","how":"killed by signal 9 (SIGKILL)"}"#,
+            ),
+            (VassalMessage::ReloadFailed { error: "x".into() }, r#"{"type":"reload_failed","error":"x"}"#),
+            (VassalMessage::Stopping, r#"{"type":"stopping"}"#),
+        ];
+        for (message, expected) in messages {
+            assert_eq!(json(&message), expected);
+            assert_eq!(serde_json::from_str::<VassalMessage>(expected).expect("parses"), message);
+        }
+        let commands = [
+            (EmperorCommand::Reload, r#"{"type":"reload"}"#),
+            (EmperorCommand::ChainReload, r#"{"type":"chain_reload"}"#),
+            (EmperorCommand::Stop, r#"{"type":"stop"}"#),
+            (EmperorCommand::QuickStop, r#"{"type":"quick_stop"}"#),
+        ];
+        for (command, expected) in commands {
+            assert_eq!(json(&command), expected);
+            assert_eq!(serde_json::from_str::<EmperorCommand>(expected).expect("parses"), command);
+        }
+        let socket = InheritedSocket { protocol: liege_config::Protocol::Uwsgi, name: "127.0.0.1:9000".into(), fd: 5 };
+        assert_eq!(json(&socket), r#"{"protocol":"uwsgi","name":"127.0.0.1:9000","fd":5}"#);
+        let inheritance = Inheritance {
+            sockets: vec![socket],
+            old_workers: vec![11, 12],
+            started_on: 1_700_000_000,
+            chain: true,
+            counters: None,
+            respawns,
+        };
+        assert_eq!(
+            json(&inheritance),
+            r#"{"sockets":[{"protocol":"uwsgi","name":"127.0.0.1:9000","fd":5}],"old_workers":[11,12],"started_on":1700000000,"chain":true,"counters":null,"respawns":{"cheaper":1,"crash":2,"evil-reload-on-rss":1,"max-requests":1,"reload":1}}"#
+        );
+    }
+
+    #[test]
+    fn causes_and_statuses_travel_by_the_names_logs_and_stats_use() {
+        use ExitCause::*;
+        for cause in
+            [Unplanned, MaxRequests, MaxWorkerLifetime, ReloadOnRss, EvilReloadOnRss, Harakiri, Reload, Cheaper]
+        {
+            let text = serde_json::to_string(&cause).expect("serializes");
+            assert_eq!(text, format!("\"{}\"", cause.as_str()));
+            assert_eq!(serde_json::from_str::<ExitCause>(&text).expect("parses"), cause);
+        }
+        for status in
+            [WorkerStatus::Free, WorkerStatus::Starting, WorkerStatus::Idle, WorkerStatus::Busy, WorkerStatus::Stopping]
+        {
+            assert_eq!(serde_json::to_string(&status).expect("serializes"), format!("\"{}\"", status.as_str()));
+        }
+        assert!(serde_json::from_str::<ExitCause>(r#""crashed""#).is_err(), "an unknown cause is an error");
+        assert_eq!(VassalMessage::describe_exit(Unplanned, "exited with code 1"), "exited with code 1");
+        assert_eq!(
+            VassalMessage::describe_exit(MaxRequests, "exited with code 0"),
+            "max-requests (exited with code 0)"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_socket_protocol_is_an_error_not_http() {
+        let error = serde_json::from_str::<InheritedSocket>(r#"{"protocol":"uswgi","name":"a","fd":3}"#)
+            .expect_err("no silent default");
+        assert!(error.to_string().contains("unknown socket protocol \"uswgi\""), "{error}");
+        let socket: InheritedSocket =
+            serde_json::from_str(r#"{"protocol":"http","name":"a","fd":3}"#).expect("a known name parses");
+        assert_eq!(socket.protocol, liege_config::Protocol::Http);
+    }
+
+    /// `serde_json::to_string` of differently typed values through one closure.
+    mod erased {
+        pub trait Json {
+            fn to_json(&self) -> String;
+        }
+        impl<T: serde::Serialize> Json for T {
+            fn to_json(&self) -> String {
+                serde_json::to_string(self).expect("serializes")
+            }
+        }
+    }
 
     #[test]
     fn messages_round_trip_as_json_lines() {

@@ -127,7 +127,7 @@ pub struct Traffic {
     /// Sum of the workers' proportional set sizes: the group's real memory footprint.
     pub pss_bytes: Option<u64>,
     /// Worker exits by cause since deployment (`crash`, `max-requests`, `reload`, ...).
-    pub worker_respawns: BTreeMap<String, u64>,
+    pub worker_respawns: crate::control::Respawns,
     /// Responses by exact code, for the common codes (200, 404, 500...).
     pub codes: BTreeMap<String, u64>,
 }
@@ -234,7 +234,7 @@ impl VassalShared {
         pid: i32,
         time: f64,
         counters: crate::stats::Counters,
-        respawns: BTreeMap<String, u64>,
+        respawns: crate::control::Respawns,
     ) {
         let mut metrics = lock(&self.metrics);
         metrics.record(pid, time, counters);

@@ -64,7 +64,7 @@ impl Listener {
     /// The description passed to a vassal process; the fd number is the emperor's own, kept open across
     /// `exec` in the child only (see `vassal::spawn`).
     pub fn inherited(&self) -> InheritedSocket {
-        InheritedSocket { protocol: self.proto().to_owned(), name: self.name.clone(), fd: self.fd.as_raw_fd() }
+        InheritedSocket { protocol: self.protocol, name: self.name.clone(), fd: self.fd.as_raw_fd() }
     }
 }
 

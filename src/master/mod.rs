@@ -8,11 +8,15 @@
 //! current workers (they are still its children after `exec`); the new image imports the new code, forks new
 //! workers, and only then asks the old ones to finish their requests and exit. No connection is refused and
 //! none waits for an import. If the new code fails to import, the old workers keep serving.
+//!
+//! This file is the master's shell: it performs effects (fork, kill, waitpid, exec, the scoreboard, the
+//! emperor's channel, the stats) and leaves every decision to [`core::Core`], which it feeds events and
+//! scoreboard readings and whose [`core::Action`]s it carries out.
 
+pub mod core;
 pub mod sockets;
 pub mod stats_server;
 
-use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
@@ -26,7 +30,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 use pyo3::prelude::*;
 
-use crate::backoff::{Backoff, WORKER_HEALTHY_AFTER};
+use self::core::{Action, Core, Now, ReloadKind, Rules, Slot, SlotState, StopKind, WorkerExit, WorkerView};
 use crate::control::handover::{
     protocol_name, Inheritance, InheritedListener, WorkerProgram, WorkerSetup, EXIT_APP_LOAD_FAILED, INHERIT_ENV,
 };
@@ -36,17 +40,6 @@ use crate::scoreboard::{ExitCause, Scoreboard, WorkerStatus};
 use crate::stats::Counters;
 use sockets::BoundSocket;
 use stats_server::StatsServer;
-
-/// What the stats remember about a worker id across the processes that hold it.
-#[derive(Debug, Default)]
-struct WorkerHistory {
-    /// Processes forked for this id.
-    spawns: u64,
-    /// Why the last one exited.
-    last_exit: Option<&'static str>,
-    /// Harakiri kills of the processes that have exited (uWSGI counts them per worker id).
-    harakiri: u64,
-}
 
 /// Per-slot measurements taken on the stats tick.
 #[derive(Debug, Default, Clone, Copy)]
@@ -58,63 +51,6 @@ struct Sample {
     delta_requests: u64,
 }
 
-/// A chain reload in progress: workers are replaced one at a time, the next old one retired only once its
-/// replacement serves; if a replacement fails to start, the chain stops and the old workers keep serving.
-#[derive(Debug)]
-struct Chain {
-    /// Worker id of the next replacement to start.
-    next_id: u32,
-    /// Slot of the replacement being waited for.
-    waiting_for: Option<usize>,
-}
-
-/// A worker slot as the master sees it.
-#[derive(Debug)]
-struct Slot {
-    id: u32,
-    pid: Option<Pid>,
-    spawned_at: Instant,
-    /// When to try again after a crash (backoff for crash loops).
-    respawn_at: Option<Instant>,
-    /// Crash-loop backoff: grows with each death within [`WORKER_HEALTHY_AFTER`] of spawning.
-    backoff: Backoff,
-    /// Replaced by a newer generation: not respawned when it exits.
-    retiring: bool,
-    /// Already told to finish and exit.
-    signalled: bool,
-    /// Asked to exit by a limit (lifetime, memory); not asked again.
-    recycling: bool,
-    /// When the harakiri stack dump was requested; the kill follows a moment later.
-    harakiri_at: Option<Instant>,
-    /// Since when the worker has served nothing (for `cheaper`), and its request count then.
-    idle_since: Instant,
-    requests_seen: u64,
-}
-
-impl Slot {
-    fn new(id: u32, pid: Option<Pid>, respawn_at: Option<Instant>, backoff: Backoff) -> Self {
-        let now = Instant::now();
-        Self {
-            id,
-            pid,
-            spawned_at: now,
-            respawn_at,
-            backoff,
-            retiring: false,
-            signalled: false,
-            recycling: false,
-            harakiri_at: None,
-            idle_since: now,
-            requests_seen: 0,
-        }
-    }
-}
-
-enum Stopping {
-    Graceful { deadline: Instant },
-    Quick { deadline: Instant },
-}
-
 struct Master<'a> {
     config: &'a VassalConfig,
     /// What runs in a forked worker (given by the binary).
@@ -123,36 +59,32 @@ struct Master<'a> {
     original_cwd: PathBuf,
     sockets: Vec<BoundSocket>,
     app: Option<Py<PyAny>>,
-    slots: Vec<Option<Slot>>,
-    /// Workers of a previous image (or generation) still finishing, with the signal already sent or not.
-    old_workers: HashMap<Pid, bool>,
-    stopping: Option<Stopping>,
+    /// Every decision: the workers' slots, stop and reload state, crash-loop backoff, the limits.
+    core: Core,
+    /// Whether the core needs each worker's RSS (`reload-on-rss`, `evil-reload-on-rss`).
+    watch_rss: bool,
     started_on: u64,
-    /// Loaded at least once in this image (lazy-apps: a worker reported ready).
-    ever_ready: bool,
-    exit_code_override: Option<i32>,
     /// The emperor's control channel, when an emperor started us.
     control: Option<Channel>,
-    /// `Ready` was sent for the current generation.
-    announced_ready: bool,
-    chain: Option<Chain>,
-    /// How many workers should run (`processes`, changed by the master FIFO's `+` and `-`).
-    target_workers: u32,
     /// `touch-reload` / `touch-chain-reload` files with the modification time last seen.
     watched: Vec<(PathBuf, Option<std::time::SystemTime>, bool)>,
     fifos: Vec<std::fs::File>,
     stats: Option<StatsServer>,
     /// Counters of workers that have exited (their scoreboard slots are reused).
     retired: Counters,
-    /// Worker exits by cause.
-    respawns: BTreeMap<String, u64>,
-    history: HashMap<u32, WorkerHistory>,
     samples: Vec<Sample>,
     master_memory: Option<crate::process::Memory>,
     listen_queue_errors: u64,
     /// Unix time of the next stats tick (just after a wall-clock second; see [`crate::stats::window`]).
     next_stats_tick: f64,
     stats_ticks: u64,
+}
+
+/// The time now, for the core.
+fn now() -> Now {
+    let unix_us =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    Now { mono: Instant::now(), unix_us }
 }
 
 /// Runs the vassal until it is stopped; returns the process exit code.
@@ -241,6 +173,10 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     };
     let _ = board;
 
+    let rules = Rules::of(config);
+    let watch_rss = rules.watches_rss();
+    let old_workers = inheritance.old_workers.iter().map(|&pid| Pid::from_raw(pid)).collect();
+    let core = Core::new(rules, old_workers, app.is_some(), inheritance.respawns);
     let mut master = Master {
         config,
         worker,
@@ -248,16 +184,10 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
         original_cwd,
         sockets,
         app,
-        slots: (0..config.processes as usize * 2).map(|_| None).collect(),
-        old_workers: inheritance.old_workers.into_iter().map(|pid| (Pid::from_raw(pid), false)).collect(),
-        stopping: None,
+        core,
+        watch_rss,
         started_on,
-        ever_ready: false,
-        exit_code_override: None,
         control,
-        announced_ready: false,
-        chain: None,
-        target_workers: config.cheaper.as_ref().map_or(config.processes, |c| c.initial),
         watched: config
             .touch_reload
             .iter()
@@ -271,8 +201,6 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
         fifos: open_fifos(&config.master_fifo),
         stats,
         retired: inheritance.counters.unwrap_or_default(),
-        respawns: inheritance.respawns,
-        history: HashMap::new(),
         samples: vec![Sample::default(); config.processes as usize * 2],
         master_memory: None,
         listen_queue_errors: 0,
@@ -282,14 +210,8 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     if reloading && master.app.is_none() && !config.lazy_apps {
         master.notify(&VassalMessage::ReloadFailed { error: "the app did not load; see the log".into() });
     }
-    if inheritance.chain && reloading && master.app.is_some() {
-        tracing::info!("chain reload: replacing the previous workers one at a time");
-        master.chain = Some(Chain { next_id: 1, waiting_for: None });
-    } else if master.app.is_some() || config.lazy_apps {
-        for index in 0..master.target_workers as usize {
-            master.spawn(index, index as u32 + 1);
-        }
-    }
+    master.core.start(inheritance.chain && reloading, Instant::now());
+    master.apply();
     tracing::info!(
         "serving with {} worker(s){}",
         config.processes,
@@ -301,13 +223,8 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
 impl Master<'_> {
     fn run_loop(&mut self, signal_fd: &SignalFd) -> i32 {
         loop {
-            let busy = self.stopping.is_some()
-                || self.chain.is_some()
-                // An emperor waits for `ready` before routing a reload's traffic: report it promptly.
-                || (self.control.is_some() && !self.announced_ready)
-                || self.old_workers.values().any(|signalled| !signalled)
-                || self.slots.iter().flatten().any(|s| s.retiring && !s.signalled)
-                || self.slots.iter().flatten().any(|s| s.respawn_at.is_some() || s.harakiri_at.is_some());
+            // An emperor waits for `ready` before routing a reload's traffic: report it promptly.
+            let busy = self.core.busy() || (self.control.is_some() && !self.core.announced_ready());
             let mut timeout = Duration::from_millis(if busy { 50 } else { 1000 });
             let until_tick = self.next_stats_tick - crate::process::unix_time();
             timeout = timeout.min(Duration::from_secs_f64(until_tick.clamp(0.0, 1.0)));
@@ -343,22 +260,103 @@ impl Master<'_> {
             }
             self.read_fifos();
             while let Ok(Some(info)) = signal_fd.read_signal() {
+                let now = Instant::now();
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) => {}
-                    Ok(Signal::SIGTERM) => self.begin_stop(true),
-                    Ok(Signal::SIGINT) | Ok(Signal::SIGQUIT) => self.begin_stop(false),
-                    Ok(Signal::SIGHUP) => self.reload(),
+                    Ok(Signal::SIGTERM) => self.core.begin_stop(StopKind::Graceful, now),
+                    Ok(Signal::SIGINT) | Ok(Signal::SIGQUIT) => self.core.begin_stop(StopKind::Quick, now),
+                    Ok(Signal::SIGHUP) => self.core.reload(ReloadKind::Graceful, now),
                     _ => {}
                 }
+                self.apply();
             }
             self.reap();
-            if let Some(code) = self.tick() {
+            if !self.core.stopping() {
+                self.check_touched_files();
+            }
+            let views = self.views();
+            let exit = self.core.tick(now(), &views);
+            self.apply();
+            if let Some(code) = exit {
                 self.send_heartbeat(crate::process::unix_time());
                 self.notify(&VassalMessage::Stopping);
                 self.cleanup();
                 return code;
             }
             self.report();
+        }
+    }
+
+    /// What each worker's scoreboard slot says, for the core's next decision.
+    fn views(&self) -> Vec<WorkerView> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let board = Scoreboard::global();
+        (0..self.samples.len())
+            .map(|index| {
+                let Some(counters) = board.and_then(|b| b.slot(index)) else { return WorkerView::default() };
+                let slot = self.core.slots().find(|(i, _)| *i == index).map(|(_, s)| s.state);
+                let rss_bytes = match slot {
+                    Some(SlotState::Serving(p) | SlotState::Recycling(p)) if self.watch_rss => {
+                        let rss = crate::process::rss_bytes(p.pid.as_raw()).unwrap_or(0);
+                        counters.rss_bytes.store(rss, Relaxed);
+                        Some(rss)
+                    }
+                    _ => None,
+                };
+                WorkerView {
+                    status: counters.status(),
+                    requests: counters.requests.load(Relaxed),
+                    request_started_us: counters.request_started_us.load(Relaxed),
+                    rss_bytes,
+                }
+            })
+            .collect()
+    }
+
+    /// Carries out the core's actions, in order (a spawn's outcome goes back to the core at once).
+    fn apply(&mut self) {
+        loop {
+            let actions = self.core.take_actions();
+            if actions.is_empty() {
+                return;
+            }
+            for action in actions {
+                self.perform(action);
+            }
+        }
+    }
+
+    fn perform(&mut self, action: Action) {
+        match action {
+            Action::Spawn { slot, id } => {
+                let result = self.fork_worker(slot, id);
+                self.core.spawned(slot, result, Instant::now());
+            }
+            Action::Signal { pid, signal } => {
+                let _ = kill(pid, signal);
+            }
+            Action::SetExitCause { slot, cause } => mark_exit_cause(slot, cause),
+            Action::Harakiri { slot, pid, id, stuck_for } => {
+                let Some(counters) = Scoreboard::global().and_then(|b| b.slot(slot)) else { return };
+                let line =
+                    counters.request_line().map(|l| String::from_utf8_lossy(&l).into_owned()).unwrap_or_default();
+                tracing::error!(
+                    "HARAKIRI: worker {id} (pid {pid}) stuck for {:.1} s (harakiri = {} s) in request \"{line}\"; its Python stack follows",
+                    stuck_for.as_secs_f64(),
+                    self.config.harakiri.map_or(0, |h| h.as_secs())
+                );
+                counters.set_exit_cause(ExitCause::Harakiri);
+                counters.harakiri_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _ = kill(pid, Signal::SIGUSR2);
+            }
+            Action::ReExec(kind) => self.exec_reload(kind),
+            Action::AnnounceReady => {
+                self.notify(&VassalMessage::Ready { pid: std::process::id() as i32, workers: self.worker_reports() });
+                crate::systemd::ready(&format!("serving with {} worker(s)", self.config.processes));
+            }
+            Action::Notify(message) => self.notify(&message),
+            Action::SystemdStopping => crate::systemd::stopping(),
+            Action::SystemdReloading => crate::systemd::reloading(),
         }
     }
 
@@ -376,30 +374,30 @@ impl Master<'_> {
         match control.receive::<EmperorCommand>() {
             Ok(commands) => {
                 for command in commands {
+                    let now = Instant::now();
                     match command {
-                        Ok(EmperorCommand::Reload) => self.reload(),
-                        Ok(EmperorCommand::ChainReload) => self.reload_with(true),
-                        Ok(EmperorCommand::Stop) => self.begin_stop(true),
-                        Ok(EmperorCommand::QuickStop) => self.begin_stop(false),
+                        Ok(EmperorCommand::Reload) => self.core.reload(ReloadKind::Graceful, now),
+                        Ok(EmperorCommand::ChainReload) => self.core.reload(ReloadKind::Chain, now),
+                        Ok(EmperorCommand::Stop) => self.core.begin_stop(StopKind::Graceful, now),
+                        Ok(EmperorCommand::QuickStop) => self.core.begin_stop(StopKind::Quick, now),
                         Err(err) => tracing::warn!("ignoring a malformed emperor command: {err}"),
                     }
+                    self.apply();
                 }
             }
             Err(_) => {
                 // The emperor is gone: a vassal must not outlive it (no orphans holding its sockets).
                 tracing::warn!("the emperor went away; stopping gracefully");
                 self.control = None;
-                self.begin_stop(true);
+                self.core.begin_stop(StopKind::Graceful, Instant::now());
+                self.apply();
             }
         }
     }
 
     /// The current workers (not those of a generation being retired), by slot index.
     fn current_workers(&self) -> impl Iterator<Item = (usize, &Slot, Pid)> + '_ {
-        self.slots.iter().enumerate().filter_map(|(index, slot)| {
-            let slot = slot.as_ref()?;
-            Some((index, slot, slot.pid?))
-        })
+        self.core.slots().filter_map(|(index, slot)| Some((index, slot, slot.state.pid()?)))
     }
 
     fn worker_reports(&self) -> Vec<WorkerReport> {
@@ -410,20 +408,20 @@ impl Master<'_> {
             .map(|(index, slot, pid)| {
                 let counters = board.and_then(|b| b.slot(index));
                 let sample = self.samples.get(index).copied().unwrap_or_default();
-                let history = self.history.get(&slot.id);
+                let history = self.core.history(slot.id);
                 let requests = counters.map_or(0, |c| c.requests.load(Relaxed));
                 let running_us = counters.map_or(0, |c| c.running_time_us.load(Relaxed));
                 WorkerReport {
                     id: slot.id,
                     pid: pid.as_raw(),
-                    status: counters.map_or("starting", |c| c.status().as_str()).to_owned(),
+                    status: counters.map_or(WorkerStatus::Starting, |c| c.status()),
                     requests,
                     exceptions: counters.map_or(0, |c| c.exceptions.load(Relaxed)),
                     rss_bytes: sample.memory.map(|m| m.rss),
                     pss_bytes: sample.pss,
                     last_spawn: counters.map(|c| c.last_spawn_s.load(Relaxed)),
                     respawn_count: history.map_or(1, |h| h.spawns),
-                    respawn_cause: history.and_then(|h| h.last_exit).map(str::to_owned),
+                    respawn_cause: history.and_then(|h| h.last_exit),
                     harakiri_count: history.map_or(0, |h| h.harakiri)
                         + counters.map_or(0, |c| c.harakiri_count.load(Relaxed)),
                     avg_rt_ms: (requests > 0).then(|| running_us as f64 / requests as f64 / 1000.0),
@@ -450,8 +448,7 @@ impl Master<'_> {
         total
     }
 
-    /// Tells the emperor when the current generation is serving; samples memory and sends a heartbeat just
-    /// after every wall-clock second.
+    /// Samples memory and sends a heartbeat just after every wall-clock second.
     fn report(&mut self) {
         let now = crate::process::unix_time();
         if now >= self.next_stats_tick {
@@ -460,27 +457,9 @@ impl Master<'_> {
             let due = if self.next_stats_tick > 0.0 { self.next_stats_tick } else { now };
             self.next_stats_tick = now.floor() + 1.005;
             self.stats_tick();
-            if self.stopping.is_none() {
+            if !self.core.stopping() {
                 self.send_heartbeat(due);
             }
-        }
-        if self.stopping.is_some() || self.announced_ready {
-            return;
-        }
-        let board = Scoreboard::global();
-        let current: Vec<usize> = (0..self.slots.len())
-            .filter(|&i| self.slots[i].as_ref().is_some_and(|s| !s.retiring && s.pid.is_some()))
-            .collect();
-        let all_serving = current.len() == self.config.processes as usize
-            && current.iter().all(|&i| {
-                board
-                    .and_then(|b| b.slot(i))
-                    .is_some_and(|b| matches!(b.status(), WorkerStatus::Idle | WorkerStatus::Busy))
-            });
-        if all_serving {
-            self.announced_ready = true;
-            self.notify(&VassalMessage::Ready { pid: std::process::id() as i32, workers: self.worker_reports() });
-            crate::systemd::ready(&format!("serving with {} worker(s)", self.config.processes));
         }
     }
 
@@ -491,9 +470,12 @@ impl Master<'_> {
         self.stats_ticks += 1;
         let with_pss = self.stats_ticks % 5 == 1;
         let board = Scoreboard::global();
-        for (index, slot) in self.slots.iter().enumerate() {
+        let pids: Vec<Option<Pid>> = (0..self.samples.len())
+            .map(|index| self.core.slots().find(|(i, _)| *i == index).and_then(|(_, s)| s.state.pid()))
+            .collect();
+        for (index, pid) in pids.into_iter().enumerate() {
             let Some(sample) = self.samples.get_mut(index) else { continue };
-            let Some(pid) = slot.as_ref().and_then(|s| s.pid) else {
+            let Some(pid) = pid else {
                 *sample = Sample::default();
                 continue;
             };
@@ -532,7 +514,7 @@ impl Master<'_> {
             time,
             counters: Some(Box::new(counters)),
             rss_bytes,
-            respawns: self.respawns.clone(),
+            respawns: self.core.respawns().clone(),
         });
     }
 
@@ -542,7 +524,7 @@ impl Master<'_> {
         use std::sync::atomic::Ordering::Relaxed;
         let board = Scoreboard::global();
         let mut workers: Vec<uwsgi::Worker> = Vec::new();
-        for (index, slot, pid) in self.current_workers().filter(|(_, slot, _)| !slot.retiring) {
+        for (index, slot, pid) in self.current_workers().filter(|(_, slot, _)| !slot.state.leaving()) {
             let Some(counters) = board.and_then(|b| b.slot(index)) else { continue };
             let sample = self.samples.get(index).copied().unwrap_or_default();
             let status = match counters.status() {
@@ -561,19 +543,19 @@ impl Master<'_> {
                 counters.bytes_out.load(Relaxed),
             );
             worker.delta_requests = sample.delta_requests;
-            worker.harakiri_count =
-                self.history.get(&slot.id).map_or(0, |h| h.harakiri) + counters.harakiri_count.load(Relaxed);
+            let history = self.core.history(slot.id);
+            worker.harakiri_count = history.map_or(0, |h| h.harakiri) + counters.harakiri_count.load(Relaxed);
             worker.rss = sample.memory.map_or(0, |m| m.rss);
             worker.vsz = sample.memory.map_or(0, |m| m.vsz);
             worker.last_spawn = counters.last_spawn_s.load(Relaxed);
-            worker.respawn_count = self.history.get(&slot.id).map_or(1, |h| h.spawns);
+            worker.respawn_count = history.map_or(1, |h| h.spawns);
             workers.push(worker);
         }
         // Worker ids with no process right now (cheaper mode, or waiting to respawn) show as uWSGI shows them.
         for id in 1..=self.config.processes {
             if !workers.iter().any(|w| w.id == id) {
                 let mut worker = uwsgi::Worker::new(id, 0, "cheap", 0, 0, 0, 0);
-                worker.respawn_count = self.history.get(&id).map_or(0, |h| h.spawns);
+                worker.respawn_count = self.core.history(id).map_or(0, |h| h.spawns);
                 workers.push(worker);
             }
         }
@@ -611,13 +593,11 @@ impl Master<'_> {
         serde_json::to_vec_pretty(&document).unwrap_or_default()
     }
 
-    /// Forks a worker into `index` with worker id `id`.
-    fn spawn(&mut self, index: usize, id: u32) {
-        if !self.config.lazy_apps && self.app.is_none() {
-            tracing::error!("cannot start worker {id}: the app is not loaded (send SIGHUP to retry)");
-            return;
-        }
-        let Some(board_slot) = Scoreboard::global().and_then(|b| b.slot(index)) else { return };
+    /// Forks a worker into `index` with worker id `id`; returns its pid (the child never returns).
+    fn fork_worker(&mut self, index: usize, id: u32) -> Result<Pid, String> {
+        let Some(board_slot) = Scoreboard::global().and_then(|b| b.slot(index)) else {
+            return Err(format!("no scoreboard slot {index}"));
+        };
         board_slot.reset(id, crate::process::unix_now());
         let preload = !self.config.lazy_apps;
         // Taken before the fork: a child that asked getppid() after it could see 1 if the master died in
@@ -671,11 +651,8 @@ impl Master<'_> {
                     unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
                 }
                 board_slot.pid.store(child.as_raw(), std::sync::atomic::Ordering::Relaxed);
-                let backoff = self.slots[index].as_ref().map_or_else(worker_backoff, |s| s.backoff.clone());
-                self.history.entry(id).or_default().spawns += 1;
-                self.slots[index] = Some(Slot::new(id, Some(child), None, backoff));
-                tracing::info!("spawned worker {id} (pid {child})");
                 self.notify(&VassalMessage::WorkerSpawned { id, pid: child.as_raw() });
+                Ok(child)
             }
             Err(err) => {
                 if preload {
@@ -683,491 +660,57 @@ impl Master<'_> {
                     // requires (same thread, GIL still held).
                     unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
                 }
-                tracing::error!("cannot fork worker {id}: {err}; retrying in 1 s");
-                self.slots[index] =
-                    Some(Slot::new(id, None, Some(Instant::now() + Duration::from_secs(1)), worker_backoff()));
+                Err(err.to_string())
             }
         }
     }
 
-    /// Collects every exited child and decides what follows.
+    /// Collects every exited child; the core decides what follows.
     fn reap(&mut self) {
-        self.refresh_ever_ready();
+        let views = self.views();
         loop {
             let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(status) => status,
             };
             let Some(pid) = status.pid() else { continue };
-            let mut how = crate::process::describe_exit(status);
-            if self.old_workers.remove(&pid).is_some() {
-                tracing::info!("previous worker (pid {pid}) {how}");
-                continue;
-            }
-            let Some(index) = self.slots.iter().position(|s| s.as_ref().is_some_and(|s| s.pid == Some(pid))) else {
-                tracing::debug!("unknown child {pid} {how}");
-                continue;
+            let mut exit = WorkerExit {
+                how: crate::process::describe_exit(status),
+                cause: ExitCause::Unplanned,
+                load_failed: matches!(status, WaitStatus::Exited(_, EXIT_APP_LOAD_FAILED)),
+                harakiri: 0,
             };
-            let mut cause = ExitCause::Unplanned;
-            let mut harakiri = 0;
-            if let Some(board) = Scoreboard::global() {
-                if let Some(slot) = board.slot(index) {
-                    cause = slot.exit_cause();
-                    // The worker is gone: its counters move to the group's retired totals and the slot is
-                    // cleared for the next worker.
-                    self.retired.add_slot(slot);
-                    harakiri = slot.harakiri_count.load(std::sync::atomic::Ordering::Relaxed);
-                    let served = slot.requests.load(std::sync::atomic::Ordering::Relaxed);
-                    board.header().retired_requests.fetch_add(served, std::sync::atomic::Ordering::Relaxed);
-                    slot.clear_counters();
-                    slot.set_status(WorkerStatus::Free);
-                }
+            let slot = self.core.slot_of(pid).and_then(|index| Scoreboard::global()?.slot(index).map(|s| (s, index)));
+            if let (Some((slot, _)), Some(board)) = (slot, Scoreboard::global()) {
+                use std::sync::atomic::Ordering::Relaxed;
+                exit.cause = slot.exit_cause();
+                // The worker is gone: its counters move to the group's retired totals and the slot is cleared
+                // for the next worker.
+                self.retired.add_slot(slot);
+                exit.harakiri = slot.harakiri_count.load(Relaxed);
+                board.header().retired_requests.fetch_add(slot.requests.load(Relaxed), Relaxed);
+                slot.clear_counters();
+                slot.set_status(WorkerStatus::Free);
             }
-            let Some(slot) = self.slots[index].as_mut() else { continue };
-            slot.pid = None;
-            let id = slot.id;
-            let retiring = slot.retiring;
-            let recorded_cause = if retiring { "reload" } else { cause.as_str() };
-            if self.stopping.is_none() {
-                *self.respawns.entry(recorded_cause.to_owned()).or_default() += 1;
-            }
-            let history = self.history.entry(id).or_default();
-            history.last_exit = Some(recorded_cause);
-            history.harakiri += harakiri;
-            let reported = match (retiring, cause) {
-                (true, _) => format!("reload ({how})"),
-                (false, ExitCause::Unplanned) => how.clone(),
-                (false, cause) => format!("{} ({how})", cause.as_str()),
-            };
-            self.notify(&VassalMessage::WorkerExited { id, pid: pid.as_raw(), cause: reported });
-            let Some(slot) = self.slots[index].as_mut() else { continue };
-            if slot.retiring || self.stopping.is_some() {
-                let why = if self.stopping.is_some() { "stop" } else { cause.as_str() };
-                tracing::info!("worker {id} (pid {pid}) {how} ({why})");
-                self.slots[index] = None;
-                continue;
-            }
-            if cause != ExitCause::Unplanned {
-                // A planned recycle: log why, respawn at once, and don't count it as a crash.
-                how = format!("{how} ({})", cause.as_str());
-                let level_warn = cause == ExitCause::Harakiri || cause == ExitCause::EvilReloadOnRss;
-                if level_warn {
-                    tracing::warn!("worker {id} (pid {pid}) {how}; respawning");
-                } else {
-                    tracing::info!("worker {id} (pid {pid}) {how}; respawning");
-                }
-                slot.backoff.reset();
-                slot.respawn_at = Some(Instant::now());
-                continue;
-            }
-            let lived = slot.spawned_at.elapsed();
-            if self.chain.as_ref().is_some_and(|c| c.waiting_for == Some(index)) {
-                // The replacement died before serving: stop the chain, the old workers keep serving.
-                tracing::error!(
-                    "chain reload stopped: new worker {id} (pid {pid}) {how}; the previous workers keep serving"
-                );
-                self.notify(&VassalMessage::ReloadFailed { error: format!("new worker {id} {how}") });
-                self.slots[index] = None;
-                self.abort_chain();
-                continue;
-            }
-            let load_failed = matches!(status, WaitStatus::Exited(_, EXIT_APP_LOAD_FAILED));
-            if load_failed && !self.ever_ready && self.config.need_app {
-                tracing::error!("worker {id} (pid {pid}) could not load the app; giving up");
-                self.begin_stop(false);
-                self.exit_code_override = Some(EXIT_APP_LOAD_FAILED);
-                continue;
-            }
-            // Crash loops back off exponentially instead of fork-bombing; a worker that lived a while starts over.
-            let delay = if lived < WORKER_HEALTHY_AFTER {
-                slot.backoff.next_delay()
-            } else {
-                slot.backoff.reset();
-                Duration::ZERO
-            };
-            if delay.is_zero() {
-                tracing::warn!("worker {id} (pid {pid}) {how}; respawning");
-            } else {
-                tracing::warn!("worker {id} (pid {pid}) {how}; respawning too fast, waiting {delay:?}");
-            }
-            slot.respawn_at = Some(Instant::now() + delay);
+            self.core.worker_exited(pid, exit, &views, Instant::now());
+            self.apply();
         }
     }
 
-    /// Lazy-apps: has any worker of this image got past loading the app? (Before that, a load failure means
-    /// the app is broken and the vassal gives up; after it, a failing worker is respawned with backoff.)
-    fn refresh_ever_ready(&mut self) {
-        if self.ever_ready {
-            return;
-        }
-        let board = Scoreboard::global();
-        self.ever_ready = self.slots.iter().enumerate().any(|(i, s)| {
-            s.as_ref().is_some_and(|s| s.pid.is_some())
-                && board
-                    .and_then(|b| b.slot(i))
-                    .is_some_and(|b| matches!(b.status(), WorkerStatus::Idle | WorkerStatus::Busy))
-        });
-    }
-
-    /// Periodic work; returns the exit code once the master should exit.
-    fn tick(&mut self) -> Option<i32> {
-        let now = Instant::now();
-        let board = Scoreboard::global();
-        self.refresh_ever_ready();
-        if let Some(stopping) = &self.stopping {
-            let deadline = match stopping {
-                Stopping::Graceful { deadline } | Stopping::Quick { deadline } => *deadline,
-            };
-            let alive = self.slots.iter().flatten().any(|s| s.pid.is_some()) || !self.old_workers.is_empty();
-            if !alive {
-                return Some(self.exit_code_override.unwrap_or(0));
-            }
-            let was_quick = matches!(stopping, Stopping::Quick { .. });
-            if now >= deadline {
-                tracing::warn!("workers still running after the mercy period; killing them");
-                self.signal_all(Signal::SIGKILL);
-                self.stopping = Some(Stopping::Quick { deadline: now + Duration::from_secs(5) });
-                if was_quick {
-                    return Some(self.exit_code_override.unwrap_or(0));
-                }
-            }
-            return None;
-        }
-        self.enforce_limits(now);
-        self.check_touched_files();
-        self.advance_chain();
-        self.adapt_worker_count(now);
-        self.scale_to_target();
-        let due: Vec<usize> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                s.as_ref().filter(|s| s.pid.is_none() && s.respawn_at.is_some_and(|at| at <= now)).map(|_| i)
-            })
-            .collect();
-        for index in due {
-            let id = self.slots[index].as_ref().map_or(index as u32 + 1, |s| s.id);
-            self.spawn(index, id);
-        }
-        // Retire the previous generation once every current worker is serving.
-        let waiting_retire = self.chain.is_none() && self.old_workers.values().any(|signalled| !signalled)
-            || self.chain.is_none()
-                && self.slots.iter().flatten().any(|s| s.retiring && !s.signalled && s.pid.is_some());
-        if waiting_retire {
-            let current: Vec<usize> = (0..self.slots.len())
-                .filter(|&i| self.slots[i].as_ref().is_some_and(|s| !s.retiring && s.pid.is_some()))
-                .collect();
-            let ready = !current.is_empty()
-                && current.iter().all(|&i| {
-                    board
-                        .and_then(|b| b.slot(i))
-                        .is_some_and(|b| matches!(b.status(), WorkerStatus::Idle | WorkerStatus::Busy))
-                });
-            if ready {
-                for (pid, signalled) in self.old_workers.iter_mut().filter(|(_, s)| !**s) {
-                    let _ = kill(*pid, Signal::SIGTERM);
-                    *signalled = true;
-                }
-                for slot in self.slots.iter_mut().flatten().filter(|s| s.retiring && !s.signalled) {
-                    if let Some(pid) = slot.pid {
-                        let _ = kill(pid, Signal::SIGTERM);
-                    }
-                    slot.signalled = true;
-                }
-                tracing::info!("new workers ready; previous workers are finishing their requests");
-            }
-        }
-        None
-    }
-
-    /// Lifetime, memory and harakiri limits, checked every tick for every serving worker.
-    fn enforce_limits(&mut self, now: Instant) {
-        let config = self.config;
-        let Some(board) = Scoreboard::global() else { return };
-        let now_us =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
-        for (index, slot) in self.slots.iter_mut().enumerate() {
-            let Some(slot) = slot.as_mut().filter(|s| !s.retiring) else { continue };
-            let (Some(pid), Some(counters)) = (slot.pid, board.slot(index)) else { continue };
-            if let Some(harakiri) = config.harakiri {
-                let started = counters.request_started_us.load(std::sync::atomic::Ordering::Relaxed);
-                let stuck_for = Duration::from_micros(now_us.saturating_sub(started));
-                match slot.harakiri_at {
-                    None if started > 0 && stuck_for > harakiri => {
-                        let line = counters
-                            .request_line()
-                            .map(|l| String::from_utf8_lossy(&l).into_owned())
-                            .unwrap_or_default();
-                        tracing::error!(
-                            "HARAKIRI: worker {} (pid {pid}) stuck for {:.1} s (harakiri = {} s) in request \"{line}\"; its Python stack follows",
-                            slot.id,
-                            stuck_for.as_secs_f64(),
-                            harakiri.as_secs()
-                        );
-                        counters.set_exit_cause(ExitCause::Harakiri);
-                        counters.harakiri_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let _ = kill(pid, Signal::SIGUSR2);
-                        slot.harakiri_at = Some(now);
-                    }
-                    // Give faulthandler a moment to write the stack, then kill.
-                    Some(at) if now.duration_since(at) >= Duration::from_millis(300) => {
-                        let _ = kill(pid, Signal::SIGKILL);
-                    }
-                    _ => {}
-                }
-            }
-            if slot.recycling {
-                continue;
-            }
-            let mut recycle = |cause: ExitCause, signal: Signal, why: String| {
-                tracing::info!("worker {} (pid {pid}): {why}; recycling it", slot.id);
-                counters.set_exit_cause(cause);
-                let _ = kill(pid, signal);
-                slot.recycling = true;
-            };
-            if let Some(lifetime) = config.max_worker_lifetime {
-                if slot.spawned_at.elapsed() >= lifetime {
-                    recycle(
-                        ExitCause::MaxWorkerLifetime,
-                        Signal::SIGTERM,
-                        format!("max-worker-lifetime ({} s) reached", lifetime.as_secs()),
-                    );
-                    continue;
-                }
-            }
-            if config.reload_on_rss.is_some() || config.evil_reload_on_rss.is_some() {
-                let rss = crate::process::rss_bytes(pid.as_raw()).unwrap_or(0);
-                counters.rss_bytes.store(rss, std::sync::atomic::Ordering::Relaxed);
-                let megabytes = rss / (1024 * 1024);
-                if config.evil_reload_on_rss.is_some_and(|limit| megabytes >= limit) {
-                    recycle(
-                        ExitCause::EvilReloadOnRss,
-                        Signal::SIGKILL,
-                        format!("RSS {megabytes} MB over evil-reload-on-rss"),
-                    );
-                } else if config.reload_on_rss.is_some_and(|limit| megabytes >= limit) {
-                    recycle(ExitCause::ReloadOnRss, Signal::SIGTERM, format!("RSS {megabytes} MB over reload-on-rss"));
-                }
-            }
-        }
-    }
-
-    fn signal_all(&self, signal: Signal) {
-        for pid in self.slots.iter().flatten().filter_map(|s| s.pid).chain(self.old_workers.keys().copied()) {
-            let _ = kill(pid, signal);
-        }
-    }
-
-    fn begin_stop(&mut self, graceful: bool) {
-        crate::systemd::stopping();
-        if graceful {
-            if self.stopping.is_some() {
-                return;
-            }
-            tracing::info!("graceful stop: waiting up to {:?} for requests in flight", self.config.reload_mercy);
-            self.signal_all(Signal::SIGTERM);
-            self.stopping = Some(Stopping::Graceful { deadline: Instant::now() + self.config.reload_mercy });
-        } else {
-            tracing::info!("quick stop");
-            self.signal_all(Signal::SIGKILL);
-            self.stopping = Some(Stopping::Quick { deadline: Instant::now() + Duration::from_secs(5) });
-        }
-    }
-
-    /// Graceful reload with the app re-imported.
-    fn reload(&mut self) {
-        self.reload_with(false);
-    }
-
-    /// `chain`: replace the workers one at a time instead of starting a whole new generation at once.
-    fn reload_with(&mut self, chain: bool) {
-        if self.stopping.is_some() || self.chain.is_some() {
-            return;
-        }
-        crate::systemd::reloading();
-        if self.config.lazy_apps {
-            // Workers import the app themselves: no need to re-execute the master.
-            self.replace_workers(chain);
-            return;
-        }
-        // Preload: re-execute this binary so the new image imports the new code from scratch.
-        let kind = if chain { "chain reload" } else { "graceful reload" };
-        tracing::info!("{kind}: re-executing the master to import the app again");
+    /// Preloaded app: re-executes this binary so the new image imports the new code from scratch, keeping
+    /// the sockets and the workers (they are still its children after `exec`). Returns only on failure.
+    fn exec_reload(&mut self, kind: ReloadKind) {
         let inheritance = Inheritance {
             sockets: self.sockets.iter().map(BoundSocket::inherit).collect(),
-            old_workers: self
-                .slots
-                .iter()
-                .flatten()
-                .filter_map(|s| s.pid)
-                .chain(self.old_workers.keys().copied())
-                .map(Pid::as_raw)
-                .collect(),
+            old_workers: self.core.pids().into_iter().map(Pid::as_raw).collect(),
             started_on: self.started_on,
-            chain,
+            chain: kind == ReloadKind::Chain,
             counters: Some(self.group_counters()),
-            respawns: self.respawns.clone(),
+            respawns: self.core.respawns().clone(),
         };
         let error = self.exec_self(&inheritance);
         tracing::error!("reload failed, cannot re-execute liege: {error}; the current workers keep serving");
         self.notify(&VassalMessage::ReloadFailed { error: error.to_string() });
-    }
-
-    /// Starts a new generation of workers forked from this master (new code only with lazy-apps) and retires
-    /// the current one once it serves, all at once or one at a time (`chain`).
-    fn replace_workers(&mut self, chain: bool) {
-        tracing::info!("{}: starting new workers", if chain { "chain reload" } else { "graceful reload" });
-        for (index, slot) in self.slots.iter_mut().enumerate() {
-            if let Some(slot) = slot {
-                slot.retiring = true;
-                mark_exit_cause(index, ExitCause::Reload);
-            }
-        }
-        self.announced_ready = false;
-        if chain {
-            self.chain = Some(Chain { next_id: 1, waiting_for: None });
-            return;
-        }
-        for id in 1..=self.target_workers {
-            if let Some(index) = self.free_slot() {
-                self.spawn(index, id);
-            }
-        }
-    }
-
-    fn free_slot(&self) -> Option<usize> {
-        self.slots.iter().position(Option::is_none)
-    }
-
-    /// One step of a chain reload, each tick: start the next replacement, or retire an old worker once the
-    /// replacement serves.
-    fn advance_chain(&mut self) {
-        let Some(chain) = &self.chain else { return };
-        if let Some(index) = chain.waiting_for {
-            let serving = Scoreboard::global()
-                .and_then(|b| b.slot(index))
-                .is_some_and(|c| matches!(c.status(), WorkerStatus::Idle | WorkerStatus::Busy));
-            if !serving {
-                return;
-            }
-            // The replacement serves: retire one old worker (of this image, or of the previous one).
-            if let Some(slot) = self.slots.iter_mut().flatten().find(|s| s.retiring && !s.signalled && s.pid.is_some())
-            {
-                if let Some(pid) = slot.pid {
-                    let _ = kill(pid, Signal::SIGTERM);
-                }
-                slot.signalled = true;
-            } else if let Some((pid, signalled)) = self.old_workers.iter_mut().find(|(_, signalled)| !**signalled) {
-                let _ = kill(*pid, Signal::SIGTERM);
-                *signalled = true;
-            }
-        }
-        let next_id = chain.next_id;
-        if next_id > self.target_workers {
-            // Every replacement serves: anything old still unsignalled goes now.
-            for slot in self.slots.iter_mut().flatten().filter(|s| s.retiring && !s.signalled) {
-                if let Some(pid) = slot.pid {
-                    let _ = kill(pid, Signal::SIGTERM);
-                }
-                slot.signalled = true;
-            }
-            for (pid, signalled) in self.old_workers.iter_mut().filter(|(_, s)| !**s) {
-                let _ = kill(*pid, Signal::SIGTERM);
-                *signalled = true;
-            }
-            tracing::info!("chain reload complete");
-            self.chain = None;
-            return;
-        }
-        let Some(index) = self.free_slot() else { return };
-        self.spawn(index, next_id);
-        self.chain = Some(Chain { next_id: next_id + 1, waiting_for: Some(index) });
-    }
-
-    /// A chain reload failed: the workers not yet replaced become current again.
-    fn abort_chain(&mut self) {
-        self.chain = None;
-        for slot in self.slots.iter_mut().flatten().filter(|s| s.retiring && !s.signalled) {
-            slot.retiring = false;
-        }
-        // Workers of a previous image can't be adopted back as slots; they keep serving until they exit.
-        self.announced_ready = false;
-    }
-
-    /// `cheaper` (uWSGI's `spare` algorithm): when every worker is busy, add `cheaper-step` workers (up to
-    /// `processes`); a worker above the minimum that served nothing for `idle` seconds is retired.
-    fn adapt_worker_count(&mut self, now: Instant) {
-        let Some(cheaper) = &self.config.cheaper else { return };
-        if self.chain.is_some() || self.stopping.is_some() {
-            return;
-        }
-        let Some(board) = Scoreboard::global() else { return };
-        let mut serving = 0u32;
-        let mut busy = 0u32;
-        let mut longest_idle = Duration::ZERO;
-        for (index, slot) in self.slots.iter_mut().enumerate() {
-            let Some(slot) = slot.as_mut().filter(|s| !s.retiring && s.pid.is_some()) else { continue };
-            let Some(counters) = board.slot(index) else { continue };
-            serving += 1;
-            let requests = counters.requests.load(std::sync::atomic::Ordering::Relaxed);
-            let status = counters.status();
-            if status == WorkerStatus::Busy || requests != slot.requests_seen {
-                slot.idle_since = now;
-                slot.requests_seen = requests;
-            }
-            if status == WorkerStatus::Busy {
-                busy += 1;
-            }
-            longest_idle = longest_idle.max(now.duration_since(slot.idle_since));
-        }
-        if serving > 0 && busy == serving && self.target_workers < self.config.processes {
-            self.target_workers = (self.target_workers + cheaper.step).min(self.config.processes);
-            tracing::info!("cheaper: all {serving} worker(s) busy, going to {}", self.target_workers);
-        } else if self.target_workers > cheaper.min_workers && longest_idle >= cheaper.idle && busy < serving {
-            self.target_workers -= 1;
-            tracing::info!("cheaper: a worker idle for {} s, going to {}", longest_idle.as_secs(), self.target_workers);
-            // Restart the idle clocks so one idle period retires one worker, not all of them at once.
-            for slot in self.slots.iter_mut().flatten() {
-                slot.idle_since = now;
-            }
-        }
-    }
-
-    /// Keeps `target_workers` workers running (the FIFO's `+`/`-`, `cheaper`).
-    fn scale_to_target(&mut self) {
-        if self.chain.is_some() || self.stopping.is_some() || (!self.config.lazy_apps && self.app.is_none()) {
-            return;
-        }
-        let current: Vec<(usize, u32)> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().filter(|s| !s.retiring).map(|s| (i, s.id)))
-            .collect();
-        if (current.len() as u32) < self.target_workers {
-            let used: Vec<u32> = current.iter().map(|(_, id)| *id).collect();
-            if let (Some(id), Some(index)) =
-                ((1..=self.config.processes).find(|id| !used.contains(id)), self.free_slot())
-            {
-                self.spawn(index, id);
-            }
-        } else if (current.len() as u32) > self.target_workers {
-            if let Some(&(index, id)) = current.iter().max_by_key(|(_, id)| *id) {
-                if let Some(slot) = self.slots[index].as_mut() {
-                    tracing::info!("stopping worker {id}: {} worker(s) wanted", self.target_workers);
-                    mark_exit_cause(
-                        index,
-                        if self.config.cheaper.is_some() { ExitCause::Cheaper } else { ExitCause::Reload },
-                    );
-                    slot.retiring = true;
-                    slot.signalled = true;
-                    if let Some(pid) = slot.pid {
-                        let _ = kill(pid, Signal::SIGTERM);
-                    }
-                }
-            }
-        }
     }
 
     /// `touch-reload` / `touch-chain-reload`: a changed modification time triggers the reload.
@@ -1182,7 +725,8 @@ impl Master<'_> {
             }
         }
         if let Some(chain) = trigger {
-            self.reload_with(chain);
+            self.core.reload(if chain { ReloadKind::Chain } else { ReloadKind::Graceful }, Instant::now());
+            self.apply();
         }
     }
 
@@ -1199,38 +743,21 @@ impl Master<'_> {
             }
         }
         for command in commands {
+            let now = Instant::now();
             match command {
-                b'r' | b'R' => self.reload_with(false),
-                b'c' => self.reload_with(true),
-                b'q' => self.begin_stop(true),
-                b'Q' => self.begin_stop(false),
+                b'r' | b'R' => self.core.reload(ReloadKind::Graceful, now),
+                b'c' => self.core.reload(ReloadKind::Chain, now),
+                b'q' => self.core.begin_stop(StopKind::Graceful, now),
+                b'Q' => self.core.begin_stop(StopKind::Quick, now),
                 // Workers only, from this master's image (new code only with lazy-apps).
-                b'w' => {
-                    if self.stopping.is_none() && self.chain.is_none() {
-                        self.replace_workers(false);
-                    }
-                }
-                b'W' => {
-                    for pid in self.slots.iter().flatten().filter_map(|s| s.pid) {
-                        let _ = kill(pid, Signal::SIGKILL);
-                    }
-                }
-                b'+' if self.target_workers < self.config.processes => {
-                    self.target_workers += 1;
-                    tracing::info!("master FIFO: {} worker(s) wanted", self.target_workers);
-                }
-                b'-' if self.target_workers > 1 => {
-                    self.target_workers -= 1;
-                    tracing::info!("master FIFO: {} worker(s) wanted", self.target_workers);
-                }
-                b'+' | b'-' => tracing::info!(
-                    "master FIFO: worker count stays {} (1..={})",
-                    self.target_workers,
-                    self.config.processes
-                ),
+                b'w' => self.core.reload_workers(now),
+                b'W' => self.core.kill_workers(),
+                b'+' => self.core.change_worker_count(true),
+                b'-' => self.core.change_worker_count(false),
                 b'\n' | b'\r' | b' ' => {}
                 other => tracing::warn!("master FIFO: unknown command {:?}", other as char),
             }
+            self.apply();
         }
     }
 
@@ -1352,11 +879,6 @@ fn open_fifos(paths: &[PathBuf]) -> Vec<std::fs::File> {
             }
         })
         .collect()
-}
-
-/// A fresh worker's crash-loop backoff (see [`crate::backoff::WORKER`]).
-fn worker_backoff() -> Backoff {
-    Backoff::new(crate::backoff::WORKER.0, crate::backoff::WORKER.1)
 }
 
 /// Records in the scoreboard why the worker in `index` is being retired (read back when it is reaped).

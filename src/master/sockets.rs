@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::PathBuf;
 
-use crate::control::handover::{address_name, protocol_from_name, protocol_name, InheritedSocket};
+use crate::control::handover::{address_name, InheritedSocket};
 use liege_config::{Protocol, SocketAddress, SocketSpec};
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -100,9 +100,9 @@ pub fn open_all(
     let mut sockets = Vec::with_capacity(specs.len());
     for spec in specs {
         let name = address_name(&spec.address);
-        let reused = inherited.iter_mut().find(|slot| {
-            slot.as_ref().is_some_and(|s| s.name == name && protocol_from_name(&s.protocol) == Some(spec.protocol))
-        });
+        let reused = inherited
+            .iter_mut()
+            .find(|slot| slot.as_ref().is_some_and(|s| s.name == name && s.protocol == spec.protocol));
         if let Some(socket) = reused.and_then(Option::take) {
             sockets.push(adopt(spec.protocol, socket.name, socket.fd)?);
             continue;
@@ -119,8 +119,7 @@ pub fn open_all(
     }
     if specs.is_empty() {
         for socket in inherited.iter_mut().filter_map(Option::take) {
-            let protocol = protocol_from_name(&socket.protocol).unwrap_or(Protocol::Http);
-            sockets.push(adopt(protocol, socket.name, socket.fd)?);
+            sockets.push(adopt(socket.protocol, socket.name, socket.fd)?);
         }
     }
     // Inherited sockets no longer in the config (an edited vassal file) are closed.
@@ -208,6 +207,6 @@ impl BoundSocket {
                 libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
             }
         }
-        InheritedSocket { protocol: protocol_name(self.protocol).to_owned(), name: self.name.clone(), fd }
+        InheritedSocket { protocol: self.protocol, name: self.name.clone(), fd }
     }
 }

@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use crate::scoreboard::ExitCause;
+
 use super::{Counters, Histogram};
 
 /// Seconds of per-second history kept (the longest `/history` window).
@@ -64,19 +66,19 @@ pub struct VassalMetrics {
     /// Sum of `recent`.
     minute: Histogram,
     /// Worker exits by cause: the last count of each master, and the total since deployment.
-    last_respawns: HashMap<i32, BTreeMap<String, u64>>,
-    pub respawns: BTreeMap<String, u64>,
+    last_respawns: HashMap<i32, BTreeMap<ExitCause, u64>>,
+    pub respawns: BTreeMap<ExitCause, u64>,
 }
 
 impl VassalMetrics {
     /// Books a master's count of worker exits by cause.
-    pub fn record_respawns(&mut self, pid: i32, respawns: BTreeMap<String, u64>) {
+    pub fn record_respawns(&mut self, pid: i32, respawns: BTreeMap<ExitCause, u64>) {
         let previous = self.last_respawns.get(&pid);
         for (cause, &count) in &respawns {
             let before = previous.and_then(|p| p.get(cause)).copied().unwrap_or(0);
             let new = if count >= before { count - before } else { count };
             if new > 0 {
-                *self.respawns.entry(cause.clone()).or_default() += new;
+                *self.respawns.entry(*cause).or_default() += new;
             }
         }
         self.last_respawns.insert(pid, respawns);
@@ -228,9 +230,9 @@ mod tests {
         assert_eq!(points.last().map(|p| p.requests), Some(17));
         assert_eq!(m.total.requests, 117);
         m.forget(10);
-        m.record_respawns(20, BTreeMap::from([("crash".to_owned(), 2)]));
-        m.record_respawns(20, BTreeMap::from([("crash".to_owned(), 3), ("reload".to_owned(), 1)]));
-        assert_eq!(m.respawns, BTreeMap::from([("crash".to_owned(), 3), ("reload".to_owned(), 1)]));
+        m.record_respawns(20, BTreeMap::from([(ExitCause::Unplanned, 2)]));
+        m.record_respawns(20, BTreeMap::from([(ExitCause::Unplanned, 3), (ExitCause::Reload, 1)]));
+        assert_eq!(m.respawns, BTreeMap::from([(ExitCause::Unplanned, 3), (ExitCause::Reload, 1)]));
         m.record(20, 502.0, snapshot(9, 0, 30_000));
         assert_eq!(m.total.requests, 119);
         let latency = m.latency(503);

@@ -122,7 +122,7 @@ fn render(vassals: &[(VassalStatus, Counters)]) -> String {
         );
         for (status, _) in vassals {
             for (cause, count) in &status.traffic.worker_respawns {
-                family.sample(name, &status.name, &[("cause", cause)], count);
+                family.sample(name, &status.name, &[("cause", cause.as_str())], count);
             }
         }
     }
@@ -138,7 +138,7 @@ fn render(vassals: &[(VassalStatus, Counters)]) -> String {
         let mut family = Family::start(&mut out, name, "gauge", "Workers of the serving process, by status.");
         for (status, _) in vassals {
             for worker_status in WORKER_STATUSES {
-                let count = status.workers.iter().filter(|w| w.status == worker_status).count();
+                let count = status.workers.iter().filter(|w| w.status.as_str() == worker_status).count();
                 family.sample(name, &status.name, &[("status", worker_status)], count);
             }
         }

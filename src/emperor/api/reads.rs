@@ -69,7 +69,7 @@ pub async fn emperor(State(registry): Shared) -> Response {
                 "1m": sum_rate(|s| s.traffic.rps.last_minute),
             },
             "workers": workers.len(),
-            "busy_workers": workers.iter().filter(|w| w.status == "busy").count(),
+            "busy_workers": workers.iter().filter(|w| w.status == crate::control::WorkerStatus::Busy).count(),
             "rss_bytes": (!rss.is_empty()).then(|| rss.iter().sum::<u64>()),
             "exceptions": sum(|s| s.traffic.exceptions),
             "status": {

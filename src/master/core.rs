@@ -1,0 +1,905 @@
+//! The master's decisions, without any of their effects: which worker to fork, which to signal, when a
+//! reload's new generation has taken over, when a crash loop must wait, when the master may exit.
+//!
+//! The shell (`master/mod.rs`) owns everything that touches the system: `fork`, `kill`, `waitpid`, the
+//! scoreboard, the emperor's channel, `exec`. Each loop it feeds this core what happened (a signal, a reaped
+//! child, a FIFO command) and what the workers' scoreboard slots say ([`WorkerView`]), together with the
+//! time ([`Now`]: the core never reads a clock), and carries out the [`Action`]s the core queued, in order.
+//! Keeping the two apart is what makes every rule below testable in microseconds (see the tests at the end)
+//! instead of only by the real-process tests in `tests/`.
+//!
+//! A worker slot is one [`SlotState`]: forking, serving, recycling (asked to exit by a limit, respawned when
+//! it does), retiring (of a generation being replaced, told to exit once the new one serves), draining (told
+//! to exit for good) or waiting to be respawned. Logs are part of the decision (they say why), so the core
+//! writes them itself through `tracing`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use liege_config::VassalConfig;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::backoff::{Backoff, WORKER, WORKER_HEALTHY_AFTER};
+use crate::control::{Respawns, VassalMessage};
+use crate::scoreboard::{ExitCause, WorkerStatus};
+
+/// How long faulthandler gets to write a stuck worker's Python stack (after SIGUSR2) before the SIGKILL.
+pub const HARAKIRI_DUMP_GRACE: Duration = Duration::from_millis(300);
+/// How long a quick stop (or a graceful one past its mercy, after SIGKILL) may take before the master exits.
+pub const QUICK_STOP_GRACE: Duration = Duration::from_secs(5);
+/// A fork that failed (no memory, process limit) is tried again after this long.
+pub const FORK_RETRY: Duration = Duration::from_secs(1);
+
+/// The time of a decision, given by the shell: the monotonic clock for every timer, and the wall clock in
+/// microseconds for harakiri (workers stamp their request start in Unix time, in the shared scoreboard).
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub mono: Instant,
+    pub unix_us: u64,
+}
+
+/// What a worker's scoreboard slot says, read by the shell just before a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerView {
+    pub status: WorkerStatus,
+    pub requests: u64,
+    /// Unix time (µs) the request in progress started; 0 when idle.
+    pub request_started_us: u64,
+    /// Resident memory, read only when `reload-on-rss` or `evil-reload-on-rss` is set.
+    pub rss_bytes: Option<u64>,
+}
+
+impl Default for WorkerView {
+    fn default() -> Self {
+        WorkerView { status: WorkerStatus::Free, requests: 0, request_started_us: 0, rss_bytes: None }
+    }
+}
+
+impl WorkerView {
+    /// Past loading the app: taking requests.
+    pub fn serving(&self) -> bool {
+        matches!(self.status, WorkerStatus::Idle | WorkerStatus::Busy)
+    }
+}
+
+/// How to stop: SIGTERM and wait up to `reload-mercy` (SIGTERM, SIGTERM from the emperor, FIFO `q`), or
+/// SIGKILL at once (SIGINT, SIGQUIT, FIFO `Q`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopKind {
+    Graceful,
+    Quick,
+}
+
+/// How to reload: a whole new generation of workers at once, retiring the old one once every new worker
+/// serves (SIGHUP, touch-reload, FIFO `r`), or one worker at a time (touch-chain-reload, FIFO `c`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadKind {
+    Graceful,
+    Chain,
+}
+
+impl ReloadKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ReloadKind::Graceful => "graceful reload",
+            ReloadKind::Chain => "chain reload",
+        }
+    }
+}
+
+/// An effect the shell must carry out, in the order queued.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Fork a worker with this id into this slot, then report the outcome with [`Core::spawned`].
+    Spawn {
+        slot: usize,
+        id: u32,
+    },
+    Signal {
+        pid: Pid,
+        signal: Signal,
+    },
+    /// Record in the worker's scoreboard slot why it is being asked to exit (read back when it is reaped).
+    SetExitCause {
+        slot: usize,
+        cause: ExitCause,
+    },
+    /// A request has run past `harakiri`: log it with the request line, record the cause, count it, and ask
+    /// for the Python stack (SIGUSR2); the SIGKILL follows [`HARAKIRI_DUMP_GRACE`] later.
+    Harakiri {
+        slot: usize,
+        pid: Pid,
+        id: u32,
+        stuck_for: Duration,
+    },
+    /// Preloaded app: re-execute the master so the new image imports the new code (see [`Core::pids`]).
+    ReExec(ReloadKind),
+    /// Every worker serves: tell the emperor (with the worker list) and systemd.
+    AnnounceReady,
+    Notify(VassalMessage),
+    SystemdStopping,
+    SystemdReloading,
+}
+
+/// A process the master started (or inherited as a slot) and that has not exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proc {
+    pub pid: Pid,
+    pub spawned_at: Instant,
+    /// When the harakiri stack dump was requested; the kill follows a moment later.
+    pub harakiri_at: Option<Instant>,
+}
+
+/// Where a worker slot is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotState {
+    /// The fork was asked for and not reported yet (only between an [`Action::Spawn`] and
+    /// [`Core::spawned`]); counts as a worker of the current generation that does not serve yet.
+    Forking,
+    /// Of the current generation.
+    Serving(Proc),
+    /// Of the current generation, asked to exit by a limit (lifetime, memory); respawned when it exits, not
+    /// asked again.
+    Recycling(Proc),
+    /// Of a generation being replaced; told to exit once the new generation serves.
+    Retiring(Proc),
+    /// Told to exit for good (replaced, or one worker too many); the slot is freed when it exits.
+    Draining(Proc),
+    /// No process: fork one at `at` (a planned recycle: now; a crash loop: after the backoff).
+    Respawning { at: Instant },
+}
+
+impl SlotState {
+    pub fn process(&self) -> Option<&Proc> {
+        match self {
+            SlotState::Serving(p) | SlotState::Recycling(p) | SlotState::Retiring(p) | SlotState::Draining(p) => {
+                Some(p)
+            }
+            SlotState::Forking | SlotState::Respawning { .. } => None,
+        }
+    }
+
+    pub fn pid(&self) -> Option<Pid> {
+        self.process().map(|p| p.pid)
+    }
+
+    /// Of a generation on its way out (retiring or draining): not respawned, not shown as current.
+    pub fn leaving(&self) -> bool {
+        matches!(self, SlotState::Retiring(_) | SlotState::Draining(_))
+    }
+
+    /// Of the current generation and running (or being forked).
+    fn current_present(&self) -> bool {
+        matches!(self, SlotState::Forking | SlotState::Serving(_) | SlotState::Recycling(_))
+    }
+}
+
+/// One worker id's slot.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    pub id: u32,
+    pub state: SlotState,
+    /// Crash-loop backoff: grows with each death within [`WORKER_HEALTHY_AFTER`] of spawning.
+    backoff: Backoff,
+    /// Since when the worker has served nothing (for `cheaper`), and its request count then.
+    idle_since: Instant,
+    requests_seen: u64,
+}
+
+/// What the stats remember about a worker id across the processes that hold it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WorkerHistory {
+    /// Processes forked for this id.
+    pub spawns: u64,
+    /// Why the last one exited.
+    pub last_exit: Option<ExitCause>,
+    /// Harakiri kills of the processes that have exited (uWSGI counts them per worker id).
+    pub harakiri: u64,
+}
+
+/// A reaped worker, as the shell read it from `waitpid` and the scoreboard.
+#[derive(Debug, Clone)]
+pub struct WorkerExit {
+    /// `exited with code 1`, `killed by signal 9 (SIGKILL)`.
+    pub how: String,
+    /// From the scoreboard: why the worker was asked to exit, if it was.
+    pub cause: ExitCause,
+    /// Exited with `EXIT_APP_LOAD_FAILED`.
+    pub load_failed: bool,
+    /// Harakiri kills counted in its scoreboard slot.
+    pub harakiri: u64,
+}
+
+/// A chain reload in progress: workers are replaced one at a time, the next old one retired only once its
+/// replacement serves; if a replacement fails to start, the chain stops and the old workers keep serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Chain {
+    /// Worker id of the next replacement to start.
+    next_id: u32,
+    /// Slot of the replacement being waited for.
+    waiting_for: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stopping {
+    kind: StopKind,
+    deadline: Instant,
+}
+
+/// The options the decisions depend on (copied out of the config, so tests can build them in one line).
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub processes: u32,
+    pub lazy_apps: bool,
+    pub need_app: bool,
+    pub reload_mercy: Duration,
+    pub harakiri: Option<Duration>,
+    pub max_worker_lifetime: Option<Duration>,
+    /// Megabytes.
+    pub reload_on_rss: Option<u64>,
+    pub evil_reload_on_rss: Option<u64>,
+    pub cheaper: Option<liege_config::Cheaper>,
+}
+
+impl Rules {
+    pub fn of(config: &VassalConfig) -> Self {
+        Rules {
+            processes: config.processes,
+            lazy_apps: config.lazy_apps,
+            need_app: config.need_app,
+            reload_mercy: config.reload_mercy,
+            harakiri: config.harakiri,
+            max_worker_lifetime: config.max_worker_lifetime,
+            reload_on_rss: config.reload_on_rss,
+            evil_reload_on_rss: config.evil_reload_on_rss,
+            cheaper: config.cheaper.clone(),
+        }
+    }
+
+    /// Whether [`WorkerView::rss_bytes`] is needed.
+    pub fn watches_rss(&self) -> bool {
+        self.reload_on_rss.is_some() || self.evil_reload_on_rss.is_some()
+    }
+}
+
+/// The master's state and rules.
+#[derive(Debug)]
+pub struct Core {
+    rules: Rules,
+    slots: Vec<Option<Slot>>,
+    /// Workers of a previous image still finishing, and whether they were told to exit.
+    old_workers: BTreeMap<Pid, bool>,
+    stopping: Option<Stopping>,
+    chain: Option<Chain>,
+    /// How many workers should run (`processes`, changed by the master FIFO's `+` and `-` and `cheaper`).
+    target_workers: u32,
+    /// Preload: the app imported in this image (without it no worker can be forked).
+    app_loaded: bool,
+    /// Loaded at least once in this image (a worker got past loading the app).
+    ever_ready: bool,
+    exit_code_override: Option<i32>,
+    /// `Ready` was sent for the current generation.
+    announced_ready: bool,
+    /// Worker exits by cause.
+    respawns: Respawns,
+    history: HashMap<u32, WorkerHistory>,
+    actions: Vec<Action>,
+}
+
+impl Core {
+    /// `old_workers`: the previous image's workers (after a reload's `exec`); `app_loaded`: the preloaded app
+    /// imported (always true with lazy-apps, where workers import it); `respawns`: inherited counts.
+    pub fn new(rules: Rules, old_workers: Vec<Pid>, app_loaded: bool, respawns: Respawns) -> Self {
+        let slots = (0..rules.processes as usize * 2).map(|_| None).collect();
+        let target_workers = rules.cheaper.as_ref().map_or(rules.processes, |c| c.initial);
+        Core {
+            app_loaded: app_loaded || rules.lazy_apps,
+            rules,
+            slots,
+            old_workers: old_workers.into_iter().map(|pid| (pid, false)).collect(),
+            stopping: None,
+            chain: None,
+            target_workers,
+            ever_ready: false,
+            exit_code_override: None,
+            announced_ready: false,
+            respawns,
+            history: HashMap::new(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// The first workers of this image: all at once, or (`chain`, after a chain reload's `exec`) one at a
+    /// time, each old worker retired once its replacement serves.
+    pub fn start(&mut self, chain: bool, now: Instant) {
+        if chain && !self.old_workers.is_empty() && self.app_loaded {
+            tracing::info!("chain reload: replacing the previous workers one at a time");
+            self.chain = Some(Chain { next_id: 1, waiting_for: None });
+        } else if self.app_loaded {
+            for index in 0..self.target_workers as usize {
+                self.spawn(index, index as u32 + 1, now);
+            }
+        }
+    }
+
+    /// The actions queued since the last call, in order.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    // -------------------------------------------------------------------------------------------------
+    // What the shell reads
+
+    pub fn slots(&self) -> impl Iterator<Item = (usize, &Slot)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(index, slot)| Some((index, slot.as_ref()?)))
+    }
+
+    /// Every process this master is responsible for (handed to the next image on a reload).
+    pub fn pids(&self) -> Vec<Pid> {
+        self.slots().filter_map(|(_, s)| s.state.pid()).chain(self.old_workers.keys().copied()).collect()
+    }
+
+    pub fn history(&self, id: u32) -> Option<&WorkerHistory> {
+        self.history.get(&id)
+    }
+
+    pub fn respawns(&self) -> &Respawns {
+        &self.respawns
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stopping.is_some()
+    }
+
+    pub fn announced_ready(&self) -> bool {
+        self.announced_ready
+    }
+
+    pub fn target_workers(&self) -> u32 {
+        self.target_workers
+    }
+
+    /// Something is due soon (a stop, a reload, a respawn, a harakiri kill): poll in short steps.
+    pub fn busy(&self) -> bool {
+        self.stopping.is_some()
+            || self.chain.is_some()
+            || self.old_workers.values().any(|signalled| !signalled)
+            || self.slots().any(|(_, s)| match s.state {
+                SlotState::Retiring(_) | SlotState::Respawning { .. } | SlotState::Forking => true,
+                SlotState::Serving(p) | SlotState::Recycling(p) | SlotState::Draining(p) => p.harakiri_at.is_some(),
+            })
+    }
+
+    // -------------------------------------------------------------------------------------------------
+    // Commands (signals, the emperor's channel, the master FIFO)
+
+    pub fn begin_stop(&mut self, kind: StopKind, now: Instant) {
+        self.actions.push(Action::SystemdStopping);
+        match kind {
+            StopKind::Graceful => {
+                if self.stopping.is_some() {
+                    return;
+                }
+                tracing::info!("graceful stop: waiting up to {:?} for requests in flight", self.rules.reload_mercy);
+                self.signal_all(Signal::SIGTERM);
+                self.stopping = Some(Stopping { kind, deadline: now + self.rules.reload_mercy });
+            }
+            StopKind::Quick => {
+                tracing::info!("quick stop");
+                self.signal_all(Signal::SIGKILL);
+                self.stopping = Some(Stopping { kind, deadline: now + QUICK_STOP_GRACE });
+            }
+        }
+    }
+
+    /// A reload: ignored while stopping or during a chain reload. With lazy-apps the master forks the new
+    /// generation itself (the workers import the new code); with a preloaded app it re-executes itself.
+    pub fn reload(&mut self, kind: ReloadKind, now: Instant) {
+        if self.stopping.is_some() || self.chain.is_some() {
+            return;
+        }
+        self.actions.push(Action::SystemdReloading);
+        if self.rules.lazy_apps {
+            self.replace_workers(kind, now);
+        } else {
+            tracing::info!("{}: re-executing the master to import the app again", kind.describe());
+            self.actions.push(Action::ReExec(kind));
+        }
+    }
+
+    /// FIFO `w`: new workers forked from this image (new code only with lazy-apps), the old ones retired once
+    /// they serve.
+    pub fn reload_workers(&mut self, now: Instant) {
+        if self.stopping.is_none() && self.chain.is_none() {
+            self.replace_workers(ReloadKind::Graceful, now);
+        }
+    }
+
+    /// FIFO `W`: SIGKILL every worker (they are respawned as crashes are).
+    pub fn kill_workers(&mut self) {
+        let pids: Vec<Pid> = self.slots().filter_map(|(_, s)| s.state.pid()).collect();
+        for pid in pids {
+            self.actions.push(Action::Signal { pid, signal: Signal::SIGKILL });
+        }
+    }
+
+    /// FIFO `+` (`more`) and `-`: one worker more or fewer, within 1..=processes.
+    pub fn change_worker_count(&mut self, more: bool) {
+        if more && self.target_workers < self.rules.processes {
+            self.target_workers += 1;
+        } else if !more && self.target_workers > 1 {
+            self.target_workers -= 1;
+        } else {
+            tracing::info!("master FIFO: worker count stays {} (1..={})", self.target_workers, self.rules.processes);
+            return;
+        }
+        tracing::info!("master FIFO: {} worker(s) wanted", self.target_workers);
+    }
+
+    // -------------------------------------------------------------------------------------------------
+    // Events from the shell
+
+    /// The outcome of an [`Action::Spawn`].
+    pub fn spawned(&mut self, slot: usize, result: Result<Pid, String>, now: Instant) {
+        let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
+        let id = entry.id;
+        match result {
+            Ok(pid) => {
+                entry.state = SlotState::Serving(Proc { pid, spawned_at: now, harakiri_at: None });
+                entry.idle_since = now;
+                entry.requests_seen = 0;
+                self.history.entry(id).or_default().spawns += 1;
+                tracing::info!("spawned worker {id} (pid {pid})");
+            }
+            Err(err) => {
+                tracing::error!("cannot fork worker {id}: {err}; retrying in 1 s");
+                entry.state = SlotState::Respawning { at: now + FORK_RETRY };
+                entry.backoff = worker_backoff();
+            }
+        }
+    }
+
+    /// The slot of a worker process, if `pid` is one (the shell then reads its scoreboard slot).
+    pub fn slot_of(&self, pid: Pid) -> Option<usize> {
+        self.slots().find(|(_, s)| s.state.pid() == Some(pid)).map(|(index, _)| index)
+    }
+
+    /// A child was reaped: a previous image's worker, or one of ours (respawned, freed, or the end of a
+    /// chain reload or of the vassal).
+    pub fn worker_exited(&mut self, pid: Pid, exit: WorkerExit, views: &[WorkerView], now: Instant) {
+        self.refresh_ever_ready(views);
+        let how = &exit.how;
+        if self.old_workers.remove(&pid).is_some() {
+            tracing::info!("previous worker (pid {pid}) {how}");
+            return;
+        }
+        let Some(index) = self.slot_of(pid) else {
+            tracing::debug!("unknown child {pid} {how}");
+            return;
+        };
+        let stopping = self.stopping.is_some();
+        let Some(slot) = self.slots[index].as_mut() else { return };
+        let id = slot.id;
+        let spawned_at = slot.state.process().map_or(now, |p| p.spawned_at);
+        let leaving = slot.state.leaving();
+        let cause = exit.cause;
+        // A worker that leaves for good counts as replaced by a reload, whatever limit asked it last.
+        let recorded_cause = if leaving { ExitCause::Reload } else { cause };
+        if !stopping {
+            *self.respawns.entry(recorded_cause).or_default() += 1;
+        }
+        let history = self.history.entry(id).or_default();
+        history.last_exit = Some(recorded_cause);
+        history.harakiri += exit.harakiri;
+        self.actions.push(Action::Notify(VassalMessage::WorkerExited {
+            id,
+            pid: pid.as_raw(),
+            cause: recorded_cause,
+            how: how.clone(),
+        }));
+        if leaving || stopping {
+            let why = if stopping { "stop" } else { cause.as_str() };
+            tracing::info!("worker {id} (pid {pid}) {how} ({why})");
+            self.slots[index] = None;
+            return;
+        }
+        if cause != ExitCause::Unplanned {
+            // A planned recycle: log why, respawn at once, and don't count it as a crash.
+            let how = format!("{how} ({})", cause.as_str());
+            if cause == ExitCause::Harakiri || cause == ExitCause::EvilReloadOnRss {
+                tracing::warn!("worker {id} (pid {pid}) {how}; respawning");
+            } else {
+                tracing::info!("worker {id} (pid {pid}) {how}; respawning");
+            }
+            slot.backoff.reset();
+            slot.state = SlotState::Respawning { at: now };
+            return;
+        }
+        if self.chain.is_some_and(|c| c.waiting_for == Some(index)) {
+            // The replacement died before serving: stop the chain, the old workers keep serving.
+            tracing::error!(
+                "chain reload stopped: new worker {id} (pid {pid}) {how}; the previous workers keep serving"
+            );
+            self.actions.push(Action::Notify(VassalMessage::ReloadFailed { error: format!("new worker {id} {how}") }));
+            self.slots[index] = None;
+            self.abort_chain();
+            return;
+        }
+        if exit.load_failed && !self.ever_ready && self.rules.need_app {
+            tracing::error!("worker {id} (pid {pid}) could not load the app; giving up");
+            self.slots[index] = None;
+            self.begin_stop(StopKind::Quick, now);
+            self.exit_code_override = Some(crate::control::handover::EXIT_APP_LOAD_FAILED);
+            return;
+        }
+        // Crash loops back off exponentially instead of fork-bombing; a worker that lived a while starts over.
+        let delay = if now.saturating_duration_since(spawned_at) < WORKER_HEALTHY_AFTER {
+            slot.backoff.next_delay()
+        } else {
+            slot.backoff.reset();
+            Duration::ZERO
+        };
+        if delay.is_zero() {
+            tracing::warn!("worker {id} (pid {pid}) {how}; respawning");
+        } else {
+            tracing::warn!("worker {id} (pid {pid}) {how}; respawning too fast, waiting {delay:?}");
+        }
+        slot.state = SlotState::Respawning { at: now + delay };
+    }
+
+    /// Periodic work; returns the exit code once the master should exit.
+    pub fn tick(&mut self, now: Now, views: &[WorkerView]) -> Option<i32> {
+        self.refresh_ever_ready(views);
+        if let Some(stopping) = self.stopping {
+            let alive = self.slots().any(|(_, s)| s.state.pid().is_some()) || !self.old_workers.is_empty();
+            if !alive {
+                return Some(self.exit_code_override.unwrap_or(0));
+            }
+            if now.mono >= stopping.deadline {
+                tracing::warn!("workers still running after the mercy period; killing them");
+                self.signal_all(Signal::SIGKILL);
+                self.stopping = Some(Stopping { kind: StopKind::Quick, deadline: now.mono + QUICK_STOP_GRACE });
+                if stopping.kind == StopKind::Quick {
+                    return Some(self.exit_code_override.unwrap_or(0));
+                }
+            }
+            return None;
+        }
+        self.enforce_limits(now, views);
+        self.advance_chain(views, now.mono);
+        self.adapt_worker_count(views, now.mono);
+        self.scale_to_target(now.mono);
+        let due: Vec<(usize, u32)> = self
+            .slots()
+            .filter(|(_, s)| matches!(s.state, SlotState::Respawning { at } if at <= now.mono))
+            .map(|(index, s)| (index, s.id))
+            .collect();
+        for (index, id) in due {
+            self.spawn(index, id, now.mono);
+        }
+        self.retire_previous_generation(views);
+        self.check_ready(views);
+        None
+    }
+
+    // -------------------------------------------------------------------------------------------------
+    // The rules
+
+    /// Queues a fork of worker `id` into `index`.
+    fn spawn(&mut self, index: usize, id: u32, now: Instant) {
+        if !self.app_loaded {
+            tracing::error!("cannot start worker {id}: the app is not loaded (send SIGHUP to retry)");
+            return;
+        }
+        let Some(entry) = self.slots.get_mut(index) else { return };
+        let backoff = entry.as_ref().map_or_else(worker_backoff, |s| s.backoff.clone());
+        *entry = Some(Slot { id, state: SlotState::Forking, backoff, idle_since: now, requests_seen: 0 });
+        self.actions.push(Action::Spawn { slot: index, id });
+    }
+
+    fn free_slot(&self) -> Option<usize> {
+        self.slots.iter().position(Option::is_none)
+    }
+
+    fn signal_all(&mut self, signal: Signal) {
+        for pid in self.pids() {
+            self.actions.push(Action::Signal { pid, signal });
+        }
+    }
+
+    fn terminate(&mut self, pid: Pid) {
+        self.actions.push(Action::Signal { pid, signal: Signal::SIGTERM });
+    }
+
+    /// Lazy-apps: has any worker of this image got past loading the app? (Before that, a load failure means
+    /// the app is broken and the vassal gives up; after it, a failing worker is respawned with backoff.)
+    fn refresh_ever_ready(&mut self, views: &[WorkerView]) {
+        if self.ever_ready {
+            return;
+        }
+        let ready = self.slots().any(|(i, s)| s.state.pid().is_some() && views.get(i).is_some_and(WorkerView::serving));
+        self.ever_ready = ready;
+    }
+
+    /// The current generation's workers, all present and serving (none forking or loading).
+    fn current_all_serving(&self, views: &[WorkerView]) -> (usize, bool) {
+        let current: Vec<usize> =
+            self.slots().filter(|(_, s)| s.state.current_present()).map(|(index, _)| index).collect();
+        let all = current.iter().all(|&i| {
+            self.slots[i].as_ref().is_some_and(|s| s.state.pid().is_some())
+                && views.get(i).is_some_and(WorkerView::serving)
+        });
+        (current.len(), all)
+    }
+
+    /// Tells the emperor (and systemd) once every worker of the current generation serves.
+    fn check_ready(&mut self, views: &[WorkerView]) {
+        if self.announced_ready {
+            return;
+        }
+        let (count, all) = self.current_all_serving(views);
+        if all && count == self.rules.processes as usize {
+            self.announced_ready = true;
+            self.actions.push(Action::AnnounceReady);
+        }
+    }
+
+    /// Retires the previous generation (a previous image's workers, or retiring slots) once every current
+    /// worker serves. During a chain reload [`Core::advance_chain`] does it one worker at a time instead.
+    fn retire_previous_generation(&mut self, views: &[WorkerView]) {
+        if self.chain.is_some() {
+            return;
+        }
+        let waiting = self.old_workers.values().any(|signalled| !signalled)
+            || self.slots().any(|(_, s)| matches!(s.state, SlotState::Retiring(_)));
+        if !waiting {
+            return;
+        }
+        let (count, all) = self.current_all_serving(views);
+        if count > 0 && all {
+            self.retire_all_old();
+            tracing::info!("new workers ready; previous workers are finishing their requests");
+        }
+    }
+
+    /// SIGTERM to every old worker not told yet.
+    fn retire_all_old(&mut self) {
+        let old: Vec<Pid> = self.old_workers.iter().filter(|(_, s)| !**s).map(|(pid, _)| *pid).collect();
+        for pid in old {
+            self.terminate(pid);
+            self.old_workers.insert(pid, true);
+        }
+        for index in 0..self.slots.len() {
+            if let Some(SlotState::Retiring(p)) = self.slots[index].as_ref().map(|s| s.state) {
+                self.terminate(p.pid);
+                if let Some(slot) = self.slots[index].as_mut() {
+                    slot.state = SlotState::Draining(p);
+                }
+            }
+        }
+    }
+
+    /// Lifetime, memory and harakiri limits, checked every tick for every worker of the current generation.
+    fn enforce_limits(&mut self, now: Now, views: &[WorkerView]) {
+        let rules = &self.rules;
+        for (index, entry) in self.slots.iter_mut().enumerate() {
+            let Some(slot) = entry.as_mut() else { continue };
+            let (mut proc, recycling) = match slot.state {
+                SlotState::Serving(p) => (p, false),
+                SlotState::Recycling(p) => (p, true),
+                _ => continue,
+            };
+            let Some(view) = views.get(index) else { continue };
+            let pid = proc.pid;
+            if let Some(harakiri) = rules.harakiri {
+                let started = view.request_started_us;
+                let stuck_for = Duration::from_micros(now.unix_us.saturating_sub(started));
+                match proc.harakiri_at {
+                    None if started > 0 && stuck_for > harakiri => {
+                        self.actions.push(Action::Harakiri { slot: index, pid, id: slot.id, stuck_for });
+                        proc.harakiri_at = Some(now.mono);
+                    }
+                    // Give faulthandler a moment to write the stack, then kill (again each tick until reaped).
+                    Some(at) if now.mono.saturating_duration_since(at) >= HARAKIRI_DUMP_GRACE => {
+                        self.actions.push(Action::Signal { pid, signal: Signal::SIGKILL });
+                    }
+                    _ => {}
+                }
+            }
+            slot.state = if recycling { SlotState::Recycling(proc) } else { SlotState::Serving(proc) };
+            if recycling {
+                continue;
+            }
+            let over_lifetime = rules
+                .max_worker_lifetime
+                .filter(|lifetime| now.mono.saturating_duration_since(proc.spawned_at) >= *lifetime)
+                .map(|lifetime| {
+                    (
+                        ExitCause::MaxWorkerLifetime,
+                        Signal::SIGTERM,
+                        format!("max-worker-lifetime ({} s) reached", lifetime.as_secs()),
+                    )
+                });
+            let over_memory = || {
+                let megabytes = view.rss_bytes? / (1024 * 1024);
+                if rules.evil_reload_on_rss.is_some_and(|limit| megabytes >= limit) {
+                    Some((
+                        ExitCause::EvilReloadOnRss,
+                        Signal::SIGKILL,
+                        format!("RSS {megabytes} MB over evil-reload-on-rss"),
+                    ))
+                } else if rules.reload_on_rss.is_some_and(|limit| megabytes >= limit) {
+                    Some((ExitCause::ReloadOnRss, Signal::SIGTERM, format!("RSS {megabytes} MB over reload-on-rss")))
+                } else {
+                    None
+                }
+            };
+            if let Some((cause, signal, why)) = over_lifetime.or_else(over_memory) {
+                tracing::info!("worker {} (pid {pid}): {why}; recycling it", slot.id);
+                self.actions.push(Action::SetExitCause { slot: index, cause });
+                self.actions.push(Action::Signal { pid, signal });
+                slot.state = SlotState::Recycling(proc);
+            }
+        }
+    }
+
+    /// Starts a new generation of workers forked from this master and retires the current one once it
+    /// serves, all at once or one at a time.
+    fn replace_workers(&mut self, kind: ReloadKind, now: Instant) {
+        tracing::info!("{}: starting new workers", kind.describe());
+        for index in 0..self.slots.len() {
+            let Some(slot) = self.slots[index].as_mut() else { continue };
+            slot.state = match slot.state {
+                SlotState::Serving(p) | SlotState::Recycling(p) | SlotState::Retiring(p) => SlotState::Retiring(p),
+                SlotState::Draining(p) => SlotState::Draining(p),
+                // No process to replace: the new generation takes the worker id.
+                SlotState::Forking | SlotState::Respawning { .. } => {
+                    self.slots[index] = None;
+                    continue;
+                }
+            };
+            self.actions.push(Action::SetExitCause { slot: index, cause: ExitCause::Reload });
+        }
+        self.announced_ready = false;
+        if kind == ReloadKind::Chain {
+            self.chain = Some(Chain { next_id: 1, waiting_for: None });
+            return;
+        }
+        for id in 1..=self.target_workers {
+            if let Some(index) = self.free_slot() {
+                self.spawn(index, id, now);
+            }
+        }
+    }
+
+    /// One step of a chain reload, each tick: start the next replacement, or retire an old worker once the
+    /// replacement serves.
+    fn advance_chain(&mut self, views: &[WorkerView], now: Instant) {
+        let Some(chain) = self.chain else { return };
+        if let Some(index) = chain.waiting_for {
+            if !views.get(index).is_some_and(WorkerView::serving) {
+                return;
+            }
+            // The replacement serves: retire one old worker (of this image, or of the previous one).
+            let retiring = self.slots().find_map(|(i, s)| match s.state {
+                SlotState::Retiring(p) => Some((i, p)),
+                _ => None,
+            });
+            if let Some((i, p)) = retiring {
+                self.terminate(p.pid);
+                if let Some(slot) = self.slots[i].as_mut() {
+                    slot.state = SlotState::Draining(p);
+                }
+            } else if let Some(pid) = self.old_workers.iter().find(|(_, s)| !**s).map(|(pid, _)| *pid) {
+                self.terminate(pid);
+                self.old_workers.insert(pid, true);
+            }
+        }
+        if chain.next_id > self.target_workers {
+            // Every replacement serves: anything old still unsignalled goes now.
+            self.retire_all_old();
+            tracing::info!("chain reload complete");
+            self.chain = None;
+            return;
+        }
+        let Some(index) = self.free_slot() else { return };
+        self.spawn(index, chain.next_id, now);
+        self.chain = Some(Chain { next_id: chain.next_id + 1, waiting_for: Some(index) });
+    }
+
+    /// A chain reload failed: the workers not yet replaced become current again.
+    fn abort_chain(&mut self) {
+        self.chain = None;
+        for slot in self.slots.iter_mut().flatten() {
+            if let SlotState::Retiring(p) = slot.state {
+                slot.state = SlotState::Serving(p);
+            }
+        }
+        // Workers of a previous image can't be adopted back as slots; they keep serving until they exit.
+        self.announced_ready = false;
+    }
+
+    /// `cheaper` (uWSGI's `spare` algorithm): when every worker is busy, add `cheaper-step` workers (up to
+    /// `processes`); a worker above the minimum that served nothing for `idle` seconds is retired.
+    fn adapt_worker_count(&mut self, views: &[WorkerView], now: Instant) {
+        let Some(cheaper) = self.rules.cheaper.clone() else { return };
+        if self.chain.is_some() || self.stopping.is_some() {
+            return;
+        }
+        let mut serving = 0u32;
+        let mut busy = 0u32;
+        let mut longest_idle = Duration::ZERO;
+        for (index, entry) in self.slots.iter_mut().enumerate() {
+            let Some(slot) = entry.as_mut() else { continue };
+            if !matches!(slot.state, SlotState::Serving(_) | SlotState::Recycling(_)) {
+                continue;
+            }
+            let Some(view) = views.get(index) else { continue };
+            serving += 1;
+            if view.status == WorkerStatus::Busy || view.requests != slot.requests_seen {
+                slot.idle_since = now;
+                slot.requests_seen = view.requests;
+            }
+            if view.status == WorkerStatus::Busy {
+                busy += 1;
+            }
+            longest_idle = longest_idle.max(now.saturating_duration_since(slot.idle_since));
+        }
+        if serving > 0 && busy == serving && self.target_workers < self.rules.processes {
+            self.target_workers = (self.target_workers + cheaper.step).min(self.rules.processes);
+            tracing::info!("cheaper: all {serving} worker(s) busy, going to {}", self.target_workers);
+        } else if self.target_workers > cheaper.min_workers && longest_idle >= cheaper.idle && busy < serving {
+            self.target_workers -= 1;
+            tracing::info!("cheaper: a worker idle for {} s, going to {}", longest_idle.as_secs(), self.target_workers);
+            // Restart the idle clocks so one idle period retires one worker, not all of them at once.
+            for slot in self.slots.iter_mut().flatten() {
+                slot.idle_since = now;
+            }
+        }
+    }
+
+    /// Keeps `target_workers` workers running (the FIFO's `+`/`-`, `cheaper`): forks the lowest free worker
+    /// id, or retires the highest.
+    fn scale_to_target(&mut self, now: Instant) {
+        if self.chain.is_some() || self.stopping.is_some() || !self.app_loaded {
+            return;
+        }
+        let current: Vec<(usize, u32)> =
+            self.slots().filter(|(_, s)| !s.state.leaving()).map(|(index, s)| (index, s.id)).collect();
+        let count = current.len() as u32;
+        if count < self.target_workers {
+            let used: Vec<u32> = current.iter().map(|(_, id)| *id).collect();
+            if let (Some(id), Some(index)) =
+                ((1..=self.rules.processes).find(|id| !used.contains(id)), self.free_slot())
+            {
+                self.spawn(index, id, now);
+            }
+        } else if count > self.target_workers {
+            let Some(&(index, id)) = current.iter().max_by_key(|(_, id)| *id) else { return };
+            tracing::info!("stopping worker {id}: {} worker(s) wanted", self.target_workers);
+            let cause = if self.rules.cheaper.is_some() { ExitCause::Cheaper } else { ExitCause::Reload };
+            self.actions.push(Action::SetExitCause { slot: index, cause });
+            let state = self.slots[index].as_ref().map(|s| s.state);
+            match state.and_then(|s| s.process().copied()) {
+                Some(p) => {
+                    self.terminate(p.pid);
+                    if let Some(slot) = self.slots[index].as_mut() {
+                        slot.state = SlotState::Draining(p);
+                    }
+                }
+                // Waiting to be respawned: simply not respawned.
+                None => self.slots[index] = None,
+            }
+        }
+    }
+}
+
+/// A fresh worker's crash-loop backoff (see [`crate::backoff::WORKER`]).
+fn worker_backoff() -> Backoff {
+    Backoff::new(WORKER.0, WORKER.1)
+}
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;
