@@ -224,3 +224,39 @@ def test_log_zero_big_and_strftime(liege, tmp_path, app):
     logs = srv.logs()
     assert f"RL {year} /empty 204" in logs
     assert "/small" not in logs
+
+
+# --- request and process options -------------------------------------------------------------------------
+
+ENVIRON_APP = '''
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"file_wrapper=%d" % ("wsgi.file_wrapper" in environ)]
+'''
+
+
+def test_wsgi_disable_file_wrapper(liege, tmp_path):
+    app = tmp_path / "environ_app.py"
+    app.write_text(ENVIRON_APP)
+    plain = vassal(liege, tmp_path, app, "wsgi-env-behaviour = holy\n")
+    assert http_get(plain.port, "/").body == b"file_wrapper=1"
+    (tmp_path / "vassal.ini").unlink()
+    disabled = vassal(liege, tmp_path, app, "wsgi-disable-file-wrapper = true\n")
+    assert http_get(disabled.port, "/").body == b"file_wrapper=0"
+
+
+def test_plugin_and_compatibility_options(tmp_path, app):
+    ini = tmp_path / "vassal.ini"
+    ini.write_text(f"[uwsgi]\nwsgi-file = {app}\nneed-plugins = python3\nplugins-dir = /usr/lib/uwsgi/plugins\n"
+                   "honour-stdin = true\npy-call-uwsgi-fork-hooks = true\nwsgi-env-behaviour = cheat\n")
+    result = run_liege(["--ini", ini, "--check-config"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # need-plugins is plugins: another language (or a plugin liege has not got) is a clear error.
+    ini.write_text(f"[uwsgi]\nwsgi-file = {app}\nneed-plugins = php\n")
+    result = run_liege(["--ini", ini, "--check-config"], cwd=tmp_path)
+    assert result.returncode == 1 and b"vassal.ini:3:" in result.stderr and b"php" in result.stderr
+    ini.write_text(f"[uwsgi]\nwsgi-file = {app}\nwsgi-env-behaviour = lazy\n")
+    result = run_liege(["--ini", ini, "--check-config"], cwd=tmp_path)
+    assert b"expected holy or cheat" in result.stderr
+    help_text = run_liege(["--help"], cwd=tmp_path).stdout
+    assert b"honour-stdin" in help_text and b"remaps it to /dev/null" in help_text

@@ -145,6 +145,13 @@ pub enum OptionId {
     /// Loggers, routes, encoders, drains, rotation: see [`crate::logs`].
     Logging(crate::logs::LogOption),
     // --- end logging family ---
+    // --- request and process options (conf) ---
+    WsgiDisableFileWrapper,
+    WsgiEnvBehaviour,
+    HonourStdin,
+    PyCallUwsgiForkHooks,
+    PluginsDir,
+    // --- end request and process options ---
     // emperor
     Emperor,
     VassalsInclude,
@@ -568,7 +575,7 @@ pub static OPTIONS: &[OptionDef] = &[
         "set an environment variable for the app (repeatable)"),
     opt(OptionId::NeedApp, "need-app", &[], None, Flag, G::App, Vassal, "",
         "fail at startup if the app cannot be loaded (default true, as uWSGI 2.1)"),
-    opt(OptionId::Plugins, "plugins", &["plugin"], None, List, G::App, Vassal, "NAMES",
+    opt(OptionId::Plugins, "plugins", &["plugin", "need-plugins", "need-plugin"], None, List, G::App, Vassal, "NAMES",
         "accepted for python plugins (python, python3, python311...) and http: both are built in; \
          liege serves WSGI apps only, any other plugin is an error"),
     // --- mount, factories, cache (apps) ---
@@ -714,6 +721,19 @@ pub static OPTIONS: &[OptionDef] = &[
     opt(OptionId::Logging(LO::LogReopen), "log-reopen", &[], None, Flag, G::Compatibility, NoEffect, "",
         "always so in liege: every reload reopens the logto file"),
     // --- end logging family ---
+    // --- request and process options (conf) ---
+    opt(OptionId::WsgiDisableFileWrapper, "wsgi-disable-file-wrapper", &[], None, Flag, G::App, Vassal, "",
+        "leave wsgi.file_wrapper out of the environ (apps then send files through their own iterables)"),
+    opt(OptionId::WsgiEnvBehaviour, "wsgi-env-behaviour", &[], None, Scalar, G::App, Vassal, "holy|cheat",
+        "uWSGI's environ allocation strategy; liege always gives each request a fresh environ dict (holy), and cheat \
+         (uWSGI's reuse of one dict) has no effect an app can see, so both are accepted"),
+    opt(OptionId::HonourStdin, "honour-stdin", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "always so in liege: stdin is left as it was given (uWSGI without this option remaps it to /dev/null)"),
+    opt(OptionId::PyCallUwsgiForkHooks, "py-call-uwsgi-fork-hooks", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "always so in liege: the master calls PyOS_BeforeFork / PyOS_AfterFork_* around every worker fork"),
+    opt(OptionId::PluginsDir, "plugins-dir", &["plugin-dir"], None, List, G::Compatibility, NoEffect, "DIR",
+        "no effect: liege's plugins (python, http) are built in, there is nothing to look up in DIR"),
+    // --- end request and process options ---
     // --- emperor ---
     opt(OptionId::Emperor, "emperor", &[], None, Scalar, G::Emperor, EmperorOnly, "DIR",
         "run the emperor on the vassal directory DIR (one app per *.ini file)"),

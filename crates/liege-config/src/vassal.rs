@@ -265,6 +265,8 @@ pub struct VassalConfig {
     /// Loggers, routes, encoders, drains, rotation, extra request-log conditions (see [`crate::logs`]).
     pub logs: crate::logs::LogRouting,
     // --- end logging family ---
+    /// `wsgi-disable-file-wrapper`: no `wsgi.file_wrapper` in the environ.
+    pub wsgi_disable_file_wrapper: bool,
     /// Every raw option in the order it was given, canonical names, after expansion: what `uwsgi.opt` shows.
     pub raw: Vec<RawOption>,
     /// Readings that uWSGI accepts but that are probably not what was meant (see [`ConfigWarning`]).
@@ -405,6 +407,7 @@ impl<'r> Builder<'r> {
             log_date: None,
             log_x_forwarded_for: false,
             logs: crate::logs::LogRouting::default(),
+            wsgi_disable_file_wrapper: false,
             raw: Vec::new(),
             warnings: Vec::new(),
         };
@@ -523,6 +526,14 @@ impl<'r> Builder<'r> {
             OptionId::HonourRange => config.request_path.honour_range = values::boolean(option, w)?,
             OptionId::FileServeMode => config.request_path.file_serve_header = file_serve_mode(option)?,
             OptionId::Logging(which) => self.logs.apply(which, option, w)?,
+            // --- request and process options (conf) ---
+            OptionId::WsgiDisableFileWrapper => config.wsgi_disable_file_wrapper = values::boolean(option, w)?,
+            OptionId::WsgiEnvBehaviour => {
+                if !matches!(option.value.to_ascii_lowercase().as_str(), "holy" | "cheat") {
+                    return Err(values::invalid(option, "expected holy or cheat"));
+                }
+            }
+            OptionId::HonourStdin | OptionId::PyCallUwsgiForkHooks | OptionId::PluginsDir => {}
             OptionId::Route(table, kind) => config.request_path.routes.push(RouteLine {
                 table,
                 kind,
