@@ -260,3 +260,17 @@ def test_plugin_and_compatibility_options(tmp_path, app):
     assert b"expected holy or cheat" in result.stderr
     help_text = run_liege(["--help"], cwd=tmp_path).stdout
     assert b"honour-stdin" in help_text and b"remaps it to /dev/null" in help_text
+
+
+def test_log_process_survives_reloads_without_chaining(liege, tmp_path, app):
+    import signal
+    srv = vassal(liege, tmp_path, app, "log-master = true\nlog-encoder = prefix [R]\n")
+    for _ in range(2):
+        mark = srv.log_mark()
+        srv.signal(signal.SIGHUP)
+        srv.wait_log(re.compile(r"previous worker \(pid \d+\) exited"), since=mark, timeout=30)
+    t = token()
+    http_get(srv.port, f"/print/after-{t}")
+    srv.wait_log(re.compile(rf"^\[R\]after-{t}$", re.M))  # one prefix: one log process on the way
+    # The master, its worker and one log process: the previous log processes exited with their workers.
+    wait_for(lambda: len(srv.group_members()) == 3, 10, "master + worker + one log process")

@@ -70,6 +70,12 @@ pub fn start(config: &VassalConfig) -> anyhow::Result<()> {
                     read
                 });
                 close_all_but(&keep);
+                // Its own stdout/stderr may be the previous log process's pipe (after a reload): holding
+                // that open would keep the previous one alive, so they become the original output too.
+                for target in [1, 2] {
+                    // SAFETY: dup2 onto this process's own standard descriptors.
+                    unsafe { libc::dup2(original.as_raw_fd(), target) };
+                }
                 ignore_signals();
                 let mut streams = vec![Stream::new(general_read, general_rules, &routing.loggers, &routing.encoders)];
                 if let Some(read) = request_read {
@@ -84,6 +90,10 @@ pub fn start(config: &VassalConfig) -> anyhow::Result<()> {
             let _ = nix::sys::wait::waitpid(child, None);
         }
     }
+    // The master keeps the original output open for as long as it lives: the descriptor number is in
+    // LIEGE_LOG_ORIGINAL_FD for the master a reload re-executes (closing it here would let that number be
+    // reused by a socket, which the next log process would then take for its output).
+    let _ = std::os::fd::IntoRawFd::into_raw_fd(original);
     drop(general_read);
     for target in [1, 2] {
         // SAFETY: dup2 onto the standard descriptors this process owns.
