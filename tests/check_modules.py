@@ -45,6 +45,7 @@ ALLOWED: dict[str, set[str]] = {
     "static_files": set(SHARED_BOTTOM),
     "cache": set(SHARED_BOTTOM),
     "scoreboard": set(SHARED_BOTTOM),
+    # logging::router (the log process), logging::dispatch and logging::encode are part of this unit.
     "logging": set(SHARED_BOTTOM),
     "process": set(),
     "systemd": set(),

@@ -101,9 +101,13 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     std::env::remove_var(EMPEROR_FD_ENV);
     let started_on = if inheritance.started_on > 0 { inheritance.started_on } else { crate::process::unix_now() };
 
+    // --- logging family (conf): logto with log-truncate / logfile-chown, then the log process ---
     if let Some(path) = &config.logto {
-        redirect_output(path)?;
+        let owner = config.logs.chown.then(|| log_file_owner(config)).transpose()?;
+        crate::logging::redirect_to_logfile(path, config.logs.truncate && inheritance.old_workers.is_empty(), owner)?;
     }
+    crate::logging::router::start(config)?;
+    // --- end logging family ---
     // `env = KEY=VALUE` options, set before Python starts (and before any worker thread exists).
     #[allow(clippy::disallowed_methods, reason = "the master is single-threaded: no thread reads the environment")]
     for (key, value) in &config.env {
@@ -803,21 +807,25 @@ impl Master<'_> {
     }
 }
 
-/// Appends stdout and stderr to `path` (uWSGI's `logto`).
-fn redirect_output(path: &std::path::Path) -> anyhow::Result<()> {
-    use std::os::fd::AsRawFd;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("logto {}", path.display()))?;
-    for target in [1, 2] {
-        // SAFETY: dup2 onto the standard descriptors we own.
-        if unsafe { libc::dup2(file.as_raw_fd(), target) } < 0 {
-            return Err(std::io::Error::last_os_error()).context("logto");
-        }
-    }
-    Ok(())
+/// `logfile-chown` (logging family, conf): the numeric uid/gid `drop_privileges` will switch to.
+fn log_file_owner(config: &VassalConfig) -> anyhow::Result<(Option<u32>, Option<u32>)> {
+    let gid = match &config.gid {
+        None => None,
+        Some(group) => Some(match group.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => {
+                nix::unistd::Group::from_name(group)?.with_context(|| format!("no group '{group}'"))?.gid.as_raw()
+            }
+        }),
+    };
+    let uid = match &config.uid {
+        None => None,
+        Some(user) => Some(match user.parse::<u32>() {
+            Ok(uid) => uid,
+            Err(_) => nix::unistd::User::from_name(user)?.with_context(|| format!("no user '{user}'"))?.uid.as_raw(),
+        }),
+    };
+    Ok((uid, gid))
 }
 
 /// `uid`/`gid`: drop root after the sockets are bound, before any app code runs.

@@ -17,6 +17,8 @@ use super::streams::{ErrorStream, FileWrapper, InputStream, RequestBody};
 pub struct EnvironSettings {
     pub multithread: bool,
     pub multiprocess: bool,
+    /// `wsgi.file_wrapper` is offered (not with `wsgi-disable-file-wrapper`).
+    pub file_wrapper: bool,
 }
 
 /// Keys set on every request, created once.
@@ -111,7 +113,9 @@ impl EnvironBuilder {
         // The body is fully received before the app runs, so reading to EOF is always safe (werkzeug and
         // others honour this flag for chunked requests).
         template.set_item("wsgi.input_terminated", true)?;
-        template.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
+        if settings.file_wrapper {
+            template.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
+        }
         template.set_item("SCRIPT_NAME", intern(py, ""))?;
         template.set_item("QUERY_STRING", intern(py, ""))?;
         template.set_item("SERVER_SOFTWARE", concat!("liege/", env!("CARGO_PKG_VERSION")))?;

@@ -39,6 +39,10 @@ pub struct Filter {
     pub status_5xx: bool,
     /// `log-slow`: requests that took at least this long (compared in whole milliseconds, as uWSGI does).
     pub slow: Option<Duration>,
+    /// `log-zero`: responses without a body.
+    pub zero: bool,
+    /// `log-big`: responses of at least this many body bytes.
+    pub big: Option<u64>,
 }
 
 impl Filter {
@@ -48,16 +52,21 @@ impl Filter {
             status_4xx: config.log_4xx,
             status_5xx: config.log_5xx,
             slow: config.log_slow,
+            zero: config.logs.zero,
+            big: config.logs.big,
         }
     }
 
     /// True when no request can ever be logged (nothing to capture, nothing to format).
     pub fn is_never(&self) -> bool {
-        !self.all && !self.status_4xx && !self.status_5xx && self.slow.is_none()
+        !self.all && !self.status_4xx && !self.status_5xx && self.slow.is_none() && !self.zero && self.big.is_none()
     }
 
-    pub fn wants(&self, status: u16, elapsed: Duration) -> bool {
+    /// `rsize` is the response body's size in bytes (uWSGI's `response_size`).
+    pub fn wants(&self, status: u16, elapsed: Duration, rsize: u64) -> bool {
         self.all
+            || (self.zero && rsize == 0)
+            || self.big.is_some_and(|big| rsize >= big)
             || (self.status_4xx && (400..=499).contains(&status))
             || (self.status_5xx && (500..=599).contains(&status))
             || self.slow.is_some_and(|slow| elapsed.as_millis() >= slow.as_millis())
@@ -281,12 +290,15 @@ pub struct RequestLog {
     forwarded_for: Option<usize>,
     needs_memory: bool,
     needs_totals: bool,
+    /// `log-format-strftime`: the rendered template line goes through strftime.
+    strftime: bool,
 }
 
 impl RequestLog {
     /// Compiles the config's format; the strings returned are warnings worth showing once at startup.
     pub fn new(config: &VassalConfig) -> (Self, Vec<String>) {
         let (mut log, warnings) = Self::compile(&config.log_format, Filter::from_config(config));
+        log.strftime = config.logs.format_strftime && matches!(log.format, Format::Template(_));
         if config.log_x_forwarded_for && !log.filter.is_never() {
             log.forwarded_for = Some(capture_index(&mut log.captures, b"HTTP_X_FORWARDED_FOR"));
         }
@@ -315,7 +327,7 @@ impl RequestLog {
             // Nothing is ever logged: copy nothing per request.
             captures.clear();
         }
-        (Self { filter, format, captures, forwarded_for: None, needs_memory, needs_totals }, warnings)
+        (Self { filter, format, captures, forwarded_for: None, needs_memory, needs_totals, strftime: false }, warnings)
     }
 
     /// The request vars to copy into each request's [`Captured`] (empty for the default format).
@@ -406,11 +418,18 @@ impl RequestLog {
             Format::Default => write_default(entry, clock, out),
             Format::Json { host, uagent, referer } => write_json(entry, [*host, *uagent, *referer], out),
             Format::Template(chunks) => {
+                let start = out.len();
                 for chunk in chunks {
                     match chunk {
                         Chunk::Literal(text) => out.extend_from_slice(text),
                         Chunk::Var(var) => write_var(*var, entry, clock, out),
                     }
+                }
+                if self.strftime {
+                    // uWSGI's `logformat_strftime`: the whole rendered line is the strftime format.
+                    let line = String::from_utf8_lossy(&out[start..]).into_owned();
+                    out.truncate(start);
+                    out.extend_from_slice(&crate::logging::strftime_now(&line));
                 }
             }
         }
@@ -908,20 +927,39 @@ mod tests {
     fn filters_follow_uwsgi_log_request() {
         let slow = Duration::from_millis(500);
         let off = Filter::default();
-        assert!(off.is_never() && !off.wants(500, slow));
+        assert!(off.is_never() && !off.wants(500, slow, 1));
         let errors = Filter { status_5xx: true, ..Filter::default() };
-        assert!(errors.wants(500, Duration::ZERO) && errors.wants(599, Duration::ZERO));
-        assert!(!errors.wants(404, slow) && !errors.wants(600, slow) && !errors.wants(200, slow));
+        assert!(errors.wants(500, Duration::ZERO, 1) && errors.wants(599, Duration::ZERO, 1));
+        assert!(!errors.wants(404, slow, 1) && !errors.wants(600, slow, 1) && !errors.wants(200, slow, 1));
         let client = Filter { status_4xx: true, ..Filter::default() };
-        assert!(client.wants(404, Duration::ZERO) && !client.wants(500, Duration::ZERO));
+        assert!(client.wants(404, Duration::ZERO, 1) && !client.wants(500, Duration::ZERO, 1));
         let slow_only = Filter { slow: Some(slow), ..Filter::default() };
-        assert!(slow_only.wants(200, Duration::from_micros(500_000)));
-        assert!(!slow_only.wants(200, Duration::from_micros(499_999)));
+        assert!(slow_only.wants(200, Duration::from_micros(500_000), 1));
+        assert!(!slow_only.wants(200, Duration::from_micros(499_999), 1));
         // With logging on, the conditions add nothing: every request is logged, once.
         let all = Filter { all: true, status_5xx: true, ..Filter::default() };
-        assert!(all.wants(200, Duration::ZERO) && all.wants(500, Duration::ZERO));
+        assert!(all.wants(200, Duration::ZERO, 1) && all.wants(500, Duration::ZERO, 1));
         // Nothing can be logged: nothing is captured either.
         let (log, _) = RequestLog::compile(&LogFormat::Json, off);
         assert!(log.captures().is_empty());
+        // log-zero and log-big look at the response body's size.
+        let zero = Filter { zero: true, ..Filter::default() };
+        assert!(!zero.is_never() && zero.wants(204, Duration::ZERO, 0) && !zero.wants(200, Duration::ZERO, 1));
+        let big = Filter { big: Some(1000), ..Filter::default() };
+        assert!(big.wants(200, Duration::ZERO, 1000) && !big.wants(200, Duration::ZERO, 999));
+    }
+
+    #[test]
+    fn strftime_pass_formats_the_rendered_line() {
+        let (mut log, _) = RequestLog::compile(
+            &LogFormat::Template("%Y %(status)".to_owned()),
+            Filter { all: true, ..Filter::default() },
+        );
+        log.strftime = true;
+        let captured = Captured::default();
+        let mut out = Vec::new();
+        log.write(&entry(&captured), &mut FixedClock, &mut out);
+        let year = String::from_utf8(crate::logging::strftime_now("%Y")).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), format!("{year} 404"));
     }
 }

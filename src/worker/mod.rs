@@ -144,7 +144,11 @@ fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
             faulthandler.call_method("register", (signal,), Some(&kwargs))?;
         }
         crate::python::uwsgi_module::run_post_fork_hook(py);
-        let settings = EnvironSettings { multithread: config.threads > 1, multiprocess: config.processes > 1 };
+        let settings = EnvironSettings {
+            multithread: config.threads > 1,
+            multiprocess: config.processes > 1,
+            file_wrapper: !config.wsgi_disable_file_wrapper,
+        };
         Ok(Worker {
             id: setup.id,
             pid: std::process::id(),

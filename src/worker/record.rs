@@ -79,7 +79,7 @@ impl Drop for RequestRecord {
         let worker_requests = slot.requests.load(std::sync::atomic::Ordering::Relaxed);
         self.worker.request_done(worker_requests);
         let log = &self.worker.request_log;
-        if self.donotlog || !log.filter.wants(self.status, elapsed) {
+        if self.donotlog || !log.filter.wants(self.status, elapsed, self.bytes_out) {
             return;
         }
         let total = if log.needs_totals() {

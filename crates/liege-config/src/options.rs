@@ -141,6 +141,17 @@ pub enum OptionId {
     Log4xx,
     Log5xx,
     LogSlow,
+    // --- logging family (conf) ---
+    /// Loggers, routes, encoders, drains, rotation: see [`crate::logs`].
+    Logging(crate::logs::LogOption),
+    // --- end logging family ---
+    // --- request and process options (conf) ---
+    WsgiDisableFileWrapper,
+    WsgiEnvBehaviour,
+    HonourStdin,
+    PyCallUwsgiForkHooks,
+    PluginsDir,
+    // --- end request and process options ---
     // emperor
     Emperor,
     VassalsInclude,
@@ -285,6 +296,7 @@ impl OptionDef {
     }
 }
 
+use crate::logs::LogOption as LO;
 use crate::vassal::{RouteKind as RK, RouteTable as RT};
 use OptionGroup as G;
 use OptionKind::{Flag, List, OptionalValue, Scalar};
@@ -563,7 +575,7 @@ pub static OPTIONS: &[OptionDef] = &[
         "set an environment variable for the app (repeatable)"),
     opt(OptionId::NeedApp, "need-app", &[], None, Flag, G::App, Vassal, "",
         "fail at startup if the app cannot be loaded (default true, as uWSGI 2.1)"),
-    opt(OptionId::Plugins, "plugins", &["plugin"], None, List, G::App, Vassal, "NAMES",
+    opt(OptionId::Plugins, "plugins", &["plugin", "need-plugins", "need-plugin"], None, List, G::App, Vassal, "NAMES",
         "accepted for python plugins (python, python3, python311...) and http: both are built in; \
          liege serves WSGI apps only, any other plugin is an error"),
     // --- mount, factories, cache (apps) ---
@@ -665,6 +677,63 @@ pub static OPTIONS: &[OptionDef] = &[
         "log requests answered with 5xx even with disable-logging (with logging on, all are logged anyway)"),
     opt(OptionId::LogSlow, "log-slow", &[], None, Scalar, G::LoggingAndStats, Vassal, "MILLISECONDS",
         "log requests that took at least this many milliseconds, even with disable-logging"),
+    // --- logging family (conf) ---
+    opt(OptionId::Logging(LO::Logger), "logger", &[], None, List, G::LoggingAndStats, Vassal, "[ID ]PLUGIN[:ARGS]",
+        "send log lines to a logger: file:PATH (or file:logfile=PATH,maxsize=N,backupname=PATH), fd:N, stdio, syslog[:IDENT[,FACILITY]], socket:ADDR; named ones (ID) get only what log-route sends them"),
+    opt(OptionId::Logging(LO::ReqLogger), "req-logger", &["logger-req"], None, List, G::LoggingAndStats, Vassal, "[ID ]PLUGIN[:ARGS]",
+        "send request log lines to their own logger (same plugins as logger)"),
+    opt(OptionId::Logging(LO::LogSyslog), "log-syslog", &[], None, OptionalValue { default: "true" }, G::LoggingAndStats, Vassal, "[IDENT[,FACILITY]]",
+        "the same as logger = syslog[:IDENT[,FACILITY]]"),
+    opt(OptionId::Logging(LO::LogSocket), "log-socket", &[], None, Scalar, G::LoggingAndStats, Vassal, "ADDR",
+        "the same as logger = socket:ADDR (one datagram per line, UDP host:port or a unix datagram socket)"),
+    opt(OptionId::Logging(LO::LogRoute), "log-route", &[], None, List, G::LoggingAndStats, Vassal, "ID REGEX",
+        "log lines matching REGEX go to the logger named ID (and not to the unnamed loggers)"),
+    opt(OptionId::Logging(LO::LogReqRoute), "log-req-route", &[], None, List, G::LoggingAndStats, Vassal, "ID REGEX",
+        "request log lines matching REGEX go to the req-logger named ID"),
+    opt(OptionId::Logging(LO::LogEncoder), "log-encoder", &[], None, List, G::LoggingAndStats, Vassal, "NAME[:ID] [ARGS]",
+        "rewrite log lines before they are written: prefix TEXT, suffix TEXT, nl, format/json TEMPLATE (${msg} ${msgnl} ${unix} ${micros} ${millis} ${strftime:FMT}), gzip, compress; :ID only for that logger"),
+    opt(OptionId::Logging(LO::LogReqEncoder), "log-req-encoder", &[], None, List, G::LoggingAndStats, Vassal, "NAME[:ID] [ARGS]",
+        "like log-encoder, for request log lines"),
+    opt(OptionId::Logging(LO::LogDrain), "log-drain", &[], None, List, G::LoggingAndStats, Vassal, "REGEX",
+        "drop log lines matching REGEX (not request lines sent to a req-logger)"),
+    opt(OptionId::Logging(LO::LogFilter), "log-filter", &[], None, List, G::LoggingAndStats, Vassal, "REGEX",
+        "keep only log lines matching one of the log-filter REGEXes"),
+    opt(OptionId::Logging(LO::LogMaster), "log-master", &[], None, Flag, G::LoggingAndStats, Vassal, "",
+        "pass all output through liege's log process (implied by logger, log-route, log-encoder, log-drain, log-maxsize...)"),
+    opt(OptionId::Logging(LO::LogMaxsize), "log-maxsize", &[], None, Scalar, G::LoggingAndStats, Vassal, "BYTES",
+        "rotate the logto file when it grows past BYTES (renamed to log-backupname, or FILE.UNIXTIME)"),
+    opt(OptionId::Logging(LO::LogBackupname), "log-backupname", &[], None, Scalar, G::LoggingAndStats, Vassal, "PATH",
+        "name the rotated logto file gets (default FILE.UNIXTIME)"),
+    opt(OptionId::Logging(LO::TouchLogrotate), "touch-logrotate", &[], None, List, G::LoggingAndStats, Vassal, "FILE",
+        "rotate the logto file when FILE is touched"),
+    opt(OptionId::Logging(LO::TouchLogreopen), "touch-logreopen", &[], None, List, G::LoggingAndStats, Vassal, "FILE",
+        "reopen the logto file when FILE is touched (after an external logrotate moved it)"),
+    opt(OptionId::Logging(LO::LogTruncate), "log-truncate", &[], None, Flag, G::LoggingAndStats, Vassal, "",
+        "empty the logto file at startup (not on reloads)"),
+    opt(OptionId::Logging(LO::LogfileChown), "logfile-chown", &[], None, Flag, G::LoggingAndStats, Vassal, "",
+        "give the logto file to uid/gid, so the app can reopen it after dropping privileges"),
+    opt(OptionId::Logging(LO::LogFormatStrftime), "log-format-strftime", &[], None, Flag, G::LoggingAndStats, Vassal, "",
+        "run each logformat line through strftime (write %%Y etc. in ini files for %Y)"),
+    opt(OptionId::Logging(LO::LogZero), "log-zero", &[], None, Flag, G::LoggingAndStats, Vassal, "",
+        "log responses without a body even with disable-logging"),
+    opt(OptionId::Logging(LO::LogBig), "log-big", &[], None, Scalar, G::LoggingAndStats, Vassal, "BYTES",
+        "log responses of at least BYTES even with disable-logging"),
+    opt(OptionId::Logging(LO::LogReopen), "log-reopen", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "always so in liege: every reload reopens the logto file"),
+    // --- end logging family ---
+    // --- request and process options (conf) ---
+    opt(OptionId::WsgiDisableFileWrapper, "wsgi-disable-file-wrapper", &[], None, Flag, G::App, Vassal, "",
+        "leave wsgi.file_wrapper out of the environ (apps then send files through their own iterables)"),
+    opt(OptionId::WsgiEnvBehaviour, "wsgi-env-behaviour", &[], None, Scalar, G::App, Vassal, "holy|cheat",
+        "uWSGI's environ allocation strategy; liege always gives each request a fresh environ dict (holy), and cheat \
+         (uWSGI's reuse of one dict) has no effect an app can see, so both are accepted"),
+    opt(OptionId::HonourStdin, "honour-stdin", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "always so in liege: stdin is left as it was given (uWSGI without this option remaps it to /dev/null)"),
+    opt(OptionId::PyCallUwsgiForkHooks, "py-call-uwsgi-fork-hooks", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "always so in liege: the master calls PyOS_BeforeFork / PyOS_AfterFork_* around every worker fork"),
+    opt(OptionId::PluginsDir, "plugins-dir", &["plugin-dir"], None, List, G::Compatibility, NoEffect, "DIR",
+        "no effect: liege's plugins (python, http) are built in, there is nothing to look up in DIR"),
+    // --- end request and process options ---
     // --- emperor ---
     opt(OptionId::Emperor, "emperor", &[], None, Scalar, G::Emperor, EmperorOnly, "DIR",
         "run the emperor on the vassal directory DIR (one app per *.ini file)"),

@@ -261,7 +261,12 @@ pub struct VassalConfig {
     pub log_date: Option<String>,
     /// `log-x-forwarded-for`: the request log shows X-Forwarded-For as the address.
     pub log_x_forwarded_for: bool,
-
+    // --- logging family (conf) ---
+    /// Loggers, routes, encoders, drains, rotation, extra request-log conditions (see [`crate::logs`]).
+    pub logs: crate::logs::LogRouting,
+    // --- end logging family ---
+    /// `wsgi-disable-file-wrapper`: no `wsgi.file_wrapper` in the environ.
+    pub wsgi_disable_file_wrapper: bool,
     /// Every raw option in the order it was given, canonical names, after expansion: what `uwsgi.opt` shows.
     pub raw: Vec<RawOption>,
     /// Readings that uWSGI accepts but that are probably not what was meant (see [`ConfigWarning`]).
@@ -325,6 +330,8 @@ struct Builder<'r> {
     warnings: Vec<ConfigWarning>,
     // --- mount, factories, cache (apps) ---
     apps: AppsOptions,
+    // --- logging family (conf) ---
+    logs: crate::logs::LogOptions,
 }
 
 /// `mount`, `cache` and the file of a `module` + `wsgi-file` pair, resolved in [`Builder::finish`].
@@ -399,6 +406,8 @@ impl<'r> Builder<'r> {
             pyargv: Vec::new(),
             log_date: None,
             log_x_forwarded_for: false,
+            logs: crate::logs::LogRouting::default(),
+            wsgi_disable_file_wrapper: false,
             raw: Vec::new(),
             warnings: Vec::new(),
         };
@@ -409,6 +418,7 @@ impl<'r> Builder<'r> {
             callable: None,
             cheaper: CheaperOptions::default(),
             apps: AppsOptions::default(),
+            logs: crate::logs::LogOptions::default(),
             default_protocol_sockets: Vec::new(),
             protocol: None,
             warnings: Vec::new(),
@@ -515,6 +525,15 @@ impl<'r> Builder<'r> {
             OptionId::StaticGzipAll => config.request_path.static_gzip_all = values::boolean(option, w)?,
             OptionId::HonourRange => config.request_path.honour_range = values::boolean(option, w)?,
             OptionId::FileServeMode => config.request_path.file_serve_header = file_serve_mode(option)?,
+            OptionId::Logging(which) => self.logs.apply(which, option, w)?,
+            // --- request and process options (conf) ---
+            OptionId::WsgiDisableFileWrapper => config.wsgi_disable_file_wrapper = values::boolean(option, w)?,
+            OptionId::WsgiEnvBehaviour => {
+                if !matches!(option.value.to_ascii_lowercase().as_str(), "holy" | "cheat") {
+                    return Err(values::invalid(option, "expected holy or cheat"));
+                }
+            }
+            OptionId::HonourStdin | OptionId::PyCallUwsgiForkHooks | OptionId::PluginsDir => {}
             OptionId::Route(table, kind) => config.request_path.routes.push(RouteLine {
                 table,
                 kind,
@@ -706,6 +725,9 @@ impl<'r> Builder<'r> {
                 self.config.sockets[index].protocol = protocol;
             }
         }
+        // --- logging family (conf) ---
+        let has_logfile = self.config.logto.is_some() || self.config.daemonize.is_some();
+        self.config.logs = self.logs.finish(has_logfile)?;
         self.config.warnings = self.warnings;
         Ok(self.config)
     }

@@ -4,10 +4,19 @@
 //! so interleaved output of a whole process group stays attributable. Request log lines are buffered per
 //! worker and written in batches: one `write(2)` per request would cost more than the app on hello-world
 //! loads. App output (print, tracebacks) goes straight to fd 2 unbuffered.
+//!
+//! With uWSGI's logging options (`logger`, `log-route`, `log-encoder`, `log-drain`, `log-maxsize`...) fd 1
+//! and 2 are a pipe to the log process ([`router`]), which decides where each line goes ([`dispatch`]) and
+//! rewrites it ([`encode`]); request lines then have a pipe of their own when a `req-logger` is set.
+
+pub mod dispatch;
+pub mod encode;
+pub mod router;
 
 use std::cell::RefCell;
 use std::fmt;
 use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tracing::{Event, Subscriber};
@@ -111,6 +120,85 @@ pub fn write_line(bytes: &[u8]) {
     write_raw(&line);
 }
 
+/// The request-log pipe of the log process (`req-logger`); request lines go to stderr without it.
+static REQUEST_LOG_FD: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+
+/// Sends request lines to `fd` from now on (set once by [`router::start`], inherited by the workers).
+pub fn set_request_log_fd(fd: OwnedFd) {
+    let _ = REQUEST_LOG_FD.set(fd);
+}
+
+/// Writes a batch of request lines where they go: the request-log pipe, or stderr.
+fn write_request_bytes(bytes: &[u8]) {
+    match REQUEST_LOG_FD.get() {
+        Some(fd) => {
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                // SAFETY: write(2) from our buffer to the pipe descriptor we own.
+                let written = unsafe { libc::write(fd.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
+                if written < 0 {
+                    if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return;
+                }
+                rest = &rest[written as usize..];
+            }
+        }
+        None => write_raw(bytes),
+    }
+}
+
+/// The local time now in a strftime `format` (`log-format-strftime`, encoder `${strftime:...}`); a result
+/// longer than 64 KiB, or a format with a NUL, gives nothing.
+pub fn strftime_now(format: &str) -> Vec<u8> {
+    let Ok(format) = std::ffi::CString::new(format) else { return Vec::new() };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let Some(tm) = local_time(now) else { return Vec::new() };
+    let mut size = 256;
+    while size <= 64 * 1024 {
+        let mut buffer = vec![0u8; size];
+        // SAFETY: strftime writes at most buffer.len() bytes into our buffer from a NUL-terminated format and
+        // a tm we own; it returns the length written (0 if it did not fit, or if the result is empty).
+        let written = unsafe { libc::strftime(buffer.as_mut_ptr().cast(), buffer.len(), format.as_ptr(), &tm) };
+        if written > 0 || format.as_bytes().is_empty() {
+            buffer.truncate(written);
+            return buffer;
+        }
+        size *= 4;
+    }
+    Vec::new()
+}
+
+/// Opens `logto` and puts it on stdout and stderr, as uWSGI's `logto()`: appended to, or emptied first with
+/// `log-truncate` on the first start (not on reloads); with `logfile-chown`, given to `uid`/`gid` (resolved
+/// as the master drops privileges) so it stays writable after they are dropped.
+pub fn redirect_to_logfile(
+    path: &std::path::Path,
+    truncate: bool,
+    owner: Option<(Option<u32>, Option<u32>)>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("logto {}", path.display()))?;
+    if truncate {
+        file.set_len(0).with_context(|| format!("log-truncate {}", path.display()))?;
+    }
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(&file, uid, gid).with_context(|| format!("logfile-chown {}", path.display()))?;
+    }
+    for target in [1, 2] {
+        // SAFETY: dup2 onto the standard descriptors we own.
+        if unsafe { libc::dup2(file.as_raw_fd(), target) } < 0 {
+            return Err(std::io::Error::last_os_error()).context("logto");
+        }
+    }
+    Ok(())
+}
+
 thread_local! {
     static REQUEST_LOG: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(16 * 1024));
 }
@@ -126,7 +214,7 @@ pub fn append_request_line(write: impl FnOnce(&mut Vec<u8>)) {
         write(&mut buffer);
         buffer.push(b'\n');
         if buffer.len() >= REQUEST_LOG_FLUSH_BYTES {
-            write_raw(&buffer);
+            write_request_bytes(&buffer);
             buffer.clear();
         }
     });
@@ -137,7 +225,7 @@ pub fn flush_request_log() {
     REQUEST_LOG.with(|buffer| {
         let mut buffer = buffer.borrow_mut();
         if !buffer.is_empty() {
-            write_raw(&buffer);
+            write_request_bytes(&buffer);
             buffer.clear();
         }
     });
