@@ -1,11 +1,12 @@
 """liege's wheels (the extension-module build, `pip install liege`) for the tests, one per CPython minor.
 
 `maturin build` compiles `crates/liege-py` for one interpreter into `target/wheels/pyXY/`, with its own cargo
-target directories (`target/wheel-build/pyX.Y/`: the extension build must not link libpython, so sharing the binary's
-`target/` would rebuild pyo3 and liege back and forth). Cargo's cache makes a second build cheap, so the tests
-build on demand, under a lock; `tests/run` builds them before pytest starts so no test waits for a first
+target directory (`target/wheel-build/`: the extension build must not link libpython, so sharing the binary's
+`target/` would rebuild pyo3 and liege back and forth). A wheel newer than every source is used as it is, and
+cargo's cache makes a rebuild incremental, so the tests build on demand, under a lock; `tests/run` builds them before pytest starts so no test waits for a first
 compile. The interpreter is this machine's CPython, or trixie's 3.13 run inside its chroot through a wrapper
-script (maturin and pyo3 only ask it for its sysconfig: nothing of the chroot is linked).
+script: maturin asks it for its sysconfig (the wheel's tag), pyo3 gets the same facts as a config file, and
+nothing of the chroot is linked (an extension module links no libpython).
 
     python tests/wheels.py build [3.11|3.13 ...]   # builds (or refreshes) and prints each wheel's path
 """
@@ -117,16 +118,16 @@ def wheel(version: str, timeout: float = 1800) -> Path:
     python = interpreter_for(version)
     out = OUT / f"py{version.replace('.', '')}"
     OUT.mkdir(parents=True, exist_ok=True)
-    # One cargo target directory per minor: pyo3's configuration differs, and a shared one would rebuild pyo3
-    # and liege back and forth between the two.
-    env = dict(os.environ, CARGO_TARGET_DIR=str(CARGO_TARGET / f"py{version}"))
+    # One cargo target directory for every minor: the dependencies are built once; a change of minor rebuilds
+    # only pyo3 and liege (its configuration differs), and a wheel newer than the sources is not rebuilt.
+    env = dict(os.environ, CARGO_TARGET_DIR=str(CARGO_TARGET))
     env.pop("PYO3_PYTHON", None)
     if python != host_python():
         # maturin reads the wrapper's sysconfig (for the wheel's tag) by running it, but hands pyo3 the
         # `sys.executable` it reports, a path that exists only inside the chroot: pyo3 gets the same facts as
         # a config file instead, and never runs or links the interpreter (an extension links no libpython).
         env["PYO3_CONFIG_FILE"] = str(pyo3_config(python, version))
-    with open(OUT / f".py{version}.lock", "w") as lock:
+    with open(OUT / ".build.lock", "w") as lock:  # one build at a time: they share the cargo target
         fcntl.flock(lock, fcntl.LOCK_EX)
         built = sorted(out.glob("liege-*.whl"))
         if len(built) == 1 and built[0].stat().st_mtime > newest_source():
