@@ -25,9 +25,11 @@
 
 pub mod backoff;
 pub mod cache;
+pub mod cli;
 pub mod control;
 pub mod emperor;
 pub mod latency;
+pub mod launch;
 pub mod logging;
 pub mod master;
 pub mod process;

@@ -25,8 +25,10 @@ from pathlib import Path
 
 # Which unit may use which. A unit always may use itself; `crate` (src/lib.rs, which only declares modules)
 # and the binary (src/main.rs, which wires the process kinds together) are not checked.
-SHARED_BOTTOM = {"backoff", "latency", "process", "systemd"}
+SHARED_BOTTOM = {"backoff", "latency", "launch", "process", "systemd"}
 ALLOWED: dict[str, set[str]] = {
+    # The command line shared by the binary and the extension module: above the three process kinds it wires.
+    "cli": {"emperor", "master", "worker", "control", "logging", "python"} | SHARED_BOTTOM,
     # The three kinds of process: on top, never importing each other.
     "emperor": {"emperor::api", "emperor::registry", "emperor::logs", "control", "logging", "stats"} | SHARED_BOTTOM,
     "master": {"cache", "control", "logging", "python", "scoreboard", "stats"} | SHARED_BOTTOM,
@@ -51,6 +53,8 @@ ALLOWED: dict[str, set[str]] = {
     "systemd": set(),
     "latency": set(),
     "backoff": set(),
+    # Which program (binary or interpreter) starts a liege process image: used by the CLI, emperor, master.
+    "launch": set(),
 }
 UNITS = sorted(ALLOWED, key=lambda unit: -unit.count("::"))
 UNCHECKED_FILES = {"lib.rs", "main.rs"}

@@ -62,8 +62,9 @@ pub struct Context {
     pub dir: PathBuf,
     pub run_dir: PathBuf,
     pub log_dir: PathBuf,
-    /// This binary, which vassals are started from.
-    pub exe: PathBuf,
+    /// What starts a vassal by default (issue 13): the liege binary, or the interpreter that loaded liege's
+    /// extension module; each vassal's `python`/`virtualenv` may pick another (`crate::launch::choose`).
+    pub program: crate::launch::Program,
     pub includes: Vec<PathBuf>,
     pub vassal_set: Vec<(String, String)>,
     pub throttle_base: Duration,
@@ -231,8 +232,8 @@ fn env_seconds(name: &str, default: u64) -> Duration {
 
 async fn emperor(setup: Setup) -> ExitCode {
     let registry = Arc::new(Registry::new(setup.dir.clone(), setup.token.clone(), setup.token_path.clone()));
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
+    let program = match crate::launch::Program::current() {
+        Ok(program) => program,
         Err(err) => {
             eprintln!("liege: cannot find the liege binary to start vassals with: {err}");
             return ExitCode::from(1);
@@ -247,7 +248,7 @@ async fn emperor(setup: Setup) -> ExitCode {
         dir: setup.dir.clone(),
         run_dir: setup.run_dir.clone(),
         log_dir: setup.log_dir.clone(),
-        exe,
+        program,
         includes: setup.includes.clone(),
         vassal_set: setup.config.vassal_set.clone(),
         throttle_base: setup.config.throttle_base,

@@ -607,11 +607,14 @@ impl Master<'_> {
         // Taken before the fork: a child that asked getppid() after it could see 1 if the master died in
         // between, and would then never notice it was orphaned.
         let master_pid = std::process::id() as i32;
+        // (issue 13, extension mode: the interpreter that loaded liege is live in the master even with
+        // lazy-apps, so its fork hooks run then too.)
+        let python_live = preload || crate::launch::hosted().is_some();
         // SAFETY: the master is single-threaded (no tokio, no threads), so fork is safe. With Python loaded,
         // CPython's own fork hooks keep its locks and state consistent (PyOS_BeforeFork/AfterFork_*),
         // e.g. reseeding `random` and resetting the import lock; the GIL is held across them.
         let forked = unsafe {
-            if preload {
+            if python_live {
                 pyo3::ffi::PyOS_BeforeFork();
             }
             nix::unistd::fork()
@@ -629,7 +632,7 @@ impl Master<'_> {
                 if let Some(stats) = &self.stats {
                     stats.close_in_child();
                 }
-                if preload {
+                if python_live {
                     // SAFETY: see above; we are the only thread in the child, which still holds the GIL the
                     // parent took for PyOS_BeforeFork.
                     unsafe { pyo3::ffi::PyOS_AfterFork_Child() };
@@ -650,7 +653,7 @@ impl Master<'_> {
                 (self.worker.run)(WorkerSetup { id, slot: index, config: self.config, listeners, app })
             }
             Ok(ForkResult::Parent { child }) => {
-                if preload {
+                if python_live {
                     // SAFETY: pairs the PyOS_BeforeFork above, in the same (only) thread, GIL still held.
                     unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
                 }
@@ -659,7 +662,7 @@ impl Master<'_> {
                 Ok(child)
             }
             Err(err) => {
-                if preload {
+                if python_live {
                     // SAFETY: the fork failed, so this is still the parent: undo PyOS_BeforeFork as CPython
                     // requires (same thread, GIL still held).
                     unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
@@ -771,13 +774,15 @@ impl Master<'_> {
             Ok(json) => json,
             Err(err) => return err.into(),
         };
-        let exe = match std::env::current_exe() {
-            Ok(exe) => exe,
+        // (issue 13: the same program again, the binary or `PYTHON -c <bootstrap>`; its interpreter is chosen.)
+        let (exe, prefix) = match crate::launch::Program::current() {
+            Ok(program) => program.command_line(),
             Err(err) => return err.into(),
         };
         crate::logging::flush_request_log();
         let mut command = std::process::Command::new(exe);
-        command.args(&self.argv).env(INHERIT_ENV, json).current_dir(&self.original_cwd);
+        command.args(prefix).args(&self.argv).env(crate::launch::CHOSEN_ENV, "1");
+        command.env(INHERIT_ENV, json).current_dir(&self.original_cwd);
         if let Some(control) = &self.control {
             let fd = control.fd().as_raw_fd();
             // SAFETY: clearing FD_CLOEXEC on our own descriptor so the next image keeps the channel.

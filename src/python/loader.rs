@@ -24,7 +24,7 @@ pub fn load_python_app(config: &VassalConfig) -> Result<Py<PyAny>, AppLoadFailed
 /// [`load_python_app`] for a vassal that first started at `started_on` (kept across reloads for
 /// `uwsgi.started_on`).
 pub fn load_python_app_with(config: &VassalConfig, started_on: u64) -> Result<Py<PyAny>, AppLoadFailed> {
-    if let Err(err) = python::interpreter::initialize(config.virtualenv.as_deref(), &config.pyargv) {
+    if let Err(err) = python::interpreter::initialize(config.virtualenv.as_deref(), &config.pyargv, &config.env) {
         tracing::error!("{err}");
         return Err(AppLoadFailed);
     }

@@ -98,6 +98,9 @@ pub enum OptionId {
     CacheBlocksize,
     // --- end apps ---
     Pyargv,
+    // --- the vassal's interpreter (issue 13) ---
+    Python,
+    // --- end the vassal's interpreter ---
     // processes
     Processes,
     Master,
@@ -594,6 +597,11 @@ pub static OPTIONS: &[OptionDef] = &[
     // --- end apps ---
     opt(OptionId::Pyargv, "pyargv", &[], None, Scalar, G::App, Vassal, "ARGS",
         "sys.argv[1:] for the app: ARGS split at spaces (sys.argv[0] stays 'liege', as uWSGI keeps 'uwsgi')"),
+    // --- the vassal's interpreter (issue 13) ---
+    opt(OptionId::Python, "python", &[], None, Scalar, G::App, Vassal, "PATH",
+        "run this vassal on the Python interpreter at PATH (needs liege installed for it: PATH -m pip install \
+         liege); liege's answer to uWSGI's plugins = python3XX. uWSGI's `python = SCRIPT.py` (pyrun) is refused"),
+    // --- end the vassal's interpreter ---
     // --- processes ---
     opt(OptionId::Processes, "processes", &["workers"], Some('p'), Scalar, G::Processes, Vassal, "N",
         "number of worker processes (default 1; the maximum when cheaper is set)"),

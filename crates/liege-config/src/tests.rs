@@ -1128,3 +1128,17 @@ fn log_date_logto2_and_safe_pidfile() {
     assert_eq!(ini_config("[uwsgi]\nlogto2 = /var/log/a.log\n").logto, Some(PathBuf::from("/var/log/a.log")));
     assert_eq!(ini_config("[uwsgi]\nsafe-pidfile = /run/a.pid\n").pidfile, Some(PathBuf::from("/run/a.pid")));
 }
+
+// --- the vassal's interpreter (issue 13) ---
+#[test]
+fn python_names_the_vassals_interpreter_and_refuses_a_pyrun_script() {
+    assert_eq!(
+        ini_config("[uwsgi]\npython = /usr/bin/python3.13\n").python,
+        Some(PathBuf::from("/usr/bin/python3.13"))
+    );
+    assert_eq!(parse(&["--python", "/venv/bin/python"]).unwrap().python, Some(PathBuf::from("/venv/bin/python")));
+    assert_eq!(ini_config("[uwsgi]\nhttp-socket = :80\n").python, None);
+    let error = ini_error("[uwsgi]\npython = setup.py\n");
+    assert!(error.contains("pyrun") && error.contains("interpreter"), "{error}");
+}
+// --- end the vassal's interpreter ---

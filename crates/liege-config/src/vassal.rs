@@ -256,6 +256,11 @@ pub struct VassalConfig {
     pub daemonize: Option<PathBuf>,
     /// `pyargv`: `sys.argv[1:]` (split at spaces, as uWSGI).
     pub pyargv: Vec<String>,
+    // --- the vassal's interpreter (issue 13) ---
+    /// `python = PATH`: the interpreter that runs this vassal (`PATH -c <liege bootstrap>`), instead of the one
+    /// `virtualenv` implies or the one liege was started with.
+    pub python: Option<PathBuf>,
+    // --- end the vassal's interpreter ---
     /// `log-date`: the strftime format prefixed to liege's own log lines (`None`: no date; empty: C's ctime
     /// form, uWSGI's default).
     pub log_date: Option<String>,
@@ -404,6 +409,7 @@ impl<'r> Builder<'r> {
             umask: None,
             daemonize: None,
             pyargv: Vec::new(),
+            python: None,
             log_date: None,
             log_x_forwarded_for: false,
             logs: crate::logs::LogRouting::default(),
@@ -486,6 +492,7 @@ impl<'r> Builder<'r> {
             OptionId::ChownSocket => config.chown_socket = Some(owner(option)?),
             OptionId::Umask => config.umask = Some(values::octal_mode(option)?),
             OptionId::Daemonize | OptionId::Daemonize2 => config.daemonize = Some(daemonize_target(option)?),
+            OptionId::Python => config.python = Some(interpreter_path(option)?),
             OptionId::Pyargv => {
                 config.pyargv = option.value.split(' ').filter(|word| !word.is_empty()).map(str::to_owned).collect()
             }
@@ -867,6 +874,20 @@ fn python_name(option: &RawOption) -> Result<String, ConfigError> {
 
 /// `plugins = python3` is in most distribution-packaged uWSGI configs; Python (and HTTP, with uWSGI's
 /// `corerouter` base of its HTTP router) are built into liege, so those are accepted, in any of their
+/// `python = PATH` names an interpreter. uWSGI's option of that name (an alias of `pyrun`) runs a script
+/// instead; a value that is plainly a script is refused with why rather than started as an interpreter.
+fn interpreter_path(option: &RawOption) -> Result<PathBuf, ConfigError> {
+    let path = values::path(option)?;
+    if path.extension().is_some_and(|ext| ext == "py" || ext == "pyc") {
+        return Err(values::invalid(
+            option,
+            "liege's `python` names the interpreter that runs the vassal (e.g. /usr/bin/python3.13); uWSGI's \
+             `python = SCRIPT` (pyrun, run a script instead of serving) is not supported",
+        ));
+    }
+    Ok(path)
+}
+
 /// spellings (`python311`, `python3.11`, `0:python`, `/usr/lib/uwsgi/plugins/python3_plugin.so`, a path to a
 /// python binary). Any other plugin is an error that names what it does and what to use instead.
 fn check_plugins(option: &RawOption) -> Result<(), ConfigError> {

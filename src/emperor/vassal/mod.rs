@@ -58,6 +58,8 @@ const PIPE_DRAIN: Duration = Duration::from_secs(1);
 /// Everything needed to start one version of the vassal, checked before anything is stopped.
 struct Plan {
     args: Vec<OsString>,
+    /// The program that runs this vassal: the binary or the interpreter of its environment (`crate::launch`).
+    program: crate::launch::Program,
     /// Sockets the emperor owns and passes down (empty for self-managed vassals).
     listeners: Vec<Arc<Listener>>,
     sockets: Vec<SocketInfo>,
@@ -299,6 +301,9 @@ impl Supervisor {
         let env = |name: &str| std::env::var(name).ok();
         let config = liege_config::parse_vassal_args(&args, &env)
             .map_err(|err| StartError::permanent(self.readable(err.to_string())))?;
+        // Each vassal on the interpreter of its own environment; see crate::launch.
+        let program = crate::launch::choose(config.python.as_deref(), config.virtualenv.as_deref(), &self.ctx.program)
+            .map_err(|err| StartError::permanent(format!("{}: {err}", self.shared.path.display())))?;
         if config.app.is_none() && config.need_app {
             return Err(StartError::permanent(format!(
                 "{}: no app configured: give wsgi-file or module (or need-app = false)",
@@ -317,7 +322,7 @@ impl Supervisor {
                     auto: false,
                 })
                 .collect();
-            return Ok(Plan { args, listeners, sockets, self_managed, mercy: config.reload_mercy });
+            return Ok(Plan { args, program, listeners, sockets, self_managed, mercy: config.reload_mercy });
         }
         if config.sockets.is_empty() {
             let listener = match self.reusable(Protocol::Http, None) {
@@ -356,7 +361,7 @@ impl Supervisor {
                 auto: listener.auto,
             })
             .collect();
-        Ok(Plan { args, listeners, sockets, self_managed, mercy: config.reload_mercy })
+        Ok(Plan { args, program, listeners, sockets, self_managed, mercy: config.reload_mercy })
     }
 
     /// A socket this vassal already has open: the automatic one (`name` `None`) or one with this address.
@@ -385,7 +390,7 @@ impl Supervisor {
         let tail: ErrorTail = Arc::new(Mutex::new(VecDeque::new()));
         let job = ProcessJob {
             id,
-            exe: self.ctx.exe.clone(),
+            program: plan.program,
             dir: self.ctx.dir.clone(),
             args: plan.args,
             listeners: plan.listeners.clone(),
@@ -484,7 +489,7 @@ pub fn describe_exit(status: Option<ExitStatus>) -> String {
 /// Everything the process task needs.
 struct ProcessJob {
     id: u64,
-    exe: PathBuf,
+    program: crate::launch::Program,
     dir: PathBuf,
     args: Vec<OsString>,
     listeners: Vec<Arc<Listener>>,
@@ -595,8 +600,12 @@ fn start(job: &ProcessJob) -> std::io::Result<(tokio::process::Child, tokio::net
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
     ours.set_nonblocking(true)?;
     let ours = tokio::net::UnixStream::from_std(ours)?;
-    let mut command = tokio::process::Command::new(&job.exe);
+    // `liege vassal ...` or `PYTHON -c <bootstrap> vassal ...`, its interpreter chosen already.
+    let (exe, prefix) = job.program.command_line();
+    let mut command = tokio::process::Command::new(exe);
     command
+        .args(prefix)
+        .env(crate::launch::CHOSEN_ENV, "1")
         .arg("vassal")
         .args(&job.args)
         .current_dir(&job.dir)
