@@ -49,6 +49,22 @@ pub struct WorkerReport {
     pub current_request: Option<CurrentRequest>,
 }
 
+/// One side process (`attach-daemon*`) as the master reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonReport {
+    pub command: String,
+    /// The option that declared it (`attach-daemon`, `smart-attach-daemon`...).
+    pub kind: String,
+    pub pid: Option<i32>,
+    pub running: bool,
+    /// Times started (the first included).
+    pub starts: u64,
+    /// How the last one ended (`killed by signal 9 (SIGKILL)`...).
+    pub last_exit: Option<String>,
+    /// Waiting to be started again (backoff): in how many seconds.
+    pub next_start_in_s: Option<f64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CurrentRequest {
     /// `METHOD URI`, cut at 240 bytes.
@@ -83,6 +99,9 @@ pub enum VassalMessage {
         /// Worker exits by cause (`crash`, `max-requests`, `reload`, ...) since the master started.
         #[serde(default)]
         respawns: std::collections::BTreeMap<String, u64>,
+        /// The side processes (`attach-daemon*`) and their state.
+        #[serde(default)]
+        daemons: Vec<DaemonReport>,
     },
     WorkerSpawned {
         id: u32,

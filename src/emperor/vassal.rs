@@ -121,6 +121,8 @@ struct Process {
     last_message: Instant,
     last_message_unix: Option<f64>,
     workers: Vec<WorkerReport>,
+    /// Side processes (`attach-daemon*`), from the last heartbeat. (feat)
+    daemons: Vec<crate::control::DaemonReport>,
     /// Master and workers, from the last heartbeat.
     rss_bytes: Option<u64>,
     /// Held so the sockets stay open while this process may use them.
@@ -569,6 +571,7 @@ impl Supervisor {
             last_message: Instant::now(),
             last_message_unix: None,
             workers: Vec::new(),
+            daemons: Vec::new(), // feat
             rss_bytes: None,
             listeners: plan.listeners,
             mercy: plan.mercy,
@@ -685,8 +688,9 @@ impl Supervisor {
                     _ => {}
                 }
             }
-            VassalMessage::Heartbeat { pid, workers, time, counters, rss_bytes, respawns, .. } => {
+            VassalMessage::Heartbeat { pid, workers, time, counters, rss_bytes, respawns, daemons, .. } => {
                 process.workers = workers;
+                process.daemons = daemons; // feat
                 process.rss_bytes = rss_bytes;
                 if let Some(counters) = counters {
                     self.shared.record_traffic(pid, time, *counters, respawns);
@@ -908,6 +912,7 @@ impl Supervisor {
             pid: shown.and_then(|p| p.pid),
             sockets: self.sockets.clone(),
             workers: shown.map(|p| p.workers.clone()).unwrap_or_default(),
+            daemons: shown.map(|p| p.daemons.clone()).unwrap_or_default(), // feat
             respawns: self.respawns,
             last_error: self.last_error.clone(),
             started_at: self.serving.as_ref().and_then(|p| p.spawned_unix),

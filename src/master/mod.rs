@@ -9,6 +9,8 @@
 //! workers, and only then asks the old ones to finish their requests and exit. No connection is refused and
 //! none waits for an import. If the new code fails to import, the old workers keep serving.
 
+pub mod daemons; // feat
+pub mod hooks; // feat
 pub mod sockets;
 pub mod stats_server;
 
@@ -19,6 +21,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use liege_config::master::HookPhase; // feat
 use liege_config::VassalConfig;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -153,6 +156,9 @@ struct Master<'a> {
     /// Unix time of the next stats tick (just after a wall-clock second; see [`crate::stats::window`]).
     next_stats_tick: f64,
     stats_ticks: u64,
+    // feat: side processes and hooks (daemons.rs, hooks.rs)
+    daemons: daemons::Daemons,
+    hooks: hooks::Hooks,
 }
 
 /// Runs the vassal until it is stopped; returns the process exit code.
@@ -172,6 +178,10 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     if let Some(path) = &config.logto {
         redirect_output(path)?;
     }
+    // feat: hooks (see hooks.rs); asap runs first, the jail phases only on a first start (as uWSGI).
+    let hooks = hooks::Hooks::new(&config.master_features.hooks);
+    let first_start = inheritance.old_workers.is_empty();
+    hooks.run_phases(&[HookPhase::Asap], first_start, &[HookPhase::PreJail, HookPhase::InJail, HookPhase::PostJail])?;
     // `env = KEY=VALUE` options, set before Python starts (and before any worker thread exists).
     #[allow(clippy::disallowed_methods, reason = "the master is single-threaded: no thread reads the environment")]
     for (key, value) in &config.env {
@@ -213,7 +223,9 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
             Err(err) => return Err(anyhow::Error::new(err).context("stats server")),
         },
     };
+    hooks.run_phases(&[], nix::unistd::Uid::effective().is_root(), &[HookPhase::AsRoot])?; // feat
     drop_privileges(config)?;
+    hooks.run(HookPhase::AsUser)?; // feat
 
     let board = Scoreboard::install(config.processes as usize * 2)?;
     crate::cache::install(&config.caches)?;
@@ -229,8 +241,12 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     let app = if config.lazy_apps {
         None
     } else {
+        hooks.run(HookPhase::PreApp)?; // feat
         match load_python_app_with(config, started_on) {
-            Ok(app) => Some(app),
+            Ok(app) => {
+                hooks.run(HookPhase::PostApp)?; // feat
+                Some(app)
+            }
             Err(AppLoadFailed) if reloading => {
                 tracing::error!("reload failed: the app did not load; the previous workers keep serving");
                 None
@@ -278,7 +294,11 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
         listen_queue_errors: 0,
         next_stats_tick: 0.0,
         stats_ticks: 0,
+        daemons: daemons::Daemons::new(&config.master_features.daemons, config.reload_mercy), // feat
+        hooks,                                                                                // feat
     };
+    master.hooks.run(HookPhase::MasterStart)?; // feat
+    master.daemons.tick(Instant::now()); // feat: start the daemons
     if reloading && master.app.is_none() && !config.lazy_apps {
         master.notify(&VassalMessage::ReloadFailed { error: "the app did not load; see the log".into() });
     }
@@ -343,6 +363,11 @@ impl Master<'_> {
             }
             self.read_fifos();
             while let Ok(Some(info)) = signal_fd.read_signal() {
+                // feat: a `unix_signal` hook may give the signal another meaning
+                if let Some(action) = self.hooks.signal_action(info.ssi_signo as i32) {
+                    self.signal_hook(action);
+                    continue;
+                }
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) => {}
                     Ok(Signal::SIGTERM) => self.begin_stop(true),
@@ -359,6 +384,20 @@ impl Master<'_> {
                 return code;
             }
             self.report();
+        }
+    }
+
+    /// feat: what a `unix_signal` hook bound a signal to.
+    fn signal_hook(&mut self, action: liege_config::master::SignalAction) {
+        use liege_config::master::SignalAction;
+        match action {
+            SignalAction::GracefulStop => self.begin_stop(true),
+            SignalAction::QuickStop => self.begin_stop(false),
+            SignalAction::GracefulReload => self.reload(),
+            SignalAction::BrutalReload => {
+                self.signal_all(Signal::SIGKILL);
+                self.reload();
+            }
         }
     }
 
@@ -533,6 +572,7 @@ impl Master<'_> {
             counters: Some(Box::new(counters)),
             rss_bytes,
             respawns: self.respawns.clone(),
+            daemons: self.daemons.reports(), // feat
         });
     }
 
@@ -661,6 +701,8 @@ impl Master<'_> {
                         })
                     })
                     .collect();
+                // feat: per-worker hooks (post-fork, accepting*, and pre-app with lazy-apps)
+                self.hooks.run_worker_phases(id, self.history.get(&id).map_or(0, |h| h.spawns) + 1, !preload);
                 // (lazy-apps: no interpreter in the master, nothing to hand over)
                 let app = self.app.as_ref().map(|app| Python::attach(|py| app.clone_ref(py)));
                 (self.worker.run)(WorkerSetup { id, slot: index, config: self.config, listeners, app })
@@ -705,7 +747,12 @@ impl Master<'_> {
                 continue;
             }
             let Some(index) = self.slots.iter().position(|s| s.as_ref().is_some_and(|s| s.pid == Some(pid))) else {
-                tracing::debug!("unknown child {pid} {how}");
+                // feat: a side process?
+                match self.daemons.reaped(pid.as_raw(), &how, Instant::now()) {
+                    Some(daemons::Follow::StopVassal) => self.begin_stop(true),
+                    Some(daemons::Follow::Nothing) => {}
+                    None => tracing::debug!("unknown child {pid} {how}"),
+                }
                 continue;
             };
             let mut cause = ExitCause::Unplanned;
@@ -814,6 +861,7 @@ impl Master<'_> {
         let now = Instant::now();
         let board = Scoreboard::global();
         self.refresh_ever_ready();
+        self.daemons.tick(now); // feat
         if let Some(stopping) = &self.stopping {
             let deadline = match stopping {
                 Stopping::Graceful { deadline } | Stopping::Quick { deadline } => *deadline,
@@ -961,6 +1009,7 @@ impl Master<'_> {
 
     fn begin_stop(&mut self, graceful: bool) {
         crate::systemd::stopping();
+        self.daemons.stop(); // feat
         if graceful {
             if self.stopping.is_some() {
                 return;
@@ -988,6 +1037,7 @@ impl Master<'_> {
         crate::systemd::reloading();
         if self.config.lazy_apps {
             // Workers import the app themselves: no need to re-execute the master.
+            self.daemons.reload(); // feat
             self.replace_workers(chain);
             return;
         }
@@ -1009,7 +1059,9 @@ impl Master<'_> {
             counters: Some(self.group_counters()),
             respawns: self.respawns.clone(),
         };
+        self.daemons.before_exec(); // feat: the next image starts the daemons once these are gone
         let error = self.exec_self(&inheritance);
+        self.daemons.exec_failed(); // feat
         tracing::error!("reload failed, cannot re-execute liege: {error}; the current workers keep serving");
         self.notify(&VassalMessage::ReloadFailed { error: error.to_string() });
     }
@@ -1260,7 +1312,7 @@ impl Master<'_> {
         command.exec().into()
     }
 
-    fn cleanup(&self) {
+    fn cleanup(&mut self) {
         if let Some(stats) = &self.stats {
             stats.cleanup();
         }
@@ -1272,6 +1324,8 @@ impl Master<'_> {
         if let Some(pidfile) = &self.config.pidfile {
             let _ = std::fs::remove_file(pidfile);
         }
+        self.daemons.finish(); // feat
+        let _ = self.hooks.run(HookPhase::AsUserAtexit); // feat (failures are logged there)
         tracing::info!("stopped");
     }
 }

@@ -46,6 +46,7 @@ mod help;
 mod host;
 pub mod ini;
 mod logic;
+pub mod master;
 pub mod options;
 pub mod uwsgi_names;
 mod values;

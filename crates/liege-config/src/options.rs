@@ -129,6 +129,14 @@ pub enum OptionId {
     CheaperStep,
     CheaperAlgo,
     Idle,
+    // --- master-side features: side processes, hooks (feat) ---
+    /// Every `attach-daemon*` spelling.
+    AttachDaemon(crate::master::DaemonKind),
+    /// `hook-PHASE`.
+    Hook(crate::master::HookPhase),
+    /// `exec-PHASE`: `hook-PHASE = exec:...`.
+    ExecHook(crate::master::HookPhase),
+    // --- end master-side features ---
     // logging and stats
     Logto,
     Logto2,
@@ -285,6 +293,7 @@ impl OptionDef {
     }
 }
 
+use crate::master::{DaemonKind as DK, HookPhase as HP};
 use crate::vassal::{RouteKind as RK, RouteTable as RT};
 use OptionGroup as G;
 use OptionKind::{Flag, List, OptionalValue, Scalar};
@@ -642,6 +651,66 @@ pub static OPTIONS: &[OptionDef] = &[
         "cheaper algorithm; only spare exists in liege"),
     opt(OptionId::Idle, "idle", &[], None, Scalar, G::LimitsAndReloads, Vassal, "SECONDS",
         "with cheaper: retire an extra worker idle this long (default 10)"),
+    // --- master-side features: side processes, hooks (feat) ---
+    opt(OptionId::AttachDaemon(DK::Dumb), "attach-daemon", &[], None, List, G::Processes, Vassal, "COMMAND",
+        "run COMMAND next to the workers (Celery, a queue consumer...): started by the master, respawned with backoff when it exits, stopped with the vassal; its output goes to the vassal's log"),
+    opt(OptionId::AttachDaemon(DK::Control), "attach-control-daemon", &[], None, List, G::Processes, Vassal, "COMMAND",
+        "like attach-daemon, but the vassal stops when COMMAND exits"),
+    opt(OptionId::AttachDaemon(DK::Smart), "smart-attach-daemon", &[], None, List, G::Processes, Vassal, "PIDFILE[,FREQ] COMMAND",
+        "run COMMAND, which daemonizes and writes PIDFILE; watched through PIDFILE (started again when its pid is gone), kept running across reloads"),
+    opt(OptionId::AttachDaemon(DK::Smart2), "smart-attach-daemon2", &[], None, List, G::Processes, Vassal, "PIDFILE[,FREQ] COMMAND",
+        "like smart-attach-daemon for a COMMAND that stays in the foreground: liege daemonizes it and writes PIDFILE"),
+    opt(OptionId::AttachDaemon(DK::KeyValue), "attach-daemon2", &[], None, List, G::Processes, Vassal, "cmd=COMMAND[,key=value...]",
+        "attach-daemon with keys: cmd, pidfile, daemonize, freq, control, touch (files;...), stopsignal, reloadsignal, stdin, uid, gid, chdir, max_throttle, notifypid"),
+    opt(OptionId::Hook(HP::Asap), "hook-asap", &[], None, List, G::Processes, Vassal, "ACTION:ARGS",
+        "run a hook action as early as possible: before logs, sockets and the app (exec:, safeexec:, mkdir:, chdir:, putenv:, write:, append:, writefifo:, unlink:, chmod:, chown:, print:, exit:, unix_signal:N FUNCTION...)"),
+    opt(OptionId::ExecHook(HP::Asap), "exec-asap", &[], None, List, G::Processes, Vassal, "COMMAND",
+        "run COMMAND (sh -c) as early as possible: before logs, sockets and the app; a non-zero exit stops the vassal (as hook-asap = exec:COMMAND)"),
+    opt(OptionId::Hook(HP::PreJail), "hook-pre-jail", &[], None, List, G::Processes, Vassal, "ACTION:ARGS",
+        "run a hook action before the jail (liege has none: at startup, first start only) (exec:, safeexec:, mkdir:, chdir:, putenv:, write:, append:, writefifo:, unlink:, chmod:, chown:, print:, exit:, unix_signal:N FUNCTION...)"),
+    opt(OptionId::ExecHook(HP::PreJail), "exec-pre-jail", &[], None, List, G::Processes, Vassal, "COMMAND",
+        "run COMMAND (sh -c) before the jail (liege has none: at startup, first start only); a non-zero exit stops the vassal (as hook-pre-jail = exec:COMMAND)"),
+    opt(OptionId::Hook(HP::PostJail), "hook-post-jail", &[], None, List, G::Processes, Vassal, "ACTION:ARGS",
+        "run a hook action after the jail (liege has none: at startup, first start only) (exec:, safeexec:, mkdir:, chdir:, putenv:, write:, append:, writefifo:, unlink:, chmod:, chown:, print:, exit:, unix_signal:N FUNCTION...)"),
+    opt(OptionId::ExecHook(HP::PostJail), "exec-post-jail", &[], None, List, G::Processes, Vassal, "COMMAND",
+        "run COMMAND (sh -c) after the jail (liege has none: at startup, first start only); a non-zero exit stops the vassal (as hook-post-jail = exec:COMMAND)"),
+    opt(OptionId::Hook(HP::InJail), "hook-in-jail", &[], None, List, G::Processes, Vassal, "ACTION:ARGS",
+        "run a hook action in the jail (liege has none: at startup) (exec:, safeexec:, mkdir:, chdir:, putenv:, write:, append:, writefifo:, unlink:, chmod:, chown:, print:, exit:, unix_signal:N FUNCTION...)"),
+    opt(OptionId::ExecHook(HP::InJail), "exec-in-jail", &[], None, List, G::Processes, Vassal, "COMMAND",
+        "run COMMAND (sh -c) in the jail (liege has none: at startup); a non-zero exit stops the vassal (as hook-in-jail = exec:COMMAND)"),
+    opt(OptionId::Hook(HP::AsRoot), "hook-as-root", &[], None, List, G::Processes, Vassal, "ACTION:ARGS",
+        "run a hook action just before privileges drop (only when started as root) (exec:, safeexec:, mkdir:, chdir:, putenv:, write:, append:, writefifo:, unlink:, chmod:, chown:, print:, exit:, unix_signal:N FUNCTION...)"),
+    opt(OptionId::ExecHook(HP::AsRoot), "exec-as-root", &[], None, List, G::Processes, Vassal, "COMMAND",
+        "run COMMAND (sh -c) just before privileges drop (only when started as root); a non-zero exit stops the vassal (as hook-as-root = exec:COMMAND)"),
+    opt(OptionId::Hook(HP::AsUser), "hook-as-user", &[], None, List, G::Processes, Vassal, "ACTION:ARGS",
+        "run a hook action just after privileges drop (or at that point when not root) (exec:, safeexec:, mkdir:, chdir:, putenv:, write:, append:, writefifo:, unlink:, chmod:, chown:, print:, exit:, unix_signal:N FUNCTION...)"),
+    opt(OptionId::ExecHook(HP::AsUser), "exec-as-user", &[], None, List, G::Processes, Vassal, "COMMAND",
+        "run COMMAND (sh -c) just after privileges drop (or at that point when not root); a non-zero exit stops the vassal (as hook-as-user = exec:COMMAND)"),
+    opt(OptionId::Hook(HP::AsUserAtexit), "hook-as-user-atexit", &[], None, List, G::Processes, Vassal, "ACTION:ARGS",
+        "run a hook action when the master exits (exec:, safeexec:, mkdir:, chdir:, putenv:, write:, append:, writefifo:, unlink:, chmod:, chown:, print:, exit:, unix_signal:N FUNCTION...)"),
+    opt(OptionId::ExecHook(HP::AsUserAtexit), "exec-as-user-atexit", &[], None, List, G::Processes, Vassal, "COMMAND",
+        "run COMMAND (sh -c) when the master exits; a non-zero exit stops the vassal (as hook-as-user-atexit = exec:COMMAND)"),
+    opt(OptionId::Hook(HP::PreApp), "hook-pre-app", &[], None, List, G::Processes, Vassal, "ACTION:ARGS",
+        "run a hook action before the app is imported (with lazy-apps: in each worker) (exec:, safeexec:, mkdir:, chdir:, putenv:, write:, append:, writefifo:, unlink:, chmod:, chown:, print:, exit:, unix_signal:N FUNCTION...)"),
+    opt(OptionId::ExecHook(HP::PreApp), "exec-pre-app", &[], None, List, G::Processes, Vassal, "COMMAND",
+        "run COMMAND (sh -c) before the app is imported (with lazy-apps: in each worker); a non-zero exit stops the vassal (as hook-pre-app = exec:COMMAND)"),
+    opt(OptionId::Hook(HP::PostApp), "hook-post-app", &[], None, List, G::Processes, Vassal, "ACTION:ARGS",
+        "run a hook action after the app is imported in the master (not with lazy-apps) (exec:, safeexec:, mkdir:, chdir:, putenv:, write:, append:, writefifo:, unlink:, chmod:, chown:, print:, exit:, unix_signal:N FUNCTION...)"),
+    opt(OptionId::ExecHook(HP::PostApp), "exec-post-app", &[], None, List, G::Processes, Vassal, "COMMAND",
+        "run COMMAND (sh -c) after the app is imported in the master (not with lazy-apps); a non-zero exit stops the vassal (as hook-post-app = exec:COMMAND)"),
+    opt(OptionId::Hook(HP::MasterStart), "hook-master-start", &[], None, List, G::Processes, Vassal, "ACTION:ARGS",
+        "run a hook action when the master starts supervising, before the first workers (exec:, safeexec:, mkdir:, chdir:, putenv:, write:, append:, writefifo:, unlink:, chmod:, chown:, print:, exit:, unix_signal:N FUNCTION...)"),
+    opt(OptionId::Hook(HP::PostFork), "hook-post-fork", &[], None, List, G::Processes, Vassal, "ACTION:ARGS",
+        "run a hook action in each worker right after fork (exec:, safeexec:, mkdir:, chdir:, putenv:, write:, append:, writefifo:, unlink:, chmod:, chown:, print:, exit:, unix_signal:N FUNCTION...)"),
+    opt(OptionId::Hook(HP::Accepting), "hook-accepting", &[], None, List, G::Processes, Vassal, "ACTION:ARGS",
+        "run a hook action in each worker before it starts accepting (exec:, safeexec:, mkdir:, chdir:, putenv:, write:, append:, writefifo:, unlink:, chmod:, chown:, print:, exit:, unix_signal:N FUNCTION...)"),
+    opt(OptionId::Hook(HP::AcceptingOnce), "hook-accepting-once", &[], None, List, G::Processes, Vassal, "ACTION:ARGS",
+        "run a hook action in each worker id before it first starts accepting (exec:, safeexec:, mkdir:, chdir:, putenv:, write:, append:, writefifo:, unlink:, chmod:, chown:, print:, exit:, unix_signal:N FUNCTION...)"),
+    opt(OptionId::Hook(HP::Accepting1), "hook-accepting1", &[], None, List, G::Processes, Vassal, "ACTION:ARGS",
+        "run a hook action in worker 1 before it starts accepting (exec:, safeexec:, mkdir:, chdir:, putenv:, write:, append:, writefifo:, unlink:, chmod:, chown:, print:, exit:, unix_signal:N FUNCTION...)"),
+    opt(OptionId::Hook(HP::Accepting1Once), "hook-accepting1-once", &[], None, List, G::Processes, Vassal, "ACTION:ARGS",
+        "run a hook action in worker 1 before it first starts accepting (exec:, safeexec:, mkdir:, chdir:, putenv:, write:, append:, writefifo:, unlink:, chmod:, chown:, print:, exit:, unix_signal:N FUNCTION...)"),
+    // --- end master-side features ---
     // --- logging and stats ---
     opt(OptionId::Logto, "logto", &[], None, Scalar, G::LoggingAndStats, Vassal, "PATH",
         "append the app's stdout and stderr to PATH"),
