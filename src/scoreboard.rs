@@ -78,6 +78,8 @@ pub enum ExitCause {
     Harakiri = 5,
     Reload = 6,
     Cheaper = 7,
+    /// `reload-on-as` (master-side feature, src/master/lifecycle.rs).
+    ReloadOnAs = 8,
 }
 
 impl ExitCause {
@@ -90,6 +92,7 @@ impl ExitCause {
             5 => Self::Harakiri,
             6 => Self::Reload,
             7 => Self::Cheaper,
+            8 => Self::ReloadOnAs,
             _ => Self::Unplanned,
         }
     }
@@ -105,6 +108,7 @@ impl ExitCause {
             Self::Harakiri => "harakiri",
             Self::Reload => "reload",
             Self::Cheaper => "cheaper",
+            Self::ReloadOnAs => "reload-on-as",
         }
     }
 }

@@ -241,3 +241,41 @@ def test_hook_and_daemon_errors_name_the_problem(liege, line, message):
     inst = liege("--wsgi-file", APPS / "echo.py", line, ready=False)
     assert inst.wait_exit(20) != 0
     assert message in inst.logs()
+
+
+# --- lifecycle options -----------------------------------------------------------------------------------------
+
+def test_exit_on_reload_stops_instead_of_reloading(serve):
+    inst = serve("echo.py", "--exit-on-reload")
+    inst.signal(signal.SIGHUP)
+    assert inst.wait_exit(30) == 0
+    assert "exit-on-reload: stopping instead of reloading" in inst.logs()
+    assert "re-executing" not in inst.logs()
+
+
+def test_harakiri_graceful_timeout_signals_before_killing(liege):
+    import re
+    from liegetest import http_get
+    inst = liege("--wsgi-file", APPS / "limits.py", "--processes", "1", "--harakiri", "1",
+                 "--harakiri-graceful-timeout", "2", "--harakiri-graceful-signal", "SIGTERM", workers=1,
+                 ready_path="/pid")
+    http_get(inst.port, "/sleep", timeout=30)
+    graceful = inst.wait_log("HARAKIRI: graceful termination attempt on worker 1 with signal 15", timeout=15)
+    assert graceful
+    killed = inst.wait_log(re.compile(r"killed by signal 9 \(SIGKILL\) \(harakiri\)"), timeout=15)
+    # The kill came after the graceful attempt, not with it.
+    assert inst.logs().index("graceful termination attempt") < killed.start()
+
+
+def test_reload_on_as_recycles_a_worker_over_the_limit(serve):
+    # Any CPython worker maps far more than 1 MB of address space.
+    inst = serve("echo.py", "--reload-on-as", "1")
+    inst.wait_log("over reload-on-as; recycling it", timeout=15)
+    inst.wait_log("(reload-on-as)", timeout=15)
+
+
+def test_max_fd_sets_the_open_files_limit(serve):
+    inst = serve("echo.py", "--max-fd", "777", workers=1)
+    limits = Path(f"/proc/{inst.worker_pids()[0]}/limits").read_text()
+    line = next(l for l in limits.splitlines() if l.startswith("Max open files"))
+    assert line.split()[3:5] == ["777", "777"], line

@@ -11,6 +11,7 @@
 
 pub mod daemons; // feat
 pub mod hooks; // feat
+pub mod lifecycle; // feat
 pub mod sockets;
 pub mod stats_server;
 
@@ -89,6 +90,8 @@ struct Slot {
     recycling: bool,
     /// When the harakiri stack dump was requested; the kill follows a moment later.
     harakiri_at: Option<Instant>,
+    /// feat: the `harakiri-graceful-signal` was sent (see lifecycle.rs).
+    harakiri_graceful_sent: bool,
     /// Since when the worker has served nothing (for `cheaper`), and its request count then.
     idle_since: Instant,
     requests_seen: u64,
@@ -107,6 +110,7 @@ impl Slot {
             signalled: false,
             recycling: false,
             harakiri_at: None,
+            harakiri_graceful_sent: false, // feat
             idle_since: now,
             requests_seen: 0,
         }
@@ -199,6 +203,9 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     }
     (worker.check_config)(config).map_err(anyhow::Error::msg)?;
     crate::process::raise_open_files_limit();
+    if let Some(n) = config.master_features.max_fd {
+        lifecycle::set_max_fd(n)?; // feat
+    }
     let sockets =
         sockets::open_all(&config.sockets, config.listen, sockets::UnixSocketAccess::of(config), inheritance.sockets)?;
     for socket in &sockets {
@@ -958,10 +965,29 @@ impl Master<'_> {
                         let _ = kill(pid, Signal::SIGUSR2);
                         slot.harakiri_at = Some(now);
                     }
-                    // Give faulthandler a moment to write the stack, then kill.
-                    Some(at) if now.duration_since(at) >= Duration::from_millis(300) => {
-                        let _ = kill(pid, Signal::SIGKILL);
-                    }
+                    // Give faulthandler a moment to write the stack, then kill (feat: or first the
+                    // harakiri-graceful-signal, see lifecycle.rs).
+                    Some(at) => match lifecycle::harakiri_step(
+                        now.duration_since(at),
+                        config.master_features.harakiri_graceful_timeout,
+                        slot.harakiri_graceful_sent,
+                    ) {
+                        lifecycle::HarakiriStep::Kill => {
+                            let _ = kill(pid, Signal::SIGKILL);
+                        }
+                        lifecycle::HarakiriStep::Graceful => {
+                            let signal = config.master_features.harakiri_graceful_signal;
+                            tracing::warn!(
+                                "HARAKIRI: graceful termination attempt on worker {} with signal {signal}",
+                                slot.id
+                            );
+                            if let Ok(signal) = Signal::try_from(signal) {
+                                let _ = kill(pid, signal);
+                            }
+                            slot.harakiri_graceful_sent = true;
+                        }
+                        lifecycle::HarakiriStep::Wait => {}
+                    },
                     _ => {}
                 }
             }
@@ -980,6 +1006,19 @@ impl Master<'_> {
                         ExitCause::MaxWorkerLifetime,
                         Signal::SIGTERM,
                         format!("max-worker-lifetime ({} s) reached", lifetime.as_secs()),
+                    );
+                    continue;
+                }
+            }
+            // feat: reload-on-as (lifecycle.rs)
+            if let Some(memory) = config.master_features.reload_on_as.and_then(|_| crate::process::memory(pid.as_raw()))
+            {
+                if lifecycle::over_address_space(memory.vsz, config.master_features.reload_on_as) {
+                    let megabytes = memory.vsz / (1024 * 1024);
+                    recycle(
+                        ExitCause::ReloadOnAs,
+                        Signal::SIGTERM,
+                        format!("address space {megabytes} MB over reload-on-as"),
                     );
                     continue;
                 }
@@ -1032,6 +1071,12 @@ impl Master<'_> {
     /// `chain`: replace the workers one at a time instead of starting a whole new generation at once.
     fn reload_with(&mut self, chain: bool) {
         if self.stopping.is_some() || self.chain.is_some() {
+            return;
+        }
+        if self.config.master_features.exit_on_reload {
+            // feat: exit-on-reload (lifecycle.rs)
+            tracing::info!("exit-on-reload: stopping instead of reloading");
+            self.begin_stop(true);
             return;
         }
         crate::systemd::reloading();

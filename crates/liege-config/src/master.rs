@@ -8,12 +8,42 @@ use std::path::PathBuf;
 use crate::{values, ConfigError, Origin, RawOption};
 
 /// The master-side families as given, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MasterFeatures {
     /// `attach-daemon`, `attach-daemon2`, `attach-control-daemon`, `smart-attach-daemon(2)`, in order.
     pub daemons: Vec<DaemonSpec>,
     /// `hook-*` and `exec-*` lines, in order (each knows its phase).
     pub hooks: Vec<Hook>,
+    /// `exit-on-reload`: a reload request stops the vassal instead (uWSGI's "GAME OVER (insert coin)").
+    pub exit_on_reload: bool,
+    /// `harakiri-graceful-timeout`: after harakiri's stack dump, the graceful signal, then SIGKILL this much
+    /// later (uWSGI: the next harakiri check `harakiri + timeout` seconds on).
+    pub harakiri_graceful_timeout: Option<std::time::Duration>,
+    /// `harakiri-graceful-signal` (default SIGTERM).
+    pub harakiri_graceful_signal: i32,
+    /// `reload-on-as`: megabytes of address space after which a worker is recycled.
+    pub reload_on_as: Option<u64>,
+    /// `max-fd`: RLIMIT_NOFILE, soft and hard.
+    pub max_fd: Option<u64>,
+}
+
+impl Default for MasterFeatures {
+    fn default() -> Self {
+        MasterFeatures {
+            daemons: Vec::new(),
+            hooks: Vec::new(),
+            exit_on_reload: false,
+            harakiri_graceful_timeout: None,
+            harakiri_graceful_signal: SIGTERM,
+            reload_on_as: None,
+            max_fd: None,
+        }
+    }
+}
+
+/// A whole option whose value is a signal (`harakiri-graceful-signal = 15` or `= SIGTERM`).
+pub fn signal_option(option: &RawOption) -> Result<i32, ConfigError> {
+    signal(option, &option.key, &values::non_empty(option)?)
 }
 
 /// One side process the master runs next to the workers (uWSGI's `struct uwsgi_daemon`).

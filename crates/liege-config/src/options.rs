@@ -136,6 +136,11 @@ pub enum OptionId {
     Hook(crate::master::HookPhase),
     /// `exec-PHASE`: `hook-PHASE = exec:...`.
     ExecHook(crate::master::HookPhase),
+    ExitOnReload,
+    HarakiriGracefulTimeout,
+    HarakiriGracefulSignal,
+    ReloadOnAs,
+    MaxFd,
     // --- end master-side features ---
     // logging and stats
     Logto,
@@ -710,6 +715,16 @@ pub static OPTIONS: &[OptionDef] = &[
         "run a hook action in worker 1 before it starts accepting (exec:, safeexec:, mkdir:, chdir:, putenv:, write:, append:, writefifo:, unlink:, chmod:, chown:, print:, exit:, unix_signal:N FUNCTION...)"),
     opt(OptionId::Hook(HP::Accepting1Once), "hook-accepting1-once", &[], None, List, G::Processes, Vassal, "ACTION:ARGS",
         "run a hook action in worker 1 before it first starts accepting (exec:, safeexec:, mkdir:, chdir:, putenv:, write:, append:, writefifo:, unlink:, chmod:, chown:, print:, exit:, unix_signal:N FUNCTION...)"),
+    opt(OptionId::ExitOnReload, "exit-on-reload", &[], None, Flag, G::LimitsAndReloads, Vassal, "",
+        "a reload (SIGHUP, touch-reload, the FIFO's r) stops the vassal gracefully instead, exit code 0 (for containers whose orchestrator restarts them)"),
+    opt(OptionId::HarakiriGracefulTimeout, "harakiri-graceful-timeout", &[], None, Scalar, G::LimitsAndReloads, Vassal, "SECONDS",
+        "harakiri first asks the stuck worker to stop (harakiri-graceful-signal, default SIGTERM) and kills it only after SECONDS more"),
+    opt(OptionId::HarakiriGracefulSignal, "harakiri-graceful-signal", &[], None, Scalar, G::LimitsAndReloads, Vassal, "SIGNAL",
+        "signal of the graceful harakiri attempt (number or name; default 15, SIGTERM)"),
+    opt(OptionId::ReloadOnAs, "reload-on-as", &[], None, Scalar, G::LimitsAndReloads, Vassal, "MB",
+        "gracefully recycle a worker whose address space (virtual size) exceeds MB"),
+    opt(OptionId::MaxFd, "max-fd", &[], None, Scalar, G::Processes, Vassal, "N",
+        "set the open-files limit (RLIMIT_NOFILE, soft and hard) to N before anything else; raising the hard limit needs root"),
     // --- end master-side features ---
     // --- logging and stats ---
     opt(OptionId::Logto, "logto", &[], None, Scalar, G::LoggingAndStats, Vassal, "PATH",

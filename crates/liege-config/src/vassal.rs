@@ -595,6 +595,15 @@ impl<'r> Builder<'r> {
             OptionId::AttachDaemon(kind) => config.master_features.daemons.push(crate::master::daemon(kind, option)?),
             OptionId::Hook(phase) => config.master_features.hooks.push(crate::master::hook(phase, false, option)?),
             OptionId::ExecHook(phase) => config.master_features.hooks.push(crate::master::hook(phase, true, option)?),
+            OptionId::ExitOnReload => config.master_features.exit_on_reload = values::boolean(option, w)?,
+            OptionId::HarakiriGracefulTimeout => {
+                config.master_features.harakiri_graceful_timeout = values::seconds_or_off(option, w)?
+            }
+            OptionId::HarakiriGracefulSignal => {
+                config.master_features.harakiri_graceful_signal = crate::master::signal_option(option)?
+            }
+            OptionId::ReloadOnAs => config.master_features.reload_on_as = values::number_or_off(option, w)?,
+            OptionId::MaxFd => config.master_features.max_fd = values::number_or_off(option, w)?,
             // --- end master-side features ---
             OptionId::Idle => self.cheaper.idle = Some((values::positive_seconds(option, w)?, option)),
             OptionId::Logto | OptionId::Logto2 => config.logto = Some(values::path(option)?),
