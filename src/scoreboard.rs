@@ -86,6 +86,8 @@ pub enum ExitCause {
     Harakiri = 5,
     Reload = 6,
     Cheaper = 7,
+    /// `reload-on-as` (master-side feature, src/master/lifecycle.rs).
+    ReloadOnAs = 8,
 }
 
 impl ExitCause {
@@ -98,6 +100,7 @@ impl ExitCause {
             5 => Self::Harakiri,
             6 => Self::Reload,
             7 => Self::Cheaper,
+            8 => Self::ReloadOnAs,
             _ => Self::Unplanned,
         }
     }
@@ -113,6 +116,7 @@ impl ExitCause {
             Self::Harakiri => "harakiri",
             Self::Reload => "reload",
             Self::Cheaper => "cheaper",
+            Self::ReloadOnAs => "reload-on-as",
         }
     }
 }

@@ -31,7 +31,13 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"emperor", "master", "worker", "control", "logging", "python"} | SHARED_BOTTOM,
     # The three kinds of process: on top, never importing each other.
     "emperor": {"emperor::api", "emperor::registry", "emperor::logs", "control", "logging", "stats"} | SHARED_BOTTOM,
-    "master": {"cache", "control", "logging", "python", "scoreboard", "stats"} | SHARED_BOTTOM,
+    "master": {"master::daemons", "master::hooks", "master::lifecycle", "cache", "control", "logging", "python", "scoreboard", "stats"}
+    | SHARED_BOTTOM,
+    # Under the master: side processes (attach-daemon*) and hooks (hook-*, exec-*), pure decisions plus
+    # their few effects; they know nothing of workers or Python.
+    "master::daemons": {"control"} | SHARED_BOTTOM,
+    "master::hooks": {"master::daemons", "logging"} | SHARED_BOTTOM,
+    "master::lifecycle": set(SHARED_BOTTOM),
     "worker": {"control", "logging", "python", "routing", "scoreboard", "static_files", "stats"} | SHARED_BOTTOM,
     # Under the emperor: its HTTP API, which reads the emperor's model of its vassals (registry, logs).
     "emperor::api": {"emperor::registry", "emperor::logs", "control", "stats"} | SHARED_BOTTOM,

@@ -55,6 +55,22 @@ pub struct WorkerReport {
     pub current_request: Option<CurrentRequest>,
 }
 
+/// One side process (`attach-daemon*`) as the master reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonReport {
+    pub command: String,
+    /// The option that declared it (`attach-daemon`, `smart-attach-daemon`...).
+    pub kind: String,
+    pub pid: Option<i32>,
+    pub running: bool,
+    /// Times started (the first included).
+    pub starts: u64,
+    /// How the last one ended (`killed by signal 9 (SIGKILL)`...).
+    pub last_exit: Option<String>,
+    /// Waiting to be started again (backoff): in how many seconds.
+    pub next_start_in_s: Option<f64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CurrentRequest {
     /// `METHOD URI`, cut at 240 bytes.
@@ -89,6 +105,9 @@ pub enum VassalMessage {
         /// Worker exits by cause (`crash`, `max-requests`, `reload`, ...) since the master started.
         #[serde(default)]
         respawns: Respawns,
+        /// The side processes (`attach-daemon*`) and their state.
+        #[serde(default)]
+        daemons: Vec<DaemonReport>,
     },
     WorkerSpawned {
         id: u32,
@@ -254,6 +273,7 @@ mod tests {
             (ExitCause::MaxRequests, 1),
             (ExitCause::Cheaper, 1),
             (ExitCause::EvilReloadOnRss, 1),
+            (ExitCause::ReloadOnAs, 1),
         ]
         .into_iter()
         .collect();
@@ -268,9 +288,18 @@ mod tests {
                     counters: None,
                     rss_bytes: Some(10),
                     respawns: respawns.clone(),
+                    daemons: vec![DaemonReport {
+                        command: "sleep 60".into(),
+                        kind: "attach-daemon".into(),
+                        pid: Some(9),
+                        running: true,
+                        starts: 2,
+                        last_exit: Some("exited with code 1".into()),
+                        next_start_in_s: None,
+                    }],
                 },
                 // Causes sorted by name, as the string-keyed map they replace sorted them.
-                r#"{"type":"heartbeat","pid":7,"requests":3,"workers":[],"time":1.5,"counters":null,"rss_bytes":10,"respawns":{"cheaper":1,"crash":2,"evil-reload-on-rss":1,"max-requests":1,"reload":1}}"#,
+                r#"{"type":"heartbeat","pid":7,"requests":3,"workers":[],"time":1.5,"counters":null,"rss_bytes":10,"respawns":{"cheaper":1,"crash":2,"evil-reload-on-rss":1,"max-requests":1,"reload":1,"reload-on-as":1},"daemons":[{"command":"sleep 60","kind":"attach-daemon","pid":9,"running":true,"starts":2,"last_exit":"exited with code 1","next_start_in_s":null}]}"#,
             ),
             (VassalMessage::WorkerSpawned { id: 1, pid: 2 }, r#"{"type":"worker_spawned","id":1,"pid":2}"#),
             (
@@ -311,16 +340,24 @@ mod tests {
         };
         assert_eq!(
             json(&inheritance),
-            r#"{"sockets":[{"protocol":"uwsgi","name":"127.0.0.1:9000","fd":5}],"old_workers":[11,12],"started_on":1700000000,"chain":true,"counters":null,"respawns":{"cheaper":1,"crash":2,"evil-reload-on-rss":1,"max-requests":1,"reload":1}}"#
+            r#"{"sockets":[{"protocol":"uwsgi","name":"127.0.0.1:9000","fd":5}],"old_workers":[11,12],"started_on":1700000000,"chain":true,"counters":null,"respawns":{"cheaper":1,"crash":2,"evil-reload-on-rss":1,"max-requests":1,"reload":1,"reload-on-as":1}}"#
         );
     }
 
     #[test]
     fn causes_and_statuses_travel_by_the_names_logs_and_stats_use() {
         use ExitCause::*;
-        for cause in
-            [Unplanned, MaxRequests, MaxWorkerLifetime, ReloadOnRss, EvilReloadOnRss, Harakiri, Reload, Cheaper]
-        {
+        for cause in [
+            Unplanned,
+            MaxRequests,
+            MaxWorkerLifetime,
+            ReloadOnRss,
+            EvilReloadOnRss,
+            Harakiri,
+            Reload,
+            Cheaper,
+            ReloadOnAs,
+        ] {
             let text = serde_json::to_string(&cause).expect("serializes");
             assert_eq!(text, format!("\"{}\"", cause.as_str()));
             assert_eq!(serde_json::from_str::<ExitCause>(&text).expect("parses"), cause);

@@ -85,6 +85,8 @@ pub struct VassalStatus {
     pub sockets: Vec<SocketInfo>,
     /// Workers of that process, from its last report (`id`, `pid`, `status`, plus counters).
     pub workers: Vec<WorkerReport>,
+    /// Side processes (`attach-daemon*`) of that process, from its last heartbeat.
+    pub daemons: Vec<crate::control::DaemonReport>,
     /// Restarts after an unexpected exit (crash, failed start, hung master).
     pub respawns: u64,
     pub last_error: Option<String>,
@@ -178,6 +180,7 @@ impl VassalShared {
             pid: None,
             sockets: Vec::new(),
             workers: Vec::new(),
+            daemons: Vec::new(),
             respawns: 0,
             last_error: None,
             started_at: None,

@@ -48,11 +48,13 @@ pub struct WorkerView {
     pub request_started_us: u64,
     /// Resident memory, read only when `reload-on-rss` or `evil-reload-on-rss` is set.
     pub rss_bytes: Option<u64>,
+    /// Address space (virtual size), read only when `reload-on-as` is set.
+    pub vsz_bytes: Option<u64>,
 }
 
 impl Default for WorkerView {
     fn default() -> Self {
-        WorkerView { status: WorkerStatus::Free, requests: 0, request_started_us: 0, rss_bytes: None }
+        WorkerView { status: WorkerStatus::Free, requests: 0, request_started_us: 0, rss_bytes: None, vsz_bytes: None }
     }
 }
 
@@ -106,7 +108,8 @@ pub enum Action {
         cause: ExitCause,
     },
     /// A request has run past `harakiri`: log it with the request line, record the cause, count it, and ask
-    /// for the Python stack (SIGUSR2); the SIGKILL follows [`HARAKIRI_DUMP_GRACE`] later.
+    /// for the Python stack (SIGUSR2); the SIGKILL follows [`HARAKIRI_DUMP_GRACE`] later (with
+    /// `harakiri-graceful-timeout`: first the graceful signal, the SIGKILL that long after).
     Harakiri {
         slot: usize,
         pid: Pid,
@@ -129,6 +132,8 @@ pub struct Proc {
     pub spawned_at: Instant,
     /// When the harakiri stack dump was requested; the kill follows a moment later.
     pub harakiri_at: Option<Instant>,
+    /// The `harakiri-graceful-signal` went out (sent once per harakiri).
+    pub harakiri_graceful_sent: bool,
 }
 
 /// Where a worker slot is in its life.
@@ -239,7 +244,14 @@ pub struct Rules {
     /// Megabytes.
     pub reload_on_rss: Option<u64>,
     pub evil_reload_on_rss: Option<u64>,
+    /// `reload-on-as`, megabytes of address space.
+    pub reload_on_as: Option<u64>,
     pub cheaper: Option<liege_config::Cheaper>,
+    /// `exit-on-reload`: a reload request stops the vassal gracefully (exit code 0) instead.
+    pub exit_on_reload: bool,
+    /// `harakiri-graceful-timeout` and `harakiri-graceful-signal`: a harakiri first sends this signal and
+    /// kills only this long later.
+    pub harakiri_graceful: Option<(Duration, Signal)>,
 }
 
 impl Rules {
@@ -253,13 +265,26 @@ impl Rules {
             max_worker_lifetime: config.max_worker_lifetime,
             reload_on_rss: config.reload_on_rss,
             evil_reload_on_rss: config.evil_reload_on_rss,
+            reload_on_as: config.master_features.reload_on_as,
             cheaper: config.cheaper.clone(),
+            exit_on_reload: config.master_features.exit_on_reload,
+            harakiri_graceful: config.master_features.harakiri_graceful_timeout.map(|timeout| {
+                // (the config checks the number; SIGTERM, uWSGI's default, should it ever not be one)
+                let signal =
+                    Signal::try_from(config.master_features.harakiri_graceful_signal).unwrap_or(Signal::SIGTERM);
+                (timeout, signal)
+            }),
         }
     }
 
     /// Whether [`WorkerView::rss_bytes`] is needed.
     pub fn watches_rss(&self) -> bool {
         self.reload_on_rss.is_some() || self.evil_reload_on_rss.is_some()
+    }
+
+    /// Whether [`WorkerView::vsz_bytes`] is needed.
+    pub fn watches_address_space(&self) -> bool {
+        self.reload_on_as.is_some()
     }
 }
 
@@ -395,8 +420,15 @@ impl Core {
 
     /// A reload: ignored while stopping or during a chain reload. With lazy-apps the master forks the new
     /// generation itself (the workers import the new code); with a preloaded app it re-executes itself.
+    /// With `exit-on-reload` a reload is a graceful stop (exit code 0), as uWSGI: the process manager
+    /// around the vassal starts it again.
     pub fn reload(&mut self, kind: ReloadKind, now: Instant) {
         if self.stopping.is_some() || self.chain.is_some() {
+            return;
+        }
+        if self.rules.exit_on_reload {
+            tracing::info!("exit-on-reload: stopping instead of reloading");
+            self.begin_stop(StopKind::Graceful, now);
             return;
         }
         self.actions.push(Action::SystemdReloading);
@@ -414,6 +446,12 @@ impl Core {
         if self.stopping.is_none() && self.chain.is_none() {
             self.replace_workers(ReloadKind::Graceful, now);
         }
+    }
+
+    /// A `unix_signal` hook's brutal reload: SIGKILL every process (old workers included), then reload.
+    pub fn brutal_reload(&mut self, now: Instant) {
+        self.signal_all(Signal::SIGKILL);
+        self.reload(ReloadKind::Graceful, now);
     }
 
     /// FIFO `W`: SIGKILL every worker (they are respawned as crashes are).
@@ -446,7 +484,8 @@ impl Core {
         let id = entry.id;
         match result {
             Ok(pid) => {
-                entry.state = SlotState::Serving(Proc { pid, spawned_at: now, harakiri_at: None });
+                entry.state =
+                    SlotState::Serving(Proc { pid, spawned_at: now, harakiri_at: None, harakiri_graceful_sent: false });
                 entry.idle_since = now;
                 entry.requests_seen = 0;
                 self.history.entry(id).or_default().spawns += 1;
@@ -700,10 +739,26 @@ impl Core {
                         self.actions.push(Action::Harakiri { slot: index, pid, id: slot.id, stuck_for });
                         proc.harakiri_at = Some(now.mono);
                     }
-                    // Give faulthandler a moment to write the stack, then kill (again each tick until reaped).
-                    Some(at) if now.mono.saturating_duration_since(at) >= HARAKIRI_DUMP_GRACE => {
-                        self.actions.push(Action::Signal { pid, signal: Signal::SIGKILL });
-                    }
+                    // Give faulthandler a moment to write the stack, then kill (again each tick until reaped),
+                    // or first the graceful signal.
+                    Some(at) => match harakiri_step(
+                        now.mono.saturating_duration_since(at),
+                        rules.harakiri_graceful.map(|(timeout, _)| timeout),
+                        proc.harakiri_graceful_sent,
+                    ) {
+                        HarakiriStep::Kill => self.actions.push(Action::Signal { pid, signal: Signal::SIGKILL }),
+                        HarakiriStep::Graceful => {
+                            let signal = rules.harakiri_graceful.map_or(Signal::SIGTERM, |(_, signal)| signal);
+                            tracing::warn!(
+                                "HARAKIRI: graceful termination attempt on worker {} with signal {}",
+                                slot.id,
+                                signal as i32
+                            );
+                            self.actions.push(Action::Signal { pid, signal });
+                            proc.harakiri_graceful_sent = true;
+                        }
+                        HarakiriStep::Wait => {}
+                    },
                     _ => {}
                 }
             }
@@ -721,6 +776,12 @@ impl Core {
                         format!("max-worker-lifetime ({} s) reached", lifetime.as_secs()),
                     )
                 });
+            let over_address_space = || {
+                let megabytes = view.vsz_bytes? / (1024 * 1024);
+                rules.reload_on_as.filter(|limit| megabytes >= *limit).map(|_| {
+                    (ExitCause::ReloadOnAs, Signal::SIGTERM, format!("address space {megabytes} MB over reload-on-as"))
+                })
+            };
             let over_memory = || {
                 let megabytes = view.rss_bytes? / (1024 * 1024);
                 if rules.evil_reload_on_rss.is_some_and(|limit| megabytes >= limit) {
@@ -735,7 +796,7 @@ impl Core {
                     None
                 }
             };
-            if let Some((cause, signal, why)) = over_lifetime.or_else(over_memory) {
+            if let Some((cause, signal, why)) = over_lifetime.or_else(over_address_space).or_else(over_memory) {
                 tracing::info!("worker {} (pid {pid}): {why}; recycling it", slot.id);
                 self.actions.push(Action::SetExitCause { slot: index, cause });
                 self.actions.push(Action::Signal { pid, signal });
@@ -892,6 +953,32 @@ impl Core {
                 None => self.slots[index] = None,
             }
         }
+    }
+}
+
+/// The next step of a harakiri in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HarakiriStep {
+    /// Nothing yet.
+    Wait,
+    /// Send `harakiri-graceful-signal` (once).
+    Graceful,
+    /// SIGKILL.
+    Kill,
+}
+
+/// `since_dump`: time since the stack dump was asked for; `graceful`: `harakiri-graceful-timeout`;
+/// `graceful_sent`: the graceful signal already went out. As uWSGI: with a graceful timeout the harakiri
+/// first sends the signal and the kill comes `timeout` later; without one, the kill follows the dump.
+fn harakiri_step(since_dump: Duration, graceful: Option<Duration>, graceful_sent: bool) -> HarakiriStep {
+    if since_dump < HARAKIRI_DUMP_GRACE {
+        return HarakiriStep::Wait;
+    }
+    match graceful {
+        None => HarakiriStep::Kill,
+        Some(_) if !graceful_sent => HarakiriStep::Graceful,
+        Some(timeout) if since_dump >= HARAKIRI_DUMP_GRACE + timeout => HarakiriStep::Kill,
+        Some(_) => HarakiriStep::Wait,
     }
 }
 

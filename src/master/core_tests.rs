@@ -14,7 +14,10 @@ fn rules(processes: u32) -> Rules {
         max_worker_lifetime: None,
         reload_on_rss: None,
         evil_reload_on_rss: None,
+        reload_on_as: None,
         cheaper: None,
+        exit_on_reload: false,
+        harakiri_graceful: None,
     }
 }
 
@@ -504,6 +507,76 @@ fn harakiri_dumps_the_stack_then_kills() {
     assert_eq!(spawns(&h.tick().1), [(0, 1)]);
 }
 
+#[test]
+fn reload_on_as_recycles_a_worker_over_its_address_space() {
+    let mut rules = rules(2);
+    rules.reload_on_as = Some(100);
+    let mut h = Harness::new(rules);
+    h.start();
+    h.serve_all();
+    h.views[0].vsz_bytes = Some(100 << 20);
+    h.views[1].vsz_bytes = Some(99 << 20);
+    let (_, actions) = h.tick();
+    assert_eq!(causes(&actions), [(0, ExitCause::ReloadOnAs)]);
+    assert_eq!(signals(&actions, Signal::SIGTERM), [h.pid(0).as_raw()]);
+    assert!(matches!(h.state(0), Some(SlotState::Recycling(_))));
+    assert!(causes(&h.tick().1).is_empty(), "asked once");
+    let pid = h.pid(0);
+    h.exit(pid, ExitCause::ReloadOnAs, false);
+    assert_eq!(spawns(&h.tick().1), [(0, 1)], "a planned recycle: respawned at once");
+    assert_eq!(h.core.respawns().get(&ExitCause::ReloadOnAs), Some(&1));
+}
+
+#[test]
+fn reload_on_as_comes_before_reload_on_rss() {
+    let mut rules = rules(1);
+    rules.reload_on_as = Some(100);
+    rules.reload_on_rss = Some(10);
+    let mut h = Harness::new(rules);
+    h.start();
+    h.serve_all();
+    h.views[0].vsz_bytes = Some(200 << 20);
+    h.views[0].rss_bytes = Some(20 << 20);
+    assert_eq!(causes(&h.tick().1), [(0, ExitCause::ReloadOnAs)]);
+}
+
+#[test]
+fn harakiri_with_a_graceful_timeout_signals_first_then_kills() {
+    let mut rules = rules(1);
+    rules.harakiri = Some(Duration::from_secs(2));
+    rules.harakiri_graceful = Some((Duration::from_secs(5), Signal::SIGUSR1));
+    let mut h = Harness::new(rules);
+    h.start();
+    h.serve(0);
+    h.tick();
+    h.views[0].status = WorkerStatus::Busy;
+    h.views[0].request_started_us = h.now().unix_us;
+    h.advance(Duration::from_millis(2001));
+    let pid = h.pid(0);
+    assert!(matches!(h.tick().1.as_slice(), [Action::Harakiri { pid: p, .. }] if *p == pid));
+    h.advance(HARAKIRI_DUMP_GRACE);
+    let (_, actions) = h.tick();
+    assert_eq!(signals(&actions, Signal::SIGUSR1), [pid.as_raw()], "the graceful signal after the dump");
+    assert!(signals(&actions, Signal::SIGKILL).is_empty());
+    h.advance(Duration::from_secs(3));
+    assert!(h.tick().1.is_empty(), "sent once, then the graceful timeout runs");
+    h.advance(Duration::from_secs(2));
+    assert_eq!(signals(&h.tick().1, Signal::SIGKILL), [pid.as_raw()], "killed once the timeout is over");
+    h.exit(pid, ExitCause::Harakiri, false);
+    assert_eq!(spawns(&h.tick().1), [(0, 1)]);
+}
+
+#[test]
+fn harakiri_step_waits_for_the_dump_then_kills_or_signals_first() {
+    assert_eq!(harakiri_step(Duration::from_millis(100), None, false), HarakiriStep::Wait);
+    assert_eq!(harakiri_step(HARAKIRI_DUMP_GRACE, None, false), HarakiriStep::Kill);
+    let timeout = Some(Duration::from_secs(5));
+    assert_eq!(harakiri_step(Duration::from_millis(100), timeout, false), HarakiriStep::Wait);
+    assert_eq!(harakiri_step(HARAKIRI_DUMP_GRACE, timeout, false), HarakiriStep::Graceful);
+    assert_eq!(harakiri_step(Duration::from_secs(3), timeout, true), HarakiriStep::Wait);
+    assert_eq!(harakiri_step(HARAKIRI_DUMP_GRACE + Duration::from_secs(5), timeout, true), HarakiriStep::Kill);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Stop
 
@@ -631,4 +704,53 @@ fn fifo_w_kills_every_worker_and_they_come_back_as_crashes() {
     h.core.kill_workers();
     let actions = h.drain();
     assert_eq!(signals(&actions, Signal::SIGKILL), [h.pid(0).as_raw(), h.pid(1).as_raw()], "not the old image's");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// exit-on-reload and signal hooks
+
+#[test]
+fn exit_on_reload_turns_a_reload_into_a_graceful_stop_with_exit_code_0() {
+    let mut rules = rules(1);
+    rules.exit_on_reload = true;
+    let mut h = Harness::new(rules);
+    h.start();
+    h.serve_all();
+    h.tick();
+    let pid = h.pid(0);
+    h.core.reload(ReloadKind::Graceful, h.mono());
+    let actions = h.drain();
+    assert!(!actions.contains(&Action::SystemdReloading), "no reload starts");
+    assert!(spawns(&actions).is_empty());
+    assert_eq!(signals(&actions, Signal::SIGTERM), [pid.as_raw()]);
+    assert!(h.core.stopping());
+    h.exit(pid, ExitCause::Unplanned, false);
+    assert_eq!(h.tick().0, Some(0));
+}
+
+#[test]
+fn exit_on_reload_applies_to_a_chain_reload_too() {
+    let mut rules = rules(1);
+    rules.exit_on_reload = true;
+    rules.lazy_apps = false;
+    let mut h = Harness::new(rules);
+    h.start();
+    h.core.reload(ReloadKind::Chain, h.mono());
+    let actions = h.drain();
+    assert!(!actions.iter().any(|a| matches!(a, Action::ReExec(_))), "no re-exec");
+    assert!(h.core.stopping());
+}
+
+#[test]
+fn a_brutal_reload_kills_every_process_then_reloads() {
+    let mut h = Harness::with(rules(1), vec![9], true);
+    h.start();
+    h.serve_all();
+    h.tick();
+    let pid = h.pid(0);
+    h.core.brutal_reload(h.mono());
+    let actions = h.drain();
+    assert_eq!(signals(&actions, Signal::SIGKILL), [pid.as_raw(), 9]);
+    assert!(actions.contains(&Action::SystemdReloading));
+    assert_eq!(spawns(&actions), [(1, 1)], "lazy-apps: a new generation is forked");
 }

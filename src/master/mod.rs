@@ -14,6 +14,9 @@
 //! scoreboard readings and whose [`core::Action`]s it carries out.
 
 pub mod core;
+pub mod daemons;
+pub mod hooks;
+pub mod lifecycle;
 pub mod sockets;
 pub mod stats_server;
 
@@ -23,6 +26,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use liege_config::master::HookPhase;
 use liege_config::VassalConfig;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -63,6 +67,8 @@ struct Master<'a> {
     core: Core,
     /// Whether the core needs each worker's RSS (`reload-on-rss`, `evil-reload-on-rss`).
     watch_rss: bool,
+    /// Whether the core needs each worker's address space (`reload-on-as`).
+    watch_address_space: bool,
     started_on: u64,
     /// The emperor's control channel, when an emperor started us.
     control: Option<Channel>,
@@ -78,6 +84,9 @@ struct Master<'a> {
     /// Unix time of the next stats tick (just after a wall-clock second; see [`crate::stats::window`]).
     next_stats_tick: f64,
     stats_ticks: u64,
+    /// Side processes (`attach-daemon*`, see daemons.rs) and hooks (`hook-*`, `exec-*`, see hooks.rs).
+    daemons: daemons::Daemons,
+    hooks: hooks::Hooks,
 }
 
 /// The time now, for the core.
@@ -108,6 +117,10 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     }
     crate::logging::router::start(config)?;
     // --- end logging family ---
+    // Hooks (see hooks.rs): asap runs first, the jail phases only on a first start (as uWSGI).
+    let hooks = hooks::Hooks::new(&config.master_features.hooks);
+    let first_start = inheritance.old_workers.is_empty();
+    hooks.run_phases(&[HookPhase::Asap], first_start, &[HookPhase::PreJail, HookPhase::InJail, HookPhase::PostJail])?;
     // `env = KEY=VALUE` options, set before Python starts (and before any worker thread exists).
     #[allow(clippy::disallowed_methods, reason = "the master is single-threaded: no thread reads the environment")]
     for (key, value) in &config.env {
@@ -125,6 +138,9 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     }
     (worker.check_config)(config).map_err(anyhow::Error::msg)?;
     crate::process::raise_open_files_limit();
+    if let Some(n) = config.master_features.max_fd {
+        lifecycle::set_max_fd(n)?;
+    }
     let sockets =
         sockets::open_all(&config.sockets, config.listen, sockets::UnixSocketAccess::of(config), inheritance.sockets)?;
     for socket in &sockets {
@@ -149,7 +165,9 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
             Err(err) => return Err(anyhow::Error::new(err).context("stats server")),
         },
     };
+    hooks.run_phases(&[], nix::unistd::Uid::effective().is_root(), &[HookPhase::AsRoot])?;
     drop_privileges(config)?;
+    hooks.run(HookPhase::AsUser)?;
 
     let board = Scoreboard::install(config.processes as usize * 2)?;
     crate::cache::install(&config.caches)?;
@@ -165,8 +183,12 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     let app = if config.lazy_apps {
         None
     } else {
+        hooks.run(HookPhase::PreApp)?;
         match load_python_app_with(config, started_on) {
-            Ok(app) => Some(app),
+            Ok(app) => {
+                hooks.run(HookPhase::PostApp)?;
+                Some(app)
+            }
             Err(AppLoadFailed) if reloading => {
                 tracing::error!("reload failed: the app did not load; the previous workers keep serving");
                 None
@@ -179,6 +201,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
 
     let rules = Rules::of(config);
     let watch_rss = rules.watches_rss();
+    let watch_address_space = rules.watches_address_space();
     let old_workers = inheritance.old_workers.iter().map(|&pid| Pid::from_raw(pid)).collect();
     let core = Core::new(rules, old_workers, app.is_some(), inheritance.respawns);
     let mut master = Master {
@@ -190,6 +213,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
         app,
         core,
         watch_rss,
+        watch_address_space,
         started_on,
         control,
         watched: config
@@ -210,7 +234,11 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
         listen_queue_errors: 0,
         next_stats_tick: 0.0,
         stats_ticks: 0,
+        daemons: daemons::Daemons::new(&config.master_features.daemons, config.reload_mercy),
+        hooks,
     };
+    master.hooks.run(HookPhase::MasterStart)?;
+    master.daemons.tick(Instant::now()); // start the side processes
     if reloading && master.app.is_none() && !config.lazy_apps {
         master.notify(&VassalMessage::ReloadFailed { error: "the app did not load; see the log".into() });
     }
@@ -265,6 +293,12 @@ impl Master<'_> {
             self.read_fifos();
             while let Ok(Some(info)) = signal_fd.read_signal() {
                 let now = Instant::now();
+                // A `unix_signal` hook may give the signal another meaning.
+                if let Some(action) = self.hooks.signal_action(info.ssi_signo as i32) {
+                    self.signal_hook(action, now);
+                    self.apply();
+                    continue;
+                }
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) => {}
                     Ok(Signal::SIGTERM) => self.core.begin_stop(StopKind::Graceful, now),
@@ -278,6 +312,7 @@ impl Master<'_> {
             if !self.core.stopping() {
                 self.check_touched_files();
             }
+            self.daemons.tick(Instant::now());
             let views = self.views();
             let exit = self.core.tick(now(), &views);
             self.apply();
@@ -291,6 +326,17 @@ impl Master<'_> {
         }
     }
 
+    /// What a `unix_signal` hook bound a signal to.
+    fn signal_hook(&mut self, action: liege_config::master::SignalAction, now: Instant) {
+        use liege_config::master::SignalAction;
+        match action {
+            SignalAction::GracefulStop => self.core.begin_stop(StopKind::Graceful, now),
+            SignalAction::QuickStop => self.core.begin_stop(StopKind::Quick, now),
+            SignalAction::GracefulReload => self.core.reload(ReloadKind::Graceful, now),
+            SignalAction::BrutalReload => self.core.brutal_reload(now),
+        }
+    }
+
     /// What each worker's scoreboard slot says, for the core's next decision.
     fn views(&self) -> Vec<WorkerView> {
         use std::sync::atomic::Ordering::Relaxed;
@@ -299,19 +345,25 @@ impl Master<'_> {
             .map(|index| {
                 let Some(counters) = board.and_then(|b| b.slot(index)) else { return WorkerView::default() };
                 let slot = self.core.slots().find(|(i, _)| *i == index).map(|(_, s)| s.state);
-                let rss_bytes = match slot {
-                    Some(SlotState::Serving(p) | SlotState::Recycling(p)) if self.watch_rss => {
-                        let rss = crate::process::rss_bytes(p.pid.as_raw()).unwrap_or(0);
-                        counters.rss_bytes.store(rss, Relaxed);
-                        Some(rss)
-                    }
+                let process = match slot {
+                    Some(SlotState::Serving(p) | SlotState::Recycling(p)) => Some(p),
                     _ => None,
                 };
+                let rss_bytes = process.filter(|_| self.watch_rss).map(|p| {
+                    let rss = crate::process::rss_bytes(p.pid.as_raw()).unwrap_or(0);
+                    counters.rss_bytes.store(rss, Relaxed);
+                    rss
+                });
+                let vsz_bytes = process
+                    .filter(|_| self.watch_address_space)
+                    .and_then(|p| crate::process::memory(p.pid.as_raw()))
+                    .map(|m| m.vsz);
                 WorkerView {
                     status: counters.status(),
                     requests: counters.requests.load(Relaxed),
                     request_started_us: counters.request_started_us.load(Relaxed),
                     rss_bytes,
+                    vsz_bytes,
                 }
             })
             .collect()
@@ -359,8 +411,19 @@ impl Master<'_> {
                 crate::systemd::ready(&format!("serving with {} worker(s)", self.config.processes));
             }
             Action::Notify(message) => self.notify(&message),
-            Action::SystemdStopping => crate::systemd::stopping(),
-            Action::SystemdReloading => crate::systemd::reloading(),
+            // The vassal begins to stop: its side processes stop with it.
+            Action::SystemdStopping => {
+                crate::systemd::stopping();
+                self.daemons.stop();
+            }
+            // A reload begins: with lazy-apps the master stays, so the side processes restart now (with a
+            // preloaded app, around the exec: see `exec_reload`).
+            Action::SystemdReloading => {
+                crate::systemd::reloading();
+                if self.config.lazy_apps {
+                    self.daemons.reload();
+                }
+            }
         }
     }
 
@@ -519,6 +582,7 @@ impl Master<'_> {
             counters: Some(Box::new(counters)),
             rss_bytes,
             respawns: self.core.respawns().clone(),
+            daemons: self.daemons.reports(),
         });
     }
 
@@ -648,6 +712,8 @@ impl Master<'_> {
                         })
                     })
                     .collect();
+                // Per-worker hooks (post-fork, accepting*, and pre-app with lazy-apps).
+                self.hooks.run_worker_phases(id, self.core.history(id).map_or(0, |h| h.spawns) + 1, !preload);
                 // (lazy-apps: no interpreter in the master, nothing to hand over)
                 let app = self.app.as_ref().map(|app| Python::attach(|py| app.clone_ref(py)));
                 (self.worker.run)(WorkerSetup { id, slot: index, config: self.config, listeners, app })
@@ -681,8 +747,22 @@ impl Master<'_> {
                 Ok(status) => status,
             };
             let Some(pid) = status.pid() else { continue };
+            let how = crate::process::describe_exit(status);
+            if self.core.slot_of(pid).is_none() {
+                // A side process?
+                match self.daemons.reaped(pid.as_raw(), &how, Instant::now()) {
+                    Some(daemons::Follow::StopVassal) => {
+                        self.core.begin_stop(StopKind::Graceful, Instant::now());
+                        self.apply();
+                        continue;
+                    }
+                    Some(daemons::Follow::Nothing) => continue,
+                    // A previous image's worker, or unknown: the core's.
+                    None => {}
+                }
+            }
             let mut exit = WorkerExit {
-                how: crate::process::describe_exit(status),
+                how,
                 cause: ExitCause::Unplanned,
                 load_failed: matches!(status, WaitStatus::Exited(_, EXIT_APP_LOAD_FAILED)),
                 harakiri: 0,
@@ -715,7 +795,9 @@ impl Master<'_> {
             counters: Some(self.group_counters()),
             respawns: self.core.respawns().clone(),
         };
+        self.daemons.before_exec(); // the next image starts the side processes once these are gone
         let error = self.exec_self(&inheritance);
+        self.daemons.exec_failed();
         tracing::error!("reload failed, cannot re-execute liege: {error}; the current workers keep serving");
         self.notify(&VassalMessage::ReloadFailed { error: error.to_string() });
     }
@@ -796,7 +878,7 @@ impl Master<'_> {
         command.exec().into()
     }
 
-    fn cleanup(&self) {
+    fn cleanup(&mut self) {
         if let Some(stats) = &self.stats {
             stats.cleanup();
         }
@@ -808,6 +890,8 @@ impl Master<'_> {
         if let Some(pidfile) = &self.config.pidfile {
             let _ = std::fs::remove_file(pidfile);
         }
+        self.daemons.finish();
+        let _ = self.hooks.run(HookPhase::AsUserAtexit); // (failures are logged there)
         tracing::info!("stopped");
     }
 }

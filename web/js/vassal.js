@@ -201,6 +201,13 @@ export function mountVassal(main, name) {
   });
 
   const workersBody = h('tbody');
+  // Side processes (attach-daemon*): shown only when the vassal has some.
+  const daemonsBody = h('tbody');
+  const daemonsSection = section('Daemons', 'daemons-title', h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-labelledby': 'daemons-title' },
+    h('table', { class: 'table' },
+      h('thead', null, h('tr', null, ['Command', 'Kind', 'PID', 'State', 'Starts', 'Last exit']
+        .map((c) => h('th', { scope: 'col' }, c)))),
+      daemonsBody)));
   const eventsList = h('ol', { class: 'timeline' });
   const info = h('dl', { class: 'info' });
   const logs = new LogTail(name);
@@ -222,6 +229,7 @@ export function mountVassal(main, name) {
         h('thead', null, h('tr', null, ['#', 'PID', 'Status', 'Requests', 'Exceptions', 'RSS', 'Avg time', 'Spawned', 'Respawns', 'Last respawn cause']
           .map((c) => h('th', { scope: 'col' }, c)))),
         workersBody))),
+    daemonsSection,
     h('div', { class: 'two-col' },
       section('Events', 'events-title', eventsList),
       section('Sockets and files', 'info-title', info)),
@@ -302,6 +310,16 @@ export function mountVassal(main, name) {
       h('td', { class: 'num' }, w.respawn_count == null ? fmt.DASH : fmt.num(Math.max(0, w.respawn_count - 1))),
       h('td', null, w.respawn_cause || (w.respawn_count === 1 ? 'never respawned' : fmt.DASH)))));
     if (!(v.workers || []).length) workersBody.append(h('tr', null, h('td', { colspan: '10', class: 'muted' }, 'No workers (the vassal is not serving).')));
+
+    const ds = Array.isArray(v.daemons) ? v.daemons : [];
+    daemonsSection.hidden = ds.length === 0;
+    replace(daemonsBody, ds.map((d) => h('tr', null,
+      h('td', { class: 'mono', title: d.command }, d.command),
+      h('td', null, d.kind),
+      h('td', { class: 'mono' }, d.pid == null ? fmt.DASH : String(d.pid)),
+      h('td', null, d.running ? 'running' : (d.next_start_in_s != null ? `restarting in ${fmt.duration(Math.ceil(d.next_start_in_s))}` : 'not running')),
+      h('td', { class: 'num' }, fmt.num(d.starts)),
+      h('td', null, d.last_exit || fmt.DASH))));
 
     const infoKey = JSON.stringify([v.sockets, v.config, v.log_file, v.last_exit, Math.round(now - (v.last_heartbeat || 0))]);
     replaceIfChanged(info, infoKey, () => [

@@ -47,6 +47,7 @@ mod host;
 pub mod ini;
 mod logic;
 pub mod logs;
+pub mod master;
 pub mod options;
 pub mod uwsgi_names;
 mod values;

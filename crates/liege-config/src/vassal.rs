@@ -272,6 +272,10 @@ pub struct VassalConfig {
     // --- end logging family ---
     /// `wsgi-disable-file-wrapper`: no `wsgi.file_wrapper` in the environ.
     pub wsgi_disable_file_wrapper: bool,
+    // --- master-side features: side processes, hooks (feat) ---
+    /// `attach-daemon*`, `hook-*`, `exec-*` (see [`crate::master`]).
+    pub master_features: crate::master::MasterFeatures,
+    // --- end master-side features ---
     /// Every raw option in the order it was given, canonical names, after expansion: what `uwsgi.opt` shows.
     pub raw: Vec<RawOption>,
     /// Readings that uWSGI accepts but that are probably not what was meant (see [`ConfigWarning`]).
@@ -414,6 +418,7 @@ impl<'r> Builder<'r> {
             log_x_forwarded_for: false,
             logs: crate::logs::LogRouting::default(),
             wsgi_disable_file_wrapper: false,
+            master_features: crate::master::MasterFeatures::default(),
             raw: Vec::new(),
             warnings: Vec::new(),
         };
@@ -612,6 +617,20 @@ impl<'r> Builder<'r> {
                 }
                 self.cheaper.algo = Some(option)
             }
+            // --- master-side features: side processes, hooks (feat) ---
+            OptionId::AttachDaemon(kind) => config.master_features.daemons.push(crate::master::daemon(kind, option)?),
+            OptionId::Hook(phase) => config.master_features.hooks.push(crate::master::hook(phase, false, option)?),
+            OptionId::ExecHook(phase) => config.master_features.hooks.push(crate::master::hook(phase, true, option)?),
+            OptionId::ExitOnReload => config.master_features.exit_on_reload = values::boolean(option, w)?,
+            OptionId::HarakiriGracefulTimeout => {
+                config.master_features.harakiri_graceful_timeout = values::seconds_or_off(option, w)?
+            }
+            OptionId::HarakiriGracefulSignal => {
+                config.master_features.harakiri_graceful_signal = crate::master::signal_option(option)?
+            }
+            OptionId::ReloadOnAs => config.master_features.reload_on_as = values::number_or_off(option, w)?,
+            OptionId::MaxFd => config.master_features.max_fd = values::number_or_off(option, w)?,
+            // --- end master-side features ---
             OptionId::Idle => self.cheaper.idle = Some((values::positive_seconds(option, w)?, option)),
             OptionId::Logto | OptionId::Logto2 => config.logto = Some(values::path(option)?),
             OptionId::LogDate => config.log_date = log_date(option),
@@ -727,6 +746,9 @@ impl<'r> Builder<'r> {
         let callable = self.module_callable.or(self.callable).unwrap_or_else(|| "application".to_owned());
         self.config.app = self.app.map(|(source, _)| AppSpec { source, callable });
         self.config.cheaper = cheaper(&self.cheaper, self.config.processes)?;
+        // --- master-side features (feat) ---
+        crate::master::check(&self.config.master_features, self.config.lazy_apps)?;
+        // --- end master-side features ---
         if let Some(protocol) = self.protocol {
             for &index in &self.default_protocol_sockets {
                 self.config.sockets[index].protocol = protocol;

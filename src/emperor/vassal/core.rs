@@ -134,6 +134,8 @@ pub struct Process {
     last_message: Instant,
     pub last_message_unix: Option<f64>,
     pub workers: Vec<WorkerReport>,
+    /// Side processes (`attach-daemon*`), from the last heartbeat.
+    pub daemons: Vec<crate::control::DaemonReport>,
     /// Master and workers, from the last heartbeat.
     pub rss_bytes: Option<u64>,
     mercy: Duration,
@@ -401,6 +403,7 @@ impl VassalCore {
             last_message: now.mono,
             last_message_unix: None,
             workers: Vec::new(),
+            daemons: Vec::new(),
             rss_bytes: None,
             mercy: plan.mercy,
             stop_deadline: None,
@@ -457,8 +460,9 @@ impl VassalCore {
                     _ => {}
                 }
             }
-            VassalMessage::Heartbeat { pid, workers, time, counters, rss_bytes, respawns, .. } => {
+            VassalMessage::Heartbeat { pid, workers, time, counters, rss_bytes, respawns, daemons, .. } => {
                 process.workers = workers;
+                process.daemons = daemons;
                 process.rss_bytes = rss_bytes;
                 if let Some(counters) = counters {
                     self.actions.push(Action::RecordTraffic { pid, time, counters, respawns });

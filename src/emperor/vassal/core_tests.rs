@@ -454,6 +454,7 @@ fn heartbeats_carry_the_traffic_figures() {
             counters: Some(Box::default()),
             rss_bytes: Some(7),
             respawns: Default::default(),
+            daemons: Vec::new(),
         },
     );
     assert!(matches!(actions.as_slice(), [Action::RecordTraffic { time, .. }] if *time == 12.0));

@@ -436,6 +436,7 @@ impl Supervisor {
             pid: shown.and_then(|p| p.pid),
             sockets: self.sockets.clone(),
             workers: shown.map(|p| p.workers.clone()).unwrap_or_default(),
+            daemons: shown.map(|p| p.daemons.clone()).unwrap_or_default(),
             respawns: core.respawns,
             last_error: core.last_error.clone(),
             started_at: core.serving().and_then(|p| p.spawned_unix),
