@@ -75,9 +75,9 @@ fn registrations_of(fd: RawFd) -> io::Result<Vec<(RawFd, u64)>> {
     Ok(found)
 }
 
-/// Adds or deletes the exclusive registration of `fd` in `epoll` under `data`.
-fn control(epoll: RawFd, op: libc::c_int, fd: RawFd, data: u64) -> io::Result<()> {
-    let mut event = libc::epoll_event { events: EXCLUSIVE_EVENTS, u64: data };
+/// Adds or deletes the registration of `fd` in `epoll` under `data` with `events`.
+fn control(epoll: RawFd, op: libc::c_int, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
+    let mut event = libc::epoll_event { events, u64: data };
     // SAFETY: epoll_ctl only reads `event` (a valid, initialised struct on this stack frame) and acts on two
     // descriptors by number; a wrong number is reported as EBADF/ENOENT, never undefined behaviour.
     let result = unsafe { libc::epoll_ctl(epoll, op, fd, &mut event) };
@@ -112,13 +112,11 @@ impl Exclusive {
         let [(epoll, data)] = found[..] else {
             return Err(io::Error::other(format!("{} registrations of fd {fd} found, expected one", found.len())));
         };
-        control(epoll, libc::EPOLL_CTL_DEL, fd, data)?;
-        if let Err(err) = control(epoll, libc::EPOLL_CTL_ADD, fd, data) {
+        control(epoll, libc::EPOLL_CTL_DEL, fd, EXCLUSIVE_EVENTS, data)?;
+        if let Err(err) = control(epoll, libc::EPOLL_CTL_ADD, fd, EXCLUSIVE_EVENTS, data) {
             // Put back what tokio had, so the listener keeps working (woken with everyone, as before).
-            let mut event =
-                libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32, u64: data };
-            // SAFETY: as in `control`.
-            unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut event) };
+            let tokios = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+            let _ = control(epoll, libc::EPOLL_CTL_ADD, fd, tokios, data);
             return Err(err);
         }
         Ok(Self { epoll, fd, data, paused: std::cell::Cell::new(false) })
@@ -132,7 +130,7 @@ impl Exclusive {
     /// Deletes the registration: the kernel offers this worker no new connection until [`Exclusive::resume`].
     pub fn pause(&self) -> io::Result<()> {
         if !self.paused.get() {
-            control(self.epoll, libc::EPOLL_CTL_DEL, self.fd, self.data)?;
+            control(self.epoll, libc::EPOLL_CTL_DEL, self.fd, EXCLUSIVE_EVENTS, self.data)?;
             self.paused.set(true);
         }
         Ok(())
@@ -142,7 +140,7 @@ impl Exclusive {
     /// socket's state when a registration is added).
     pub fn resume(&self) -> io::Result<()> {
         if self.paused.get() {
-            control(self.epoll, libc::EPOLL_CTL_ADD, self.fd, self.data)?;
+            control(self.epoll, libc::EPOLL_CTL_ADD, self.fd, EXCLUSIVE_EVENTS, self.data)?;
             self.paused.set(false);
         }
         Ok(())
