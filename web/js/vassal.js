@@ -10,6 +10,7 @@ import { uptime, busyWorkers } from './overview.js';
 
 const WINDOWS = [[300, '5 min'], [900, '15 min'], [3600, '1 h']];
 const LOG_KEEP = 1000;
+const LOG_FLUSH_MS = 100; // the log tail draws new lines at most this often
 
 function section(title, id, ...children) {
   return h('section', { class: 'panel', 'aria-labelledby': id },
@@ -29,6 +30,8 @@ class LogTail {
     this.name = name;
     this.lines = []; // kept lines, oldest first (at most LOG_KEEP)
     this.maxSeq = -1;
+    this.pending = []; // lines received and not yet drawn
+    this.flushTimer = null;
     this.paused = false;
     this.unseen = 0;
     this.filter = '';
@@ -91,12 +94,30 @@ class LogTail {
   stop() {
     if (this.source) this.source.close();
     if (this.stopPoll) this.stopPoll();
+    if (this.flushTimer != null) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
   }
 
+  /**
+   * Takes lines in (from the first read, SSE or polling) and draws them at most ten times a second. Under load a
+   * vassal logs hundreds of lines a second, one SSE message each; drawing each as it came meant one forced layout
+   * of a thousand-line list per line, enough to stall a renderer on a busy machine for many seconds.
+   */
   add(lines) {
     const fresh = lines.filter((l) => typeof l.seq !== 'number' || l.seq > this.maxSeq);
     if (!fresh.length) return;
     for (const l of fresh) if (typeof l.seq === 'number') this.maxSeq = Math.max(this.maxSeq, l.seq);
+    this.pending.push(...fresh);
+    if (this.pending.length > LOG_KEEP) this.pending.splice(0, this.pending.length - LOG_KEEP);
+    if (this.flushTimer == null) this.flushTimer = setTimeout(() => this.flush(), LOG_FLUSH_MS);
+  }
+
+  /** Draws the lines that came since the last flush: one fragment, one scroll, one count. */
+  flush() {
+    this.flushTimer = null;
+    const fresh = this.pending;
+    this.pending = [];
+    if (!fresh.length) return;
     this.lines.push(...fresh);
     const dropped = this.lines.length - LOG_KEEP;
     if (dropped > 0) this.lines.splice(0, dropped);
@@ -106,8 +127,11 @@ class LogTail {
       return;
     }
     const stick = this.atBottom();
-    for (const l of fresh) if (this.matches(l)) this.list.appendChild(this.lineNode(l));
-    while (this.list.childElementCount > LOG_KEEP) this.list.firstElementChild.remove();
+    const frag = document.createDocumentFragment();
+    for (const l of fresh) if (this.matches(l)) frag.appendChild(this.lineNode(l));
+    this.list.appendChild(frag);
+    let excess = this.list.childElementCount - LOG_KEEP;
+    while (excess-- > 0) this.list.firstElementChild.remove();
     this.updateCount();
     if (stick) this.list.scrollTop = this.list.scrollHeight;
   }
