@@ -116,6 +116,9 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
         crate::logging::redirect_to_logfile(path, config.logs.truncate && inheritance.old_workers.is_empty(), owner)?;
     }
     crate::logging::router::start(config)?;
+    if config.show_config {
+        eprint!("{}", liege_config::show_config(&config.raw));
+    }
     // --- end logging family ---
     // Hooks (see hooks.rs): asap runs first, the jail phases only on a first start (as uWSGI).
     let hooks = hooks::Hooks::new(&config.master_features.hooks);

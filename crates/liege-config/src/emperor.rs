@@ -48,6 +48,8 @@ pub struct EmperorConfig {
     pub daemonize: Option<PathBuf>,
     pub logto: Option<PathBuf>,
     pub pidfile: Option<PathBuf>,
+    /// `show-config`: log the configuration as an ini section at start, as a vassal does.
+    pub show_config: bool,
     /// Every raw option in order, for display.
     pub raw: Vec<RawOption>,
     /// Readings that uWSGI accepts but that are probably not what was meant (see [`ConfigWarning`]).
@@ -100,6 +102,7 @@ impl EmperorConfig {
             daemonize: None,
             logto: None,
             pidfile: None,
+            show_config: false,
             raw: Vec::new(),
             warnings: Vec::new(),
         };
@@ -143,11 +146,15 @@ impl EmperorConfig {
                     continue;
                 }
                 Support::Vassal if matches!(def.id, OptionId::Daemonize | OptionId::Daemonize2) => {
-                    config.daemonize = Some(values::path(option)?);
+                    config.daemonize = Some(emperor_log_file(option)?);
                     continue;
                 }
                 Support::Vassal if matches!(def.id, OptionId::Logto | OptionId::Logto2) => {
-                    config.logto = Some(values::path(option)?);
+                    config.logto = Some(emperor_log_file(option)?);
+                    continue;
+                }
+                Support::Vassal if def.id == OptionId::ShowConfig => {
+                    config.show_config = values::boolean(option, w)?;
                     continue;
                 }
                 Support::Vassal if matches!(def.id, OptionId::Pidfile | OptionId::SafePidfile) => {
@@ -204,6 +211,23 @@ fn emperor_directory(option: &RawOption) -> Result<PathBuf, ConfigError> {
             option,
             "liege's emperor watches one directory (every *.ini in it is a vassal); uWSGI's glob, single-file and \
              monitor-URL forms are not supported: give the directory, or link the files into one",
+        ));
+    }
+    values::path(option)
+}
+
+/// The emperor's own `daemonize` / `logto` file. A vassal may send its output over UDP (`HOST:PORT`, through
+/// its log process); the emperor has no log process, so an address is refused rather than taken for a file
+/// name.
+fn emperor_log_file(option: &RawOption) -> Result<PathBuf, ConfigError> {
+    let text = option.value.trim();
+    let is_address = !text.contains('/')
+        && text.rsplit_once(':').is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    if is_address {
+        return Err(values::invalid(
+            option,
+            "the emperor logs to a file, not to a UDP address (vassals can: give them `logto = HOST:PORT` with \
+             --vassal-set); give a log file path, or run it in the foreground under systemd",
         ));
     }
     values::path(option)

@@ -285,3 +285,15 @@ pub fn app_name_of(spec: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// `show-config`: the options in order as one ini section, framed as uWSGI's `show_config()` frames it (tools
+/// that cut the block out of a log look for these two comment lines). A flag given without a value is `true`.
+pub fn show_config(raw: &[RawOption]) -> String {
+    let mut out = String::from("\n;uWSGI instance configuration\n[uwsgi]\n");
+    for option in raw {
+        let value = if option.value.is_empty() { "true" } else { option.value.as_str() };
+        out.push_str(&format!("{} = {value}\n", option.key));
+    }
+    out.push_str(";end of configuration\n\n");
+    out
+}

@@ -88,6 +88,7 @@ pub enum OptionId {
     Virtualenv,
     Env,
     NeedApp,
+    ShowConfig,
     Plugins,
     // --- mount, factories, cache (apps) ---
     Mount,
@@ -590,6 +591,8 @@ pub static OPTIONS: &[OptionDef] = &[
         "run the app in this virtualenv"),
     opt(OptionId::Env, "env", &[], None, List, G::App, Vassal, "KEY=VALUE",
         "set an environment variable for the app (repeatable)"),
+    opt(OptionId::ShowConfig, "show-config", &[], None, Flag, G::ConfigFiles, Vassal, "",
+        "log the configuration as an ini section at startup (uWSGI's `;uWSGI instance configuration` block)"),
     opt(OptionId::NeedApp, "need-app", &[], None, Flag, G::App, Vassal, "",
         "fail at startup if the app cannot be loaded (default true, as uWSGI 2.1)"),
     opt(OptionId::Plugins, "plugins", &["plugin", "need-plugins", "need-plugin"], None, List, G::App, Vassal, "NAMES",

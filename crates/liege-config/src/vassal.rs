@@ -183,6 +183,9 @@ pub struct VassalConfig {
     pub disable_logging: bool,
     /// Default true (an app that fails to load is a startup error), as uWSGI 2.1.
     pub need_app: bool,
+    /// `show-config`: the master logs [`Self::raw`] as an ini section when it starts (and after each reload,
+    /// which starts it again), as uWSGI's `show_config()`.
+    pub show_config: bool,
     // --- mount, factories, cache (apps) ---
     /// `mount` lines in order: apps 1.. after the default app (see `liege::python::app`).
     pub mounts: Vec<MountedApp>,
@@ -254,6 +257,9 @@ pub struct VassalConfig {
     pub umask: Option<u32>,
     /// `daemonize` / `daemonize2`: detach and append all output to this file.
     pub daemonize: Option<PathBuf>,
+    /// `daemonize = HOST:PORT`: detach with no log file; the output goes over UDP to that address (a socket
+    /// logger in [`Self::logs`]), as uWSGI's `daemonize` and `logto` do when given an address.
+    pub detach: bool,
     /// `pyargv`: `sys.argv[1:]` (split at spaces, as uWSGI).
     pub pyargv: Vec<String>,
     // --- the vassal's interpreter (issue 13) ---
@@ -370,6 +376,7 @@ impl<'r> Builder<'r> {
             buffer_size: 65536,
             disable_logging: false,
             need_app: true,
+            show_config: false,
             // --- mount, factories, cache (apps) ---
             mounts: Vec::new(),
             manage_script_name: false,
@@ -412,6 +419,7 @@ impl<'r> Builder<'r> {
             chown_socket: None,
             umask: None,
             daemonize: None,
+            detach: false,
             pyargv: Vec::new(),
             python: None,
             log_date: None,
@@ -496,7 +504,13 @@ impl<'r> Builder<'r> {
             OptionId::SocketProtocol => self.protocol = Some(socket_protocol(option)?),
             OptionId::ChownSocket => config.chown_socket = Some(owner(option)?),
             OptionId::Umask => config.umask = Some(values::octal_mode(option)?),
-            OptionId::Daemonize | OptionId::Daemonize2 => config.daemonize = Some(daemonize_target(option)?),
+            OptionId::Daemonize | OptionId::Daemonize2 => {
+                config.detach = true;
+                match udp_log_address(option) {
+                    Some(address) => self.logs.udp_output(option, address)?,
+                    None => config.daemonize = Some(values::path(option)?),
+                }
+            }
             OptionId::Python => config.python = Some(interpreter_path(option)?),
             OptionId::Pyargv => {
                 config.pyargv = option.value.split(' ').filter(|word| !word.is_empty()).map(str::to_owned).collect()
@@ -573,6 +587,7 @@ impl<'r> Builder<'r> {
             OptionId::Virtualenv => config.virtualenv = Some(values::path(option)?),
             OptionId::Env => config.env.push(values::key_value(option)?),
             OptionId::NeedApp => config.need_app = values::boolean(option, w)?,
+            OptionId::ShowConfig => config.show_config = values::boolean(option, w)?,
             OptionId::Plugins => check_plugins(option)?,
             // --- mount, factories, cache (apps) ---
             OptionId::Mount => self.apps.mounts.push(apps::mount(option)?),
@@ -632,7 +647,10 @@ impl<'r> Builder<'r> {
             OptionId::MaxFd => config.master_features.max_fd = values::number_or_off(option, w)?,
             // --- end master-side features ---
             OptionId::Idle => self.cheaper.idle = Some((values::positive_seconds(option, w)?, option)),
-            OptionId::Logto | OptionId::Logto2 => config.logto = Some(values::path(option)?),
+            OptionId::Logto | OptionId::Logto2 => match udp_log_address(option) {
+                Some(address) => self.logs.udp_output(option, address)?,
+                None => config.logto = Some(values::path(option)?),
+            },
             OptionId::LogDate => config.log_date = log_date(option),
             OptionId::LogXForwardedFor => config.log_x_forwarded_for = values::boolean(option, w)?,
             OptionId::DisableLogging => config.disable_logging = values::boolean(option, w)?,
@@ -865,20 +883,14 @@ fn owner(option: &RawOption) -> Result<String, ConfigError> {
     Ok(value)
 }
 
-/// `daemonize = LOGFILE`. uWSGI also takes a `host:port` (logs sent over UDP), which liege does not do.
-fn daemonize_target(option: &RawOption) -> Result<PathBuf, ConfigError> {
-    let target = values::path(option)?;
-    let text = option.value.as_str();
-    let looks_like_address = !text.contains('/')
-        && text.rsplit_once(':').is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
-    if looks_like_address {
-        return Err(values::invalid(
-            option,
-            "liege logs to a file, not to a UDP address: give a log file path (or run in the foreground under \
-             systemd and let the journal collect the output)",
-        ));
-    }
-    Ok(target)
+/// The address in `daemonize = HOST:PORT` or `logto = HOST:PORT`: uWSGI's `logto()` (core/logging.c) takes
+/// any value with a colon for a UDP address and sends every log line there. A path never has one here
+/// (`./a:b` or `/var/log/a:b` has a slash and stays a file).
+fn udp_log_address(option: &RawOption) -> Option<&str> {
+    let text = option.value.trim();
+    let (host, port) = text.rsplit_once(':')?;
+    let is_address = !text.contains('/') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    is_address.then_some(if host.is_empty() { "" } else { text })
 }
 
 /// `pkg.mod`, `pkg.mod:callable` or a factory call `pkg.mod:create_app(...)`.
