@@ -74,6 +74,8 @@ pub struct Context {
     pub ports: Mutex<sockets::PortBook>,
     pub start_slots: Arc<Semaphore>,
     pub registry: Arc<Registry>,
+    /// `emperor-tyrant`: each vassal runs as the owner of its file.
+    pub tyrant: Option<liege_config::Tyrant>,
 }
 
 /// Runs the emperor with its command line (argv without the program name, with or without the leading
@@ -88,13 +90,20 @@ pub fn run(args: &[OsString]) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let setup = match Setup::prepare(config) {
+    let mut setup = match Setup::prepare(config) {
         Ok(setup) => setup,
         Err(err) => {
             eprintln!("liege: {err:#}");
             return ExitCode::from(1);
         }
     };
+    // Bind what may need root, then become `uid`/`gid` keeping `cap`, as a uWSGI emperor does: here, while
+    // the process is single-threaded, because capabilities belong to each thread (capset(2)) and the
+    // runtime's threads must all inherit the kept ones (a tyrant's vassals are started from any of them).
+    if let Err(err) = setup.bind().and_then(|()| drop_privileges(&setup)) {
+        eprintln!("liege: {err:#}");
+        return ExitCode::from(1);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("liege-emperor").build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -118,6 +127,9 @@ struct Setup {
     includes: Vec<PathBuf>,
     token: String,
     token_path: Option<PathBuf>,
+    /// The API and stats sockets, bound by [`Setup::bind`] before the runtime takes them.
+    api: Option<std::net::TcpListener>,
+    stats: Option<stats_server::Bound>,
     /// Held for the emperor's life: two emperors must not share a run directory (ports, logs).
     _lock: std::fs::File,
 }
@@ -184,7 +196,27 @@ impl Setup {
         // Vassals run in DIR (uWSGI's emperor does the same), and the emperor validates their files from
         // there too, so relative paths in vassal files mean the same thing to both.
         std::env::set_current_dir(&dir).with_context(|| format!("chdir {}", dir.display()))?;
-        Ok(Setup { config, dir, run_dir, log_dir, includes, token, token_path, _lock: lock })
+        Ok(Setup { config, dir, run_dir, log_dir, includes, token, token_path, api: None, stats: None, _lock: lock })
+    }
+
+    /// Binds the API and the stats socket (`chmod-socket` applies to a unix one).
+    fn bind(&mut self) -> anyhow::Result<()> {
+        let api = &self.config.api;
+        let listener = std::net::TcpListener::bind(api.as_str())
+            .with_context(|| format!("cannot serve the API on {api} (choose another address with --api)"))?;
+        listener.set_nonblocking(true).context("API socket")?;
+        self.api = Some(listener);
+        if let Some(address) = &self.config.stats {
+            let bound = stats_server::Bound::bind(address)
+                .with_context(|| format!("cannot serve the emperor stats on {address:?}"))?;
+            if let (liege_config::SocketAddress::Unix(path), Some(mode)) = (address, self.config.chmod_socket) {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .with_context(|| format!("chmod-socket {mode:o} {}", path.display()))?;
+            }
+            self.stats = Some(bound);
+        }
+        Ok(())
     }
 }
 
@@ -216,6 +248,53 @@ fn default_run_dir(dir: &Path) -> PathBuf {
     base.join(format!("{label}-{hash:08x}"))
 }
 
+/// `binary-path`: an executable file, taken as a liege binary (the vassal's handshake tells if it is not).
+fn binary_at(path: &Path) -> anyhow::Result<crate::launch::Program> {
+    let path = std::fs::canonicalize(path).context("cannot resolve it")?;
+    nix::unistd::access(&path, nix::unistd::AccessFlags::X_OK).context("not executable")?;
+    if !path.is_file() {
+        anyhow::bail!("not a file");
+    }
+    Ok(crate::launch::Program::Binary(path))
+}
+
+/// The emperor's own `uid`, `gid` and `cap`. The run and log directories (and what the emperor keeps writing
+/// in them: the port book, the vassals' log files) are handed to the new user first, so it can go on
+/// writing there; the vassals it starts afterwards run as that user (they cannot become anyone else, unless
+/// `cap` kept setuid/setgid, which `emperor-tyrant` needs).
+fn drop_privileges(setup: &Setup) -> anyhow::Result<()> {
+    let config = &setup.config;
+    let target = crate::privileges::Target::resolve(config.uid.as_deref(), config.gid.as_deref(), &config.caps)
+        .context("emperor uid/gid/cap")?;
+    if target.is_empty() {
+        return Ok(());
+    }
+    if !nix::unistd::Uid::effective().is_root() {
+        if config.tyrant.is_some() || !config.caps.is_empty() {
+            anyhow::bail!("emperor uid/gid/cap need the emperor to start as root");
+        }
+        tracing::info!("not running as root: the emperor's uid/gid are ignored (as uWSGI)");
+        return Ok(());
+    }
+    let mut owned = vec![setup.run_dir.clone(), setup.log_dir.clone()];
+    for dir in [&setup.run_dir, &setup.log_dir] {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            owned.extend(entries.flatten().map(|entry| entry.path()).filter(|path| path.is_file()));
+        }
+    }
+    for path in owned {
+        nix::unistd::chown(&path, target.uid, target.gid).with_context(|| format!("chown {}", path.display()))?;
+    }
+    target.apply().context("emperor uid/gid/cap")?;
+    tracing::info!(
+        "emperor dropped privileges to uid {} gid {}{}",
+        nix::unistd::getuid(),
+        nix::unistd::getgid(),
+        if config.caps.is_empty() { String::new() } else { format!(" keeping cap {}", config.caps.join(",")) }
+    );
+    Ok(())
+}
+
 fn new_token() -> anyhow::Result<String> {
     use std::io::Read;
     let mut bytes = [0u8; 24];
@@ -230,14 +309,24 @@ fn env_seconds(name: &str, default: u64) -> Duration {
     seconds.map_or(Duration::from_secs(default), Duration::from_secs_f64)
 }
 
-async fn emperor(setup: Setup) -> ExitCode {
+async fn emperor(mut setup: Setup) -> ExitCode {
     let registry = Arc::new(Registry::new(setup.dir.clone(), setup.token.clone(), setup.token_path.clone()));
-    let program = match crate::launch::Program::current() {
-        Ok(program) => program,
-        Err(err) => {
-            eprintln!("liege: cannot find the liege binary to start vassals with: {err}");
-            return ExitCode::from(1);
-        }
+    let program = match &setup.config.binary_path {
+        // `binary-path`: uWSGI's emperor starts its vassals with this binary.
+        Some(path) => match binary_at(path) {
+            Ok(program) => program,
+            Err(err) => {
+                eprintln!("liege: binary-path {}: {err}", path.display());
+                return ExitCode::from(1);
+            }
+        },
+        None => match crate::launch::Program::current() {
+            Ok(program) => program,
+            Err(err) => {
+                eprintln!("liege: cannot find the liege binary to start vassals with: {err}");
+                return ExitCode::from(1);
+            }
+        },
     };
     let concurrency = std::env::var("LIEGE_EMPEROR_CONCURRENT_STARTS")
         .ok()
@@ -258,29 +347,32 @@ async fn emperor(setup: Setup) -> ExitCode {
         ports: Mutex::new(sockets::PortBook::load(setup.run_dir.join("ports.json"), setup.config.vassal_port_range)),
         start_slots: Arc::new(Semaphore::new(concurrency)),
         registry: registry.clone(),
+        tyrant: setup.config.tyrant,
     });
 
-    let api_listener = match tokio::net::TcpListener::bind(&setup.config.api).await {
+    let Some(api_bound) = setup.api.take() else {
+        eprintln!("liege: the API socket was not bound");
+        return ExitCode::from(1);
+    };
+    let api_listener = match tokio::net::TcpListener::from_std(api_bound) {
         Ok(listener) => listener,
         Err(err) => {
-            eprintln!("liege: cannot serve the API on {}: {err} (choose another address with --api)", setup.config.api);
+            eprintln!("liege: cannot serve the API on {}: {err}", setup.config.api);
             return ExitCode::from(1);
         }
     };
     let api_address = api_listener.local_addr().map_or_else(|_| setup.config.api.clone(), |a| a.to_string());
     let api_shutdown = Arc::new(Notify::new());
-    let stats_task = match &setup.config.stats {
+    let stats_task = match setup.stats.take().map(stats_server::Listener::from_bound) {
         None => None,
-        Some(address) => match stats_server::Listener::bind(address).await {
-            Ok(listener) => {
-                tracing::info!("emperor stats server on {}", listener.name());
-                Some(tokio::spawn(stats_server::serve(listener, registry.clone())))
-            }
-            Err(err) => {
-                eprintln!("liege: cannot serve the emperor stats on {address:?}: {err}");
-                return ExitCode::from(1);
-            }
-        },
+        Some(Ok(listener)) => {
+            tracing::info!("emperor stats server on {}", listener.name());
+            Some(tokio::spawn(stats_server::serve(listener, registry.clone())))
+        }
+        Some(Err(err)) => {
+            eprintln!("liege: cannot serve the emperor stats: {err}");
+            return ExitCode::from(1);
+        }
     };
     let api_task = tokio::spawn(api::serve(api_listener, registry.clone(), api_shutdown.clone()));
 
@@ -314,6 +406,7 @@ async fn emperor(setup: Setup) -> ExitCode {
         removing: HashSet::new(),
         supervisors: JoinSet::new(),
         scan_failing: false,
+        owners: BTreeMap::new(),
     };
     emperor.rescan();
     let mut status = systemd_status(&registry);
@@ -457,6 +550,9 @@ struct Emperor {
     removing: HashSet<String>,
     supervisors: JoinSet<String>,
     scan_failing: bool,
+    /// `emperor-tyrant`: the owner each vassal was started as; a file whose owner changes is stopped and
+    /// started again as the new owner (a graceful reload would keep the old user), as uWSGI stops it.
+    owners: BTreeMap<String, (u32, u32)>,
 }
 
 impl Emperor {
@@ -486,6 +582,9 @@ impl Emperor {
             match self.known.get(name) {
                 None => {
                     tracing::info!("vassal {name}: new file {}", file.path.display());
+                    if let Some(owner) = self.owner(&file.path) {
+                        self.owners.insert(name.clone(), owner);
+                    }
                     self.known.insert(name.clone(), KnownVersion::of(file));
                     self.spawn_supervisor(name, &file.path, Command::Changed { problem });
                 }
@@ -494,6 +593,12 @@ impl Emperor {
                     Change::Relinked(version) => {
                         tracing::debug!("vassal {name}: same content behind a new link target; not reloading");
                         self.known.insert(name.clone(), version);
+                    }
+                    Change::Changed(_) if self.owner_changed(name, &file.path) => {
+                        tracing::warn!(
+                            "vassal {name}: emperor-tyrant: the file's owner changed; stopping the instance"
+                        );
+                        self.stop_removed(name, "the file's owner changed (emperor-tyrant): stopping");
                     }
                     Change::Changed(version) => {
                         tracing::info!("vassal {name}: file changed");
@@ -506,12 +611,33 @@ impl Emperor {
         let gone: Vec<String> = self.known.keys().filter(|name| !files.contains_key(*name)).cloned().collect();
         for name in gone {
             tracing::info!("vassal {name}: file removed; stopping");
-            self.known.remove(&name);
-            self.removing.insert(name.clone());
-            if let Some(shared) = self.ctx.registry.get(&name) {
-                shared.event("config", "file removed: stopping".to_owned());
-            }
-            let _ = self.ctx.registry.send(&name, Command::Remove { quick: false });
+            self.stop_removed(&name, "file removed: stopping");
+        }
+    }
+
+    /// Stops a vassal and forgets its file: once stopped, a file still there is a new vassal again.
+    fn stop_removed(&mut self, name: &str, why: &str) {
+        self.known.remove(name);
+        self.owners.remove(name);
+        self.removing.insert(name.to_owned());
+        if let Some(shared) = self.ctx.registry.get(name) {
+            shared.event("config", why.to_owned());
+        }
+        let _ = self.ctx.registry.send(name, Command::Remove { quick: false });
+    }
+
+    /// The owner a tyrant emperor runs the file's vassal as (`None` when not a tyrant or unreadable).
+    fn owner(&self, path: &Path) -> Option<(u32, u32)> {
+        use std::os::unix::fs::MetadataExt;
+        let tyrant = self.ctx.tyrant?;
+        let metadata = if tyrant.nofollow { std::fs::symlink_metadata(path) } else { std::fs::metadata(path) };
+        metadata.ok().map(|m| (m.uid(), m.gid()))
+    }
+
+    fn owner_changed(&self, name: &str, path: &Path) -> bool {
+        match (self.owners.get(name), self.owner(path)) {
+            (Some(before), Some(now)) => *before != now,
+            _ => false,
         }
     }
 

@@ -920,31 +920,22 @@ fn log_file_owner(config: &VassalConfig) -> anyhow::Result<(Option<u32>, Option<
     Ok((uid, gid))
 }
 
-/// `uid`/`gid`: drop root after the sockets are bound, before any app code runs.
+/// `uid`/`gid`/`cap`: drop root after the sockets are bound, before any app code runs (see
+/// [`crate::privileges`]).
 fn drop_privileges(config: &VassalConfig) -> anyhow::Result<()> {
-    if config.uid.is_none() && config.gid.is_none() {
+    let target = crate::privileges::Target::resolve(config.uid.as_deref(), config.gid.as_deref(), &config.caps)?;
+    if target.is_empty() {
         return Ok(());
     }
     if !nix::unistd::Uid::effective().is_root() {
-        tracing::info!("not running as root: uid/gid ignored");
+        // As uWSGI (which only runs its as-root phase as root); capabilities inherited as ambient ones across
+        // a reload's exec are still there.
+        tracing::info!("not running as root: uid/gid/cap ignored");
         return Ok(());
     }
-    if let Some(group) = &config.gid {
-        let gid = match group.parse::<u32>() {
-            Ok(gid) => nix::unistd::Gid::from_raw(gid),
-            Err(_) => nix::unistd::Group::from_name(group)?.with_context(|| format!("no group '{group}'"))?.gid,
-        };
-        nix::unistd::setgroups(&[gid]).context("setgroups")?;
-        nix::unistd::setgid(gid).context("setgid")?;
-    }
-    if let Some(user) = &config.uid {
-        let uid = match user.parse::<u32>() {
-            Ok(uid) => nix::unistd::Uid::from_raw(uid),
-            Err(_) => nix::unistd::User::from_name(user)?.with_context(|| format!("no user '{user}'"))?.uid,
-        };
-        nix::unistd::setuid(uid).context("setuid")?;
-    }
-    tracing::info!("dropped privileges to uid {} gid {}", nix::unistd::getuid(), nix::unistd::getgid());
+    target.apply()?;
+    let kept = if config.caps.is_empty() { String::new() } else { format!(" keeping cap {}", config.caps.join(",")) };
+    tracing::info!("dropped privileges to uid {} gid {}{kept}", nix::unistd::getuid(), nix::unistd::getgid());
     Ok(())
 }
 

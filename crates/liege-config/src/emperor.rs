@@ -50,10 +50,31 @@ pub struct EmperorConfig {
     pub pidfile: Option<PathBuf>,
     /// `show-config`: log the configuration as an ini section at start, as a vassal does.
     pub show_config: bool,
+    /// `uid` / `gid` / `cap` of the emperor process itself: after binding its API and stats sockets it drops
+    /// root to this user and group, keeping these capabilities (uWSGI's emperor is an instance like any
+    /// other, so its own `uid` drops its own privileges; the vassals then run as that user too).
+    pub uid: Option<String>,
+    pub gid: Option<String>,
+    pub caps: Vec<String>,
+    /// `chmod-socket`: the mode of the emperor's own unix sockets (its stats socket).
+    pub chmod_socket: Option<u32>,
+    /// `emperor-tyrant` (and `-nofollow`, `-initgroups`): each vassal runs as its file's owner.
+    pub tyrant: Option<Tyrant>,
+    /// `binary-path`: the liege binary vassals are started with, instead of the running one.
+    pub binary_path: Option<PathBuf>,
     /// Every raw option in order, for display.
     pub raw: Vec<RawOption>,
     /// Readings that uWSGI accepts but that are probably not what was meant (see [`ConfigWarning`]).
     pub warnings: Vec<ConfigWarning>,
+}
+
+/// `emperor-tyrant`: every vassal runs as the owner of its file (uWSGI's core/emperor.c).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tyrant {
+    /// `emperor-tyrant-nofollow`: the owner of a symlink is the link's, not its target's.
+    pub nofollow: bool,
+    /// `emperor-tyrant-initgroups`: the owner's supplementary groups too (default: only the file's group).
+    pub initgroups: bool,
 }
 
 /// Reads the emperor's command line (argv without the program name, with or without a leading `emperor`
@@ -103,12 +124,20 @@ impl EmperorConfig {
             logto: None,
             pidfile: None,
             show_config: false,
+            uid: None,
+            gid: None,
+            caps: Vec::new(),
+            chmod_socket: None,
+            tyrant: None,
+            binary_path: None,
             raw: Vec::new(),
             warnings: Vec::new(),
         };
         let mut warnings = Vec::new();
         let w = &mut warnings;
         let mut dir: Option<&RawOption> = None;
+        let mut stats_alias: Option<&RawOption> = None;
+        let mut tyrant_flags = (false, false);
         for option in &raw {
             let def = options::lookup_long(&option.key).ok_or_else(|| ConfigError::UnknownOption {
                 origin: option.origin.clone(),
@@ -161,14 +190,27 @@ impl EmperorConfig {
                     config.pidfile = Some(values::path(option)?);
                     continue;
                 }
-                Support::Vassal if matches!(def.id, OptionId::Uid | OptionId::Gid) => {
-                    return Err(ConfigError::Unsupported {
-                        origin: option.origin.clone(),
-                        name: option.key.clone(),
-                        reason: "liege's emperor keeps the user that starts it (it must be able to manage every \
-                                 vassal); to run the apps as another user, set uid and gid in each vassal file \
-                                 or for all of them with --vassal-set uid=USER --vassal-set gid=GROUP",
-                    });
+                Support::Vassal if def.id == OptionId::Uid => {
+                    config.uid = Some(values::non_empty(option)?);
+                    continue;
+                }
+                Support::Vassal if def.id == OptionId::Gid => {
+                    config.gid = Some(values::non_empty(option)?);
+                    continue;
+                }
+                Support::Vassal if def.id == OptionId::Cap => {
+                    config.caps.push(values::non_empty(option)?);
+                    continue;
+                }
+                Support::Vassal if def.id == OptionId::ChmodSocket => {
+                    config.chmod_socket = Some(values::octal_mode(option)?);
+                    continue;
+                }
+                // `stats = ADDR` in an emperor's ini: uWSGI's emperor instance (no master) never serves it;
+                // here it is the emperor's stats document, what uwsgitop and exporters can read of an emperor.
+                Support::Vassal if def.id == OptionId::Stats => {
+                    stats_alias = Some(option);
+                    continue;
                 }
                 Support::Vassal if def.id == OptionId::Master => {
                     values::boolean(option, w)?;
@@ -190,9 +232,27 @@ impl EmperorConfig {
                 OptionId::EmperorThrottle => config.throttle_base = milliseconds(option, w)?,
                 OptionId::EmperorMaxThrottle => config.throttle_max = milliseconds(option, w)?,
                 OptionId::EmperorStats => config.stats = Some(values::socket_address(option)?),
+                OptionId::EmperorTyrant => {
+                    if values::boolean(option, w)? {
+                        config.tyrant.get_or_insert_with(Tyrant::default);
+                    } else {
+                        config.tyrant = None;
+                    }
+                }
+                OptionId::EmperorTyrantNofollow => tyrant_flags.0 = values::boolean(option, w)?,
+                OptionId::EmperorTyrantInitgroups => tyrant_flags.1 = values::boolean(option, w)?,
+                OptionId::BinaryPath => config.binary_path = Some(values::path(option)?),
                 OptionId::EmperorRequiredHeartbeat => config.required_heartbeat = values::positive_seconds(option, w)?,
                 _ => {}
             }
+        }
+        if let Some(option) = stats_alias {
+            if config.stats.is_none() {
+                config.stats = Some(values::socket_address(option)?);
+            }
+        }
+        if let Some(tyrant) = &mut config.tyrant {
+            (tyrant.nofollow, tyrant.initgroups) = tyrant_flags;
         }
         let dir = dir.ok_or(ConfigError::NoEmperorDirectory)?;
         config.dir = emperor_directory(dir)?;

@@ -54,7 +54,7 @@ mod values;
 pub mod vassal;
 
 pub use apps::{CacheSpec, MountedApp};
-pub use emperor::{parse_emperor_args, EmperorConfig};
+pub use emperor::{parse_emperor_args, EmperorConfig, Tyrant};
 pub use help::help_text;
 pub use options::{lookup, suggest, OptionDef, OptionGroup, OptionId, OptionKind, Support, OPTIONS};
 pub use vassal::{AppSource, AppSpec, Cheaper, LogFormat, Protocol, SocketAddress, SocketSpec, VassalConfig};

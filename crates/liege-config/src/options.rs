@@ -206,6 +206,10 @@ pub enum OptionId {
     LoopEngine,
     Vhost,
     EmperorTyrant,
+    EmperorTyrantNofollow,
+    EmperorTyrantInitgroups,
+    BinaryPath,
+    Cap,
 }
 
 /// How an option takes its value, which decides both argv parsing and how repeats combine.
@@ -632,6 +636,8 @@ pub static OPTIONS: &[OptionDef] = &[
         "switch to this user (name or number) after binding sockets"),
     opt(OptionId::Gid, "gid", &[], None, Scalar, G::Processes, Vassal, "GROUP",
         "switch to this group (name or number) after binding sockets"),
+    opt(OptionId::Cap, "cap", &[], None, List, G::Processes, Vassal, "CAPS",
+        "Linux capabilities kept after uid/gid drop root (setuid,setgid,net_bind_service...; kept across reloads)"),
     opt(OptionId::Pidfile, "pidfile", &[], None, Scalar, G::Processes, Vassal, "PATH",
         "write the master's pid to PATH"),
     opt(OptionId::SafePidfile, "safe-pidfile", &[], None, Scalar, G::Processes, Vassal, "PATH",
@@ -852,6 +858,15 @@ pub static OPTIONS: &[OptionDef] = &[
         "cap of the respawn delay of a crashing vassal (default 60000)"),
     opt(OptionId::EmperorStats, "emperor-stats", &["emperor-stats-server"], None, Scalar, G::Emperor, EmperorOnly, "ADDR",
         "serve uWSGI's emperor stats JSON on ADDR (unix path or host:port; uwsgitop ADDR lists the vassals)"),
+    opt(OptionId::EmperorTyrant, "emperor-tyrant", &[], None, Flag, G::Emperor, EmperorOnly, "",
+        "run each vassal as the owner (uid and gid) of its file; root-owned files are refused (the emperor must be \
+         root, or keep cap = setuid,setgid)"),
+    opt(OptionId::EmperorTyrantNofollow, "emperor-tyrant-nofollow", &[], None, Flag, G::Emperor, EmperorOnly, "",
+        "with emperor-tyrant: take the owner of a symlinked vassal file from the link, not from its target"),
+    opt(OptionId::EmperorTyrantInitgroups, "emperor-tyrant-initgroups", &[], None, Flag, G::Emperor, EmperorOnly, "",
+        "with emperor-tyrant: give each vassal its owner's supplementary groups (default: its group alone)"),
+    opt(OptionId::BinaryPath, "binary-path", &[], None, Scalar, G::Emperor, EmperorOnly, "PATH",
+        "start vassals with the liege binary at PATH instead of the running one (e.g. after an upgrade)"),
     opt(OptionId::EmperorRequiredHeartbeat, "emperor-required-heartbeat", &[], None, Scalar, G::Emperor, EmperorOnly, "SECONDS",
         "restart a vassal whose master sends no heartbeat for this long (default 30; it sends one a second)"),
     // --- compatibility, no effect ---
@@ -901,10 +916,6 @@ pub static OPTIONS: &[OptionDef] = &[
         Unsupported { reason: "liege serves one WSGI app per vassal, so there is no app to pick by host name: run \
                                one vassal per site and route by Host in your proxy" },
         "", "not supported: one app per vassal, route by Host in the proxy"),
-    opt(OptionId::EmperorTyrant, "emperor-tyrant", &[], None, Flag, G::Unsupported,
-        Unsupported { reason: "liege's emperor does not take the uid/gid of each vassal file's owner: set uid and gid \
-                               in each vassal file instead" },
-        "", "not supported: set uid/gid in each vassal file"),
 ];
 
 /// Strips the dashes a command-line spelling carries, so `--workers`, `-p` and `workers` all resolve.

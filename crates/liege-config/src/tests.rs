@@ -537,7 +537,6 @@ fn unsupported_options_say_what_to_do() {
         ("async = 10", "prefork workers and threads"),
         ("ugreen = true", "prefork workers and threads"),
         ("vhost = true", "route by Host"),
-        ("emperor-tyrant", "uid and gid"),
     ] {
         let message = ini_error(&format!("[uwsgi]\n{line}\n"));
         assert!(message.contains("is not supported by liege") && message.contains(needle), "{message}");
@@ -704,6 +703,47 @@ fn emperor_from_an_ini_file() {
 }
 
 #[test]
+fn packaged_emperor_configs_set_the_emperors_own_user_tyranny_and_binary() {
+    // theatlantic's RPM and PLD's package, as they ship.
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write(
+        dir.path(),
+        "uwsgi.ini",
+        "[uwsgi]\nuid = uwsgi\ngid = uwsgi\nemperor = /etc/uwsgi.d\nstats = /run/uwsgi/stats.sock\n\
+         chmod-socket = 660\nemperor-tyrant = true\ncap = setgid,setuid\nbinary-path = /usr/bin/uwsgi\n",
+    );
+    let config = parse_emperor_args(&os(&["--ini", ini.to_str().unwrap()]), &no_env).unwrap();
+    assert_eq!((config.uid.as_deref(), config.gid.as_deref()), (Some("uwsgi"), Some("uwsgi")));
+    assert_eq!(config.caps, ["setgid,setuid"]);
+    assert_eq!(config.chmod_socket, Some(0o660));
+    assert_eq!(config.tyrant, Some(crate::Tyrant { nofollow: false, initgroups: false }));
+    assert_eq!(config.binary_path, Some(PathBuf::from("/usr/bin/uwsgi")));
+    assert_eq!(config.stats, Some(crate::SocketAddress::Unix(PathBuf::from("/run/uwsgi/stats.sock"))));
+    // emperor-stats wins over the instance's `stats`; the tyrant's switches; tyrant = false is off.
+    let config = parse_emperor_args(
+        &os(&[
+            "dir",
+            "--stats",
+            "/a.sock",
+            "--emperor-stats",
+            "127.0.0.1:1717",
+            "--emperor-tyrant",
+            "--emperor-tyrant-nofollow",
+            "--emperor-tyrant-initgroups",
+        ]),
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(config.stats, Some(crate::SocketAddress::Tcp { host: "127.0.0.1".into(), port: 1717 }));
+    assert_eq!(config.tyrant, Some(crate::Tyrant { nofollow: true, initgroups: true }));
+    let off = write(dir.path(), "off.ini", "[uwsgi]\nemperor = /etc/uwsgi.d\nemperor-tyrant = false\n");
+    assert_eq!(parse_emperor_args(&os(&["--ini", off.to_str().unwrap()]), &no_env).unwrap().tyrant, None);
+    // In a vassal, `cap` is the master's; emperor-tyrant is the emperor's.
+    assert_eq!(parse(&["--cap", "net_bind_service", "--wsgi-file", "a.py"]).unwrap().caps, ["net_bind_service"]);
+    assert!(parse(&["--emperor-tyrant", "--wsgi-file", "a.py"]).unwrap_err().to_string().contains("emperor"));
+}
+
+#[test]
 fn emperor_errors() {
     let emperor = |args: &[&str]| parse_emperor_args(&os(args), &no_env).unwrap_err().to_string();
     assert_eq!(
@@ -729,7 +769,6 @@ fn emperor_errors() {
     );
     assert!(emperor(&["dir", "--vassal-set", "api=x"]).contains("configures the emperor"));
     assert!(emperor(&["dir", "--emperor-throttle", "0"]).contains("must be at least 1"));
-    assert!(emperor(&["dir", "--uid", "web"]).contains("set uid and gid in each vassal file"));
     assert!(emperor(&["--emperor", "/etc/vassals/*/*.ini"]).contains("watches one directory"));
     assert!(emperor(&["dir", "--apii", "x"]).contains("unknown option '--apii' (did you mean '--api'?)"));
 }
@@ -1067,7 +1106,15 @@ fn process_options() {
     assert_eq!(config.daemonize, Some(PathBuf::from("/var/log/app.log")));
     assert_eq!(config.pyargv, vec!["--config-file", "/etc/a.conf", "-v"]);
     assert_eq!(ini_config("[uwsgi]\ndaemonize2 = /x.log\n").daemonize, Some(PathBuf::from("/x.log")));
-    assert!(ini_error("[uwsgi]\ndaemonize = 127.0.0.1:8224\n").contains("not to a UDP address"));
+    // uWSGI's logto(): an address sends the log over UDP (a socket logger), a path is a file.
+    let config = ini_config("[uwsgi]\ndaemonize = 127.0.0.1:8224\n");
+    assert!(config.detach && config.daemonize.is_none());
+    assert_eq!(config.logs.loggers[0].target, crate::logs::LoggerTarget::Socket("127.0.0.1:8224".into()));
+    let config = ini_config("[uwsgi]\nlogto = localhost:514\ndaemonize = /var/log/a:b\n");
+    assert_eq!(config.logto, None);
+    assert_eq!(config.daemonize, Some(PathBuf::from("/var/log/a:b")));
+    assert_eq!(config.logs.loggers[0].target, crate::logs::LoggerTarget::Socket("localhost:514".into()));
+    assert!(ini_error("[uwsgi]\nlogto = :8224\n").contains("invalid UDP address"));
     assert!(ini_error("[uwsgi]\nchown-socket = :web\n").contains("expected USER or USER:GROUP"));
     assert!(ini_error("[uwsgi]\numask = 9\n").contains("octal"));
 }

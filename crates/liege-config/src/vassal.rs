@@ -201,6 +201,8 @@ pub struct VassalConfig {
     pub chmod_socket: Option<u32>,
     pub uid: Option<String>,
     pub gid: Option<String>,
+    /// `cap`: Linux capabilities (names as uWSGI spells them, comma-separated) kept after dropping root.
+    pub caps: Vec<String>,
     pub pidfile: Option<PathBuf>,
     /// `logto`: append the vassal's stdout and stderr to this file.
     pub logto: Option<PathBuf>,
@@ -387,6 +389,7 @@ impl<'r> Builder<'r> {
             chmod_socket: None,
             uid: None,
             gid: None,
+            caps: Vec::new(),
             pidfile: None,
             logto: None,
             post_buffering: 1024 * 1024,
@@ -605,6 +608,7 @@ impl<'r> Builder<'r> {
             OptionId::Threads => config.threads = values::positive(option, w)?,
             OptionId::Uid => config.uid = Some(values::non_empty(option)?),
             OptionId::Gid => config.gid = Some(values::non_empty(option)?),
+            OptionId::Cap => config.caps.push(values::non_empty(option)?),
             OptionId::Pidfile | OptionId::SafePidfile => config.pidfile = Some(values::path(option)?),
             OptionId::MaxRequests => config.max_requests = values::whole_number(option, w)?,
             OptionId::MaxRequestsDelta => config.max_requests_delta = values::whole_number(option, w)?,
@@ -679,6 +683,10 @@ impl<'r> Builder<'r> {
             | OptionId::EmperorMaxThrottle
             | OptionId::EmperorStats
             | OptionId::EmperorRequiredHeartbeat
+            | OptionId::EmperorTyrant
+            | OptionId::EmperorTyrantNofollow
+            | OptionId::EmperorTyrantInitgroups
+            | OptionId::BinaryPath
             | OptionId::Vacuum
             | OptionId::EnableThreads
             | OptionId::DieOnTerm
@@ -699,8 +707,7 @@ impl<'r> Builder<'r> {
             | OptionId::ProcnameMaster
             | OptionId::MemoryReport
             | OptionId::LoopEngine
-            | OptionId::Vhost
-            | OptionId::EmperorTyrant => {}
+            | OptionId::Vhost => {}
         }
         Ok(())
     }
