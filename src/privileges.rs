@@ -27,7 +27,7 @@ pub enum PrivilegeError {
     UnknownCapability(String),
     #[error("{call}: {source}")]
     Call { call: &'static str, source: nix::Error },
-    #[error("capabilities: {0}")]
+    #[error("setting the capabilities")]
     Caps(#[from] caps::errors::CapsError),
 }
 
@@ -109,9 +109,10 @@ impl Target {
         }
         if keep {
             // After setuid the kept capabilities are permitted but no longer effective: make the asked ones
-            // (and only those) effective, inheritable and ambient (ambient needs permitted and inheritable).
-            caps::set(None, CapSet::Permitted, &self.caps)?;
+            // (and only those) effective, permitted, inheritable and ambient. In this order: effective must
+            // stay within permitted at each step, ambient needs permitted and inheritable.
             caps::set(None, CapSet::Effective, &self.caps)?;
+            caps::set(None, CapSet::Permitted, &self.caps)?;
             caps::set(None, CapSet::Inheritable, &self.caps)?;
             caps::set(None, CapSet::Ambient, &self.caps)?;
         }

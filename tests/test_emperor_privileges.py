@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
@@ -106,3 +108,39 @@ def test_tyrant_runs_each_vassal_as_its_file_owner_and_refuses_root_files(empero
     wait_for(lambda: {ids_of(pid) for pid in vassal_pids(e, "alice") if os.path.exists(f"/proc/{pid}")}
              == {(23004, 23004)}, READY_TIMEOUT, "alice to run as its new owner")
     e.wait_serving("alice")
+
+
+def _python_reachable_by_others() -> bool:
+    """Whether an unprivileged user can read the Python that liege embeds (a pyenv under /root is not: a
+    master dropping root before Python starts could not import its standard library)."""
+    path = Path(os.path.realpath(sys.base_prefix))
+    return all(os.stat(p).st_mode & 0o001 for p in [path, *path.parents])
+
+
+@pytest.mark.parametrize("drop", [
+    pytest.param(False, id="root-with-fewer-caps"),
+    pytest.param(True, id="nobody", marks=pytest.mark.skipif(
+        not _python_reachable_by_others(), reason="the embedded Python is not readable by nobody here")),
+])
+def test_vassal_cap_is_kept_after_dropping_root_and_across_a_reload(liege, open_root, drop):
+    # uWSGI's `cap`: a master keeps net_bind_service and nothing else, in its workers too, and still after a
+    # graceful reload (an exec: for a user other than root only ambient capabilities survive it).
+    app = open_root / "app.py"
+    app.write_text("def application(e, s):\n    s('200 OK', [])\n    return [b'ok']\n")
+    app.chmod(0o644)
+    user = ["--uid", "nobody", "--gid", "nogroup"] if drop else []
+    srv = liege("--wsgi-file", app, "--processes", "1", *user, "--cap", "net_bind_service", cwd=open_root)
+    CAP_NET_BIND_SERVICE = 10
+    ids = (NOBODY, NOBODY) if drop else (0, 0)
+
+    def capped(pid: int) -> bool:
+        return ids_of(pid) == ids and cap_eff(pid) == 1 << CAP_NET_BIND_SERVICE
+    assert capped(srv.pid), (ids_of(srv.pid), hex(cap_eff(srv.pid)))
+    workers = srv.worker_pids()
+    assert workers and all(capped(pid) for pid in workers)
+    srv.signal(signal.SIGHUP)  # graceful reload: the master re-executes itself as nobody
+    wait_for(lambda: (lambda now: now and not set(now) & set(workers))(srv.worker_pids()), READY_TIMEOUT,
+             "new workers after the reload")
+    srv.wait_ready()
+    assert capped(srv.pid), hex(cap_eff(srv.pid))
+    assert all(capped(pid) for pid in srv.worker_pids())
