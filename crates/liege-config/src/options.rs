@@ -45,6 +45,7 @@ pub enum OptionId {
     HttpTimeout,
     SocketTimeout,
     HttpKeepalive,
+    HttpRawBody,
     ChmodSocket,
     // --- static files, routing, headers (static) ---
     StaticMap,
@@ -416,6 +417,9 @@ pub static OPTIONS: &[OptionDef] = &[
         "how long to wait for a request head or body bytes (default 60); same setting as http-timeout"),
     opt(OptionId::HttpKeepalive, "http-keepalive", &[], None, OptionalValue { default: "15" }, G::Sockets, Vassal, "SECONDS",
         "close idle keep-alive connections after SECONDS (default 15; bare, 1 or true = 15, as uWSGI's 1 = on; 0 or false = no keep-alive)"),
+    opt(OptionId::HttpRawBody, "http-raw-body", &[], None, Flag, G::Sockets, Vassal, "",
+        "as uWSGI's HTTP router: bodies reach the app as the client sent them (chunked ones decoded) and the \
+         connection closes after each response (raw-body sessions never keep alive); no WebSocket upgrades"),
     opt(OptionId::ChmodSocket, "chmod-socket", &["chmod"], Some('C'), OptionalValue { default: "666" }, G::Sockets, Vassal, "MODE",
         "octal permissions of unix sockets (bare = 666, as uWSGI)"),
     // --- static files, routing, headers (static) ---

@@ -777,6 +777,9 @@ fn emperor_errors() {
 fn http_keepalive_takes_seconds_or_a_switch() {
     let keepalive = |args: &[&str]| parse(args).unwrap().keepalive_timeout;
     assert_eq!(keepalive(&["--http-keepalive", "5"]), Duration::from_secs(5));
+    // http-raw-body sessions never keep alive in uWSGI's router, in either order.
+    assert_eq!(keepalive(&["--http-raw-body", "--http-keepalive", "5"]), Duration::ZERO);
+    assert_eq!(keepalive(&["--http-keepalive", "5", "--http-raw-body"]), Duration::ZERO);
     assert_eq!(keepalive(&["--http-keepalive"]), Duration::from_secs(15));
     assert_eq!(keepalive(&["--http-keepalive=true"]), Duration::from_secs(15));
     assert_eq!(keepalive(&["--http-keepalive=off"]), Duration::ZERO);

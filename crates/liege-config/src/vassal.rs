@@ -349,6 +349,8 @@ struct Builder<'r> {
     apps: AppsOptions,
     // --- logging family (conf) ---
     logs: crate::logs::LogOptions,
+    /// `http-raw-body`: keep-alive off (see `finish`).
+    http_raw_body: bool,
 }
 
 /// `mount`, `cache` and the file of a `module` + `wsgi-file` pair, resolved in [`Builder::finish`].
@@ -441,6 +443,7 @@ impl<'r> Builder<'r> {
             cheaper: CheaperOptions::default(),
             apps: AppsOptions::default(),
             logs: crate::logs::LogOptions::default(),
+            http_raw_body: false,
             default_protocol_sockets: Vec::new(),
             protocol: None,
             warnings: Vec::new(),
@@ -526,6 +529,9 @@ impl<'r> Builder<'r> {
                 config.socket_timeout = values::positive_seconds(option, w)?
             }
             OptionId::HttpKeepalive => config.keepalive_timeout = keepalive(option, w)?,
+            // uWSGI's router never keeps a raw-body session alive (plugins/http/http.c), whatever
+            // http-keepalive says: applied in `finish`, so the order of the two options does not matter.
+            OptionId::HttpRawBody => self.http_raw_body = values::boolean(option, w)?,
             OptionId::ChmodSocket => config.chmod_socket = Some(values::octal_mode(option)?),
             // --- static files, routing, headers (static) ---
             OptionId::StaticMap
@@ -778,6 +784,9 @@ impl<'r> Builder<'r> {
             for &index in &self.default_protocol_sockets {
                 self.config.sockets[index].protocol = protocol;
             }
+        }
+        if self.http_raw_body {
+            self.config.keepalive_timeout = Duration::ZERO;
         }
         // --- logging family (conf) ---
         let has_logfile = self.config.logto.is_some() || self.config.daemonize.is_some();
