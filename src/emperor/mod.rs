@@ -58,8 +58,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Settings every vassal supervisor reads.
 pub struct Context {
-    /// The vassal directory (absolute); also the vassals' working directory, as with uWSGI.
+    /// The vassal directory (absolute); also the vassals' working directory, as with uWSGI. With a glob
+    /// ([`Self::pattern`]), the emperor's working directory, where uWSGI's glob monitor runs vassals.
     pub dir: PathBuf,
+    /// `emperor = PATTERN`: the vassals are the `*.ini` files matching it (absolute), under [`Self::watched`].
+    pub pattern: Option<String>,
+    /// The directory watched for changes: the vassal directory, or recursively the pattern's fixed part.
+    pub watched: PathBuf,
     pub run_dir: PathBuf,
     pub log_dir: PathBuf,
     /// What starts a vassal by default (issue 13): the liege binary, or the interpreter that loaded liege's
@@ -122,6 +127,9 @@ pub fn run(args: &[OsString]) -> ExitCode {
 struct Setup {
     config: EmperorConfig,
     dir: PathBuf,
+    /// The absolute glob pattern and the directory watched for it (see [`Context::pattern`]).
+    pattern: Option<String>,
+    watched: PathBuf,
     run_dir: PathBuf,
     log_dir: PathBuf,
     includes: Vec<PathBuf>,
@@ -136,12 +144,22 @@ struct Setup {
 
 impl Setup {
     fn prepare(config: EmperorConfig) -> anyhow::Result<Self> {
-        let dir =
+        let watched =
             std::fs::canonicalize(&config.dir).with_context(|| format!("vassal directory {}", config.dir.display()))?;
-        if !dir.is_dir() {
-            anyhow::bail!("{} is not a directory", dir.display());
+        if !watched.is_dir() {
+            anyhow::bail!("{} is not a directory", watched.display());
         }
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        // A glob's vassals run where the emperor runs (uWSGI's glob monitor does not chdir); a directory's
+        // vassals run in it.
+        let pattern = config.pattern.as_deref().map(|pattern| {
+            if Path::new(pattern).is_absolute() {
+                pattern.to_owned()
+            } else {
+                format!("{}/{pattern}", cwd.display())
+            }
+        });
+        let dir = if pattern.is_some() { cwd.clone() } else { watched.clone() };
         let absolute = |path: &Path| {
             if path.is_absolute() {
                 path.to_path_buf()
@@ -149,7 +167,9 @@ impl Setup {
                 cwd.join(path)
             }
         };
-        let run_dir = config.run_dir.as_deref().map(absolute).unwrap_or_else(|| default_run_dir(&dir));
+        // One run directory per vassal directory, or per pattern.
+        let key = pattern.as_deref().map_or_else(|| dir.clone(), PathBuf::from);
+        let run_dir = config.run_dir.as_deref().map(absolute).unwrap_or_else(|| default_run_dir(&key));
         std::fs::create_dir_all(&run_dir).with_context(|| format!("run directory {}", run_dir.display()))?;
         let log_dir = config.log_dir.as_deref().map(absolute).unwrap_or_else(|| run_dir.join("logs"));
         std::fs::create_dir_all(&log_dir).with_context(|| format!("log directory {}", log_dir.display()))?;
@@ -196,7 +216,20 @@ impl Setup {
         // Vassals run in DIR (uWSGI's emperor does the same), and the emperor validates their files from
         // there too, so relative paths in vassal files mean the same thing to both.
         std::env::set_current_dir(&dir).with_context(|| format!("chdir {}", dir.display()))?;
-        Ok(Setup { config, dir, run_dir, log_dir, includes, token, token_path, api: None, stats: None, _lock: lock })
+        Ok(Setup {
+            config,
+            dir,
+            pattern,
+            watched,
+            run_dir,
+            log_dir,
+            includes,
+            token,
+            token_path,
+            api: None,
+            stats: None,
+            _lock: lock,
+        })
     }
 
     /// Binds the API and the stats socket (`chmod-socket` applies to a unix one).
@@ -335,6 +368,8 @@ async fn emperor(mut setup: Setup) -> ExitCode {
         .unwrap_or_else(|| (liege_config_cpus() * 2).max(4));
     let ctx = Arc::new(Context {
         dir: setup.dir.clone(),
+        pattern: setup.pattern.clone(),
+        watched: setup.watched.clone(),
         run_dir: setup.run_dir.clone(),
         log_dir: setup.log_dir.clone(),
         program,
@@ -385,11 +420,13 @@ async fn emperor(mut setup: Setup) -> ExitCode {
     };
 
     let hint = Arc::new(Notify::new());
-    let watcher = watch(&setup.dir, hint.clone());
+    let mode =
+        if setup.pattern.is_some() { notify::RecursiveMode::Recursive } else { notify::RecursiveMode::NonRecursive };
+    let watcher = watch(&setup.watched, mode, hint.clone());
 
     tracing::info!(
         "watching {} (run dir {}, logs in {}, ports {}-{})",
-        setup.dir.display(),
+        setup.pattern.clone().unwrap_or_else(|| setup.dir.display().to_string()),
         setup.run_dir.display(),
         setup.log_dir.display(),
         setup.config.vassal_port_range.0,
@@ -483,7 +520,7 @@ async fn settle(hint: &Notify) {
 
 /// Starts the notify watcher on DIR. Failing to watch is not fatal: the periodic rescan still finds
 /// everything, only later.
-fn watch(dir: &Path, hint: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
+fn watch(dir: &Path, mode: notify::RecursiveMode, hint: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
     let handler = move |event: notify::Result<notify::Event>| {
         // Every event (and every error, such as a queue overflow) only means "look again", except reads:
         // the rescan itself (and each vassal reading its file) opens files, and must not trigger a rescan.
@@ -501,7 +538,7 @@ fn watch(dir: &Path, hint: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
             return None;
         }
     };
-    if let Err(err) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+    if let Err(err) = watcher.watch(dir, mode) {
         tracing::warn!("cannot watch {}: {err}; rescanning every {} s only", dir.display(), RESCAN_EVERY.as_secs());
         return None;
     }
@@ -557,10 +594,14 @@ struct Emperor {
 
 impl Emperor {
     fn rescan(&mut self) {
-        let files = match scan::scan(&self.ctx.dir) {
+        let listing = match &self.ctx.pattern {
+            Some(pattern) => scan::scan_glob(pattern, &self.ctx.watched),
+            None => scan::scan(&self.ctx.dir),
+        };
+        let files = match listing {
             Ok(files) => {
                 if self.scan_failing {
-                    tracing::info!("{} is readable again", self.ctx.dir.display());
+                    tracing::info!("{} is readable again", self.ctx.watched.display());
                 }
                 self.scan_failing = false;
                 files
@@ -568,7 +609,10 @@ impl Emperor {
             Err(err) => {
                 // Never stop vassals because the listing failed once (NFS hiccup, permissions being fixed).
                 if !self.scan_failing {
-                    tracing::error!("cannot list {}: {err}; keeping the vassals as they are", self.ctx.dir.display());
+                    tracing::error!(
+                        "cannot list {}: {err}; keeping the vassals as they are",
+                        self.ctx.watched.display()
+                    );
                 }
                 self.scan_failing = true;
                 return;

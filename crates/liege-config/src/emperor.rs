@@ -15,8 +15,13 @@ use crate::{args, collect, ini, values, ConfigError, ConfigWarning, RawOption};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmperorConfig {
-    /// The vassal directory: one app per `*.ini` file in it.
+    /// The vassal directory: one app per `*.ini` file in it. With [`Self::pattern`], the directory the
+    /// pattern's fixed part names (watched recursively).
     pub dir: PathBuf,
+    /// `emperor = /etc/uwsgi/vassals/*/*.ini` or `emperor = /srv/app/uwsgi.ini`: uWSGI's glob monitor (a path
+    /// without wildcards is a glob matching one file). The vassals are the matching `*.ini` files, and they
+    /// run in the emperor's working directory, as uWSGI's glob monitor leaves them.
+    pub pattern: Option<String>,
     /// Address of the HTTP API and dashboard; default `127.0.0.1:9191`.
     pub api: String,
     /// A file holding the bearer token required by state-changing API calls.
@@ -94,7 +99,10 @@ pub fn parse_emperor_args(
             args::Item::Option { def, spelled, value, origin } => {
                 collector.add_command_line_option(def, &spelled, &value, origin)?
             }
-            args::Item::Positional { value, origin } if ini::is_ini_spec(&value) => {
+            // `liege emperor '/etc/vassals/*.ini'`: a pattern is the emperor's glob, not a config to read.
+            args::Item::Positional { value, origin }
+                if ini::is_ini_spec(&value) && !value.contains(['*', '?', '[']) =>
+            {
                 collector.add_command_line_ini(&value, origin)?
             }
             args::Item::Positional { value, origin } => collector.add_command_line_emperor_dir(&value, origin),
@@ -108,6 +116,7 @@ impl EmperorConfig {
     pub fn from_raw(raw: Vec<RawOption>) -> Result<Self, ConfigError> {
         let mut config = EmperorConfig {
             dir: PathBuf::new(),
+            pattern: None,
             api: "127.0.0.1:9191".to_owned(),
             api_token_file: None,
             run_dir: None,
@@ -255,25 +264,47 @@ impl EmperorConfig {
             (tyrant.nofollow, tyrant.initgroups) = tyrant_flags;
         }
         let dir = dir.ok_or(ConfigError::NoEmperorDirectory)?;
-        config.dir = emperor_directory(dir)?;
+        (config.dir, config.pattern) = emperor_source(dir)?;
         config.raw = raw;
         config.warnings = warnings;
         Ok(config)
     }
 }
 
-/// `emperor = DIR`. uWSGI also takes a glob (`/etc/vassals/*/*.ini`), a single file or a monitor URL
-/// (`zmq://`, `pg://`...); liege's emperor watches one directory of `*.ini` files.
-fn emperor_directory(option: &RawOption) -> Result<PathBuf, ConfigError> {
-    let value = option.value.as_str();
-    if value.contains(['*', '?', '[']) || value.contains("://") || value.ends_with(".ini") {
+/// `emperor = DIR`, or uWSGI's glob monitor: a pattern (`/etc/vassals/*/*.ini`) or one file (`%D/foo.ini`).
+/// Monitor URLs (`zmq://`, `pg://`, `amqp://`...) are refused: liege's emperor watches files.
+fn emperor_source(option: &RawOption) -> Result<(PathBuf, Option<String>), ConfigError> {
+    let value = option.value.trim();
+    if value.contains("://") {
         return Err(values::invalid(
             option,
-            "liege's emperor watches one directory (every *.ini in it is a vassal); uWSGI's glob, single-file and \
-             monitor-URL forms are not supported: give the directory, or link the files into one",
+            "liege's emperor watches files: a directory of *.ini files or a glob of them; uWSGI's monitor URLs \
+             (zmq://, pg://, amqp://, mongodb://) are not supported",
         ));
     }
-    values::path(option)
+    let has_wildcards = value.contains(['*', '?', '[']);
+    if !has_wildcards && !value.ends_with(".ini") {
+        return Ok((values::path(option)?, None));
+    }
+    if let Err(err) = glob::Pattern::new(value) {
+        return Err(values::invalid(option, format!("not a valid glob pattern: {err}")));
+    }
+    if !value.ends_with(".ini") && !value.ends_with('*') {
+        return Err(values::invalid(option, "liege reads ini vassal files only: the pattern must match *.ini files"));
+    }
+    // The fixed part: the directories before the first component with a wildcard (or the file's directory).
+    let mut fixed = PathBuf::new();
+    let components: Vec<&str> = value.split('/').collect();
+    for (index, component) in components.iter().enumerate() {
+        if index + 1 == components.len() || component.contains(['*', '?', '[']) {
+            break;
+        }
+        fixed.push(if component.is_empty() && index == 0 { "/" } else { component });
+    }
+    if fixed.as_os_str().is_empty() {
+        fixed.push(".");
+    }
+    Ok((fixed, Some(value.to_owned())))
 }
 
 /// The emperor's own `daemonize` / `logto` file. A vassal may send its output over UDP (`HOST:PORT`, through

@@ -744,6 +744,22 @@ fn packaged_emperor_configs_set_the_emperors_own_user_tyranny_and_binary() {
 }
 
 #[test]
+fn emperor_globs_and_single_files_as_uwsgi_glob_monitor() {
+    let source = |value: &str| {
+        let config = parse_emperor_args(&os(&["--emperor", value]), &no_env).unwrap();
+        (config.dir, config.pattern)
+    };
+    assert_eq!(source("/etc/vassals"), (PathBuf::from("/etc/vassals"), None));
+    assert_eq!(
+        source("/etc/uwsgi/apps/*/*.ini"),
+        (PathBuf::from("/etc/uwsgi/apps"), Some("/etc/uwsgi/apps/*/*.ini".to_owned()))
+    );
+    assert_eq!(source("/srv/app/foo.ini"), (PathBuf::from("/srv/app"), Some("/srv/app/foo.ini".to_owned())));
+    assert_eq!(source("vassals/*.ini"), (PathBuf::from("vassals"), Some("vassals/*.ini".to_owned())));
+    assert_eq!(source("*.ini"), (PathBuf::from("."), Some("*.ini".to_owned())));
+}
+
+#[test]
 fn emperor_errors() {
     let emperor = |args: &[&str]| parse_emperor_args(&os(args), &no_env).unwrap_err().to_string();
     assert_eq!(
@@ -769,7 +785,9 @@ fn emperor_errors() {
     );
     assert!(emperor(&["dir", "--vassal-set", "api=x"]).contains("configures the emperor"));
     assert!(emperor(&["dir", "--emperor-throttle", "0"]).contains("must be at least 1"));
-    assert!(emperor(&["--emperor", "/etc/vassals/*/*.ini"]).contains("watches one directory"));
+    assert!(emperor(&["--emperor", "zmq://tcp://127.0.0.1:5250"]).contains("monitor URLs"));
+    assert!(emperor(&["--emperor", "/etc/vassals/*.xml"]).contains("ini vassal files only"));
+    assert!(emperor(&["--emperor", "/etc/vassals/[a.ini"]).contains("not a valid glob pattern"));
     assert!(emperor(&["dir", "--apii", "x"]).contains("unknown option '--apii' (did you mean '--api'?)"));
 }
 
