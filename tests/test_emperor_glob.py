@@ -68,3 +68,21 @@ def test_a_single_file_emperor_from_an_ini(emperor_factory, tmp_path):
     _, port = e.wait_serving("foo")
     assert body_of(port) == "foo default"
     assert set(e.vassals()) == {"foo"}, "only the named file is a vassal"
+
+
+def test_touch_reload_of_the_emperor_reloads_every_vassal(emperor_factory, tmp_path):
+    # kpn's `touch-reload = %p` in the emperor's own file: touching it does what SIGHUP does to the emperor.
+    root = tmp_path / "t"
+    root.mkdir()
+    (root / "app.py").write_text(APP)
+    (root / "foo.ini").write_text(vassal("foo"))
+    ini = root / "emperor.ini"
+    ini.write_text("[uwsgi]\nemperor = %D/foo.ini\ntouch-reload = %p\n")
+    e = emperor_factory(root=root, start=False, extra=["--ini", os.fspath(ini)])
+    e.start()
+    v, _ = e.wait_serving("foo")
+    before = v["pid"]
+    os.utime(ini, None)
+    os.utime(ini, (os.stat(ini).st_atime + 5, os.stat(ini).st_mtime + 5))
+    e.wait_state("foo", "running", where=lambda v: v["pid"] != before)
+    assert "touch-reload" in e.logs()

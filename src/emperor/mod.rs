@@ -143,7 +143,7 @@ struct Setup {
 }
 
 impl Setup {
-    fn prepare(config: EmperorConfig) -> anyhow::Result<Self> {
+    fn prepare(mut config: EmperorConfig) -> anyhow::Result<Self> {
         let watched =
             std::fs::canonicalize(&config.dir).with_context(|| format!("vassal directory {}", config.dir.display()))?;
         if !watched.is_dir() {
@@ -188,6 +188,8 @@ impl Setup {
             );
         }
         let includes = config.vassals_include.iter().map(|p| absolute(p)).collect();
+        // Relative to where the emperor was started, not to the vassal directory it moves into below.
+        config.touch_reload = config.touch_reload.iter().map(|p| absolute(p)).collect();
         let (token, token_path) = match &config.api_token_file {
             Some(path) => {
                 let path = absolute(path);
@@ -448,6 +450,7 @@ async fn emperor(mut setup: Setup) -> ExitCode {
     emperor.rescan();
     let mut status = systemd_status(&registry);
     crate::systemd::ready(&status);
+    let mut touched = Touched::new(&setup.config.touch_reload);
     let mut ticker = tokio::time::interval(RESCAN_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let quick = loop {
@@ -457,6 +460,10 @@ async fn emperor(mut setup: Setup) -> ExitCode {
                 emperor.rescan();
             }
             _ = ticker.tick() => {
+                if touched.check() {
+                    tracing::info!("touch-reload: a watched file changed; reloading every vassal gracefully");
+                    emperor.reload_all();
+                }
                 emperor.rescan();
                 let now = systemd_status(&registry);
                 if now != status {
@@ -576,6 +583,36 @@ impl Signals {
             _ = self.hangup.recv() => Received::Hangup,
         }
     }
+}
+
+/// The emperor's `touch-reload` files and their last modification times, checked each [`RESCAN_EVERY`]
+/// (uWSGI's master checks its touch files on its own timer too). A file appearing counts as a touch; one
+/// missing does not.
+struct Touched {
+    files: Vec<(PathBuf, Option<std::time::SystemTime>)>,
+}
+
+impl Touched {
+    fn new(paths: &[PathBuf]) -> Self {
+        Touched { files: paths.iter().map(|path| (path.clone(), modified(path))).collect() }
+    }
+
+    /// Whether any file changed since the last look.
+    fn check(&mut self) -> bool {
+        let mut changed = false;
+        for (path, seen) in &mut self.files {
+            let now = modified(path);
+            if now.is_some() && now != *seen {
+                changed = true;
+            }
+            *seen = now;
+        }
+        changed
+    }
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|metadata| metadata.modified()).ok()
 }
 
 struct Emperor {

@@ -67,6 +67,10 @@ pub struct EmperorConfig {
     pub tyrant: Option<Tyrant>,
     /// `binary-path`: the liege binary vassals are started with, instead of the running one.
     pub binary_path: Option<PathBuf>,
+    /// `touch-reload`: touching one of these files does what SIGHUP does to the emperor (uWSGI's
+    /// `emperor_massive_reload`: every vassal reloads gracefully), as touch-reload does what SIGHUP does to
+    /// the instance that sets it.
+    pub touch_reload: Vec<PathBuf>,
     /// Every raw option in order, for display.
     pub raw: Vec<RawOption>,
     /// Readings that uWSGI accepts but that are probably not what was meant (see [`ConfigWarning`]).
@@ -139,6 +143,7 @@ impl EmperorConfig {
             chmod_socket: None,
             tyrant: None,
             binary_path: None,
+            touch_reload: Vec::new(),
             raw: Vec::new(),
             warnings: Vec::new(),
         };
@@ -189,6 +194,10 @@ impl EmperorConfig {
                 }
                 Support::Vassal if matches!(def.id, OptionId::Logto | OptionId::Logto2) => {
                     config.logto = Some(emperor_log_file(option)?);
+                    continue;
+                }
+                Support::Vassal if def.id == OptionId::TouchReload => {
+                    config.touch_reload.push(values::path(option)?);
                     continue;
                 }
                 Support::Vassal if def.id == OptionId::ShowConfig => {
