@@ -39,6 +39,7 @@ use std::path::PathBuf;
 
 pub mod apps;
 mod args;
+pub mod cheaper;
 mod collect;
 mod emperor;
 mod expand;
@@ -57,7 +58,9 @@ pub use apps::{CacheSpec, MountedApp};
 pub use emperor::{parse_emperor_args, EmperorConfig, Tyrant};
 pub use help::help_text;
 pub use options::{lookup, suggest, OptionDef, OptionGroup, OptionId, OptionKind, Support, OPTIONS};
-pub use vassal::{AppSource, AppSpec, Cheaper, LogFormat, Protocol, SocketAddress, SocketSpec, VassalConfig};
+pub use vassal::{
+    AppSource, AppSpec, Cheaper, CheaperAlgo, LogFormat, Protocol, SocketAddress, SocketSpec, VassalConfig,
+};
 pub use vassal::{RequestPathConfig, RouteKind, RouteLine, RouteTable, StaticLine};
 
 /// liege's version, as `%V` and `--version` show it.

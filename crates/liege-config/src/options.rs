@@ -134,6 +134,19 @@ pub enum OptionId {
     CheaperStep,
     CheaperAlgo,
     Idle,
+    // --- cheaper algorithms, idle mode, process tuning (cheaper) ---
+    CheaperOverload,
+    CheaperIdle,
+    CheaperRssLimitSoft,
+    CheaperRssLimitHard,
+    /// `cheaper-busyness-*`.
+    CheaperBusyness(crate::cheaper::BusynessOption),
+    HarakiriQueueThreshold,
+    CpuAffinity,
+    NeverSwap,
+    Ksm,
+    BacklogStatus,
+    // --- end cheaper ---
     // --- master-side features: side processes, hooks (feat) ---
     /// Every `attach-daemon*` spelling.
     AttachDaemon(crate::master::DaemonKind),
@@ -318,6 +331,7 @@ impl OptionDef {
     }
 }
 
+use crate::cheaper::BusynessOption as BO;
 use crate::logs::LogOption as LO;
 use crate::master::{DaemonKind as DK, HookPhase as HP};
 use crate::vassal::{RouteKind as RK, RouteTable as RT};
@@ -680,15 +694,53 @@ pub static OPTIONS: &[OptionDef] = &[
     opt(OptionId::MasterFifo, "master-fifo", &[], None, List, G::LimitsAndReloads, Vassal, "PATH",
         "create a FIFO at PATH accepting uWSGI's one-letter master commands (r, c, q...)"),
     opt(OptionId::Cheaper, "cheaper", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
-        "adaptive worker count: keep at least N workers (fewer than processes), add more when all are busy"),
+        "adaptive worker count: keep at least N workers (fewer than processes), more under load (see cheaper-algo)"),
     opt(OptionId::CheaperInitial, "cheaper-initial", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
         "workers started at boot with cheaper (default: the cheaper minimum)"),
     opt(OptionId::CheaperStep, "cheaper-step", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
-        "workers added at once when all are busy (default 1)"),
+        "workers added at once by the cheaper algorithm (default 1)"),
     opt(OptionId::CheaperAlgo, "cheaper-algo", &[], None, Scalar, G::LimitsAndReloads, Vassal, "NAME",
-        "cheaper algorithm; only spare exists in liege"),
+        "cheaper algorithm: spare (default), spare2, backlog, manual (the master FIFO's + and - only) or busyness"),
     opt(OptionId::Idle, "idle", &[], None, Scalar, G::LimitsAndReloads, Vassal, "SECONDS",
-        "with cheaper: retire an extra worker idle this long (default 10)"),
+        "idle mode: after SECONDS without a request, stop every worker until the next connection arrives (then start processes, or cheaper, workers)"),
+    // --- cheaper algorithms, idle mode, process tuning (cheaper) ---
+    opt(OptionId::CheaperOverload, "cheaper-overload", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "cheaper: spare acts after N seconds of all-busy or idle workers, backlog spawns while the listen queue is longer than N, busyness measures over N seconds (default 3)"),
+    opt(OptionId::CheaperIdle, "cheaper-idle", &[], None, Scalar, G::LimitsAndReloads, Vassal, "SECONDS",
+        "cheaper-algo = spare2: retire a worker after SECONDS with more than cheaper workers idle (default 10)"),
+    opt(OptionId::CheaperRssLimitSoft, "cheaper-rss-limit-soft", &[], None, Scalar, G::LimitsAndReloads, Vassal, "BYTES",
+        "cheaper: spawn no more workers while their total resident memory is at least BYTES"),
+    opt(OptionId::CheaperRssLimitHard, "cheaper-rss-limit-hard", &[], None, Scalar, G::LimitsAndReloads, Vassal, "BYTES",
+        "cheaper: while the workers' total resident memory is at least BYTES, retire the oldest idle worker each second (needs cheaper-rss-limit-soft, lower)"),
+    opt(OptionId::CheaperBusyness(BO::Max), "cheaper-busyness-max", &[], None, Scalar, G::LimitsAndReloads, Vassal, "PERCENT",
+        "cheaper-algo = busyness: above this average busyness spawn cheaper-step workers (default 50)"),
+    opt(OptionId::CheaperBusyness(BO::Min), "cheaper-busyness-min", &[], None, Scalar, G::LimitsAndReloads, Vassal, "PERCENT",
+        "cheaper-algo = busyness: below this average busyness retire a worker once the cheaper timer allows (default 25)"),
+    opt(OptionId::CheaperBusyness(BO::Multiplier), "cheaper-busyness-multiplier", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "cheaper-algo = busyness: a worker is retired after N idle cheaper-overload periods (default 10)"),
+    opt(OptionId::CheaperBusyness(BO::Penalty), "cheaper-busyness-penalty", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "cheaper-algo = busyness: added to the multiplier when workers are needed again soon after one was retired (default 2)"),
+    opt(OptionId::CheaperBusyness(BO::Verbose), "cheaper-busyness-verbose", &[], None, Flag, G::LimitsAndReloads, Vassal, "",
+        "cheaper-algo = busyness: log every measurement and decision"),
+    opt(OptionId::CheaperBusyness(BO::BacklogAlert), "cheaper-busyness-backlog-alert", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "cheaper-algo = busyness: spawn emergency workers whenever the listen queue is longer than N (default 33)"),
+    opt(OptionId::CheaperBusyness(BO::BacklogMultiplier), "cheaper-busyness-backlog-multiplier", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "cheaper-algo = busyness: the multiplier while emergency workers run (default 3)"),
+    opt(OptionId::CheaperBusyness(BO::BacklogStep), "cheaper-busyness-backlog-step", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "cheaper-algo = busyness: emergency workers spawned at once (default 1)"),
+    opt(OptionId::CheaperBusyness(BO::BacklogNonzero), "cheaper-busyness-backlog-nonzero", &[], None, Scalar, G::LimitsAndReloads, Vassal, "SECONDS",
+        "cheaper-algo = busyness: spawn an emergency worker when the listen queue has been non-empty for SECONDS (default 60)"),
+    opt(OptionId::HarakiriQueueThreshold, "harakiri-queue-threshold", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "harakiri kills a request past its time only while the listen queue holds at least N connections (default 0: always)"),
+    opt(OptionId::CpuAffinity, "cpu-affinity", &[], None, Scalar, G::Processes, Vassal, "N",
+        "pin each worker to N CPUs: worker W gets CPUs (W-1)*N onwards, wrapping around the machine's CPUs"),
+    opt(OptionId::NeverSwap, "never-swap", &[], None, Flag, G::Processes, Vassal, "",
+        "lock the master's and every worker's memory in RAM (mlockall); needs a large enough RLIMIT_MEMLOCK or CAP_IPC_LOCK"),
+    opt(OptionId::Ksm, "ksm", &[], None, OptionalValue { default: "1" }, G::Processes, Vassal, "[N]",
+        "Linux KSM: every N requests (workers) or N seconds (master) mark the process's memory mergeable (madvise MADV_MERGEABLE); bare ksm is 1"),
+    opt(OptionId::BacklogStatus, "backlog-status", &[], None, OptionalValue { default: "true" }, G::Compatibility, NoEffect, "[VALUE]",
+        "no uWSGI setting: the name of uWSGI's management flag 15 (a runtime query of the listen queue); uWSGI reads the ini key as a placeholder and does nothing, and so does liege (the stats server reports listen_queue)"),
+    // --- end cheaper ---
     // --- master-side features: side processes, hooks (feat) ---
     opt(OptionId::AttachDaemon(DK::Dumb), "attach-daemon", &[], None, List, G::Processes, Vassal, "COMMAND",
         "run COMMAND next to the workers (Celery, a queue consumer...): started by the master, respawned with backoff when it exits, stopped with the vassal; its output goes to the vassal's log"),

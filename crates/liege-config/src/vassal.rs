@@ -53,20 +53,7 @@ pub struct AppSpec {
     pub callable: String,
 }
 
-/// The cheaper (adaptive worker count) settings; `None` in [`VassalConfig::cheaper`] when off.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cheaper {
-    /// Minimum number of workers kept running.
-    pub min_workers: u32,
-    /// Workers started at boot (`cheaper-initial`, default = `min_workers`).
-    pub initial: u32,
-    /// Workers added at once when all are busy (`cheaper-step`, default 1).
-    pub step: u32,
-    /// Only `spare` exists for now.
-    pub algo: String,
-    /// An extra worker idle this long is retired (`idle`, default 10 s).
-    pub idle: Duration,
-}
+pub use crate::cheaper::{Busyness, Cheaper, CheaperAlgo, Tuning};
 
 // --- static files, routing, headers (static) ---
 /// Which of uWSGI's four route tables a `*route*` option adds to.
@@ -240,6 +227,8 @@ pub struct VassalConfig {
     pub touch_chain_reload: Vec<PathBuf>,
     pub master_fifo: Vec<PathBuf>,
     pub cheaper: Option<Cheaper>,
+    /// `idle`, `harakiri-queue-threshold`, `cpu-affinity`, `never-swap`, `ksm`.
+    pub tuning: Tuning,
 
     // --- stats and request logs ---
     /// `stats` / `stats-server`: unix path or host:port.
@@ -322,16 +311,6 @@ fn app_name(first_file_name: Option<&str>) -> String {
     }
 }
 
-/// The cheaper settings as given, checked together once everything is read.
-#[derive(Default)]
-struct CheaperOptions<'r> {
-    min_workers: Option<(u32, &'r RawOption)>,
-    initial: Option<(u32, &'r RawOption)>,
-    step: Option<(u32, &'r RawOption)>,
-    algo: Option<&'r RawOption>,
-    idle: Option<(Duration, &'r RawOption)>,
-}
-
 /// Accumulates options in order (last scalar wins); cross-option checks happen in [`Builder::finish`].
 struct Builder<'r> {
     config: VassalConfig,
@@ -340,7 +319,7 @@ struct Builder<'r> {
     /// The `:callable` suffix of the last `module`, which beats `callable` as in uWSGI.
     module_callable: Option<String>,
     callable: Option<String>,
-    cheaper: CheaperOptions<'r>,
+    cheaper: crate::cheaper::CheaperOptions<'r>,
     /// Indexes in `config.sockets` of the `socket` ones, whose protocol `protocol` may change.
     default_protocol_sockets: Vec<usize>,
     protocol: Option<Protocol>,
@@ -415,6 +394,7 @@ impl<'r> Builder<'r> {
             touch_chain_reload: Vec::new(),
             master_fifo: Vec::new(),
             cheaper: None,
+            tuning: Tuning::default(),
             stats: None,
             stats_http: false,
             log_format: LogFormat::Default,
@@ -440,7 +420,7 @@ impl<'r> Builder<'r> {
             app: None,
             module_callable: None,
             callable: None,
-            cheaper: CheaperOptions::default(),
+            cheaper: crate::cheaper::CheaperOptions::default(),
             apps: AppsOptions::default(),
             logs: crate::logs::LogOptions::default(),
             http_raw_body: false,
@@ -629,19 +609,26 @@ impl<'r> Builder<'r> {
             OptionId::TouchReload => config.touch_reload.push(values::path(option)?),
             OptionId::TouchChainReload => config.touch_chain_reload.push(values::path(option)?),
             OptionId::MasterFifo => config.master_fifo.push(values::path(option)?),
-            OptionId::Cheaper => self.cheaper.min_workers = Some((values::whole_number(option, w)?, option)),
-            OptionId::CheaperInitial => self.cheaper.initial = Some((values::positive(option, w)?, option)),
-            OptionId::CheaperStep => self.cheaper.step = Some((values::positive(option, w)?, option)),
-            OptionId::CheaperAlgo => {
-                if option.value != "spare" {
-                    return Err(values::invalid(
-                        option,
-                        "liege implements only the 'spare' algorithm (uWSGI's backlog, busyness, spare2 and \
-                         manual are not available)",
-                    ));
-                }
-                self.cheaper.algo = Some(option)
+            // --- cheaper algorithms, idle mode, process tuning (cheaper) ---
+            OptionId::Cheaper
+            | OptionId::CheaperInitial
+            | OptionId::CheaperStep
+            | OptionId::CheaperAlgo
+            | OptionId::CheaperOverload
+            | OptionId::CheaperIdle
+            | OptionId::CheaperRssLimitSoft
+            | OptionId::CheaperRssLimitHard
+            | OptionId::CheaperBusyness(_) => {
+                self.cheaper.apply(def.id, option, w)?;
             }
+            OptionId::Idle
+            | OptionId::HarakiriQueueThreshold
+            | OptionId::CpuAffinity
+            | OptionId::NeverSwap
+            | OptionId::Ksm => {
+                crate::cheaper::apply_tuning(&mut config.tuning, def.id, option, w)?;
+            }
+            // --- end cheaper ---
             // --- master-side features: side processes, hooks (feat) ---
             OptionId::AttachDaemon(kind) => config.master_features.daemons.push(crate::master::daemon(kind, option)?),
             OptionId::Hook(phase) => config.master_features.hooks.push(crate::master::hook(phase, false, option)?),
@@ -656,7 +643,6 @@ impl<'r> Builder<'r> {
             OptionId::ReloadOnAs => config.master_features.reload_on_as = values::number_or_off(option, w)?,
             OptionId::MaxFd => config.master_features.max_fd = values::number_or_off(option, w)?,
             // --- end master-side features ---
-            OptionId::Idle => self.cheaper.idle = Some((values::positive_seconds(option, w)?, option)),
             OptionId::Logto | OptionId::Logto2 => match udp_log_address(option) {
                 Some(address) => self.logs.udp_output(option, address)?,
                 None => config.logto = Some(values::path(option)?),
@@ -712,6 +698,7 @@ impl<'r> Builder<'r> {
             | OptionId::Procname
             | OptionId::ProcnameMaster
             | OptionId::MemoryReport
+            | OptionId::BacklogStatus
             | OptionId::LoopEngine
             | OptionId::Vhost => {}
         }
@@ -776,7 +763,7 @@ impl<'r> Builder<'r> {
         // --- end apps ---
         let callable = self.module_callable.or(self.callable).unwrap_or_else(|| "application".to_owned());
         self.config.app = self.app.map(|(source, _)| AppSpec { source, callable });
-        self.config.cheaper = cheaper(&self.cheaper, self.config.processes)?;
+        self.config.cheaper = std::mem::take(&mut self.cheaper).finish(self.config.processes, &mut self.warnings)?;
         // --- master-side features (feat) ---
         crate::master::check(&self.config.master_features, self.config.lazy_apps)?;
         // --- end master-side features ---
@@ -989,50 +976,4 @@ fn plugin_language(name: &str) -> Option<&'static str> {
         _ => return None,
     };
     Some(language)
-}
-
-/// Checks the cheaper settings together, as uWSGI does at startup.
-fn cheaper(options: &CheaperOptions<'_>, processes: u32) -> Result<Option<Cheaper>, ConfigError> {
-    let min_workers = match options.min_workers {
-        Some((min_workers, _)) if min_workers > 0 => min_workers,
-        _ => {
-            let dependent = [
-                options.initial.map(|(_, option)| option),
-                options.step.map(|(_, option)| option),
-                options.algo,
-                options.idle.map(|(_, option)| option),
-            ];
-            if let Some(option) = dependent.into_iter().flatten().next() {
-                return Err(ConfigError::Requires {
-                    origin: option.origin.clone(),
-                    name: option.key.clone(),
-                    required: "cheaper",
-                });
-            }
-            return Ok(None);
-        }
-    };
-    if let Some((_, option)) = options.min_workers.filter(|_| min_workers >= processes) {
-        return Err(values::invalid(
-            option,
-            format!("cheaper must be lower than processes ({processes}), which is the maximum number of workers"),
-        ));
-    }
-    let initial = match options.initial {
-        Some((initial, option)) if initial < min_workers || initial > processes => {
-            return Err(values::invalid(
-                option,
-                format!("must be between cheaper ({min_workers}) and processes ({processes})"),
-            ))
-        }
-        Some((initial, _)) => initial,
-        None => min_workers,
-    };
-    Ok(Some(Cheaper {
-        min_workers,
-        initial,
-        step: options.step.map_or(1, |(step, _)| step),
-        algo: "spare".to_owned(),
-        idle: options.idle.map_or(Duration::from_secs(10), |(idle, _)| idle),
-    }))
 }
