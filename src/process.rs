@@ -100,7 +100,7 @@ pub fn connection_cap() -> usize {
 pub fn never_swap(who: &str) {
     use nix::sys::mman::{mlockall, MlockAllFlags};
     match mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE) {
-        Ok(()) => tracing::info!("never-swap: {who} memory locked in RAM"),
+        Ok(()) => tracing::info!("never-swap: memory of {who} locked in RAM"),
         Err(err) => {
             use nix::sys::resource::{getrlimit, Resource};
             let limit = match getrlimit(Resource::RLIMIT_MEMLOCK) {
@@ -109,7 +109,7 @@ pub fn never_swap(who: &str) {
                 Err(_) => "unknown".to_owned(),
             };
             tracing::error!(
-                "never-swap: cannot lock the {who}'s memory (mlockall: {err}); RLIMIT_MEMLOCK is {limit}: raise it \
+                "never-swap: cannot lock the memory of {who} (mlockall: {err}); RLIMIT_MEMLOCK is {limit}: raise it \
                  (ulimit -l unlimited, systemd LimitMEMLOCK=infinity) or grant CAP_IPC_LOCK; running unlocked"
             );
         }

@@ -124,7 +124,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     // --- end logging family ---
     if config.tuning.never_swap {
         // (as uWSGI: right after the logs are set up; each worker locks itself again after its fork)
-        crate::process::never_swap("master");
+        crate::process::never_swap("the master");
     }
     if config.tuning.ksm > 0 {
         tracing::info!("[KSM] enabled with frequency: {}", config.tuning.ksm);
