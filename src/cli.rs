@@ -31,6 +31,11 @@ fn main(mut args: Vec<OsString>) -> ExitCode {
         #[allow(clippy::disallowed_methods, reason = "read once at startup, before any thread exists")]
         std::env::remove_var(launch::CHOSEN_ENV);
     }
+    // --- Python plugin options (py) ---
+    if let Some(address) = connect_and_read_address(&args) {
+        return connect_and_read(address);
+    }
+    // --- end Python plugin options ---
     let check_only = take_flag(&mut args, "--check-config");
     match args.first().and_then(|a| a.to_str()) {
         Some("--help" | "-h" | "help") => return print_help(),
@@ -138,6 +143,65 @@ fn prepare_emperor(config: &liege_config::EmperorConfig) -> Result<(), String> {
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
+
+// --- Python plugin options (py) ---
+/// `--connect-and-read ADDR` (or `=ADDR`) anywhere before a `--`: uWSGI runs it as soon as it reads it, and
+/// exits. `Some(None)` when the address is missing.
+fn connect_and_read_address(args: &[OsString]) -> Option<Option<String>> {
+    let end = args.iter().position(|arg| arg == "--").unwrap_or(args.len());
+    let index = args[..end].iter().position(|arg| {
+        arg.to_str().is_some_and(|arg| arg == "--connect-and-read" || arg.starts_with("--connect-and-read="))
+    })?;
+    let arg = args[index].to_str()?;
+    Some(match arg.strip_prefix("--connect-and-read=") {
+        Some(value) => Some(value.to_owned()),
+        None => args.get(index + 1).and_then(|value| value.to_str()).map(str::to_owned),
+    })
+}
+
+/// uWSGI's `--connect-and-read ADDR`: connects to a unix socket (a path) or `host:port` (`:port` is this
+/// host), copies what it sends to stderr until it closes, and exits; the way to read a `py-tracebacker`
+/// socket (`liege --connect-and-read /run/app/tb.1`).
+fn connect_and_read(address: Option<String>) -> ExitCode {
+    use std::io::{Read, Write};
+    let Some(address) = address.filter(|address| !address.is_empty()) else {
+        eprintln!("liege: --connect-and-read needs an address (a unix socket path or host:port)");
+        return ExitCode::from(2);
+    };
+    let tcp = address
+        .rsplit_once(':')
+        .filter(|(host, port)| !host.contains('/') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    let stream: std::io::Result<Box<dyn Read>> = match tcp {
+        Some((host, port)) => {
+            let host = if host.is_empty() { "127.0.0.1" } else { host.trim_start_matches('[').trim_end_matches(']') };
+            std::net::TcpStream::connect((host, port.parse::<u16>().unwrap_or(0))).map(|s| Box::new(s) as Box<dyn Read>)
+        }
+        None => std::os::unix::net::UnixStream::connect(&address).map(|s| Box::new(s) as Box<dyn Read>),
+    };
+    let mut stream = match stream {
+        Ok(stream) => stream,
+        Err(err) => {
+            eprintln!("liege: cannot connect to {address}: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut buffer = [0u8; 8192];
+    let mut stderr = std::io::stderr().lock();
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return ExitCode::SUCCESS,
+            Ok(n) => {
+                if stderr.write_all(&buffer[..n]).is_err() {
+                    return ExitCode::from(1);
+                }
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            // As uWSGI: the end of the data, however it came.
+            Err(_) => return ExitCode::SUCCESS,
+        }
+    }
+}
+// --- end Python plugin options ---
 
 /// Removes every `flag` argument (before a `--` that ends the options); true if there was one.
 fn take_flag(args: &mut Vec<OsString>, flag: &str) -> bool {

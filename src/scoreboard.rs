@@ -88,6 +88,8 @@ pub enum ExitCause {
     Cheaper = 7,
     /// `reload-on-as` (master-side feature, src/master/lifecycle.rs).
     ReloadOnAs = 8,
+    /// `reload-on-exception*`: the app raised a matching exception (the worker recycles itself).
+    ReloadOnException = 9,
 }
 
 impl ExitCause {
@@ -101,6 +103,7 @@ impl ExitCause {
             6 => Self::Reload,
             7 => Self::Cheaper,
             8 => Self::ReloadOnAs,
+            9 => Self::ReloadOnException,
             _ => Self::Unplanned,
         }
     }
@@ -117,6 +120,7 @@ impl ExitCause {
             Self::Reload => "reload",
             Self::Cheaper => "cheaper",
             Self::ReloadOnAs => "reload-on-as",
+            Self::ReloadOnException => "reload-on-exception",
         }
     }
 }

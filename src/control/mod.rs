@@ -357,6 +357,7 @@ mod tests {
             Reload,
             Cheaper,
             ReloadOnAs,
+            ReloadOnException,
         ] {
             let text = serde_json::to_string(&cause).expect("serializes");
             assert_eq!(text, format!("\"{}\"", cause.as_str()));

@@ -535,6 +535,24 @@ impl Core {
         }
     }
 
+    // --- Python plugin options (py) ---
+    /// SIGHUP from `sender`: a graceful reload, unless the sender is a worker that a reload is already
+    /// replacing. Every worker watches the files with `py-autoreload` (and any may call `uwsgi.reload()`),
+    /// so several notice the same edit: the first one's reload replaces them all, and the requests of the
+    /// workers on their way out add nothing. Workers of the previous image count as replaced only if this
+    /// image loaded the app; after a reload that failed to import they are the ones serving, and asking
+    /// again (the code was fixed) is a new reload.
+    pub fn reload_asked_by(&mut self, sender: Pid, now: Instant) {
+        let leaving = self.slots().any(|(_, s)| s.state.leaving() && s.state.pid() == Some(sender));
+        let previous_image = self.old_workers.contains_key(&sender) && self.app_loaded;
+        if leaving || previous_image {
+            tracing::info!("a worker being replaced (pid {sender}) asked for a reload: the reload under way covers it");
+            return;
+        }
+        self.reload(ReloadKind::Graceful, now);
+    }
+    // --- end Python plugin options ---
+
     /// FIFO `w`: new workers forked from this image (new code only with lazy-apps), the old ones retired once
     /// they serve.
     pub fn reload_workers(&mut self) {

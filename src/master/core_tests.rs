@@ -1088,3 +1088,63 @@ fn a_brutal_reload_kills_every_process_then_reloads() {
     assert!(actions.contains(&Action::SystemdReloading));
     assert_eq!(spawns(&actions), [(1, 1)], "lazy-apps: a new generation is forked");
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// --- Python plugin options (py) ---
+// SIGHUP from a worker (py-autoreload, uwsgi.reload()): one change, one reload.
+
+#[test]
+fn sighup_from_outside_or_from_a_serving_worker_reloads() {
+    let mut h = Harness::new(rules(2));
+    h.start();
+    h.serve_all();
+    h.tick();
+    h.core.reload_asked_by(Pid::from_raw(1), h.mono());
+    assert_eq!(spawns(&h.drain()), [(2, 1), (3, 2)], "kill -HUP from outside: a reload");
+    h.serve_all();
+    h.tick();
+    for slot in [0, 1] {
+        let old = h.pid(slot);
+        h.exit(old, ExitCause::Reload, false);
+    }
+    let current = h.pid(2);
+    h.core.reload_asked_by(current, h.mono());
+    assert_eq!(spawns(&h.drain()).len(), 2, "a worker of the serving generation: a new reload");
+}
+
+#[test]
+fn sighups_from_workers_a_reload_is_replacing_are_not_more_reloads() {
+    let mut h = Harness::new(rules(2));
+    h.start();
+    h.serve_all();
+    h.tick();
+    let (first, second) = (h.pid(0), h.pid(1));
+    // Worker 1 noticed the edit: a reload.
+    h.core.reload_asked_by(first, h.mono());
+    assert_eq!(spawns(&h.drain()), [(2, 1), (3, 2)]);
+    // Worker 2 notices the same edit a moment later: it is being replaced already.
+    h.core.reload_asked_by(second, h.mono());
+    assert!(h.drain().is_empty());
+    // Still so while it drains after the new generation took over.
+    h.serve_all();
+    h.tick();
+    h.core.reload_asked_by(second, h.mono());
+    assert!(spawns(&h.drain()).is_empty());
+}
+
+#[test]
+fn a_preloaded_image_ignores_the_previous_images_workers_unless_its_reload_failed() {
+    let mut preloaded = rules(1);
+    preloaded.lazy_apps = false;
+    // The new image loaded the app: the old worker's request is the reload that made this image.
+    let mut h = Harness::with(preloaded.clone(), vec![50], true);
+    h.start();
+    h.core.reload_asked_by(Pid::from_raw(50), h.mono());
+    assert!(h.drain().is_empty());
+    // The new image could not import the app: the old worker still serves, and it saw the fix.
+    let mut h = Harness::with(preloaded, vec![50], false);
+    h.start();
+    h.core.reload_asked_by(Pid::from_raw(50), h.mono());
+    assert_eq!(h.drain(), [Action::SystemdReloading, Action::ReExec(ReloadKind::Graceful)]);
+}
+// --- end Python plugin options ---

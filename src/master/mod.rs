@@ -330,7 +330,7 @@ impl Master<'_> {
                     Ok(Signal::SIGCHLD) => {}
                     Ok(Signal::SIGTERM) => self.core.begin_stop(StopKind::Graceful, now),
                     Ok(Signal::SIGINT) | Ok(Signal::SIGQUIT) => self.core.begin_stop(StopKind::Quick, now),
-                    Ok(Signal::SIGHUP) => self.core.reload(ReloadKind::Graceful, now),
+                    Ok(Signal::SIGHUP) => self.core.reload_asked_by(Pid::from_raw(info.ssi_pid as i32), now),
                     _ => {}
                 }
                 self.apply();

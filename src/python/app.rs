@@ -18,7 +18,7 @@ pub enum LoadError {
     },
     #[error("{what} has no callable '{callable}'{hint}")]
     NoCallable { what: String, callable: String, hint: String },
-    #[error("no app configured: give wsgi-file, module or mount")]
+    #[error("no app configured: give wsgi-file, module, paste or mount")]
     NoApp,
     #[error("'{callable}' in {what} is not callable")]
     NotCallable { what: String, callable: String },
@@ -85,8 +85,10 @@ fn format_exception(py: Python<'_>, err: &PyErr) -> String {
 }
 
 /// Imports the app and returns the WSGI callable (or the dict of a multi-app module, see [`load_apps`]).
-pub fn load(py: Python<'_>, spec: &AppSpec) -> Result<Py<PyAny>, LoadError> {
+/// `paste` says how PasteDeploy apps load (`paste-name`, `paste-logger`).
+pub fn load(py: Python<'_>, spec: &AppSpec, paste: &PasteSettings<'_>) -> Result<Py<PyAny>, LoadError> {
     let (module, what) = match &spec.source {
+        AppSource::Paste(uri) => return load_paste(py, uri, paste),
         AppSource::File(path) => {
             let path = absolute(path);
             if !path.is_file() {
@@ -175,6 +177,54 @@ fn resolve_callable<'py>(
     Ok(object)
 }
 
+// --- Python plugin options (py) ---
+/// How `paste` apps load: `paste-name` (the section, PasteDeploy's default `main`) and `paste-logger`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PasteSettings<'a> {
+    pub name: Option<&'a str>,
+    pub logger: bool,
+}
+
+impl<'a> PasteSettings<'a> {
+    pub fn of(config: &'a liege_config::VassalConfig) -> Self {
+        PasteSettings {
+            name: config.python_features.paste_name.as_deref(),
+            logger: config.python_features.paste_logger,
+        }
+    }
+}
+
+/// uWSGI's `uwsgi_paste_loader` (plugins/python/pyloader.c): with `paste-logger`, `logging.config.fileConfig`
+/// of the `config:` file first (a failure is logged and loading goes on, as in uWSGI), then
+/// `paste.deploy.loadapp(URI[, NAME])`. What `loadapp` returns is the app; PasteDeploy checks it.
+fn load_paste(py: Python<'_>, uri: &str, paste: &PasteSettings<'_>) -> Result<Py<PyAny>, LoadError> {
+    tracing::info!("Loading paste environment: {uri}");
+    let what = format!("paste '{uri}'");
+    let helper = paste_helper(py).map_err(|err| import_error(py, "the paste loader", &err))?;
+    if paste.logger {
+        // (the config checked that paste-logger only comes with config: URIs)
+        let path = uri.strip_prefix("config:").unwrap_or(uri);
+        if let Err(err) = helper.call_method1("setup_logging", (path,)) {
+            tracing::error!("paste-logger: cannot set up logging from {path}; loading the app anyway");
+            crate::logging::write_raw(format_exception(py, &err).as_bytes());
+        }
+    }
+    let app = helper
+        .call_method1("load", (uri, paste.name))
+        .map_err(|err| LoadError::Import { what: what.clone(), traceback: format_exception(py, &err) })?;
+    if !app.is_callable() {
+        return Err(LoadError::NotCallable { what, callable: "the object loadapp returned".to_owned() });
+    }
+    Ok(app.unbind())
+}
+
+fn paste_helper(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    let code = std::ffi::CString::new(include_str!("paste.py"))
+        .map_err(|_| pyo3::exceptions::PyValueError::new_err("paste.py contains a NUL byte"))?;
+    PyModule::from_code(py, &code, c"<liege paste>", c"_liege_paste")
+}
+// --- end Python plugin options ---
+
 /// `_call(factory, "name(args)")`: parses the call with `ast` and passes literal arguments only.
 fn factory_helper(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     let code = std::ffi::CString::new(include_str!("factory.py"))
@@ -236,27 +286,30 @@ fn import_file<'py>(py: Python<'py>, path: &Path) -> PyResult<Bound<'py, PyAny>>
 /// its traceback) and the others serve; no app at all is an error either way.
 pub fn load_apps(py: Python<'_>, config: &liege_config::VassalConfig) -> Result<Py<PyAny>, LoadError> {
     let strict = config.need_app;
+    let paste = PasteSettings::of(config);
     let mut table: Vec<(String, Py<PyAny>, String)> = Vec::new();
     let mut first_error = None;
     if let Some(spec) = &config.app {
-        match load(py, spec) {
-            Ok(app) => add(py, &mut table, "", app, spec, describe(spec))?,
-            Err(err) => match &config.fallback_app {
-                Some(fallback) => {
-                    report(&err);
-                    tracing::warn!(
-                        "{}: trying wsgi-file {} instead, as uWSGI does",
-                        describe(spec),
-                        describe(fallback)
-                    );
-                    add(py, &mut table, "", load(py, fallback)?, fallback, describe(fallback))?;
-                }
-                None if strict || config.mounts.is_empty() => return Err(err),
-                None => {
-                    report(&err);
-                    first_error.get_or_insert(err);
-                }
-            },
+        // The default app and the sources after it (wsgi-file, paste), each tried only if the ones before
+        // failed, as uWSGI tries them on the same mountpoint.
+        let mut tried = spec;
+        let mut outcome = load(py, spec, &paste);
+        for fallback in &config.fallback_apps {
+            let Err(err) = &outcome else { break };
+            report(err);
+            let kind = if matches!(fallback.source, AppSource::File(_)) { "wsgi-file " } else { "" };
+            tracing::warn!("{}: trying {kind}{} instead, as uWSGI does", describe(tried), describe(fallback));
+            tried = fallback;
+            outcome = load(py, fallback, &paste);
+        }
+        match outcome {
+            Ok(app) => add(py, &mut table, "", app, tried, describe(tried))?,
+            Err(err) if !config.fallback_apps.is_empty() => return Err(err),
+            Err(err) if strict || config.mounts.is_empty() => return Err(err),
+            Err(err) => {
+                report(&err);
+                first_error.get_or_insert(err);
+            }
         }
     }
     for mount in &config.mounts {
@@ -272,7 +325,7 @@ pub fn load_apps(py: Python<'_>, config: &liege_config::VassalConfig) -> Result<
             continue;
         }
         tracing::info!("mounting {} on {}", describe(&mount.app), mount.mountpoint);
-        match load(py, &mount.app) {
+        match load(py, &mount.app, &paste) {
             Ok(app) => add(py, &mut table, &mount.mountpoint, app, &mount.app, describe(&mount.app))?,
             Err(err) if strict => return Err(err),
             Err(err) => {
@@ -309,13 +362,14 @@ fn describe(spec: &AppSpec) -> String {
     match &spec.source {
         AppSource::File(path) => format!("{}:{}", path.display(), spec.callable),
         AppSource::Module(module) => format!("{module}:{}", spec.callable),
+        AppSource::Paste(uri) => format!("paste {uri}"),
     }
 }
 
 fn file_dir(spec: &AppSpec) -> Option<String> {
     match &spec.source {
         AppSource::File(file) => absolute(file).parent().map(|dir| dir.display().to_string()),
-        AppSource::Module(_) => None,
+        AppSource::Module(_) | AppSource::Paste(_) => None,
     }
 }
 
@@ -360,7 +414,7 @@ fn add(
                 AppSource::Module(module) => {
                     py.import(module.as_str()).map_err(|err| import_error(py, module, &err))?
                 }
-                AppSource::File(_) => {
+                AppSource::File(_) | AppSource::Paste(_) => {
                     return Err(LoadError::NotCallable { what, callable: name.to_string() });
                 }
             };

@@ -29,7 +29,7 @@ pub fn load_python_app_with(config: &VassalConfig, started_on: u64) -> Result<Py
         return Err(AppLoadFailed);
     }
     if config.app.is_none() && config.mounts.is_empty() {
-        tracing::error!("no app configured: give wsgi-file, module or mount");
+        tracing::error!("no app configured: give wsgi-file, module, paste or mount");
         return Err(AppLoadFailed);
     }
     Python::attach(|py| {
@@ -78,6 +78,7 @@ fn describe_app(spec: &liege_config::AppSpec) -> String {
     match &spec.source {
         liege_config::AppSource::File(path) => format!("{}:{}", path.display(), spec.callable),
         liege_config::AppSource::Module(module) => format!("{module}:{}", spec.callable),
+        liege_config::AppSource::Paste(uri) => format!("paste {uri}"),
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod environ;
 pub mod interpreter;
+pub mod introspect;
 pub mod iteration;
 pub mod loader;
 pub mod response;

@@ -273,5 +273,39 @@ pub fn log_app_error(py: Python<'_>, request_line: &str, err: &WsgiError) {
     tracing::error!("{err} while serving {request_line}");
     if let WsgiError::AppRaised(py_err) = err {
         py_err.display(py);
+        // --- Python plugin options (py) ---
+        if let Some(hook) = EXCEPTION_HOOK.get() {
+            let (class, value) = exception_identity(py, py_err);
+            hook(&class, value.as_deref());
+        }
+        // --- end Python plugin options ---
     }
 }
+
+// --- Python plugin options (py) ---
+/// Told of every exception the app raised (after it is logged): its class as `module.Name` and its `str()`
+/// (`None` when `str()` itself raised). The worker sets one for `reload-on-exception`; without it nothing
+/// is computed, and the request path never looks here (only the error path does).
+pub type ExceptionHook = Box<dyn Fn(&str, Option<&str>) + Send + Sync>;
+
+static EXCEPTION_HOOK: std::sync::OnceLock<ExceptionHook> = std::sync::OnceLock::new();
+
+/// Installs the process's [`ExceptionHook`] (once; false if one was already set).
+pub fn set_exception_hook(hook: ExceptionHook) -> bool {
+    EXCEPTION_HOOK.set(hook).is_ok()
+}
+
+/// An exception's class and value as uWSGI's Python plugin names them (pyutils.c
+/// `uwsgi_python_exception_class` / `_msg`): `__module__.__name__` of the class (just `__name__` without a
+/// module, or for Python 2's `exceptions`), and `str(exc)`.
+pub fn exception_identity(py: Python<'_>, err: &PyErr) -> (String, Option<String>) {
+    let class = err.get_type(py);
+    let name = class.getattr("__name__").and_then(|n| n.extract::<String>()).unwrap_or_else(|_| "?".to_owned());
+    let class_name = match class.getattr("__module__").and_then(|m| m.extract::<String>()) {
+        Ok(module) if module != "exceptions" => format!("{module}.{name}"),
+        _ => name,
+    };
+    let value = err.value(py).str().ok().map(|text| text.to_string());
+    (class_name, value)
+}
+// --- end Python plugin options ---

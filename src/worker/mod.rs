@@ -11,6 +11,7 @@ mod harakiri;
 mod http;
 pub mod log_format;
 mod python_runner;
+mod pytools;
 mod record;
 mod request_body;
 pub mod request_path;
@@ -191,6 +192,8 @@ fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
         tracing::error!("worker setup failed: {err}");
         1
     })?;
+    // py-autoreload, py-tracebacker, reload-on-exception (until the worker ends: the tracebacker's socket).
+    let _pytools = pytools::start(config, setup.id, slot);
     let mercy = config.worker_reload_mercy;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|err| {
         tracing::error!("cannot start the event loop: {err}");

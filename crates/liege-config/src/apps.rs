@@ -8,7 +8,8 @@
 //! - `mount = MOUNTPOINT=APP` loads APP under MOUNTPOINT; an empty mountpoint means `/`. APP ending in `.py`
 //!   or `.wsgi` is a file, `pkg.mod:callable` a module (`callable` may be a factory, `create_app()`); liege
 //!   also accepts a bare `pkg.mod` (the `callable` option, default `application`), which uWSGI refuses with
-//!   "unable to load app". A line without `=` is an error, as in uWSGI.
+//!   "unable to load app". APP ending in `.ini` is a PasteDeploy URI (`config:/etc/app/paste.ini`). A line
+//!   without `=` is an error, as in uWSGI.
 //! - `cache2 = name=NAME,items=N[,blocksize=B,keysize=K,...]`: one cache per line; `cache = N` creates the
 //!   old-style cache named `default` with N items of `cache-blocksize` bytes (default 65536).
 
@@ -38,6 +39,9 @@ pub enum MountTarget {
     File(std::path::PathBuf),
     /// `/x=pkg.mod:callable`, or `/x=pkg.mod` (`callable: None`).
     Module { module: String, callable: Option<String> },
+    /// `/x=config:/path/app.ini`: anything ending in `.ini` is a PasteDeploy URI, given to `loadapp` as
+    /// written (uWSGI's `uwsgi_mount_loader`).
+    Paste(String),
 }
 
 /// Parses one `mount` value.
@@ -56,7 +60,7 @@ pub fn mount(option: &RawOption) -> Result<Mount, ConfigError> {
     let target = if target.ends_with(".py") || target.ends_with(".wsgi") {
         MountTarget::File(target.into())
     } else if target.ends_with(".ini") {
-        return Err(values::invalid(option, "PasteDeploy .ini apps are not supported; mount a module:callable"));
+        MountTarget::Paste(target.to_owned())
     } else {
         let (module, callable) = split_module_value(option, target)?;
         MountTarget::Module { module, callable }
@@ -268,7 +272,10 @@ mod tests {
         assert!(mount(&raw("mount", "/x")).is_err());
         assert!(mount(&raw("mount", "x=app.py")).is_err());
         assert!(mount(&raw("mount", "/x=")).is_err());
-        assert!(mount(&raw("mount", "/x=paste.ini")).is_err());
+        assert_eq!(
+            mount(&raw("mount", "/x=config:/etc/paste.ini")).unwrap().target,
+            MountTarget::Paste("config:/etc/paste.ini".into())
+        );
         assert!(mount(&raw("mount", "/x=mod:bad name")).is_err());
         assert!(mount(&raw("mount", "/x=mod:f(")).is_err());
     }

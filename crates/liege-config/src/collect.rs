@@ -379,7 +379,46 @@ impl<'env> Collector<'env> {
                 }
                 self.include(&value, Some(origin), including_file)?
             }
+            // --- Python plugin options (py) ---
+            OptionId::IniPaste | OptionId::IniPasteLogged => self.ini_paste(def, &value, origin, including_file)?,
+            // --- end Python plugin options ---
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// `ini-paste = FILE` (uWSGI's `uwsgi_opt_ini_paste`): FILE's `[uwsgi]` section is read in place, as by
+    /// `ini`, then FILE itself becomes the paste app, `paste = config:<absolute FILE>`, set after what the
+    /// file said (so it wins over a `paste` line inside it, as in uWSGI); `ini-paste-logged` adds
+    /// `paste-logger`.
+    fn ini_paste(
+        &mut self,
+        def: &'static OptionDef,
+        value: &str,
+        origin: Origin,
+        including_file: Option<&FileContext>,
+    ) -> Result<(), ConfigError> {
+        let (file, _section) = ini::split_spec(value);
+        if file.is_empty() {
+            return Err(ConfigError::InvalidValue {
+                origin,
+                name: def.name.to_owned(),
+                value: value.to_owned(),
+                reason: "expected the path of a paste config file".to_owned(),
+            });
+        }
+        let path = match including_file {
+            Some(including) => ini::resolve_include(file, Some(&including.path), &self.cwd),
+            None => PathBuf::from(file),
+        };
+        self.include(value, Some(origin.clone()), including_file)?;
+        let absolute = if path.is_absolute() { path } else { self.cwd.join(path) };
+        let paste = format!("config:{}", absolute.display());
+        self.expander.record("paste", &paste);
+        self.push("paste", paste, origin.clone());
+        if def.id == OptionId::IniPasteLogged {
+            self.expander.record("paste-logger", "true");
+            self.push("paste-logger", "true".to_owned(), origin);
         }
         Ok(())
     }

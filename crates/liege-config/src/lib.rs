@@ -50,6 +50,7 @@ mod logic;
 pub mod logs;
 pub mod master;
 pub mod options;
+pub mod python;
 pub mod uwsgi_names;
 mod values;
 pub mod vassal;

@@ -103,6 +103,21 @@ pub enum OptionId {
     // --- the vassal's interpreter (issue 13) ---
     Python,
     // --- end the vassal's interpreter ---
+    // --- Python plugin options: autoreload, paste, reload-on-exception, tracebacker (py) ---
+    PyAutoreload,
+    PyAutoreloadIgnore,
+    Paste,
+    PasteLogger,
+    PasteName,
+    IniPaste,
+    IniPasteLogged,
+    ReloadOnException,
+    ReloadOnExceptionType,
+    ReloadOnExceptionValue,
+    ReloadOnExceptionRepr,
+    PyTracebacker,
+    ConnectAndRead,
+    // --- end Python plugin options ---
     // processes
     Processes,
     Master,
@@ -641,6 +656,34 @@ pub static OPTIONS: &[OptionDef] = &[
         "run this vassal on the Python interpreter at PATH (needs liege installed for it: PATH -m pip install \
          liege); liege's answer to uWSGI's plugins = python3XX. uWSGI's `python = SCRIPT.py` (pyrun) is refused"),
     // --- end the vassal's interpreter ---
+    // --- Python plugin options: autoreload, paste, reload-on-exception, tracebacker (py) ---
+    opt(OptionId::PyAutoreload, "py-autoreload", &["py-auto-reload", "python-autoreload", "python-auto-reload"], None, Scalar, G::LimitsAndReloads, Vassal, "SECONDS",
+        "development: every SECONDS each worker checks the files of the modules in sys.modules and, when one changed since it was first seen, the vassal reloads gracefully (0 = off)"),
+    opt(OptionId::PyAutoreloadIgnore, "py-auto-reload-ignore", &[], None, List, G::LimitsAndReloads, Vassal, "MODULE",
+        "leave this module (its name in sys.modules) out of py-autoreload's checks (repeatable)"),
+    opt(OptionId::Paste, "paste", &[], None, Scalar, G::App, Vassal, "URI",
+        "load the app with PasteDeploy: paste.deploy.loadapp(URI), e.g. config:/etc/app/api-paste.ini (PasteDeploy must be installed for the app's Python)"),
+    opt(OptionId::PasteLogger, "paste-logger", &[], None, Flag, G::App, Vassal, "",
+        "before loading a paste app, set up logging from its config file (logging.config.fileConfig); as in uWSGI any value but false/off/no/0 means on"),
+    opt(OptionId::PasteName, "paste-name", &[], None, Scalar, G::App, Vassal, "NAME",
+        "the paste section to load: loadapp(URI, NAME) (PasteDeploy's default: main)"),
+    opt(OptionId::IniPaste, "ini-paste", &[], None, List, G::ConfigFiles, Vassal, "FILE",
+        "read the [uwsgi] section of the paste config FILE, like ini, and load the app from FILE (paste = config:FILE, made absolute)"),
+    opt(OptionId::IniPasteLogged, "ini-paste-logged", &[], None, List, G::ConfigFiles, Vassal, "FILE",
+        "ini-paste with paste-logger: logging is set up from FILE too"),
+    opt(OptionId::ReloadOnException, "reload-on-exception", &[], None, Flag, G::LimitsAndReloads, Vassal, "",
+        "recycle a worker whose app raised an unhandled exception: its requests in flight finish (the failing one with a 500), then it is replaced"),
+    opt(OptionId::ReloadOnExceptionType, "reload-on-exception-type", &[], None, List, G::LimitsAndReloads, Vassal, "TYPE",
+        "reload-on-exception for exceptions of this class only: module.Name as uWSGI names it (myapp.errors.Fatal, builtins.MemoryError; a builtin also by its bare name); repeatable"),
+    opt(OptionId::ReloadOnExceptionValue, "reload-on-exception-value", &[], None, List, G::LimitsAndReloads, Vassal, "VALUE",
+        "reload-on-exception for exceptions whose str() is exactly VALUE; repeatable"),
+    opt(OptionId::ReloadOnExceptionRepr, "reload-on-exception-repr", &[], None, List, G::LimitsAndReloads, Vassal, "TYPE: VALUE",
+        "reload-on-exception for exceptions whose 'module.Name: value' (uWSGI's repr) is exactly this; repeatable"),
+    opt(OptionId::PyTracebacker, "py-tracebacker", &[], None, Scalar, G::LoggingAndStats, Vassal, "PREFIX",
+        "each worker answers on the unix socket PREFIX<worker id> with the Python stack of each of its threads (read it with liege --connect-and-read PREFIX1)"),
+    opt(OptionId::ConnectAndRead, "connect-and-read", &[], None, Scalar, G::LoggingAndStats, Vassal, "ADDR",
+        "a command: connect to ADDR (unix socket path or host:port), copy what it sends to stderr until it closes, and exit (run as liege --connect-and-read ADDR)"),
+    // --- end Python plugin options ---
     // --- processes ---
     opt(OptionId::Processes, "processes", &["workers"], Some('p'), Scalar, G::Processes, Vassal, "N",
         "number of worker processes (default 1; the maximum when cheaper is set)"),

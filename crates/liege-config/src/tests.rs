@@ -371,10 +371,16 @@ fn app_specs() {
     // uWSGI loads the module first and the file only if the module fails.
     let config = parse(&["--module", "m", "--wsgi-file", "app.py"]).unwrap();
     assert_eq!(config.app.unwrap().source, AppSource::Module("m".to_owned()));
-    assert_eq!(config.fallback_app.unwrap().source, AppSource::File(PathBuf::from("app.py")));
+    assert_eq!(config.fallback_apps[0].source, AppSource::File(PathBuf::from("app.py")));
     let config = parse(&["--wsgi-file", "app.py", "--callable", "app", "--module", "m:make()"]).unwrap();
     assert_eq!(config.app.unwrap(), AppSpec { source: AppSource::Module("m".to_owned()), callable: "make()".into() });
-    assert_eq!(config.fallback_app.unwrap().callable, "app");
+    assert_eq!(config.fallback_apps[0].callable, "app");
+    // ...then paste (python_plugin.c `uwsgi_python_init_apps`), whatever the order given.
+    let config = parse(&["--paste", "config:/a.ini", "--wsgi-file", "app.py", "--module", "m"]).unwrap();
+    assert_eq!(config.app.unwrap().source, AppSource::Module("m".to_owned()));
+    let fallbacks: Vec<AppSource> = config.fallback_apps.into_iter().map(|spec| spec.source).collect();
+    assert_eq!(fallbacks, [AppSource::File("app.py".into()), AppSource::Paste("config:/a.ini".into())]);
+    assert_eq!(app(&["--paste", "config:/a.ini"]).source, AppSource::Paste("config:/a.ini".to_owned()));
     assert!(matches!(parse(&["--module", "m:"]), Err(ConfigError::InvalidValue { .. })));
     assert!(matches!(parse(&["--module", ":app"]), Err(ConfigError::InvalidValue { .. })));
 }
@@ -1312,3 +1318,87 @@ fn python_names_the_vassals_interpreter_and_refuses_a_pyrun_script() {
     assert!(error.contains("pyrun") && error.contains("interpreter"), "{error}");
 }
 // --- end the vassal's interpreter ---
+
+// --- Python plugin options (py) ---
+#[test]
+fn py_autoreload_and_its_spellings() {
+    for key in ["py-autoreload", "py-auto-reload", "python-autoreload", "python-auto-reload"] {
+        let config = ini_config(&format!("[uwsgi]\n{key} = 2\n"));
+        assert_eq!(config.python_features.autoreload, Some(Duration::from_secs(2)), "{key}");
+    }
+    assert_eq!(ini_config("[uwsgi]\npy-autoreload = 0\n").python_features.autoreload, None, "0 is off");
+    let config =
+        ini_config("[uwsgi]\npy-autoreload = 1\npy-auto-reload-ignore = settings\npy-auto-reload-ignore = a.b\n");
+    assert_eq!(config.python_features.autoreload_ignore, ["settings", "a.b"]);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let config = ini_config("[uwsgi]\npy-auto-reload-ignore = settings\n");
+    assert!(config.warnings[0].message.contains("no effect without py-autoreload"), "{:?}", config.warnings);
+}
+
+#[test]
+fn paste_paste_name_and_paste_logger() {
+    let config = ini_config("[uwsgi]\npaste = config:/etc/app/paste.ini\npaste-name = api\npaste-logger\n");
+    assert_eq!(config.app.unwrap().source, AppSource::Paste("config:/etc/app/paste.ini".to_owned()));
+    assert_eq!(config.python_features.paste_name.as_deref(), Some("api"));
+    assert!(config.python_features.paste_logger);
+    // uWSGI's paste-logger is a flag: a path as its value (as in mozilla-services/shavar) means on.
+    let config = ini_config("[uwsgi]\npaste = config:/a.ini\npaste-logger = %p\n");
+    assert!(config.python_features.paste_logger);
+    assert!(config.warnings[0].message.contains("is read as true"), "{:?}", config.warnings);
+    assert!(!ini_config("[uwsgi]\npaste = config:/a.ini\npaste-logger = false\n").python_features.paste_logger);
+    let error = ini_error("[uwsgi]\npaste = egg:shavar\npaste-logger = true\n");
+    assert!(error.starts_with("app.ini:3:") && error.contains("config:PATH"), "{error}");
+    // A mounted .ini is a paste app too.
+    let config = ini_config("[uwsgi]\nmodule = m\nmount = /api=config:/etc/api.ini\npaste-logger = 1\n");
+    assert_eq!(config.mounts[0].app.source, AppSource::Paste("config:/etc/api.ini".to_owned()));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn ini_paste_reads_the_uwsgi_section_and_loads_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let paste = write(dir.path(), "app.ini", "[app:main]\nuse = call:m:f\n\n[uwsgi]\nprocesses = 3\n");
+    for (key, logger) in [("ini-paste", false), ("ini-paste-logged", true)] {
+        let config = parse(&[&format!("--{key}"), paste.to_str().unwrap()]).unwrap();
+        assert_eq!(config.processes, 3, "{key}: the [uwsgi] section is read");
+        let expected = format!("config:{}", paste.display());
+        assert_eq!(config.app.unwrap().source, AppSource::Paste(expected), "{key}");
+        assert_eq!(config.python_features.paste_logger, logger, "{key}");
+    }
+    // A relative name is made absolute from the current directory (uWSGI's `uwsgi.cwd`).
+    let cwd = std::env::current_dir().unwrap();
+    let relative = pathdiff(&paste, &cwd);
+    let config = parse(&["--ini-paste", relative.to_str().unwrap()]).unwrap();
+    assert_eq!(config.app.unwrap().source, AppSource::Paste(format!("config:{}", cwd.join(&relative).display())));
+}
+
+/// `path` relative to `base` (both absolute), with `..` as needed.
+fn pathdiff(path: &Path, base: &Path) -> PathBuf {
+    let common = path.components().zip(base.components()).take_while(|(a, b)| a == b).count();
+    let mut relative = PathBuf::new();
+    for _ in base.components().skip(common) {
+        relative.push("..");
+    }
+    relative.extend(path.components().skip(common));
+    relative
+}
+
+#[test]
+fn reload_on_exception_family_and_py_tracebacker() {
+    let config = ini_config(
+        "[uwsgi]\nreload-on-exception\nreload-on-exception-type = MemoryError\nreload-on-exception-value = gone\n\
+         reload-on-exception-repr = builtins.OSError: gone\npy-tracebacker = /run/app/tb.\n",
+    );
+    let features = &config.python_features;
+    assert!(features.reload_on_exception.any);
+    assert_eq!(features.reload_on_exception.types, ["MemoryError"]);
+    assert_eq!(features.reload_on_exception.values, ["gone"]);
+    assert_eq!(features.reload_on_exception.reprs, ["builtins.OSError: gone"]);
+    assert_eq!(features.tracebacker.as_deref(), Some("/run/app/tb."));
+    assert!(!ini_config("[uwsgi]\nreload-on-exception = false\n").python_features.reload_on_exception.is_set());
+    let error = ini_error("[uwsgi]\nreload-on-exception-type = Memory Error\n");
+    assert!(error.contains("expected a Python name"), "{error}");
+    let error = ini_error("[uwsgi]\nconnect-and-read = /tmp/tb1\n");
+    assert!(error.contains("liege --connect-and-read"), "{error}");
+}
+// --- end Python plugin options ---

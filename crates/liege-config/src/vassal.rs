@@ -44,6 +44,8 @@ pub enum AppSource {
     File(PathBuf),
     /// `module = pkg.mod` or `pkg.mod:callable`.
     Module(String),
+    /// `paste = URI` (or a mounted `.ini`): PasteDeploy's `loadapp(URI)`; `callable` does not apply.
+    Paste(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,9 +180,10 @@ pub struct VassalConfig {
     pub mounts: Vec<MountedApp>,
     pub manage_script_name: bool,
     pub no_default_app: bool,
-    /// The `wsgi-file` when `module` is given too: uWSGI loads the module as the default app and tries the
-    /// file only if the module fails to load (the file's mountpoint is then free).
-    pub fallback_app: Option<AppSpec>,
+    /// The `wsgi-file` and `paste` not used as [`VassalConfig::app`], in that order: uWSGI loads `module`,
+    /// then `wsgi-file`, then `paste` on the same mountpoint, so the first that loads is the app and the
+    /// others are tried only when the ones before failed.
+    pub fallback_apps: Vec<AppSpec>,
     /// `cache2` lines, then the old-style `cache` (named `default`) if given.
     pub caches: Vec<CacheSpec>,
     // --- end apps ---
@@ -258,6 +261,11 @@ pub struct VassalConfig {
     /// `virtualenv` implies or the one liege was started with.
     pub python: Option<PathBuf>,
     // --- end the vassal's interpreter ---
+    // --- Python plugin options (py) ---
+    /// `py-autoreload`, `paste-logger`/`paste-name`, `reload-on-exception*`, `py-tracebacker` (see
+    /// [`crate::python`]).
+    pub python_features: crate::python::PythonFeatures,
+    // --- end Python plugin options ---
     /// `log-date`: the strftime format prefixed to liege's own log lines (`None`: no date; empty: C's ctime
     /// form, uWSGI's default).
     pub log_date: Option<String>,
@@ -314,10 +322,11 @@ fn app_name(first_file_name: Option<&str>) -> String {
 /// Accumulates options in order (last scalar wins); cross-option checks happen in [`Builder::finish`].
 struct Builder<'r> {
     config: VassalConfig,
-    /// The app source and the option that set it, to report `module` + `wsgi-file` conflicts.
-    app: Option<(AppSource, &'r RawOption)>,
-    /// The `:callable` suffix of the last `module`, which beats `callable` as in uWSGI.
-    module_callable: Option<String>,
+    /// The last `module` (with its `:callable` suffix, which beats `callable` as in uWSGI), `wsgi-file`
+    /// and `paste`: ordered by uWSGI's loading order in [`Builder::finish`].
+    module: Option<(String, Option<String>)>,
+    file: Option<PathBuf>,
+    paste: Option<String>,
     callable: Option<String>,
     cheaper: crate::cheaper::CheaperOptions<'r>,
     /// Indexes in `config.sockets` of the `socket` ones, whose protocol `protocol` may change.
@@ -330,13 +339,14 @@ struct Builder<'r> {
     logs: crate::logs::LogOptions,
     /// `http-raw-body`: keep-alive off (see `finish`).
     http_raw_body: bool,
+    // --- Python plugin options (py) ---
+    python: crate::python::PythonOrigins,
 }
 
-/// `mount`, `cache` and the file of a `module` + `wsgi-file` pair, resolved in [`Builder::finish`].
+/// `mount` and `cache`, resolved in [`Builder::finish`].
 #[derive(Default)]
 struct AppsOptions {
     mounts: Vec<Mount>,
-    fallback_file: Option<PathBuf>,
     cache_items: Option<u64>,
     cache_blocksize: Option<(u64, RawOption)>,
 }
@@ -364,7 +374,7 @@ impl<'r> Builder<'r> {
             mounts: Vec::new(),
             manage_script_name: false,
             no_default_app: false,
-            fallback_app: None,
+            fallback_apps: Vec::new(),
             caches: Vec::new(),
             // --- end apps ---
             chmod_socket: None,
@@ -407,6 +417,9 @@ impl<'r> Builder<'r> {
             detach: false,
             pyargv: Vec::new(),
             python: None,
+            // --- Python plugin options (py) ---
+            python_features: crate::python::PythonFeatures::default(),
+            // --- end Python plugin options ---
             log_date: None,
             log_x_forwarded_for: false,
             logs: crate::logs::LogRouting::default(),
@@ -417,13 +430,15 @@ impl<'r> Builder<'r> {
         };
         Builder {
             config,
-            app: None,
-            module_callable: None,
+            module: None,
+            file: None,
+            paste: None,
             callable: None,
             cheaper: crate::cheaper::CheaperOptions::default(),
             apps: AppsOptions::default(),
             logs: crate::logs::LogOptions::default(),
             http_raw_body: false,
+            python: crate::python::PythonOrigins::default(),
             default_protocol_sockets: Vec::new(),
             protocol: None,
             warnings: Vec::new(),
@@ -565,11 +580,43 @@ impl<'r> Builder<'r> {
             }
             OptionId::StaticCachePaths | OptionId::OffloadThreads | OptionId::HttpAutoChunked => {}
             // --- end static files, routing, headers (static) ---
-            OptionId::WsgiFile => self.set_app(AppSource::File(values::path(option)?), None, option)?,
-            OptionId::Module => {
-                let (module, callable) = split_module(option)?;
-                self.set_app(AppSource::Module(module), callable, option)?
+            OptionId::WsgiFile => self.file = Some(values::path(option)?),
+            OptionId::Module => self.module = Some(split_module(option)?),
+            // --- Python plugin options (py) ---
+            OptionId::Paste => self.paste = Some(values::non_empty(option)?),
+            OptionId::PasteLogger => {
+                config.python_features.paste_logger = values::boolean(option, w)?;
+                self.python.paste_logger = Some(option.clone());
             }
+            OptionId::PasteName => {
+                config.python_features.paste_name = Some(values::non_empty(option)?);
+                self.python.paste_name = Some(option.clone());
+            }
+            // Read in place while collecting (the file's [uwsgi] section, then `paste`).
+            OptionId::IniPaste | OptionId::IniPasteLogged => {}
+            OptionId::PyAutoreload => config.python_features.autoreload = values::seconds_or_off(option, w)?,
+            OptionId::PyAutoreloadIgnore => {
+                config.python_features.autoreload_ignore.push(python_name(option)?);
+                self.python.autoreload_ignore = Some(option.clone());
+            }
+            OptionId::ReloadOnException => config.python_features.reload_on_exception.any = values::boolean(option, w)?,
+            OptionId::ReloadOnExceptionType => {
+                config.python_features.reload_on_exception.types.push(python_name(option)?)
+            }
+            OptionId::ReloadOnExceptionValue => {
+                config.python_features.reload_on_exception.values.push(option.value.clone())
+            }
+            OptionId::ReloadOnExceptionRepr => {
+                config.python_features.reload_on_exception.reprs.push(values::non_empty(option)?)
+            }
+            OptionId::PyTracebacker => config.python_features.tracebacker = Some(values::non_empty(option)?),
+            OptionId::ConnectAndRead => {
+                return Err(values::invalid(
+                    option,
+                    "connect-and-read is a command, not a setting: run `liege --connect-and-read ADDR`",
+                ))
+            }
+            // --- end Python plugin options ---
             OptionId::Callable => self.callable = Some(python_name(option)?),
             OptionId::Chdir => config.chdir = Some(values::path(option)?),
             OptionId::Pythonpath => config.pythonpath.push(values::path(option)?),
@@ -705,37 +752,26 @@ impl<'r> Builder<'r> {
         Ok(())
     }
 
-    /// `module` and `wsgi-file` together: uWSGI loads the module as the default app and the file only if the
-    /// module fails (kinto's and ckan's configs rely on it), so the file is kept aside as the fallback.
-    /// Repeating the same one is fine (last wins, like any scalar).
-    fn set_app(
-        &mut self,
-        source: AppSource,
-        module_callable: Option<String>,
-        option: &'r RawOption,
-    ) -> Result<(), ConfigError> {
-        match (&source, self.app.as_ref().map(|(previous, _)| previous)) {
-            (AppSource::File(file), Some(AppSource::Module(_))) => {
-                self.apps.fallback_file = Some(file.clone());
-                return Ok(());
-            }
-            (AppSource::Module(_), Some(AppSource::File(file))) => self.apps.fallback_file = Some(file.clone()),
-            _ => {}
-        }
-        self.app = Some((source, option));
-        self.module_callable = module_callable;
-        Ok(())
-    }
-
     fn finish(mut self) -> Result<VassalConfig, ConfigError> {
         // --- mount, factories, cache (apps) ---
         // `callable` names the callable of files and of modules without `:callable`, mounted ones included.
         let default_callable = self.callable.clone().unwrap_or_else(|| "application".to_owned());
-        self.config.fallback_app = self
-            .apps
-            .fallback_file
-            .take()
-            .map(|file| AppSpec { source: AppSource::File(file), callable: default_callable.clone() });
+        // uWSGI's loading order (`uwsgi_python_init_apps`): module, wsgi-file, paste, all on the default
+        // mountpoint, so the first that loads is the app (kinto's and ckan's configs rely on the fallback).
+        let mut sources = Vec::new();
+        if let Some((module, module_callable)) = self.module.take() {
+            let callable = module_callable.unwrap_or_else(|| default_callable.clone());
+            sources.push(AppSpec { source: AppSource::Module(module), callable });
+        }
+        if let Some(file) = self.file.take() {
+            sources.push(AppSpec { source: AppSource::File(file), callable: default_callable.clone() });
+        }
+        if let Some(uri) = self.paste.take() {
+            sources.push(AppSpec { source: AppSource::Paste(uri), callable: default_callable.clone() });
+        }
+        let mut sources = sources.into_iter();
+        self.config.app = sources.next();
+        self.config.fallback_apps = sources.collect();
         self.config.mounts = std::mem::take(&mut self.apps.mounts)
             .into_iter()
             .map(|Mount { mountpoint, target }| {
@@ -747,6 +783,9 @@ impl<'r> Builder<'r> {
                         source: AppSource::Module(module),
                         callable: callable.unwrap_or_else(|| default_callable.clone()),
                     },
+                    MountTarget::Paste(uri) => {
+                        AppSpec { source: AppSource::Paste(uri), callable: default_callable.clone() }
+                    }
                 };
                 MountedApp { mountpoint, app }
             })
@@ -761,8 +800,20 @@ impl<'r> Builder<'r> {
             (None, None) => {}
         }
         // --- end apps ---
-        let callable = self.module_callable.or(self.callable).unwrap_or_else(|| "application".to_owned());
-        self.config.app = self.app.map(|(source, _)| AppSpec { source, callable });
+        // --- Python plugin options (py) ---
+        let paste_uris: Vec<&str> = self
+            .config
+            .app
+            .iter()
+            .chain(&self.config.fallback_apps)
+            .chain(self.config.mounts.iter().map(|mount| &mount.app))
+            .filter_map(|spec| match &spec.source {
+                AppSource::Paste(uri) => Some(uri.as_str()),
+                _ => None,
+            })
+            .collect();
+        crate::python::check(&self.config.python_features, &paste_uris, &self.python, &mut self.warnings)?;
+        // --- end Python plugin options ---
         self.config.cheaper = std::mem::take(&mut self.cheaper).finish(self.config.processes, &mut self.warnings)?;
         // --- master-side features (feat) ---
         crate::master::check(&self.config.master_features, self.config.lazy_apps)?;
