@@ -95,7 +95,7 @@ fn main(mut args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    if let Err(err) = prepare_process(config.umask, config.daemonize.as_deref(), None) {
+    if let Err(err) = prepare_process(config.umask, config.detach, config.daemonize.as_deref(), None) {
         eprintln!("liege: {err}");
         return ExitCode::from(1);
     }
@@ -129,7 +129,10 @@ fn run_on_own_interpreter(config: &liege_config::VassalConfig, args: &[OsString]
 
 /// The emperor's own process options: umask, daemonize, logto, pidfile (written once detached).
 fn prepare_emperor(config: &liege_config::EmperorConfig) -> Result<(), String> {
-    prepare_process(config.umask, config.daemonize.as_deref(), config.logto.as_deref())?;
+    prepare_process(config.umask, config.daemonize.is_some(), config.daemonize.as_deref(), config.logto.as_deref())?;
+    if config.show_config {
+        eprint!("{}", liege_config::show_config(&config.raw));
+    }
     if let Some(pidfile) = &config.pidfile {
         std::fs::write(pidfile, format!("{}\n", std::process::id()))
             .map_err(|err| format!("pidfile {}: {err}", pidfile.display()))?;
@@ -241,13 +244,18 @@ fn log_warnings(warnings: &[ConfigWarning]) {
 }
 
 /// What uWSGI does before anything else: `umask` (an immediate option there), then `daemonize` (detach,
-/// output appended to its file), then for the emperor its own `logto`. A vassal's `logto` is the master's
-/// business (it is reopened across reloads).
-fn prepare_process(umask: Option<u32>, daemonize: Option<&Path>, logto: Option<&Path>) -> Result<(), String> {
+/// output appended to its file, or with no file when the output goes over UDP), then for the emperor its own
+/// `logto`. A vassal's `logto` is the master's business (it is reopened across reloads).
+fn prepare_process(
+    umask: Option<u32>,
+    daemonize: bool,
+    logfile: Option<&Path>,
+    logto: Option<&Path>,
+) -> Result<(), String> {
     if let Some(mode) = umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mode));
     }
-    if let Some(logfile) = daemonize {
+    if daemonize {
         detach(logfile)?;
     }
     if let Some(path) = logto {
@@ -257,11 +265,18 @@ fn prepare_process(umask: Option<u32>, daemonize: Option<&Path>, logto: Option<&
 }
 
 /// uWSGI's `daemonize`: fork (the parent exits 0, so the shell or init script gets its prompt back), start a
-/// new session so no terminal can signal us, stdin from /dev/null, stdout and stderr appended to `logfile`.
-/// The log file is opened first, so a wrong path is an error on the terminal rather than a silent death.
-fn detach(logfile: &Path) -> Result<(), String> {
-    let log = open_append(logfile, "daemonize")?;
+/// new session so no terminal can signal us, stdin from /dev/null, stdout and stderr appended to `logfile`
+/// (or /dev/null when there is none: the log process then sends the lines over UDP). The log file is opened
+/// first, so a wrong path is an error on the terminal rather than a silent death.
+fn detach(logfile: Option<&Path>) -> Result<(), String> {
     let null = std::fs::File::open("/dev/null").map_err(|err| format!("daemonize: /dev/null: {err}"))?;
+    let log = match logfile {
+        Some(path) => open_append(path, "daemonize")?,
+        None => std::fs::OpenOptions::new()
+            .append(true)
+            .open("/dev/null")
+            .map_err(|err| format!("daemonize: /dev/null: {err}"))?,
+    };
     // SAFETY: called from main before any thread is started, so the child is a complete copy of this process.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Parent { .. }) => std::process::exit(0),

@@ -17,8 +17,8 @@
 //! - [`python`]: the interpreter, app loading ([`python::loader`]) and the WSGI bridge;
 //! - [`stats`] over [`scoreboard`] (the shared-memory slots the master and its workers write) over
 //!   [`latency`] (the histogram's buckets);
-//! - [`logging`], and at the bottom [`backoff`] (crash-loop delays, for vassals and workers), [`process`] and
-//!   [`systemd`], which use nothing of the crate.
+//! - [`logging`], and at the bottom [`backoff`] (crash-loop delays, for vassals and workers), [`privileges`]
+//!   (uid, gid, cap), [`process`] and [`systemd`], which use nothing of the crate.
 //!
 //! The binary (`main.rs`) wires the master to the worker program it forks. `docs/modules.md` has the full
 //! table, and `tests/check_modules.py` (run by `tests/run` and by pytest) fails on any edge against it.
@@ -32,6 +32,7 @@ pub mod latency;
 pub mod launch;
 pub mod logging;
 pub mod master;
+pub mod privileges;
 pub mod process;
 pub mod python;
 pub mod routing;

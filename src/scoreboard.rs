@@ -180,6 +180,9 @@ pub struct Header {
     pub slots: AtomicU32,
     /// Requests served by workers that have exited (their slots were reused).
     pub retired_requests: AtomicU64,
+    /// The longest listen queue of the master's sockets, written by the master once a second (uWSGI's
+    /// `shared->backlog`): workers read it for `harakiri-queue-threshold`.
+    pub backlog: AtomicU64,
 }
 
 /// The mapping. Lives for the whole process (and its forked children); never unmapped.

@@ -25,7 +25,7 @@ from pathlib import Path
 
 # Which unit may use which. A unit always may use itself; `crate` (src/lib.rs, which only declares modules)
 # and the binary (src/main.rs, which wires the process kinds together) are not checked.
-SHARED_BOTTOM = {"backoff", "latency", "launch", "process", "systemd"}
+SHARED_BOTTOM = {"backoff", "latency", "launch", "privileges", "process", "systemd"}
 ALLOWED: dict[str, set[str]] = {
     # The command line shared by the binary and the extension module: above the three process kinds it wires.
     "cli": {"emperor", "master", "worker", "control", "logging", "python"} | SHARED_BOTTOM,
@@ -56,6 +56,8 @@ ALLOWED: dict[str, set[str]] = {
     # logging::router (the log process), logging::dispatch and logging::encode are part of this unit.
     "logging": set(SHARED_BOTTOM),
     "process": set(),
+    # Dropping root (uid, gid, cap, emperor-tyrant): used by the emperor and the master.
+    "privileges": set(),
     "systemd": set(),
     "latency": set(),
     "backoff": set(),

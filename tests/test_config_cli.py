@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import textwrap
 
@@ -360,6 +361,60 @@ def test_daemonize_detaches_and_logs_to_the_file(tmp_path, env_app):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
             wait_for(lambda: not pid_alive(pid), timeout=30, what="the daemon to stop")
+
+
+def test_daemonize_to_a_udp_address_detaches_and_sends_the_log_there(tmp_path, env_app):
+    # python.org's production ini: `daemonize = 127.0.0.1:8224` (uWSGI's logto() takes HOST:PORT for UDP).
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(1)
+    udp = receiver.getsockname()[1]
+    pidfile, port = tmp_path / "daemon.pid", free_port()
+    try:
+        res = run_liege(["--daemonize", f"127.0.0.1:{udp}", "--pidfile", pidfile, "--http-socket",
+                         f"127.0.0.1:{port}", "--wsgi-file", env_app], cwd=tmp_path, timeout=20)
+        assert res.returncode == 0, stderr_of(res)
+        assert not (tmp_path / f"127.0.0.1:{udp}").exists(), "the address is not taken for a file name"
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=30, what="the daemon's pidfile")
+        pid = int(pidfile.read_text())
+        assert os.getsid(pid) == pid, "the daemon leads its own session"
+        wait_for(lambda: http_get(port, "/udp-probe").status == 200, timeout=30, what="the daemon to serve")
+        received = []
+
+        def got_request_line():
+            with contextlib.suppress(TimeoutError):
+                received.append(receiver.recv(65536).decode(errors="replace"))
+            return any("/udp-probe" in line for line in received)
+        wait_for(got_request_line, timeout=15, what="the request line over UDP")
+        assert any("socket bound to" in line for line in received) or any("spawned" in line for line in received)
+    finally:
+        receiver.close()
+        if pidfile.exists() and pidfile.read_text().strip():
+            pid = int(pidfile.read_text())
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            wait_for(lambda: not pid_alive(pid), timeout=30, what="the daemon to stop")
+
+
+def test_udp_log_address_needs_a_host_and_the_emperor_refuses_one(tmp_path, env_app):
+    res = run_liege(["--logto", ":8224", "--wsgi-file", env_app, "--check-config"], cwd=tmp_path)
+    assert res.returncode == 1 and "invalid UDP address" in stderr_of(res)
+    vassals = tmp_path / "vassals"
+    vassals.mkdir()
+    res = run_liege(["emperor", vassals, "--logto", "127.0.0.1:8224", "--check-config"], cwd=tmp_path)
+    assert res.returncode == 1 and "the emperor logs to a file, not to a UDP address" in stderr_of(res)
+
+
+def test_show_config_logs_the_configuration_as_an_ini_section(liege, tmp_path, env_app):
+    ini = tmp_path / "app.ini"
+    ini.write_text(f"[uwsgi]\nwsgi-file = {env_app}\nprocesses = 1\nneed-app = true\nshow-config = true\n")
+    srv = liege("--ini", ini)
+    wait_for(lambda: ";end of configuration" in srv.logs(), timeout=10, what="the configuration block")
+    block = srv.logs().split(";uWSGI instance configuration\n", 1)[1].split(";end of configuration", 1)[0]
+    lines = block.splitlines()
+    assert lines[0] == "[uwsgi]"
+    assert f"wsgi-file = {env_app}" in lines and "processes = 1" in lines and "show-config = true" in lines
+    assert "need-app = true" in lines
 
 
 def test_check_config_prints_the_resolved_config(tmp_path):

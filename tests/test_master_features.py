@@ -201,6 +201,8 @@ def test_hooks_run_in_their_phases(serve, tmp_path):
         workers=2)
     assert (d / "as-user").read_text() == "hello\n"
     wait_for(lambda: log.read_text().count("post-fork") == 2, 10, "post-fork in both workers")
+    # Worker 1 runs its accepting hook after post-fork, when it starts accepting: wait for that too.
+    wait_for(lambda: "accepting1-once" in log.read_text(), 10, "the accepting1-once hook")
     lines = log.read_text().split("\n")
     assert lines[:4] == ["asap", "pre-app", "post-app", "master-start"], lines
     assert lines.count("accepting1-once") == 1

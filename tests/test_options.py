@@ -274,3 +274,31 @@ def test_log_process_survives_reloads_without_chaining(liege, tmp_path, app):
     srv.wait_log(re.compile(rf"^\[R\]after-{t}$", re.M))  # one prefix: one log process on the way
     # The master, its worker and one log process: the previous log processes exited with their workers.
     wait_for(lambda: len(srv.group_members()) == 3, 10, "master + worker + one log process")
+
+
+ECHO_APP = '''
+def application(environ, start_response):
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"got " + body]
+'''
+
+
+def test_http_raw_body_closes_each_connection_and_passes_chunked_bodies(liege, tmp_path):
+    # OpenStack's uwsgi files (keystone, glance): `http-raw-body` + `http-chunked-input` behind the router.
+    app = tmp_path / "echo.py"
+    app.write_text(ECHO_APP)
+    ini = tmp_path / "vassal.ini"
+    ini.write_text(f"[uwsgi]\nwsgi-file = {app}\nprocesses = 1\nhttp-keepalive = 30\nhttp-raw-body = true\n"
+                   "http-chunked-input = true\n")
+    srv = liege("--ini", ini)
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):  # the server closes: recv returns b"" instead of blocking
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"connection: close" in head.lower()
+    assert body.endswith(b"got hello world")

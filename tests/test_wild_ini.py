@@ -121,6 +121,12 @@ def check(path: Path, cwd: Path) -> tuple[str, list[tuple[str, str]], bool]:
     return outcome, refusals, False
 
 
+def _by_design(message: str) -> bool:
+    """A refusal liege makes on purpose: a key that is no uWSGI option, or a mode it says it does not have."""
+    return message.startswith("unknown option") or "is not supported by liege: liege runs WSGI" in message \
+        or "is not supported by liege: liege serves one" in message
+
+
 @pytest.mark.skipif(not (CORPUS / "files").is_dir(), reason=f"no wild-ini corpus at {CORPUS} (set LIEGE_SHARED)")
 def test_wild_ini_corpus(tmp_path):
     files = corpus_files()
@@ -131,6 +137,7 @@ def test_wild_ini_corpus(tmp_path):
     reasons: dict[str, str] = {}
     unread: set[str] = set()
     first_refusal: dict[str, str] = {}
+    file_refusals: dict[str, list[tuple[str, str]]] = {}
     for path in files:
         cwd = tmp_path / path.stem
         cwd.mkdir()
@@ -138,6 +145,7 @@ def test_wild_ini_corpus(tmp_path):
         outcomes[path.name] = outcome
         if outcome == "refused":
             first_refusal[path.name] = ", ".join(sorted({option for option, _ in refusals}))
+            file_refusals[path.name] = refusals
         for key in keys_of(path):
             usage[key].append(path.name)
             if not read_to_the_end:
@@ -159,7 +167,16 @@ def test_wild_ini_corpus(tmp_path):
         print(f"{option:36} {len(usage[option]):5}  {status}")
     for option in sorted(set(refused) - set(usage)):
         print(f"{option:36} {'':5}  REFUSED in {len(refused[option])}: {reasons[option]}")
+    # Why each failing file fails: a refusal by design (a key no uWSGI option has, which uWSGI ignores in
+    # silence and liege refuses with a did-you-mean unless the file says `strict = false`; a loop engine or
+    # vhost mode liege does not have, refused with what to do instead), or a feature liege lacks.
+    by_design = {name for name, refusals_of in file_refusals.items()
+                 if refusals_of and all(_by_design(message) for _, message in refusals_of)}
+    print(f"refused by design: {len(by_design)} files (typos and unused keys, loop engines, vhost); past "
+          f"configuration or refused by design: {len(passing) + len(by_design)}/{len(files)} "
+          f"({100 * (len(passing) + len(by_design)) / len(files):.1f} %)")
     print("failing files and what they need:")
     for name in sorted(first_refusal):
-        print(f"  {name}: {first_refusal[name]}")
+        mark = " (by design)" if name in by_design else ""
+        print(f"  {name}{mark}: {first_refusal[name]}")
     assert len(passing) >= MIN_PASSING, f"only {len(passing)} files pass (level reached: {MIN_PASSING})"

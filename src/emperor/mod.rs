@@ -58,8 +58,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Settings every vassal supervisor reads.
 pub struct Context {
-    /// The vassal directory (absolute); also the vassals' working directory, as with uWSGI.
+    /// The vassal directory (absolute); also the vassals' working directory, as with uWSGI. With a glob
+    /// ([`Self::pattern`]), the emperor's working directory, where uWSGI's glob monitor runs vassals.
     pub dir: PathBuf,
+    /// `emperor = PATTERN`: the vassals are the `*.ini` files matching it (absolute), under [`Self::watched`].
+    pub pattern: Option<String>,
+    /// The directory watched for changes: the vassal directory, or recursively the pattern's fixed part.
+    pub watched: PathBuf,
     pub run_dir: PathBuf,
     pub log_dir: PathBuf,
     /// What starts a vassal by default (issue 13): the liege binary, or the interpreter that loaded liege's
@@ -74,6 +79,8 @@ pub struct Context {
     pub ports: Mutex<sockets::PortBook>,
     pub start_slots: Arc<Semaphore>,
     pub registry: Arc<Registry>,
+    /// `emperor-tyrant`: each vassal runs as the owner of its file.
+    pub tyrant: Option<liege_config::Tyrant>,
 }
 
 /// Runs the emperor with its command line (argv without the program name, with or without the leading
@@ -88,13 +95,20 @@ pub fn run(args: &[OsString]) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let setup = match Setup::prepare(config) {
+    let mut setup = match Setup::prepare(config) {
         Ok(setup) => setup,
         Err(err) => {
             eprintln!("liege: {err:#}");
             return ExitCode::from(1);
         }
     };
+    // Bind what may need root, then become `uid`/`gid` keeping `cap`, as a uWSGI emperor does: here, while
+    // the process is single-threaded, because capabilities belong to each thread (capset(2)) and the
+    // runtime's threads must all inherit the kept ones (a tyrant's vassals are started from any of them).
+    if let Err(err) = setup.bind().and_then(|()| drop_privileges(&setup)) {
+        eprintln!("liege: {err:#}");
+        return ExitCode::from(1);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("liege-emperor").build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -113,23 +127,39 @@ pub fn run(args: &[OsString]) -> ExitCode {
 struct Setup {
     config: EmperorConfig,
     dir: PathBuf,
+    /// The absolute glob pattern and the directory watched for it (see [`Context::pattern`]).
+    pattern: Option<String>,
+    watched: PathBuf,
     run_dir: PathBuf,
     log_dir: PathBuf,
     includes: Vec<PathBuf>,
     token: String,
     token_path: Option<PathBuf>,
+    /// The API and stats sockets, bound by [`Setup::bind`] before the runtime takes them.
+    api: Option<std::net::TcpListener>,
+    stats: Option<stats_server::Bound>,
     /// Held for the emperor's life: two emperors must not share a run directory (ports, logs).
     _lock: std::fs::File,
 }
 
 impl Setup {
-    fn prepare(config: EmperorConfig) -> anyhow::Result<Self> {
-        let dir =
+    fn prepare(mut config: EmperorConfig) -> anyhow::Result<Self> {
+        let watched =
             std::fs::canonicalize(&config.dir).with_context(|| format!("vassal directory {}", config.dir.display()))?;
-        if !dir.is_dir() {
-            anyhow::bail!("{} is not a directory", dir.display());
+        if !watched.is_dir() {
+            anyhow::bail!("{} is not a directory", watched.display());
         }
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        // A glob's vassals run where the emperor runs (uWSGI's glob monitor does not chdir); a directory's
+        // vassals run in it.
+        let pattern = config.pattern.as_deref().map(|pattern| {
+            if Path::new(pattern).is_absolute() {
+                pattern.to_owned()
+            } else {
+                format!("{}/{pattern}", cwd.display())
+            }
+        });
+        let dir = if pattern.is_some() { cwd.clone() } else { watched.clone() };
         let absolute = |path: &Path| {
             if path.is_absolute() {
                 path.to_path_buf()
@@ -137,7 +167,9 @@ impl Setup {
                 cwd.join(path)
             }
         };
-        let run_dir = config.run_dir.as_deref().map(absolute).unwrap_or_else(|| default_run_dir(&dir));
+        // One run directory per vassal directory, or per pattern.
+        let key = pattern.as_deref().map_or_else(|| dir.clone(), PathBuf::from);
+        let run_dir = config.run_dir.as_deref().map(absolute).unwrap_or_else(|| default_run_dir(&key));
         std::fs::create_dir_all(&run_dir).with_context(|| format!("run directory {}", run_dir.display()))?;
         let log_dir = config.log_dir.as_deref().map(absolute).unwrap_or_else(|| run_dir.join("logs"));
         std::fs::create_dir_all(&log_dir).with_context(|| format!("log directory {}", log_dir.display()))?;
@@ -156,6 +188,8 @@ impl Setup {
             );
         }
         let includes = config.vassals_include.iter().map(|p| absolute(p)).collect();
+        // Relative to where the emperor was started, not to the vassal directory it moves into below.
+        config.touch_reload = config.touch_reload.iter().map(|p| absolute(p)).collect();
         let (token, token_path) = match &config.api_token_file {
             Some(path) => {
                 let path = absolute(path);
@@ -184,7 +218,40 @@ impl Setup {
         // Vassals run in DIR (uWSGI's emperor does the same), and the emperor validates their files from
         // there too, so relative paths in vassal files mean the same thing to both.
         std::env::set_current_dir(&dir).with_context(|| format!("chdir {}", dir.display()))?;
-        Ok(Setup { config, dir, run_dir, log_dir, includes, token, token_path, _lock: lock })
+        Ok(Setup {
+            config,
+            dir,
+            pattern,
+            watched,
+            run_dir,
+            log_dir,
+            includes,
+            token,
+            token_path,
+            api: None,
+            stats: None,
+            _lock: lock,
+        })
+    }
+
+    /// Binds the API and the stats socket (`chmod-socket` applies to a unix one).
+    fn bind(&mut self) -> anyhow::Result<()> {
+        let api = &self.config.api;
+        let listener = std::net::TcpListener::bind(api.as_str())
+            .with_context(|| format!("cannot serve the API on {api} (choose another address with --api)"))?;
+        listener.set_nonblocking(true).context("API socket")?;
+        self.api = Some(listener);
+        if let Some(address) = &self.config.stats {
+            let bound = stats_server::Bound::bind(address)
+                .with_context(|| format!("cannot serve the emperor stats on {address:?}"))?;
+            if let (liege_config::SocketAddress::Unix(path), Some(mode)) = (address, self.config.chmod_socket) {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .with_context(|| format!("chmod-socket {mode:o} {}", path.display()))?;
+            }
+            self.stats = Some(bound);
+        }
+        Ok(())
     }
 }
 
@@ -216,6 +283,53 @@ fn default_run_dir(dir: &Path) -> PathBuf {
     base.join(format!("{label}-{hash:08x}"))
 }
 
+/// `binary-path`: an executable file, taken as a liege binary (the vassal's handshake tells if it is not).
+fn binary_at(path: &Path) -> anyhow::Result<crate::launch::Program> {
+    let path = std::fs::canonicalize(path).context("cannot resolve it")?;
+    nix::unistd::access(&path, nix::unistd::AccessFlags::X_OK).context("not executable")?;
+    if !path.is_file() {
+        anyhow::bail!("not a file");
+    }
+    Ok(crate::launch::Program::Binary(path))
+}
+
+/// The emperor's own `uid`, `gid` and `cap`. The run and log directories (and what the emperor keeps writing
+/// in them: the port book, the vassals' log files) are handed to the new user first, so it can go on
+/// writing there; the vassals it starts afterwards run as that user (they cannot become anyone else, unless
+/// `cap` kept setuid/setgid, which `emperor-tyrant` needs).
+fn drop_privileges(setup: &Setup) -> anyhow::Result<()> {
+    let config = &setup.config;
+    let target = crate::privileges::Target::resolve(config.uid.as_deref(), config.gid.as_deref(), &config.caps)
+        .context("emperor uid/gid/cap")?;
+    if target.is_empty() {
+        return Ok(());
+    }
+    if !nix::unistd::Uid::effective().is_root() {
+        if config.tyrant.is_some() || !config.caps.is_empty() {
+            anyhow::bail!("emperor uid/gid/cap need the emperor to start as root");
+        }
+        tracing::info!("not running as root: the emperor's uid/gid are ignored (as uWSGI)");
+        return Ok(());
+    }
+    let mut owned = vec![setup.run_dir.clone(), setup.log_dir.clone()];
+    for dir in [&setup.run_dir, &setup.log_dir] {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            owned.extend(entries.flatten().map(|entry| entry.path()).filter(|path| path.is_file()));
+        }
+    }
+    for path in owned {
+        nix::unistd::chown(&path, target.uid, target.gid).with_context(|| format!("chown {}", path.display()))?;
+    }
+    target.apply().context("emperor uid/gid/cap")?;
+    tracing::info!(
+        "emperor dropped privileges to uid {} gid {}{}",
+        nix::unistd::getuid(),
+        nix::unistd::getgid(),
+        if config.caps.is_empty() { String::new() } else { format!(" keeping cap {}", config.caps.join(",")) }
+    );
+    Ok(())
+}
+
 fn new_token() -> anyhow::Result<String> {
     use std::io::Read;
     let mut bytes = [0u8; 24];
@@ -230,14 +344,24 @@ fn env_seconds(name: &str, default: u64) -> Duration {
     seconds.map_or(Duration::from_secs(default), Duration::from_secs_f64)
 }
 
-async fn emperor(setup: Setup) -> ExitCode {
+async fn emperor(mut setup: Setup) -> ExitCode {
     let registry = Arc::new(Registry::new(setup.dir.clone(), setup.token.clone(), setup.token_path.clone()));
-    let program = match crate::launch::Program::current() {
-        Ok(program) => program,
-        Err(err) => {
-            eprintln!("liege: cannot find the liege binary to start vassals with: {err}");
-            return ExitCode::from(1);
-        }
+    let program = match &setup.config.binary_path {
+        // `binary-path`: uWSGI's emperor starts its vassals with this binary.
+        Some(path) => match binary_at(path) {
+            Ok(program) => program,
+            Err(err) => {
+                eprintln!("liege: binary-path {}: {err}", path.display());
+                return ExitCode::from(1);
+            }
+        },
+        None => match crate::launch::Program::current() {
+            Ok(program) => program,
+            Err(err) => {
+                eprintln!("liege: cannot find the liege binary to start vassals with: {err}");
+                return ExitCode::from(1);
+            }
+        },
     };
     let concurrency = std::env::var("LIEGE_EMPEROR_CONCURRENT_STARTS")
         .ok()
@@ -246,6 +370,8 @@ async fn emperor(setup: Setup) -> ExitCode {
         .unwrap_or_else(|| (liege_config_cpus() * 2).max(4));
     let ctx = Arc::new(Context {
         dir: setup.dir.clone(),
+        pattern: setup.pattern.clone(),
+        watched: setup.watched.clone(),
         run_dir: setup.run_dir.clone(),
         log_dir: setup.log_dir.clone(),
         program,
@@ -258,29 +384,32 @@ async fn emperor(setup: Setup) -> ExitCode {
         ports: Mutex::new(sockets::PortBook::load(setup.run_dir.join("ports.json"), setup.config.vassal_port_range)),
         start_slots: Arc::new(Semaphore::new(concurrency)),
         registry: registry.clone(),
+        tyrant: setup.config.tyrant,
     });
 
-    let api_listener = match tokio::net::TcpListener::bind(&setup.config.api).await {
+    let Some(api_bound) = setup.api.take() else {
+        eprintln!("liege: the API socket was not bound");
+        return ExitCode::from(1);
+    };
+    let api_listener = match tokio::net::TcpListener::from_std(api_bound) {
         Ok(listener) => listener,
         Err(err) => {
-            eprintln!("liege: cannot serve the API on {}: {err} (choose another address with --api)", setup.config.api);
+            eprintln!("liege: cannot serve the API on {}: {err}", setup.config.api);
             return ExitCode::from(1);
         }
     };
     let api_address = api_listener.local_addr().map_or_else(|_| setup.config.api.clone(), |a| a.to_string());
     let api_shutdown = Arc::new(Notify::new());
-    let stats_task = match &setup.config.stats {
+    let stats_task = match setup.stats.take().map(stats_server::Listener::from_bound) {
         None => None,
-        Some(address) => match stats_server::Listener::bind(address).await {
-            Ok(listener) => {
-                tracing::info!("emperor stats server on {}", listener.name());
-                Some(tokio::spawn(stats_server::serve(listener, registry.clone())))
-            }
-            Err(err) => {
-                eprintln!("liege: cannot serve the emperor stats on {address:?}: {err}");
-                return ExitCode::from(1);
-            }
-        },
+        Some(Ok(listener)) => {
+            tracing::info!("emperor stats server on {}", listener.name());
+            Some(tokio::spawn(stats_server::serve(listener, registry.clone())))
+        }
+        Some(Err(err)) => {
+            eprintln!("liege: cannot serve the emperor stats: {err}");
+            return ExitCode::from(1);
+        }
     };
     let api_task = tokio::spawn(api::serve(api_listener, registry.clone(), api_shutdown.clone()));
 
@@ -293,11 +422,13 @@ async fn emperor(setup: Setup) -> ExitCode {
     };
 
     let hint = Arc::new(Notify::new());
-    let watcher = watch(&setup.dir, hint.clone());
+    let mode =
+        if setup.pattern.is_some() { notify::RecursiveMode::Recursive } else { notify::RecursiveMode::NonRecursive };
+    let watcher = watch(&setup.watched, mode, hint.clone());
 
     tracing::info!(
         "watching {} (run dir {}, logs in {}, ports {}-{})",
-        setup.dir.display(),
+        setup.pattern.clone().unwrap_or_else(|| setup.dir.display().to_string()),
         setup.run_dir.display(),
         setup.log_dir.display(),
         setup.config.vassal_port_range.0,
@@ -314,10 +445,12 @@ async fn emperor(setup: Setup) -> ExitCode {
         removing: HashSet::new(),
         supervisors: JoinSet::new(),
         scan_failing: false,
+        owners: BTreeMap::new(),
     };
     emperor.rescan();
     let mut status = systemd_status(&registry);
     crate::systemd::ready(&status);
+    let mut touched = Touched::new(&setup.config.touch_reload);
     let mut ticker = tokio::time::interval(RESCAN_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let quick = loop {
@@ -327,6 +460,10 @@ async fn emperor(setup: Setup) -> ExitCode {
                 emperor.rescan();
             }
             _ = ticker.tick() => {
+                if touched.check() {
+                    tracing::info!("touch-reload: a watched file changed; reloading every vassal gracefully");
+                    emperor.reload_all();
+                }
                 emperor.rescan();
                 let now = systemd_status(&registry);
                 if now != status {
@@ -390,7 +527,7 @@ async fn settle(hint: &Notify) {
 
 /// Starts the notify watcher on DIR. Failing to watch is not fatal: the periodic rescan still finds
 /// everything, only later.
-fn watch(dir: &Path, hint: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
+fn watch(dir: &Path, mode: notify::RecursiveMode, hint: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
     let handler = move |event: notify::Result<notify::Event>| {
         // Every event (and every error, such as a queue overflow) only means "look again", except reads:
         // the rescan itself (and each vassal reading its file) opens files, and must not trigger a rescan.
@@ -408,7 +545,7 @@ fn watch(dir: &Path, hint: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
             return None;
         }
     };
-    if let Err(err) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+    if let Err(err) = watcher.watch(dir, mode) {
         tracing::warn!("cannot watch {}: {err}; rescanning every {} s only", dir.display(), RESCAN_EVERY.as_secs());
         return None;
     }
@@ -448,6 +585,36 @@ impl Signals {
     }
 }
 
+/// The emperor's `touch-reload` files and their last modification times, checked each [`RESCAN_EVERY`]
+/// (uWSGI's master checks its touch files on its own timer too). A file appearing counts as a touch; one
+/// missing does not.
+struct Touched {
+    files: Vec<(PathBuf, Option<std::time::SystemTime>)>,
+}
+
+impl Touched {
+    fn new(paths: &[PathBuf]) -> Self {
+        Touched { files: paths.iter().map(|path| (path.clone(), modified(path))).collect() }
+    }
+
+    /// Whether any file changed since the last look.
+    fn check(&mut self) -> bool {
+        let mut changed = false;
+        for (path, seen) in &mut self.files {
+            let now = modified(path);
+            if now.is_some() && now != *seen {
+                changed = true;
+            }
+            *seen = now;
+        }
+        changed
+    }
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|metadata| metadata.modified()).ok()
+}
+
 struct Emperor {
     ctx: Arc<Context>,
     /// The version of each file last acted on.
@@ -457,14 +624,21 @@ struct Emperor {
     removing: HashSet<String>,
     supervisors: JoinSet<String>,
     scan_failing: bool,
+    /// `emperor-tyrant`: the owner each vassal was started as; a file whose owner changes is stopped and
+    /// started again as the new owner (a graceful reload would keep the old user), as uWSGI stops it.
+    owners: BTreeMap<String, (u32, u32)>,
 }
 
 impl Emperor {
     fn rescan(&mut self) {
-        let files = match scan::scan(&self.ctx.dir) {
+        let listing = match &self.ctx.pattern {
+            Some(pattern) => scan::scan_glob(pattern, &self.ctx.watched),
+            None => scan::scan(&self.ctx.dir),
+        };
+        let files = match listing {
             Ok(files) => {
                 if self.scan_failing {
-                    tracing::info!("{} is readable again", self.ctx.dir.display());
+                    tracing::info!("{} is readable again", self.ctx.watched.display());
                 }
                 self.scan_failing = false;
                 files
@@ -472,7 +646,10 @@ impl Emperor {
             Err(err) => {
                 // Never stop vassals because the listing failed once (NFS hiccup, permissions being fixed).
                 if !self.scan_failing {
-                    tracing::error!("cannot list {}: {err}; keeping the vassals as they are", self.ctx.dir.display());
+                    tracing::error!(
+                        "cannot list {}: {err}; keeping the vassals as they are",
+                        self.ctx.watched.display()
+                    );
                 }
                 self.scan_failing = true;
                 return;
@@ -486,6 +663,9 @@ impl Emperor {
             match self.known.get(name) {
                 None => {
                     tracing::info!("vassal {name}: new file {}", file.path.display());
+                    if let Some(owner) = self.owner(&file.path) {
+                        self.owners.insert(name.clone(), owner);
+                    }
                     self.known.insert(name.clone(), KnownVersion::of(file));
                     self.spawn_supervisor(name, &file.path, Command::Changed { problem });
                 }
@@ -494,6 +674,12 @@ impl Emperor {
                     Change::Relinked(version) => {
                         tracing::debug!("vassal {name}: same content behind a new link target; not reloading");
                         self.known.insert(name.clone(), version);
+                    }
+                    Change::Changed(_) if self.owner_changed(name, &file.path) => {
+                        tracing::warn!(
+                            "vassal {name}: emperor-tyrant: the file's owner changed; stopping the instance"
+                        );
+                        self.stop_removed(name, "the file's owner changed (emperor-tyrant): stopping");
                     }
                     Change::Changed(version) => {
                         tracing::info!("vassal {name}: file changed");
@@ -506,12 +692,33 @@ impl Emperor {
         let gone: Vec<String> = self.known.keys().filter(|name| !files.contains_key(*name)).cloned().collect();
         for name in gone {
             tracing::info!("vassal {name}: file removed; stopping");
-            self.known.remove(&name);
-            self.removing.insert(name.clone());
-            if let Some(shared) = self.ctx.registry.get(&name) {
-                shared.event("config", "file removed: stopping".to_owned());
-            }
-            let _ = self.ctx.registry.send(&name, Command::Remove { quick: false });
+            self.stop_removed(&name, "file removed: stopping");
+        }
+    }
+
+    /// Stops a vassal and forgets its file: once stopped, a file still there is a new vassal again.
+    fn stop_removed(&mut self, name: &str, why: &str) {
+        self.known.remove(name);
+        self.owners.remove(name);
+        self.removing.insert(name.to_owned());
+        if let Some(shared) = self.ctx.registry.get(name) {
+            shared.event("config", why.to_owned());
+        }
+        let _ = self.ctx.registry.send(name, Command::Remove { quick: false });
+    }
+
+    /// The owner a tyrant emperor runs the file's vassal as (`None` when not a tyrant or unreadable).
+    fn owner(&self, path: &Path) -> Option<(u32, u32)> {
+        use std::os::unix::fs::MetadataExt;
+        let tyrant = self.ctx.tyrant?;
+        let metadata = if tyrant.nofollow { std::fs::symlink_metadata(path) } else { std::fs::metadata(path) };
+        metadata.ok().map(|m| (m.uid(), m.gid()))
+    }
+
+    fn owner_changed(&self, name: &str, path: &Path) -> bool {
+        match (self.owners.get(name), self.owner(path)) {
+            (Some(before), Some(now)) => *before != now,
+            _ => false,
         }
     }
 

@@ -71,6 +71,49 @@ pub fn scan(dir: &Path) -> io::Result<BTreeMap<String, ScannedFile>> {
     Ok(files)
 }
 
+/// The vassal files matching uWSGI's glob monitor pattern (`/etc/uwsgi/vassals/*/*.ini`, or one file): the
+/// `*.ini` matches. A vassal is named by its file (`shop.ini` → `shop`) when that name is unique among the
+/// matches; `apps/shop/uwsgi.ini` and `apps/blog/uwsgi.ini` (a common layout) become `apps-shop-uwsgi` and
+/// `apps-blog-uwsgi`, their paths under `base` (the pattern's fixed directory). uWSGI names glob vassals by
+/// their whole path, which cannot be a name in API paths and log file names.
+pub fn scan_glob(pattern: &str, base: &Path) -> io::Result<BTreeMap<String, ScannedFile>> {
+    let paths = glob::glob(pattern).map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err.to_string()))?;
+    let mut matches = Vec::new();
+    for path in paths {
+        // A directory the walk cannot read hides what is in it, never the rest.
+        match path {
+            Ok(path) => {
+                if let Some(stem) = path.file_name().and_then(|name| name.to_str()).and_then(vassal_name) {
+                    matches.push((stem.to_owned(), path));
+                }
+            }
+            Err(err) => tracing::debug!("vassal glob {pattern}: {err}"),
+        }
+    }
+    let mut stems: BTreeMap<&str, usize> = BTreeMap::new();
+    for (stem, _) in &matches {
+        *stems.entry(stem.as_str()).or_default() += 1;
+    }
+    let mut files = BTreeMap::new();
+    for (stem, path) in &matches {
+        let name = if stems.get(stem.as_str()) == Some(&1) {
+            stem.clone()
+        } else {
+            let relative = path.strip_prefix(base).unwrap_or(path).with_extension("");
+            let parts: Vec<String> = relative
+                .components()
+                .filter_map(|part| match part {
+                    std::path::Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+                    _ => None,
+                })
+                .collect();
+            parts.join("-")
+        };
+        files.insert(name.clone(), describe(&name, path.clone()));
+    }
+    Ok(files)
+}
+
 /// `app.ini` → `app`; hidden files and anything else → `None`.
 pub fn vassal_name(file_name: &str) -> Option<&str> {
     if file_name.starts_with('.') {
@@ -183,6 +226,24 @@ mod tests {
         assert_eq!(files.keys().collect::<Vec<_>>(), ["a", "d"]);
         assert!(files["a"].identity.is_ok());
         assert!(files["d"].identity.as_ref().unwrap_err().contains("is a directory"));
+    }
+
+    #[test]
+    fn a_glob_lists_matching_ini_files_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for sub in ["a", "b", "c"] {
+            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        }
+        for file in ["a/shop.ini", "b/blog.ini", "b/notes.txt", "c/shop.ini", "b/.hidden.ini"] {
+            std::fs::write(dir.path().join(file), "[uwsgi]\n").expect("write");
+        }
+        let pattern = format!("{}/*/*.ini", dir.path().display());
+        let files = scan_glob(&pattern, dir.path()).expect("glob");
+        assert_eq!(files.keys().collect::<Vec<_>>(), ["a-shop", "blog", "c-shop"]);
+        assert_eq!(files["a-shop"].path, dir.path().join("a/shop.ini"));
+        let one = scan_glob(&format!("{}/b/blog.ini", dir.path().display()), dir.path()).expect("one file");
+        assert_eq!(one.keys().collect::<Vec<_>>(), ["blog"]);
+        assert!(scan_glob(&format!("{}/b/gone.ini", dir.path().display()), dir.path()).expect("none").is_empty());
     }
 
     #[test]

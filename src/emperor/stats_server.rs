@@ -25,12 +25,21 @@ pub enum Listener {
     Unix(tokio::net::UnixListener, PathBuf),
 }
 
-impl Listener {
-    pub async fn bind(address: &SocketAddress) -> std::io::Result<Listener> {
+/// A stats socket bound before the runtime starts (the emperor binds everything that may need root, then
+/// drops privileges while it is still single-threaded; see `emperor::drop_privileges`).
+pub enum Bound {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener, PathBuf),
+}
+
+impl Bound {
+    pub fn bind(address: &SocketAddress) -> std::io::Result<Bound> {
         match address {
             SocketAddress::Tcp { host, port } => {
                 let host = host.trim_start_matches('[').trim_end_matches(']');
-                Ok(Listener::Tcp(tokio::net::TcpListener::bind((host, *port)).await?))
+                let listener = std::net::TcpListener::bind((host, *port))?;
+                listener.set_nonblocking(true)?;
+                Ok(Bound::Tcp(listener))
             }
             SocketAddress::Unix(path) => {
                 // A stale socket from an earlier run; anything else at that path is not ours to remove.
@@ -39,9 +48,21 @@ impl Listener {
                 {
                     let _ = std::fs::remove_file(path);
                 }
-                Ok(Listener::Unix(tokio::net::UnixListener::bind(path)?, path.clone()))
+                let listener = std::os::unix::net::UnixListener::bind(path)?;
+                listener.set_nonblocking(true)?;
+                Ok(Bound::Unix(listener, path.clone()))
             }
             SocketAddress::Fd(fd) => Err(std::io::Error::other(format!("emperor-stats cannot use fd://{fd}"))),
+        }
+    }
+}
+
+impl Listener {
+    /// Registers a bound socket with the running tokio runtime.
+    pub fn from_bound(bound: Bound) -> std::io::Result<Listener> {
+        match bound {
+            Bound::Tcp(listener) => Ok(Listener::Tcp(tokio::net::TcpListener::from_std(listener)?)),
+            Bound::Unix(listener, path) => Ok(Listener::Unix(tokio::net::UnixListener::from_std(listener)?, path)),
         }
     }
 

@@ -18,6 +18,9 @@ fn rules(processes: u32) -> Rules {
         cheaper: None,
         exit_on_reload: false,
         harakiri_graceful: None,
+        harakiri_queue_threshold: 0,
+        idle: None,
+        ksm: 0,
     }
 }
 
@@ -85,8 +88,7 @@ impl Harness {
     }
 
     fn start(&mut self) -> Vec<Action> {
-        let now = self.mono();
-        self.core.start(false, now);
+        self.core.start(false);
         self.drain()
     }
 
@@ -198,7 +200,7 @@ fn without_the_app_no_worker_is_forked() {
 #[test]
 fn a_failed_fork_is_retried_after_a_second() {
     let mut h = Harness::new(rules(1));
-    h.core.start(false, h.mono());
+    h.core.start(false);
     assert_eq!(h.core.take_actions(), [Action::Spawn { slot: 0, id: 1 }]);
     h.core.spawned(0, Err("EAGAIN".into()), h.mono());
     assert_eq!(h.state(0), Some(SlotState::Respawning { at: h.mono() + FORK_RETRY }));
@@ -354,7 +356,7 @@ fn chain_reload_after_exec_retires_the_previous_images_workers_one_by_one() {
     let mut rules = rules(2);
     rules.lazy_apps = false;
     let mut h = Harness::with(rules, vec![7, 8], true);
-    h.core.start(true, h.mono());
+    h.core.start(true);
     assert!(h.drain().is_empty());
     assert_eq!(spawns(&h.tick().1), [(0, 1)]);
     h.serve(0);
@@ -643,39 +645,371 @@ fn stop_during_a_reload_stops_both_generations_and_no_reload_starts_while_stoppi
 // ---------------------------------------------------------------------------------------------------------
 // Worker count: cheaper and the FIFO
 
-#[test]
-fn cheaper_adds_workers_when_all_are_busy_and_retires_an_idle_one() {
-    let mut rules = rules(4);
-    rules.cheaper = Some(liege_config::Cheaper {
-        min_workers: 1,
-        initial: 2,
-        step: 2,
-        algo: "spare".into(),
-        idle: Duration::from_secs(10),
+fn cheaper(processes: u32, min_workers: u32, initial: u32, algo: CheaperAlgo) -> Rules {
+    let mut rules = rules(processes);
+    rules.cheaper = Some(Cheaper {
+        min_workers,
+        initial,
+        step: 1,
+        algo,
+        overload: 3,
+        idle_cycles: 10,
+        rss_limit_soft: None,
+        rss_limit_hard: None,
+        busyness: liege_config::cheaper::Busyness::default(),
     });
-    let mut h = Harness::new(rules);
-    assert_eq!(spawns(&h.start()), [(0, 1), (1, 2)]);
+    rules
+}
+
+fn cheaper_mut(h: &mut Harness) -> &mut Cheaper {
+    h.core.rules.cheaper.as_mut().expect("cheaper")
+}
+
+impl Harness {
+    /// One master cycle later: a second on, one tick (the first tick only starts the cycle clock).
+    fn cycle(&mut self) -> Vec<Action> {
+        self.advance(MASTER_CYCLE);
+        self.tick().1
+    }
+
+    /// Marks every running worker busy (or not).
+    fn set_busy(&mut self, busy: bool) {
+        for (index, _) in self.core.slots().filter(|(_, s)| s.state.pid().is_some()).collect::<Vec<_>>() {
+            self.views[index].status = if busy { WorkerStatus::Busy } else { WorkerStatus::Idle };
+        }
+    }
+}
+
+/// uWSGI's spare: `cheaper-overload` checks with every worker busy fork `cheaper-step` workers; with no
+/// overload left and more than one worker free, every `cheaper-overload`-th idle check stops the oldest idle
+/// worker, down to `cheaper`; exactly one free worker is the stable state.
+#[test]
+fn spare_spawns_after_overload_checks_and_cheaps_the_oldest_every_overload_idle_checks() {
+    let mut h = Harness::new(cheaper(4, 1, 1, CheaperAlgo::Spare));
+    cheaper_mut(&mut h).step = 2;
+    assert_eq!(spawns(&h.start()), [(0, 1)], "cheaper-initial workers at start");
+    h.serve_all();
+    h.tick();
+    h.set_busy(true);
+    assert!(spawns(&h.cycle()).is_empty());
+    assert!(spawns(&h.cycle()).is_empty());
+    assert_eq!(spawns(&h.cycle()), [(1, 2), (2, 3)], "three overloaded checks: cheaper-step workers");
+    assert_eq!(h.core.target_workers(), 3);
+    // One free worker of three: not stable (two busy, one free is the spare) -> stays.
     h.serve_all();
     h.views[0].status = WorkerStatus::Busy;
     h.views[1].status = WorkerStatus::Busy;
-    let (_, actions) = h.tick();
-    assert_eq!(h.core.target_workers(), 4);
-    assert_eq!(spawns(&actions), [(2, 3)], "one fork per tick");
-    assert_eq!(spawns(&h.tick().1), [(3, 4)]);
-    assert_eq!(h.core.target_workers(), 4, "capped at processes");
-    // All idle now: after `idle` seconds one worker goes (the highest id), then the clocks start over.
-    h.serve_all();
-    h.advance(Duration::from_secs(10));
-    let (_, actions) = h.tick();
-    assert_eq!(h.core.target_workers(), 3);
-    assert_eq!(causes(&actions), [(3, ExitCause::Cheaper)]);
-    assert_eq!(signals(&actions, Signal::SIGTERM), [h.pid(3).as_raw()]);
-    assert!(h.tick().1.is_empty(), "one idle period retires one worker");
-    // A worker that served a request is not idle, but the others are: the next idle period retires another.
-    h.views[0].requests = 5;
-    h.advance(Duration::from_secs(10));
-    h.tick();
+    for _ in 0..6 {
+        assert!(h.cycle().is_empty(), "one spare worker is the stable state");
+    }
+    // All idle: every third idle check stops the oldest idle worker.
+    h.set_busy(false);
+    assert!(h.cycle().is_empty());
+    assert!(h.cycle().is_empty());
+    let actions = h.cycle();
+    assert_eq!(causes(&actions), [(0, ExitCause::Cheaper)], "the oldest: worker 1, spawned first");
+    assert_eq!(signals(&actions, Signal::SIGTERM), [h.pid(0).as_raw()]);
     assert_eq!(h.core.target_workers(), 2);
+    let pid = h.pid(0);
+    h.exit(pid, ExitCause::Cheaper, false);
+    assert!(h.cycle().is_empty() && h.cycle().is_empty());
+    assert_eq!(causes(&h.cycle()), [(1, ExitCause::Cheaper)]);
+    for _ in 0..9 {
+        assert!(causes(&h.cycle()).is_empty(), "never below cheaper = 1");
+    }
+    assert_eq!(h.core.respawns().get(&ExitCause::Cheaper), Some(&1), "counted as cheaper, not as a reload");
+}
+
+/// uWSGI's spare2: keeps `cheaper` workers idle.
+#[test]
+fn spare2_keeps_cheaper_workers_idle() {
+    let mut h = Harness::new(cheaper(5, 2, 2, CheaperAlgo::Spare2));
+    cheaper_mut(&mut h).step = 3;
+    cheaper_mut(&mut h).idle_cycles = 2;
+    h.start();
+    h.serve_all();
+    h.tick();
+    assert!(h.cycle().is_empty(), "two idle: as wanted");
+    h.set_busy(true);
+    assert_eq!(spawns(&h.cycle()), [(2, 3), (3, 4)], "none idle: two more (the difference, under step)");
+    h.serve_all();
+    h.views[0].status = WorkerStatus::Busy;
+    assert!(h.cycle().is_empty(), "three idle: one idle check");
+    assert!(causes(&h.cycle()).iter().any(|c| c.1 == ExitCause::Cheaper), "cheaper-idle checks: one stops");
+    assert!(h.cycle().is_empty(), "two idle now");
+}
+
+/// uWSGI's backlog algorithm: spawns while the listen queue is longer than cheaper-overload, stops one per
+/// check while it is shorter.
+#[test]
+fn backlog_follows_the_listen_queue() {
+    let mut h = Harness::new(cheaper(3, 1, 1, CheaperAlgo::Backlog));
+    h.start();
+    h.serve_all();
+    h.tick();
+    h.core.set_listen_queue(4);
+    assert_eq!(spawns(&h.cycle()), [(1, 2)]);
+    assert_eq!(spawns(&h.cycle()), [(2, 3)]);
+    assert!(h.cycle().is_empty(), "at processes");
+    h.serve_all();
+    h.core.set_listen_queue(3);
+    assert!(h.cycle().is_empty(), "equal to cheaper-overload: hold");
+    h.core.set_listen_queue(0);
+    assert_eq!(causes(&h.cycle()).len(), 1);
+    assert_eq!(causes(&h.cycle()).len(), 1);
+    assert!(h.cycle().is_empty(), "down to cheaper");
+}
+
+/// `manual`: only the master FIFO changes the count, at the next check, stopping the oldest idle worker.
+#[test]
+fn manual_follows_the_fifo_only() {
+    let mut h = Harness::new(cheaper(3, 1, 2, CheaperAlgo::Manual));
+    h.start();
+    h.serve_all();
+    h.tick();
+    h.set_busy(true);
+    for _ in 0..5 {
+        assert!(h.cycle().is_empty(), "manual never acts alone");
+    }
+    h.core.change_worker_count(true);
+    assert!(h.drain().is_empty(), "applied at the next check");
+    assert_eq!(spawns(&h.cycle()), [(2, 3)]);
+    h.serve_all();
+    h.views[0].status = WorkerStatus::Busy;
+    h.core.change_worker_count(false);
+    assert_eq!(causes(&h.cycle()), [(1, ExitCause::Cheaper)], "the oldest idle one: worker 2 (1 is busy)");
+}
+
+/// A `-` while every worker is busy waits for the next check (uWSGI returns it to the FIFO delta).
+#[test]
+fn a_stop_with_every_worker_busy_waits_for_an_idle_one() {
+    let mut h = Harness::new(cheaper(3, 1, 2, CheaperAlgo::Manual));
+    h.start();
+    h.serve_all();
+    h.tick();
+    h.set_busy(true);
+    h.core.change_worker_count(false);
+    assert!(h.cycle().is_empty());
+    h.views[1].status = WorkerStatus::Idle;
+    assert_eq!(causes(&h.cycle()), [(1, ExitCause::Cheaper)]);
+}
+
+/// cheaper-rss-limit-soft forbids spawning; -hard stops the oldest idle worker each check while the total is
+/// over it, even below `cheaper` (but never the last one).
+#[test]
+fn rss_limits_stop_spawning_and_cheap_the_oldest() {
+    let mut h = Harness::new(cheaper(4, 2, 3, CheaperAlgo::Spare));
+    cheaper_mut(&mut h).overload = 1;
+    cheaper_mut(&mut h).rss_limit_soft = Some(300);
+    cheaper_mut(&mut h).rss_limit_hard = Some(400);
+    assert!(h.core.rules.watches_rss());
+    h.start();
+    h.serve_all();
+    h.tick();
+    h.set_busy(true);
+    for index in 0..3 {
+        h.views[index].rss_bytes = Some(100);
+    }
+    assert!(spawns(&h.cycle()).is_empty(), "at the soft limit (300): no spawn however busy");
+    h.views[2].rss_bytes = Some(50);
+    assert_eq!(spawns(&h.cycle()), [(3, 4)], "under it again");
+    h.serve_all();
+    h.views[3].rss_bytes = Some(200);
+    let actions = h.cycle();
+    assert_eq!(causes(&actions), [(0, ExitCause::Cheaper)], "over the hard limit: the oldest idle one");
+    h.views[0].rss_bytes = None;
+    h.views[1].rss_bytes = Some(300);
+    assert_eq!(causes(&h.cycle()), [(1, ExitCause::Cheaper)], "still over: the next oldest, below cheaper = 2");
+    h.views[1].rss_bytes = None;
+    h.views[2].rss_bytes = Some(500);
+    h.views[3].rss_bytes = None;
+    let actions = h.cycle();
+    assert_eq!(causes(&actions), [(2, ExitCause::Cheaper)]);
+    h.views[2].rss_bytes = None;
+    h.views[3].rss_bytes = Some(500);
+    assert!(causes(&h.cycle()).is_empty(), "never the last worker");
+}
+
+/// The busyness plugin: each worker's share of the `cheaper-overload` period spent in requests (its
+/// running_time delta), averaged; above max a spawn, below min a stop once the timer (overload × multiplier)
+/// ran out; a worker seen busy without finishing a request counts 100%.
+#[test]
+fn busyness_spawns_above_max_and_cheaps_below_min_after_the_multiplier() {
+    let mut h = Harness::new(cheaper(4, 1, 2, CheaperAlgo::Busyness));
+    {
+        let c = cheaper_mut(&mut h);
+        c.overload = 2;
+        c.busyness.multiplier = 3;
+    }
+    h.start();
+    h.serve_all();
+    h.tick();
+    assert!(h.cycle().is_empty(), "the first check starts the timers");
+    // Period 1: worker 1 ran requests for 1.8 s of 2 (90%), worker 2 for 0.4 s (20%): 55% > 50%.
+    h.views[0].running_time_us = 1_800_000;
+    h.views[1].running_time_us = 400_000;
+    assert!(h.cycle().is_empty());
+    assert_eq!(spawns(&h.cycle()), [(2, 3)], "55% average over max 50");
+    h.serve_all();
+    // A long request: busy at every check, no request finished -> 100%.
+    h.views[0].status = WorkerStatus::Busy;
+    h.views[1].status = WorkerStatus::Busy;
+    assert!(h.cycle().is_empty());
+    assert_eq!(spawns(&h.cycle()), [(3, 4)], "two of three 100% busy: 66%");
+    // Idle from now on: nothing finishes, nobody busy. The spawn set the timer to 2 s × 3 = 6 s.
+    h.serve_all();
+    let mut stopped = Vec::new();
+    for _ in 0..8 {
+        stopped.extend(causes(&h.cycle()));
+    }
+    assert_eq!(stopped, [(0, ExitCause::Cheaper)], "one stop, the oldest, after the multiplier's periods");
+}
+
+/// A worker needed again within multiplier periods of a stop raises the multiplier by the penalty.
+#[test]
+fn busyness_penalizes_a_respawn_soon_after_a_cheap() {
+    let mut h = Harness::new(cheaper(3, 1, 2, CheaperAlgo::Busyness));
+    {
+        let c = cheaper_mut(&mut h);
+        c.overload = 1;
+        c.busyness.multiplier = 2;
+    }
+    h.start();
+    h.serve_all();
+    h.tick();
+    h.cycle();
+    assert!(h.cycle().is_empty(), "idle, but the timer (1 s × 2) runs");
+    assert_eq!(causes(&h.cycle()).len(), 1, "idle for the multiplier's periods: one stopped");
+    assert_eq!(h.core.cheaper_state.busyness.cheap_multi, 2);
+    h.views[1].running_time_us += 900_000;
+    assert_eq!(spawns(&h.cycle()).len(), 1, "90%: spawn");
+    assert_eq!(h.core.cheaper_state.busyness.cheap_multi, 4, "+ penalty 2: the stop was too early");
+}
+
+/// The listen queue over cheaper-busyness-backlog-alert spawns emergency workers at any check; one
+/// non-empty for -backlog-nonzero seconds does too.
+#[test]
+fn busyness_spawns_emergency_workers_for_the_listen_queue() {
+    let mut h = Harness::new(cheaper(5, 1, 1, CheaperAlgo::Busyness));
+    {
+        let c = cheaper_mut(&mut h);
+        c.overload = 10;
+        c.busyness.backlog_alert = 4;
+        c.busyness.backlog_step = 2;
+        c.busyness.backlog_nonzero = Duration::from_secs(3);
+    }
+    h.start();
+    h.serve_all();
+    h.tick();
+    h.cycle();
+    h.core.set_listen_queue(5);
+    assert_eq!(spawns(&h.cycle()), [(1, 2), (2, 3)], "queue 5 > alert 4: backlog-step emergency workers");
+    assert_eq!(h.core.cheaper_state.busyness.emergency_workers, 2);
+    h.serve_all();
+    h.core.set_listen_queue(1);
+    assert!(h.cycle().is_empty(), "the queue starts to fill");
+    assert!(h.cycle().is_empty());
+    assert!(h.cycle().is_empty());
+    assert_eq!(spawns(&h.cycle()), [(3, 4), (4, 5)], "non-empty for 3 s");
+    h.core.set_listen_queue(0);
+    assert!(h.cycle().is_empty());
+}
+
+/// harakiri-queue-threshold, as uWSGI: a request past harakiri is left alone while the listen queue is
+/// shorter than the threshold, and killed as soon as it is not.
+#[test]
+fn harakiri_waits_for_the_listen_queue_threshold() {
+    let mut rules = rules(1);
+    rules.harakiri = Some(Duration::from_secs(2));
+    rules.harakiri_queue_threshold = 3;
+    let mut h = Harness::new(rules);
+    h.start();
+    h.serve(0);
+    h.tick();
+    h.views[0].status = WorkerStatus::Busy;
+    h.views[0].request_started_us = h.now().unix_us;
+    h.core.set_listen_queue(2);
+    h.advance(Duration::from_secs(5));
+    assert!(h.tick().1.is_empty(), "2 < 3 waiting: skipped");
+    h.advance(Duration::from_secs(5));
+    assert!(h.tick().1.is_empty(), "still skipped");
+    h.core.set_listen_queue(3);
+    let (_, actions) = h.tick();
+    assert!(matches!(actions.as_slice(), [Action::Harakiri { slot: 0, id: 1, .. }]), "{actions:?}");
+}
+
+/// `idle`: no request and no busy worker for more than `idle` seconds stops every worker (SIGINT, SIGKILL 3 s
+/// later); a waiting connection brings `processes` (with cheaper: `cheaper`) workers back.
+#[test]
+fn idle_mode_stops_every_worker_until_a_connection_arrives() {
+    let mut rules = rules(2);
+    rules.idle = Some(Duration::from_secs(3));
+    let mut h = Harness::new(rules);
+    h.start();
+    h.serve_all();
+    h.tick();
+    h.cycle(); // the clock starts
+    h.views[0].status = WorkerStatus::Busy;
+    for _ in 0..5 {
+        assert!(h.cycle().is_empty(), "a busy worker is not idle");
+    }
+    h.serve_all();
+    h.core.set_total_requests(1);
+    for _ in 0..4 {
+        assert!(h.cycle().is_empty(), "a request came: the clock starts again (and 3 s are not more than 3)");
+    }
+    let actions = h.cycle();
+    assert_eq!(signals(&actions, Signal::SIGINT), [h.pid(0).as_raw(), h.pid(1).as_raw()]);
+    assert_eq!(causes(&actions), [(0, ExitCause::Cheaper), (1, ExitCause::Cheaper)]);
+    assert!(h.core.cheap());
+    let (pid0, pid1) = (h.pid(0), h.pid(1));
+    h.exit(pid0, ExitCause::Cheaper, false);
+    h.advance(IDLE_STOP_GRACE);
+    assert_eq!(signals(&h.tick().1, Signal::SIGKILL), [pid1.as_raw()], "still there after 3 s");
+    h.exit(pid1, ExitCause::Cheaper, false);
+    for _ in 0..5 {
+        assert!(h.cycle().is_empty(), "nothing respawns in cheap mode");
+    }
+    h.core.connection_waiting();
+    assert_eq!(spawns(&h.drain()), [(0, 1), (1, 2)]);
+    assert!(!h.core.cheap());
+}
+
+#[test]
+fn idle_mode_with_cheaper_wakes_up_with_the_cheaper_minimum() {
+    let mut rules = cheaper(4, 1, 3, CheaperAlgo::Spare);
+    rules.idle = Some(Duration::from_secs(1));
+    let mut h = Harness::new(rules);
+    h.start();
+    h.serve_all();
+    h.tick();
+    h.views[0].status = WorkerStatus::Busy;
+    h.views[1].status = WorkerStatus::Busy;
+    h.cycle();
+    h.serve_all();
+    h.cycle();
+    h.cycle();
+    let actions = h.cycle();
+    assert_eq!(signals(&actions, Signal::SIGINT).len(), 3, "{actions:?}");
+    for index in 0..3 {
+        let pid = h.pid(index);
+        h.exit(pid, ExitCause::Cheaper, false);
+    }
+    h.core.connection_waiting();
+    assert_eq!(spawns(&h.drain()), [(0, 1)]);
+}
+
+/// `ksm = N`: the master marks its mappings mergeable every N master cycles.
+#[test]
+fn ksm_runs_in_the_master_every_n_cycles() {
+    let mut rules = rules(1);
+    rules.ksm = 2;
+    let mut h = Harness::new(rules);
+    h.start();
+    h.tick();
+    let ksm = |actions: &[Action]| actions.iter().filter(|a| **a == Action::KsmMerge).count();
+    let counts: Vec<usize> = (0..6).map(|_| ksm(&h.cycle())).collect();
+    assert_eq!(counts, [0, 1, 0, 1, 0, 1]);
 }
 
 #[test]

@@ -87,6 +87,8 @@ struct Master<'a> {
     /// Side processes (`attach-daemon*`, see daemons.rs) and hooks (`hook-*`, `exec-*`, see hooks.rs).
     daemons: daemons::Daemons,
     hooks: hooks::Hooks,
+    /// `ksm`: the master's own mappings, marked mergeable every `ksm` cycles.
+    ksm: crate::process::KsmMapper,
 }
 
 /// The time now, for the core.
@@ -116,7 +118,17 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
         crate::logging::redirect_to_logfile(path, config.logs.truncate && inheritance.old_workers.is_empty(), owner)?;
     }
     crate::logging::router::start(config)?;
+    if config.show_config {
+        eprint!("{}", liege_config::show_config(&config.raw));
+    }
     // --- end logging family ---
+    if config.tuning.never_swap {
+        // (as uWSGI: right after the logs are set up; each worker locks itself again after its fork)
+        crate::process::never_swap("master");
+    }
+    if config.tuning.ksm > 0 {
+        tracing::info!("[KSM] enabled with frequency: {}", config.tuning.ksm);
+    }
     // Hooks (see hooks.rs): asap runs first, the jail phases only on a first start (as uWSGI).
     let hooks = hooks::Hooks::new(&config.master_features.hooks);
     let first_start = inheritance.old_workers.is_empty();
@@ -236,13 +248,14 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
         stats_ticks: 0,
         daemons: daemons::Daemons::new(&config.master_features.daemons, config.reload_mercy),
         hooks,
+        ksm: crate::process::KsmMapper::default(),
     };
     master.hooks.run(HookPhase::MasterStart)?;
     master.daemons.tick(Instant::now()); // start the side processes
     if reloading && master.app.is_none() && !config.lazy_apps {
         master.notify(&VassalMessage::ReloadFailed { error: "the app did not load; see the log".into() });
     }
-    master.core.start(inheritance.chain && reloading, Instant::now());
+    master.core.start(inheritance.chain && reloading);
     master.apply();
     tracing::info!(
         "serving with {} worker(s){}",
@@ -265,8 +278,17 @@ impl Master<'_> {
             }
             let timeout = u16::try_from(timeout.as_millis() + 1).unwrap_or(1000);
             let mut control_readable = false;
+            let connection_waiting;
             {
                 let mut fds = vec![nix::poll::PollFd::new(signal_fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+                // Idle mode: no worker runs; a connection on any socket wakes them (nobody accepts here).
+                let cheap = self.core.cheap();
+                if cheap {
+                    for socket in &self.sockets {
+                        fds.push(nix::poll::PollFd::new(socket.fd.as_fd(), nix::poll::PollFlags::POLLIN));
+                    }
+                }
+                let socket_fds = 1..if cheap { 1 + self.sockets.len() } else { 1 };
                 for fifo in &self.fifos {
                     fds.push(nix::poll::PollFd::new(fifo.as_fd(), nix::poll::PollFlags::POLLIN));
                 }
@@ -277,6 +299,7 @@ impl Master<'_> {
                     fds.push(nix::poll::PollFd::new(control.fd(), nix::poll::PollFlags::POLLIN));
                 }
                 let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(timeout));
+                connection_waiting = fds[socket_fds].iter().any(|fd| fd.revents().is_some_and(|r| !r.is_empty()));
                 if self.control.is_some() {
                     if let Some(events) = fds.last().and_then(|fd| fd.revents()) {
                         control_readable = !events.is_empty();
@@ -285,6 +308,10 @@ impl Master<'_> {
             }
             if control_readable {
                 self.handle_control();
+            }
+            if connection_waiting {
+                self.core.connection_waiting();
+                self.apply();
             }
             if let Some(mut stats) = self.stats.take() {
                 stats.serve(|| self.uwsgi_stats_document());
@@ -314,6 +341,9 @@ impl Master<'_> {
             }
             self.daemons.tick(Instant::now());
             let views = self.views();
+            if let Some(board) = Scoreboard::global() {
+                self.core.set_total_requests(board.total_requests());
+            }
             let exit = self.core.tick(now(), &views);
             self.apply();
             if let Some(code) = exit {
@@ -364,6 +394,7 @@ impl Master<'_> {
                     request_started_us: counters.request_started_us.load(Relaxed),
                     rss_bytes,
                     vsz_bytes,
+                    running_time_us: counters.running_time_us.load(Relaxed),
                 }
             })
             .collect()
@@ -406,6 +437,7 @@ impl Master<'_> {
                 let _ = kill(pid, Signal::SIGUSR2);
             }
             Action::ReExec(kind) => self.exec_reload(kind),
+            Action::KsmMerge => self.ksm.merge(),
             Action::AnnounceReady => {
                 self.notify(&VassalMessage::Ready { pid: std::process::id() as i32, workers: self.worker_reports() });
                 crate::systemd::ready(&format!("serving with {} worker(s)", self.config.processes));
@@ -558,11 +590,18 @@ impl Master<'_> {
             sample.requests_before = requests;
         }
         self.master_memory = crate::process::memory(std::process::id() as i32);
-        if let Some((queued, limit)) = self.sockets.iter().find_map(|s| crate::stats::uwsgi::listen_queue(s.fd.as_fd()))
-        {
+        // uWSGI's master_check_listen_queue: the longest queue of the sockets (TCP only: Linux reports no
+        // queue for a unix socket), for harakiri-queue-threshold and the cheaper algorithms.
+        let mut backlog = 0;
+        for (queued, limit) in self.sockets.iter().filter_map(|s| crate::stats::uwsgi::listen_queue(s.fd.as_fd())) {
             if limit > 0 && queued >= limit {
                 self.listen_queue_errors += 1;
             }
+            backlog = backlog.max(queued);
+        }
+        self.core.set_listen_queue(backlog);
+        if let Some(board) = board {
+            board.header().backlog.store(backlog, Relaxed);
         }
     }
 
@@ -645,7 +684,8 @@ impl Master<'_> {
             .collect();
         let document = uwsgi::Document {
             version: format!("liege-{}", env!("CARGO_PKG_VERSION")),
-            listen_queue: sockets.first().map_or(0, |s| s.queue),
+            // (uWSGI's `shared->backlog`: the longest queue)
+            listen_queue: sockets.iter().map(|s| s.queue).max().unwrap_or(0),
             listen_queue_errors: self.listen_queue_errors,
             signal_queue: 0,
             load: workers.iter().filter(|w| w.status == "busy").count() as u64,
@@ -687,6 +727,12 @@ impl Master<'_> {
             Ok(ForkResult::Child) => {
                 // First of all: die with the master (before any Python code can run and take time).
                 crate::process::become_child_of(master_pid);
+                if self.config.tuning.never_swap {
+                    crate::process::never_swap(&format!("worker {id}"));
+                }
+                if self.config.tuning.cpu_affinity > 0 {
+                    crate::process::set_cpu_affinity(id, self.config.tuning.cpu_affinity);
+                }
                 // The emperor's channel is the master's alone; a worker holding it open would hide the
                 // master's death from the emperor.
                 if let Some(control) = &self.control {
@@ -839,7 +885,7 @@ impl Master<'_> {
                 b'q' => self.core.begin_stop(StopKind::Graceful, now),
                 b'Q' => self.core.begin_stop(StopKind::Quick, now),
                 // Workers only, from this master's image (new code only with lazy-apps).
-                b'w' => self.core.reload_workers(now),
+                b'w' => self.core.reload_workers(),
                 b'W' => self.core.kill_workers(),
                 b'+' => self.core.change_worker_count(true),
                 b'-' => self.core.change_worker_count(false),
@@ -917,31 +963,22 @@ fn log_file_owner(config: &VassalConfig) -> anyhow::Result<(Option<u32>, Option<
     Ok((uid, gid))
 }
 
-/// `uid`/`gid`: drop root after the sockets are bound, before any app code runs.
+/// `uid`/`gid`/`cap`: drop root after the sockets are bound, before any app code runs (see
+/// [`crate::privileges`]).
 fn drop_privileges(config: &VassalConfig) -> anyhow::Result<()> {
-    if config.uid.is_none() && config.gid.is_none() {
+    let target = crate::privileges::Target::resolve(config.uid.as_deref(), config.gid.as_deref(), &config.caps)?;
+    if target.is_empty() {
         return Ok(());
     }
     if !nix::unistd::Uid::effective().is_root() {
-        tracing::info!("not running as root: uid/gid ignored");
+        // As uWSGI (which only runs its as-root phase as root); capabilities inherited as ambient ones across
+        // a reload's exec are still there.
+        tracing::info!("not running as root: uid/gid/cap ignored");
         return Ok(());
     }
-    if let Some(group) = &config.gid {
-        let gid = match group.parse::<u32>() {
-            Ok(gid) => nix::unistd::Gid::from_raw(gid),
-            Err(_) => nix::unistd::Group::from_name(group)?.with_context(|| format!("no group '{group}'"))?.gid,
-        };
-        nix::unistd::setgroups(&[gid]).context("setgroups")?;
-        nix::unistd::setgid(gid).context("setgid")?;
-    }
-    if let Some(user) = &config.uid {
-        let uid = match user.parse::<u32>() {
-            Ok(uid) => nix::unistd::Uid::from_raw(uid),
-            Err(_) => nix::unistd::User::from_name(user)?.with_context(|| format!("no user '{user}'"))?.uid,
-        };
-        nix::unistd::setuid(uid).context("setuid")?;
-    }
-    tracing::info!("dropped privileges to uid {} gid {}", nix::unistd::getuid(), nix::unistd::getgid());
+    target.apply()?;
+    let kept = if config.caps.is_empty() { String::new() } else { format!(" keeping cap {}", config.caps.join(",")) };
+    tracing::info!("dropped privileges to uid {} gid {}{kept}", nix::unistd::getuid(), nix::unistd::getgid());
     Ok(())
 }
 

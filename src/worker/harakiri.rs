@@ -57,8 +57,10 @@ impl HarakiriWatch {
         Self { armed: Mutex::new(Armed::default()), verbose }
     }
 
-    /// Starts the watchdog thread for a worker whose requests may run at most `limit`.
-    pub fn start(slot: &'static WorkerSlot, limit: Duration, verbose: bool) -> Arc<Self> {
+    /// Starts the watchdog thread for a worker whose requests may run at most `limit`; with
+    /// `harakiri-queue-threshold` (`queue_threshold` > 0) only while the master's last listen queue reading
+    /// is at least that long, as the master's own harakiri.
+    pub fn start(slot: &'static WorkerSlot, limit: Duration, verbose: bool, queue_threshold: u64) -> Arc<Self> {
         let watch = Arc::new(Self::new(verbose));
         let watcher = Arc::clone(&watch);
         let spawned = std::thread::Builder::new().name("liege-harakiri".into()).spawn(move || loop {
@@ -69,7 +71,10 @@ impl HarakiriWatch {
             }
             let now =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
-            if Duration::from_micros(now.saturating_sub(started)) > limit {
+            let queue_short = queue_threshold > 0
+                && crate::scoreboard::Scoreboard::global()
+                    .is_some_and(|board| board.header().backlog.load(Ordering::Relaxed) < queue_threshold);
+            if Duration::from_micros(now.saturating_sub(started)) > limit && !queue_short {
                 watcher.answer();
             }
         });

@@ -77,12 +77,20 @@ pub struct Worker {
     pub harakiri: Option<std::sync::Arc<harakiri::HarakiriWatch>>,
     /// Static files, routes and header edits (checked by the master at startup).
     pub request_path: request_path::RequestPath,
+    /// `ksm = N`: every N requests this worker's mappings are marked mergeable (uWSGI does it after the
+    /// request that makes the count a multiple of N).
+    ksm: Option<(u64, std::cell::RefCell<crate::process::KsmMapper>)>,
 }
 
 impl Worker {
     /// Called after each request: past `max-requests`, stop gracefully (the master starts a fresh worker).
     pub fn request_done(&self, requests: u64) {
         use crate::scoreboard::ExitCause;
+        if let Some((every, mapper)) = &self.ksm {
+            if requests % every == 0 {
+                mapper.borrow_mut().merge();
+            }
+        }
         let cause = if self.max_requests > 0 && requests >= self.max_requests {
             Some(ExitCause::MaxRequests)
         } else if let Some(limit) = self.reload_on_rss {
@@ -163,16 +171,21 @@ fn run_inner(setup: WorkerSetup<'_>) -> Result<(), i32> {
             },
             reload_on_rss: config.reload_on_rss,
             recycling: Cell::new(false),
-            harakiri: config
-                .harakiri
-                .filter(|_| config.threads <= 1)
-                .map(|limit| harakiri::HarakiriWatch::start(slot, limit, config.harakiri_verbose)),
+            harakiri: config.harakiri.filter(|_| config.threads <= 1).map(|limit| {
+                harakiri::HarakiriWatch::start(
+                    slot,
+                    limit,
+                    config.harakiri_verbose,
+                    config.tuning.harakiri_queue_threshold,
+                )
+            }),
             limits: Limits::from_config(config),
             request_path: request_path::RequestPath::from_config(config)
                 .map_err(pyo3::exceptions::PyValueError::new_err)?,
             // Warnings were shown once by the master (`check_request_log`).
             request_log: log_format::RequestLog::new(config).0,
             log_clock: std::cell::RefCell::new(crate::logging::LocalClock::new()),
+            ksm: (config.tuning.ksm > 0).then(|| (config.tuning.ksm, Default::default())),
         })
     })
     .map_err(|err| {

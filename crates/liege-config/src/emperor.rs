@@ -15,8 +15,13 @@ use crate::{args, collect, ini, values, ConfigError, ConfigWarning, RawOption};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmperorConfig {
-    /// The vassal directory: one app per `*.ini` file in it.
+    /// The vassal directory: one app per `*.ini` file in it. With [`Self::pattern`], the directory the
+    /// pattern's fixed part names (watched recursively).
     pub dir: PathBuf,
+    /// `emperor = /etc/uwsgi/vassals/*/*.ini` or `emperor = /srv/app/uwsgi.ini`: uWSGI's glob monitor (a path
+    /// without wildcards is a glob matching one file). The vassals are the matching `*.ini` files, and they
+    /// run in the emperor's working directory, as uWSGI's glob monitor leaves them.
+    pub pattern: Option<String>,
     /// Address of the HTTP API and dashboard; default `127.0.0.1:9191`.
     pub api: String,
     /// A file holding the bearer token required by state-changing API calls.
@@ -48,10 +53,37 @@ pub struct EmperorConfig {
     pub daemonize: Option<PathBuf>,
     pub logto: Option<PathBuf>,
     pub pidfile: Option<PathBuf>,
+    /// `show-config`: log the configuration as an ini section at start, as a vassal does.
+    pub show_config: bool,
+    /// `uid` / `gid` / `cap` of the emperor process itself: after binding its API and stats sockets it drops
+    /// root to this user and group, keeping these capabilities (uWSGI's emperor is an instance like any
+    /// other, so its own `uid` drops its own privileges; the vassals then run as that user too).
+    pub uid: Option<String>,
+    pub gid: Option<String>,
+    pub caps: Vec<String>,
+    /// `chmod-socket`: the mode of the emperor's own unix sockets (its stats socket).
+    pub chmod_socket: Option<u32>,
+    /// `emperor-tyrant` (and `-nofollow`, `-initgroups`): each vassal runs as its file's owner.
+    pub tyrant: Option<Tyrant>,
+    /// `binary-path`: the liege binary vassals are started with, instead of the running one.
+    pub binary_path: Option<PathBuf>,
+    /// `touch-reload`: touching one of these files does what SIGHUP does to the emperor (uWSGI's
+    /// `emperor_massive_reload`: every vassal reloads gracefully), as touch-reload does what SIGHUP does to
+    /// the instance that sets it.
+    pub touch_reload: Vec<PathBuf>,
     /// Every raw option in order, for display.
     pub raw: Vec<RawOption>,
     /// Readings that uWSGI accepts but that are probably not what was meant (see [`ConfigWarning`]).
     pub warnings: Vec<ConfigWarning>,
+}
+
+/// `emperor-tyrant`: every vassal runs as the owner of its file (uWSGI's core/emperor.c).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tyrant {
+    /// `emperor-tyrant-nofollow`: the owner of a symlink is the link's, not its target's.
+    pub nofollow: bool,
+    /// `emperor-tyrant-initgroups`: the owner's supplementary groups too (default: only the file's group).
+    pub initgroups: bool,
 }
 
 /// Reads the emperor's command line (argv without the program name, with or without a leading `emperor`
@@ -71,7 +103,10 @@ pub fn parse_emperor_args(
             args::Item::Option { def, spelled, value, origin } => {
                 collector.add_command_line_option(def, &spelled, &value, origin)?
             }
-            args::Item::Positional { value, origin } if ini::is_ini_spec(&value) => {
+            // `liege emperor '/etc/vassals/*.ini'`: a pattern is the emperor's glob, not a config to read.
+            args::Item::Positional { value, origin }
+                if ini::is_ini_spec(&value) && !value.contains(['*', '?', '[']) =>
+            {
                 collector.add_command_line_ini(&value, origin)?
             }
             args::Item::Positional { value, origin } => collector.add_command_line_emperor_dir(&value, origin),
@@ -85,6 +120,7 @@ impl EmperorConfig {
     pub fn from_raw(raw: Vec<RawOption>) -> Result<Self, ConfigError> {
         let mut config = EmperorConfig {
             dir: PathBuf::new(),
+            pattern: None,
             api: "127.0.0.1:9191".to_owned(),
             api_token_file: None,
             run_dir: None,
@@ -100,12 +136,22 @@ impl EmperorConfig {
             daemonize: None,
             logto: None,
             pidfile: None,
+            show_config: false,
+            uid: None,
+            gid: None,
+            caps: Vec::new(),
+            chmod_socket: None,
+            tyrant: None,
+            binary_path: None,
+            touch_reload: Vec::new(),
             raw: Vec::new(),
             warnings: Vec::new(),
         };
         let mut warnings = Vec::new();
         let w = &mut warnings;
         let mut dir: Option<&RawOption> = None;
+        let mut stats_alias: Option<&RawOption> = None;
+        let mut tyrant_flags = (false, false);
         for option in &raw {
             let def = options::lookup_long(&option.key).ok_or_else(|| ConfigError::UnknownOption {
                 origin: option.origin.clone(),
@@ -143,25 +189,46 @@ impl EmperorConfig {
                     continue;
                 }
                 Support::Vassal if matches!(def.id, OptionId::Daemonize | OptionId::Daemonize2) => {
-                    config.daemonize = Some(values::path(option)?);
+                    config.daemonize = Some(emperor_log_file(option)?);
                     continue;
                 }
                 Support::Vassal if matches!(def.id, OptionId::Logto | OptionId::Logto2) => {
-                    config.logto = Some(values::path(option)?);
+                    config.logto = Some(emperor_log_file(option)?);
+                    continue;
+                }
+                Support::Vassal if def.id == OptionId::TouchReload => {
+                    config.touch_reload.push(values::path(option)?);
+                    continue;
+                }
+                Support::Vassal if def.id == OptionId::ShowConfig => {
+                    config.show_config = values::boolean(option, w)?;
                     continue;
                 }
                 Support::Vassal if matches!(def.id, OptionId::Pidfile | OptionId::SafePidfile) => {
                     config.pidfile = Some(values::path(option)?);
                     continue;
                 }
-                Support::Vassal if matches!(def.id, OptionId::Uid | OptionId::Gid) => {
-                    return Err(ConfigError::Unsupported {
-                        origin: option.origin.clone(),
-                        name: option.key.clone(),
-                        reason: "liege's emperor keeps the user that starts it (it must be able to manage every \
-                                 vassal); to run the apps as another user, set uid and gid in each vassal file \
-                                 or for all of them with --vassal-set uid=USER --vassal-set gid=GROUP",
-                    });
+                Support::Vassal if def.id == OptionId::Uid => {
+                    config.uid = Some(values::non_empty(option)?);
+                    continue;
+                }
+                Support::Vassal if def.id == OptionId::Gid => {
+                    config.gid = Some(values::non_empty(option)?);
+                    continue;
+                }
+                Support::Vassal if def.id == OptionId::Cap => {
+                    config.caps.push(values::non_empty(option)?);
+                    continue;
+                }
+                Support::Vassal if def.id == OptionId::ChmodSocket => {
+                    config.chmod_socket = Some(values::octal_mode(option)?);
+                    continue;
+                }
+                // `stats = ADDR` in an emperor's ini: uWSGI's emperor instance (no master) never serves it;
+                // here it is the emperor's stats document, what uwsgitop and exporters can read of an emperor.
+                Support::Vassal if def.id == OptionId::Stats => {
+                    stats_alias = Some(option);
+                    continue;
                 }
                 Support::Vassal if def.id == OptionId::Master => {
                     values::boolean(option, w)?;
@@ -183,27 +250,84 @@ impl EmperorConfig {
                 OptionId::EmperorThrottle => config.throttle_base = milliseconds(option, w)?,
                 OptionId::EmperorMaxThrottle => config.throttle_max = milliseconds(option, w)?,
                 OptionId::EmperorStats => config.stats = Some(values::socket_address(option)?),
+                OptionId::EmperorTyrant => {
+                    if values::boolean(option, w)? {
+                        config.tyrant.get_or_insert_with(Tyrant::default);
+                    } else {
+                        config.tyrant = None;
+                    }
+                }
+                OptionId::EmperorTyrantNofollow => tyrant_flags.0 = values::boolean(option, w)?,
+                OptionId::EmperorTyrantInitgroups => tyrant_flags.1 = values::boolean(option, w)?,
+                OptionId::BinaryPath => config.binary_path = Some(values::path(option)?),
                 OptionId::EmperorRequiredHeartbeat => config.required_heartbeat = values::positive_seconds(option, w)?,
                 _ => {}
             }
         }
+        if let Some(option) = stats_alias {
+            if config.stats.is_none() {
+                config.stats = Some(values::socket_address(option)?);
+            }
+        }
+        if let Some(tyrant) = &mut config.tyrant {
+            (tyrant.nofollow, tyrant.initgroups) = tyrant_flags;
+        }
         let dir = dir.ok_or(ConfigError::NoEmperorDirectory)?;
-        config.dir = emperor_directory(dir)?;
+        (config.dir, config.pattern) = emperor_source(dir)?;
         config.raw = raw;
         config.warnings = warnings;
         Ok(config)
     }
 }
 
-/// `emperor = DIR`. uWSGI also takes a glob (`/etc/vassals/*/*.ini`), a single file or a monitor URL
-/// (`zmq://`, `pg://`...); liege's emperor watches one directory of `*.ini` files.
-fn emperor_directory(option: &RawOption) -> Result<PathBuf, ConfigError> {
-    let value = option.value.as_str();
-    if value.contains(['*', '?', '[']) || value.contains("://") || value.ends_with(".ini") {
+/// `emperor = DIR`, or uWSGI's glob monitor: a pattern (`/etc/vassals/*/*.ini`) or one file (`%D/foo.ini`).
+/// Monitor URLs (`zmq://`, `pg://`, `amqp://`...) are refused: liege's emperor watches files.
+fn emperor_source(option: &RawOption) -> Result<(PathBuf, Option<String>), ConfigError> {
+    let value = option.value.trim();
+    if value.contains("://") {
         return Err(values::invalid(
             option,
-            "liege's emperor watches one directory (every *.ini in it is a vassal); uWSGI's glob, single-file and \
-             monitor-URL forms are not supported: give the directory, or link the files into one",
+            "liege's emperor watches files: a directory of *.ini files or a glob of them; uWSGI's monitor URLs \
+             (zmq://, pg://, amqp://, mongodb://) are not supported",
+        ));
+    }
+    let has_wildcards = value.contains(['*', '?', '[']);
+    if !has_wildcards && !value.ends_with(".ini") {
+        return Ok((values::path(option)?, None));
+    }
+    if let Err(err) = glob::Pattern::new(value) {
+        return Err(values::invalid(option, format!("not a valid glob pattern: {err}")));
+    }
+    if !value.ends_with(".ini") && !value.ends_with('*') {
+        return Err(values::invalid(option, "liege reads ini vassal files only: the pattern must match *.ini files"));
+    }
+    // The fixed part: the directories before the first component with a wildcard (or the file's directory).
+    let mut fixed = PathBuf::new();
+    let components: Vec<&str> = value.split('/').collect();
+    for (index, component) in components.iter().enumerate() {
+        if index + 1 == components.len() || component.contains(['*', '?', '[']) {
+            break;
+        }
+        fixed.push(if component.is_empty() && index == 0 { "/" } else { component });
+    }
+    if fixed.as_os_str().is_empty() {
+        fixed.push(".");
+    }
+    Ok((fixed, Some(value.to_owned())))
+}
+
+/// The emperor's own `daemonize` / `logto` file. A vassal may send its output over UDP (`HOST:PORT`, through
+/// its log process); the emperor has no log process, so an address is refused rather than taken for a file
+/// name.
+fn emperor_log_file(option: &RawOption) -> Result<PathBuf, ConfigError> {
+    let text = option.value.trim();
+    let is_address = !text.contains('/')
+        && text.rsplit_once(':').is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    if is_address {
+        return Err(values::invalid(
+            option,
+            "the emperor logs to a file, not to a UDP address (vassals can: give them `logto = HOST:PORT` with \
+             --vassal-set); give a log file path, or run it in the foreground under systemd",
         ));
     }
     values::path(option)

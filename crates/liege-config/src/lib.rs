@@ -39,6 +39,7 @@ use std::path::PathBuf;
 
 pub mod apps;
 mod args;
+pub mod cheaper;
 mod collect;
 mod emperor;
 mod expand;
@@ -55,10 +56,12 @@ mod values;
 pub mod vassal;
 
 pub use apps::{CacheSpec, MountedApp};
-pub use emperor::{parse_emperor_args, EmperorConfig};
+pub use emperor::{parse_emperor_args, EmperorConfig, Tyrant};
 pub use help::help_text;
 pub use options::{lookup, suggest, OptionDef, OptionGroup, OptionId, OptionKind, Support, OPTIONS};
-pub use vassal::{AppSource, AppSpec, Cheaper, LogFormat, Protocol, SocketAddress, SocketSpec, VassalConfig};
+pub use vassal::{
+    AppSource, AppSpec, Cheaper, CheaperAlgo, LogFormat, Protocol, SocketAddress, SocketSpec, VassalConfig,
+};
 pub use vassal::{RequestPathConfig, RouteKind, RouteLine, RouteTable, StaticLine};
 
 /// liege's version, as `%V` and `--version` show it.
@@ -286,3 +289,15 @@ pub fn app_name_of(spec: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// `show-config`: the options in order as one ini section, framed as uWSGI's `show_config()` frames it (tools
+/// that cut the block out of a log look for these two comment lines). A flag given without a value is `true`.
+pub fn show_config(raw: &[RawOption]) -> String {
+    let mut out = String::from("\n;uWSGI instance configuration\n[uwsgi]\n");
+    for option in raw {
+        let value = if option.value.is_empty() { "true" } else { option.value.as_str() };
+        out.push_str(&format!("{} = {value}\n", option.key));
+    }
+    out.push_str(";end of configuration\n\n");
+    out
+}

@@ -273,6 +273,16 @@ impl LogOptions {
     }
 
     /// Checks that every route and `:ID` encoder names a logger of its stream, and that rotation has a file.
+    /// `daemonize = HOST:PORT` / `logto = HOST:PORT`: every line goes over UDP to that address, as an unnamed
+    /// `socket:` logger would send it.
+    pub(crate) fn udp_output(&mut self, option: &RawOption, address: &str) -> Result<(), ConfigError> {
+        if address.is_empty() || address.starts_with(':') {
+            return Err(values::invalid(option, "invalid UDP address: expected HOST:PORT (or a log file path)"));
+        }
+        self.routing.loggers.push(LoggerSpec { id: None, target: LoggerTarget::Socket(address.to_owned()) });
+        Ok(())
+    }
+
     pub(crate) fn finish(self, has_logfile: bool) -> Result<LogRouting, ConfigError> {
         for (id, option, request) in &self.references {
             let loggers = if *request { &self.routing.req_loggers } else { &self.routing.loggers };

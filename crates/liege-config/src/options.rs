@@ -45,6 +45,7 @@ pub enum OptionId {
     HttpTimeout,
     SocketTimeout,
     HttpKeepalive,
+    HttpRawBody,
     ChmodSocket,
     // --- static files, routing, headers (static) ---
     StaticMap,
@@ -88,6 +89,7 @@ pub enum OptionId {
     Virtualenv,
     Env,
     NeedApp,
+    ShowConfig,
     Plugins,
     // --- mount, factories, cache (apps) ---
     Mount,
@@ -147,6 +149,19 @@ pub enum OptionId {
     CheaperStep,
     CheaperAlgo,
     Idle,
+    // --- cheaper algorithms, idle mode, process tuning (cheaper) ---
+    CheaperOverload,
+    CheaperIdle,
+    CheaperRssLimitSoft,
+    CheaperRssLimitHard,
+    /// `cheaper-busyness-*`.
+    CheaperBusyness(crate::cheaper::BusynessOption),
+    HarakiriQueueThreshold,
+    CpuAffinity,
+    NeverSwap,
+    Ksm,
+    BacklogStatus,
+    // --- end cheaper ---
     // --- master-side features: side processes, hooks (feat) ---
     /// Every `attach-daemon*` spelling.
     AttachDaemon(crate::master::DaemonKind),
@@ -220,6 +235,10 @@ pub enum OptionId {
     LoopEngine,
     Vhost,
     EmperorTyrant,
+    EmperorTyrantNofollow,
+    EmperorTyrantInitgroups,
+    BinaryPath,
+    Cap,
 }
 
 /// How an option takes its value, which decides both argv parsing and how repeats combine.
@@ -327,6 +346,7 @@ impl OptionDef {
     }
 }
 
+use crate::cheaper::BusynessOption as BO;
 use crate::logs::LogOption as LO;
 use crate::master::{DaemonKind as DK, HookPhase as HP};
 use crate::vassal::{RouteKind as RK, RouteTable as RT};
@@ -426,6 +446,9 @@ pub static OPTIONS: &[OptionDef] = &[
         "how long to wait for a request head or body bytes (default 60); same setting as http-timeout"),
     opt(OptionId::HttpKeepalive, "http-keepalive", &[], None, OptionalValue { default: "15" }, G::Sockets, Vassal, "SECONDS",
         "close idle keep-alive connections after SECONDS (default 15; bare, 1 or true = 15, as uWSGI's 1 = on; 0 or false = no keep-alive)"),
+    opt(OptionId::HttpRawBody, "http-raw-body", &[], None, Flag, G::Sockets, Vassal, "",
+        "as uWSGI's HTTP router: bodies reach the app as the client sent them (chunked ones decoded) and the \
+         connection closes after each response (raw-body sessions never keep alive); no WebSocket upgrades"),
     opt(OptionId::ChmodSocket, "chmod-socket", &["chmod"], Some('C'), OptionalValue { default: "666" }, G::Sockets, Vassal, "MODE",
         "octal permissions of unix sockets (bare = 666, as uWSGI)"),
     // --- static files, routing, headers (static) ---
@@ -605,6 +628,8 @@ pub static OPTIONS: &[OptionDef] = &[
         "run the app in this virtualenv"),
     opt(OptionId::Env, "env", &[], None, List, G::App, Vassal, "KEY=VALUE",
         "set an environment variable for the app (repeatable)"),
+    opt(OptionId::ShowConfig, "show-config", &[], None, Flag, G::ConfigFiles, Vassal, "",
+        "log the configuration as an ini section at startup (uWSGI's `;uWSGI instance configuration` block)"),
     opt(OptionId::NeedApp, "need-app", &[], None, Flag, G::App, Vassal, "",
         "fail at startup if the app cannot be loaded (default true, as uWSGI 2.1)"),
     opt(OptionId::Plugins, "plugins", &["plugin", "need-plugins", "need-plugin"], None, List, G::App, Vassal, "NAMES",
@@ -672,6 +697,8 @@ pub static OPTIONS: &[OptionDef] = &[
         "switch to this user (name or number) after binding sockets"),
     opt(OptionId::Gid, "gid", &[], None, Scalar, G::Processes, Vassal, "GROUP",
         "switch to this group (name or number) after binding sockets"),
+    opt(OptionId::Cap, "cap", &[], None, List, G::Processes, Vassal, "CAPS",
+        "Linux capabilities kept after uid/gid drop root (setuid,setgid,net_bind_service...; kept across reloads)"),
     opt(OptionId::Pidfile, "pidfile", &[], None, Scalar, G::Processes, Vassal, "PATH",
         "write the master's pid to PATH"),
     opt(OptionId::SafePidfile, "safe-pidfile", &[], None, Scalar, G::Processes, Vassal, "PATH",
@@ -710,15 +737,53 @@ pub static OPTIONS: &[OptionDef] = &[
     opt(OptionId::MasterFifo, "master-fifo", &[], None, List, G::LimitsAndReloads, Vassal, "PATH",
         "create a FIFO at PATH accepting uWSGI's one-letter master commands (r, c, q...)"),
     opt(OptionId::Cheaper, "cheaper", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
-        "adaptive worker count: keep at least N workers (fewer than processes), add more when all are busy"),
+        "adaptive worker count: keep at least N workers (fewer than processes), more under load (see cheaper-algo)"),
     opt(OptionId::CheaperInitial, "cheaper-initial", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
         "workers started at boot with cheaper (default: the cheaper minimum)"),
     opt(OptionId::CheaperStep, "cheaper-step", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
-        "workers added at once when all are busy (default 1)"),
+        "workers added at once by the cheaper algorithm (default 1)"),
     opt(OptionId::CheaperAlgo, "cheaper-algo", &[], None, Scalar, G::LimitsAndReloads, Vassal, "NAME",
-        "cheaper algorithm; only spare exists in liege"),
+        "cheaper algorithm: spare (default), spare2, backlog, manual (the master FIFO's + and - only) or busyness"),
     opt(OptionId::Idle, "idle", &[], None, Scalar, G::LimitsAndReloads, Vassal, "SECONDS",
-        "with cheaper: retire an extra worker idle this long (default 10)"),
+        "idle mode: after SECONDS without a request, stop every worker until the next connection arrives (then start processes, or cheaper, workers)"),
+    // --- cheaper algorithms, idle mode, process tuning (cheaper) ---
+    opt(OptionId::CheaperOverload, "cheaper-overload", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "cheaper: spare acts after N seconds of all-busy or idle workers, backlog spawns while the listen queue is longer than N, busyness measures over N seconds (default 3)"),
+    opt(OptionId::CheaperIdle, "cheaper-idle", &[], None, Scalar, G::LimitsAndReloads, Vassal, "SECONDS",
+        "cheaper-algo = spare2: retire a worker after SECONDS with more than cheaper workers idle (default 10)"),
+    opt(OptionId::CheaperRssLimitSoft, "cheaper-rss-limit-soft", &[], None, Scalar, G::LimitsAndReloads, Vassal, "BYTES",
+        "cheaper: spawn no more workers while their total resident memory is at least BYTES"),
+    opt(OptionId::CheaperRssLimitHard, "cheaper-rss-limit-hard", &[], None, Scalar, G::LimitsAndReloads, Vassal, "BYTES",
+        "cheaper: while the workers' total resident memory is at least BYTES, retire the oldest idle worker each second (needs cheaper-rss-limit-soft, lower)"),
+    opt(OptionId::CheaperBusyness(BO::Max), "cheaper-busyness-max", &[], None, Scalar, G::LimitsAndReloads, Vassal, "PERCENT",
+        "cheaper-algo = busyness: above this average busyness spawn cheaper-step workers (default 50)"),
+    opt(OptionId::CheaperBusyness(BO::Min), "cheaper-busyness-min", &[], None, Scalar, G::LimitsAndReloads, Vassal, "PERCENT",
+        "cheaper-algo = busyness: below this average busyness retire a worker once the cheaper timer allows (default 25)"),
+    opt(OptionId::CheaperBusyness(BO::Multiplier), "cheaper-busyness-multiplier", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "cheaper-algo = busyness: a worker is retired after N idle cheaper-overload periods (default 10)"),
+    opt(OptionId::CheaperBusyness(BO::Penalty), "cheaper-busyness-penalty", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "cheaper-algo = busyness: added to the multiplier when workers are needed again soon after one was retired (default 2)"),
+    opt(OptionId::CheaperBusyness(BO::Verbose), "cheaper-busyness-verbose", &[], None, Flag, G::LimitsAndReloads, Vassal, "",
+        "cheaper-algo = busyness: log every measurement and decision"),
+    opt(OptionId::CheaperBusyness(BO::BacklogAlert), "cheaper-busyness-backlog-alert", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "cheaper-algo = busyness: spawn emergency workers whenever the listen queue is longer than N (default 33)"),
+    opt(OptionId::CheaperBusyness(BO::BacklogMultiplier), "cheaper-busyness-backlog-multiplier", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "cheaper-algo = busyness: the multiplier while emergency workers run (default 3)"),
+    opt(OptionId::CheaperBusyness(BO::BacklogStep), "cheaper-busyness-backlog-step", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "cheaper-algo = busyness: emergency workers spawned at once (default 1)"),
+    opt(OptionId::CheaperBusyness(BO::BacklogNonzero), "cheaper-busyness-backlog-nonzero", &[], None, Scalar, G::LimitsAndReloads, Vassal, "SECONDS",
+        "cheaper-algo = busyness: spawn an emergency worker when the listen queue has been non-empty for SECONDS (default 60)"),
+    opt(OptionId::HarakiriQueueThreshold, "harakiri-queue-threshold", &[], None, Scalar, G::LimitsAndReloads, Vassal, "N",
+        "harakiri kills a request past its time only while the listen queue holds at least N connections (default 0: always)"),
+    opt(OptionId::CpuAffinity, "cpu-affinity", &[], None, Scalar, G::Processes, Vassal, "N",
+        "pin each worker to N CPUs: worker W gets CPUs (W-1)*N onwards, wrapping around the machine's CPUs"),
+    opt(OptionId::NeverSwap, "never-swap", &[], None, Flag, G::Processes, Vassal, "",
+        "lock the master's and every worker's memory in RAM (mlockall); needs a large enough RLIMIT_MEMLOCK or CAP_IPC_LOCK"),
+    opt(OptionId::Ksm, "ksm", &[], None, OptionalValue { default: "1" }, G::Processes, Vassal, "[N]",
+        "Linux KSM: every N requests (workers) or N seconds (master) mark the process's memory mergeable (madvise MADV_MERGEABLE); bare ksm is 1"),
+    opt(OptionId::BacklogStatus, "backlog-status", &[], None, OptionalValue { default: "true" }, G::Compatibility, NoEffect, "[VALUE]",
+        "no uWSGI setting: the name of uWSGI's management flag 15 (a runtime query of the listen queue); uWSGI reads the ini key as a placeholder and does nothing, and so does liege (the stats server reports listen_queue)"),
+    // --- end cheaper ---
     // --- master-side features: side processes, hooks (feat) ---
     opt(OptionId::AttachDaemon(DK::Dumb), "attach-daemon", &[], None, List, G::Processes, Vassal, "COMMAND",
         "run COMMAND next to the workers (Celery, a queue consumer...): started by the master, respawned with backoff when it exits, stopped with the vassal; its output goes to the vassal's log"),
@@ -892,6 +957,15 @@ pub static OPTIONS: &[OptionDef] = &[
         "cap of the respawn delay of a crashing vassal (default 60000)"),
     opt(OptionId::EmperorStats, "emperor-stats", &["emperor-stats-server"], None, Scalar, G::Emperor, EmperorOnly, "ADDR",
         "serve uWSGI's emperor stats JSON on ADDR (unix path or host:port; uwsgitop ADDR lists the vassals)"),
+    opt(OptionId::EmperorTyrant, "emperor-tyrant", &[], None, Flag, G::Emperor, EmperorOnly, "",
+        "run each vassal as the owner (uid and gid) of its file; root-owned files are refused (the emperor must be \
+         root, or keep cap = setuid,setgid)"),
+    opt(OptionId::EmperorTyrantNofollow, "emperor-tyrant-nofollow", &[], None, Flag, G::Emperor, EmperorOnly, "",
+        "with emperor-tyrant: take the owner of a symlinked vassal file from the link, not from its target"),
+    opt(OptionId::EmperorTyrantInitgroups, "emperor-tyrant-initgroups", &[], None, Flag, G::Emperor, EmperorOnly, "",
+        "with emperor-tyrant: give each vassal its owner's supplementary groups (default: its group alone)"),
+    opt(OptionId::BinaryPath, "binary-path", &[], None, Scalar, G::Emperor, EmperorOnly, "PATH",
+        "start vassals with the liege binary at PATH instead of the running one (e.g. after an upgrade)"),
     opt(OptionId::EmperorRequiredHeartbeat, "emperor-required-heartbeat", &[], None, Scalar, G::Emperor, EmperorOnly, "SECONDS",
         "restart a vassal whose master sends no heartbeat for this long (default 30; it sends one a second)"),
     // --- compatibility, no effect ---
@@ -941,10 +1015,6 @@ pub static OPTIONS: &[OptionDef] = &[
         Unsupported { reason: "liege serves one WSGI app per vassal, so there is no app to pick by host name: run \
                                one vassal per site and route by Host in your proxy" },
         "", "not supported: one app per vassal, route by Host in the proxy"),
-    opt(OptionId::EmperorTyrant, "emperor-tyrant", &[], None, Flag, G::Unsupported,
-        Unsupported { reason: "liege's emperor does not take the uid/gid of each vassal file's owner: set uid and gid \
-                               in each vassal file instead" },
-        "", "not supported: set uid/gid in each vassal file"),
 ];
 
 /// Strips the dashes a command-line spelling carries, so `--workers`, `-p` and `workers` all resolve.

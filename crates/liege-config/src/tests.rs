@@ -486,10 +486,9 @@ fn every_field_from_an_ini() {
     assert_eq!(config.touch_reload, [PathBuf::from("/srv/app/reload")]);
     assert_eq!(config.touch_chain_reload, [PathBuf::from("/srv/app/chain")]);
     assert_eq!(config.master_fifo, [PathBuf::from("/run/app.fifo")]);
-    assert_eq!(
-        config.cheaper,
-        Some(Cheaper { min_workers: 2, initial: 3, step: 2, algo: "spare".to_owned(), idle: Duration::from_secs(30) })
-    );
+    let cheaper = config.cheaper.as_ref().expect("cheaper");
+    assert_eq!((cheaper.min_workers, cheaper.initial, cheaper.step, cheaper.algo), (2, 3, 2, CheaperAlgo::Spare));
+    assert_eq!(config.tuning.idle, Some(Duration::from_secs(30)));
     assert!(config.disable_logging);
     assert_eq!(config.stats, Some(SocketAddress::Unix(PathBuf::from("/run/stats.sock"))));
     assert!(config.stats_http);
@@ -504,9 +503,117 @@ fn cheaper_defaults() {
     let config = parse(&["--processes", "4", "--cheaper", "1"]).unwrap();
     assert_eq!(
         config.cheaper,
-        Some(Cheaper { min_workers: 1, initial: 1, step: 1, algo: "spare".to_owned(), idle: Duration::from_secs(10) })
+        Some(Cheaper {
+            min_workers: 1,
+            initial: 1,
+            step: 1,
+            algo: CheaperAlgo::Spare,
+            overload: 3,
+            idle_cycles: 10,
+            rss_limit_soft: None,
+            rss_limit_hard: None,
+            busyness: cheaper::Busyness::default(),
+        })
     );
     assert_eq!(parse(&["--processes", "4", "--cheaper", "0"]).unwrap().cheaper, None);
+    assert_eq!(config.tuning, cheaper::Tuning::default());
+}
+
+/// The busyness plugin's options with their defaults (0 means the default, as in the plugin), the other
+/// algorithms by name, and `cheaper-step = 0` read as 1 as uWSGI's loops do.
+#[test]
+fn cheaper_algorithms_and_busyness_options() {
+    let config = ini_config(
+        "[uwsgi]\nprocesses = 128\ncheaper = 8\ncheaper-initial = 16\ncheaper-overload = 1\ncheaper-step = 16\n\
+         cheaper-algo = busyness\ncheaper-busyness-multiplier = 30\ncheaper-busyness-min = 20\n\
+         cheaper-busyness-max = 70\ncheaper-busyness-backlog-alert = 16\ncheaper-busyness-backlog-step = 2\n\
+         cheaper-busyness-penalty = 0\ncheaper-busyness-backlog-multiplier = 4\n\
+         cheaper-busyness-backlog-nonzero = 5\ncheaper-busyness-verbose = true\n",
+    );
+    let cheaper = config.cheaper.expect("cheaper");
+    assert_eq!((cheaper.min_workers, cheaper.initial, cheaper.step, cheaper.overload), (8, 16, 16, 1));
+    assert_eq!(cheaper.algo, CheaperAlgo::Busyness);
+    assert_eq!(
+        cheaper.busyness,
+        cheaper::Busyness {
+            max: 70,
+            min: 20,
+            multiplier: 30,
+            penalty: 2,
+            backlog_alert: 16,
+            backlog_multiplier: 4,
+            backlog_step: 2,
+            backlog_nonzero: Duration::from_secs(5),
+            verbose: true,
+        }
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    for (name, algo) in [
+        ("spare", CheaperAlgo::Spare),
+        ("spare2", CheaperAlgo::Spare2),
+        ("backlog", CheaperAlgo::Backlog),
+        ("manual", CheaperAlgo::Manual),
+    ] {
+        let config = parse(&["--processes", "4", "--cheaper", "1", "--cheaper-algo", name, "--cheaper-step", "0"]);
+        let cheaper = config.unwrap().cheaper.expect("cheaper");
+        assert_eq!((cheaper.algo, cheaper.step), (algo, 1), "{name}");
+    }
+    let spare = ini_config("[uwsgi]\nprocesses = 4\ncheaper = 1\ncheaper-busyness-max = 80\ncheaper-idle = 0\n");
+    assert_eq!(spare.cheaper.as_ref().map(|c| c.idle_cycles), Some(0));
+    assert!(spare.warnings[0].to_string().contains("only has an effect with cheaper-algo = busyness"));
+}
+
+/// uWSGI's startup checks: cheaper-initial out of range is corrected with a warning; the RSS limits must be
+/// soft first, hard above it; cheaper-* without cheaper do nothing, with a warning.
+#[test]
+fn cheaper_limits_and_corrections() {
+    let config = ini_config("[uwsgi]\nprocesses = 4\ncheaper = 2\ncheaper-initial = 9\n");
+    assert_eq!(config.cheaper.as_ref().map(|c| c.initial), Some(4));
+    assert!(config.warnings[0].to_string().contains("starting 4 workers, as uWSGI does"), "{:?}", config.warnings);
+    let config = ini_config("[uwsgi]\nprocesses = 4\ncheaper = 2\ncheaper-initial = 1\n");
+    assert_eq!(config.cheaper.as_ref().map(|c| c.initial), Some(2));
+    let config = ini_config(
+        "[uwsgi]\nprocesses = 4\ncheaper = 1\ncheaper-rss-limit-soft = %(2 * 1024 * 1024 * 1024)\n\
+         cheaper-rss-limit-hard = 3000000000\n",
+    );
+    let cheaper = config.cheaper.expect("cheaper");
+    assert_eq!((cheaper.rss_limit_soft, cheaper.rss_limit_hard), (Some(2 << 30), Some(3_000_000_000)));
+    assert_eq!(
+        ini_error("[uwsgi]\nprocesses = 4\ncheaper = 1\ncheaper-rss-limit-hard = 10\n"),
+        "app.ini:4: invalid value '10' for 'cheaper-rss-limit-hard': cheaper-rss-limit-hard needs \
+         cheaper-rss-limit-soft too (uWSGI refuses it alone)"
+    );
+    assert!(ini_error(
+        "[uwsgi]\nprocesses = 4\ncheaper = 1\ncheaper-rss-limit-soft = 10\ncheaper-rss-limit-hard = 10\n"
+    )
+    .contains("must be higher than cheaper-rss-limit-soft (10)"));
+    assert!(ini_error("[uwsgi]\nprocesses = 4\ncheaper = 1\ncheaper-overload = 0\n").contains("must be at least 1"));
+    // As the kobotoolbox files have it: the soft limit set, cheaper only when an environment variable is.
+    let config = ini_config("[uwsgi]\nprocesses = 2\ncheaper-rss-limit-soft = 2147483648\ncheaper-step = 1\n");
+    assert_eq!(config.cheaper, None);
+    assert_eq!(config.warnings.len(), 2);
+    assert!(config.warnings[0].to_string().contains("'cheaper-rss-limit-soft' has no effect without 'cheaper'"));
+}
+
+/// idle, harakiri-queue-threshold, cpu-affinity, never-swap and ksm (bare `ksm` is 1, as uWSGI's optional
+/// argument).
+#[test]
+fn process_tuning_options() {
+    let config = ini_config("[uwsgi]\nidle = 30\nharakiri-queue-threshold = 80\ncpu-affinity = 2\nnever-swap\nksm\n");
+    assert_eq!(
+        config.tuning,
+        cheaper::Tuning {
+            idle: Some(Duration::from_secs(30)),
+            harakiri_queue_threshold: 80,
+            cpu_affinity: 2,
+            never_swap: true,
+            ksm: 1,
+        }
+    );
+    assert_eq!(ini_config("[uwsgi]\nksm = 100\n").tuning.ksm, 100);
+    assert_eq!(ini_config("[uwsgi]\nidle = 0\n").tuning.idle, None);
+    // `backlog-status` is no uWSGI option (a management flag's name): accepted with no effect, as uWSGI reads it.
+    assert!(ini_config("[uwsgi]\nbacklog-status = true\n").warnings.is_empty());
 }
 
 #[test]
@@ -543,7 +650,6 @@ fn unsupported_options_say_what_to_do() {
         ("async = 10", "prefork workers and threads"),
         ("ugreen = true", "prefork workers and threads"),
         ("vhost = true", "route by Host"),
-        ("emperor-tyrant", "uid and gid"),
     ] {
         let message = ini_error(&format!("[uwsgi]\n{line}\n"));
         assert!(message.contains("is not supported by liege") && message.contains(needle), "{message}");
@@ -576,9 +682,7 @@ fn validation_errors_name_option_value_and_origin() {
         ("socket-timeout = 0", "app.ini:2: invalid value '0' for 'socket-timeout': must be at least 1"),
         ("processes =", "app.ini:2: option 'processes' needs a value"),
         ("chdir", "app.ini:2: option 'chdir' needs a value"),
-        ("cheaper-algo = busyness", "app.ini:2: invalid value 'busyness' for 'cheaper-algo': liege implements only the 'spare' algorithm (uWSGI's backlog, busyness, spare2 and manual are not available)"),
-        ("cheaper-step = 2", "app.ini:2: option 'cheaper-step' only has an effect together with 'cheaper', which is not set"),
-        ("idle = 60", "app.ini:2: option 'idle' only has an effect together with 'cheaper', which is not set"),
+        ("cheaper-algo = backlog2", "app.ini:2: invalid value 'backlog2' for 'cheaper-algo': liege has uWSGI's cheaper algorithms spare, spare2, backlog, manual and busyness (uWSGI falls back to spare for an unknown name; its example plugin backlog2 is not available)"),
         ("processes = -2", "app.ini:2: invalid value '-2' for 'processes': must not be negative"),
         ("chdir = $(UNSET)", "app.ini:2: invalid value '' for 'chdir': empty value (after expanding variables)"),
     ];
@@ -598,10 +702,6 @@ fn cheaper_is_checked_against_processes() {
         ini_error("[uwsgi]\ncheaper = 2\n"),
         "app.ini:2: invalid value '2' for 'cheaper': cheaper must be lower than processes (1), which is the maximum \
          number of workers"
-    );
-    assert_eq!(
-        ini_error("[uwsgi]\nprocesses = 4\ncheaper = 2\ncheaper-initial = 5\n"),
-        "app.ini:4: invalid value '5' for 'cheaper-initial': must be between cheaper (2) and processes (4)"
     );
 }
 
@@ -710,6 +810,63 @@ fn emperor_from_an_ini_file() {
 }
 
 #[test]
+fn packaged_emperor_configs_set_the_emperors_own_user_tyranny_and_binary() {
+    // theatlantic's RPM and PLD's package, as they ship.
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write(
+        dir.path(),
+        "uwsgi.ini",
+        "[uwsgi]\nuid = uwsgi\ngid = uwsgi\nemperor = /etc/uwsgi.d\nstats = /run/uwsgi/stats.sock\n\
+         chmod-socket = 660\nemperor-tyrant = true\ncap = setgid,setuid\nbinary-path = /usr/bin/uwsgi\n",
+    );
+    let config = parse_emperor_args(&os(&["--ini", ini.to_str().unwrap()]), &no_env).unwrap();
+    assert_eq!((config.uid.as_deref(), config.gid.as_deref()), (Some("uwsgi"), Some("uwsgi")));
+    assert_eq!(config.caps, ["setgid,setuid"]);
+    assert_eq!(config.chmod_socket, Some(0o660));
+    assert_eq!(config.tyrant, Some(crate::Tyrant { nofollow: false, initgroups: false }));
+    assert_eq!(config.binary_path, Some(PathBuf::from("/usr/bin/uwsgi")));
+    assert_eq!(config.stats, Some(crate::SocketAddress::Unix(PathBuf::from("/run/uwsgi/stats.sock"))));
+    // emperor-stats wins over the instance's `stats`; the tyrant's switches; tyrant = false is off.
+    let config = parse_emperor_args(
+        &os(&[
+            "dir",
+            "--stats",
+            "/a.sock",
+            "--emperor-stats",
+            "127.0.0.1:1717",
+            "--emperor-tyrant",
+            "--emperor-tyrant-nofollow",
+            "--emperor-tyrant-initgroups",
+        ]),
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(config.stats, Some(crate::SocketAddress::Tcp { host: "127.0.0.1".into(), port: 1717 }));
+    assert_eq!(config.tyrant, Some(crate::Tyrant { nofollow: true, initgroups: true }));
+    let off = write(dir.path(), "off.ini", "[uwsgi]\nemperor = /etc/uwsgi.d\nemperor-tyrant = false\n");
+    assert_eq!(parse_emperor_args(&os(&["--ini", off.to_str().unwrap()]), &no_env).unwrap().tyrant, None);
+    // In a vassal, `cap` is the master's; emperor-tyrant is the emperor's.
+    assert_eq!(parse(&["--cap", "net_bind_service", "--wsgi-file", "a.py"]).unwrap().caps, ["net_bind_service"]);
+    assert!(parse(&["--emperor-tyrant", "--wsgi-file", "a.py"]).unwrap_err().to_string().contains("emperor"));
+}
+
+#[test]
+fn emperor_globs_and_single_files_as_uwsgi_glob_monitor() {
+    let source = |value: &str| {
+        let config = parse_emperor_args(&os(&["--emperor", value]), &no_env).unwrap();
+        (config.dir, config.pattern)
+    };
+    assert_eq!(source("/etc/vassals"), (PathBuf::from("/etc/vassals"), None));
+    assert_eq!(
+        source("/etc/uwsgi/apps/*/*.ini"),
+        (PathBuf::from("/etc/uwsgi/apps"), Some("/etc/uwsgi/apps/*/*.ini".to_owned()))
+    );
+    assert_eq!(source("/srv/app/foo.ini"), (PathBuf::from("/srv/app"), Some("/srv/app/foo.ini".to_owned())));
+    assert_eq!(source("vassals/*.ini"), (PathBuf::from("vassals"), Some("vassals/*.ini".to_owned())));
+    assert_eq!(source("*.ini"), (PathBuf::from("."), Some("*.ini".to_owned())));
+}
+
+#[test]
 fn emperor_errors() {
     let emperor = |args: &[&str]| parse_emperor_args(&os(args), &no_env).unwrap_err().to_string();
     assert_eq!(
@@ -735,8 +892,9 @@ fn emperor_errors() {
     );
     assert!(emperor(&["dir", "--vassal-set", "api=x"]).contains("configures the emperor"));
     assert!(emperor(&["dir", "--emperor-throttle", "0"]).contains("must be at least 1"));
-    assert!(emperor(&["dir", "--uid", "web"]).contains("set uid and gid in each vassal file"));
-    assert!(emperor(&["--emperor", "/etc/vassals/*/*.ini"]).contains("watches one directory"));
+    assert!(emperor(&["--emperor", "zmq://tcp://127.0.0.1:5250"]).contains("monitor URLs"));
+    assert!(emperor(&["--emperor", "/etc/vassals/*.xml"]).contains("ini vassal files only"));
+    assert!(emperor(&["--emperor", "/etc/vassals/[a.ini"]).contains("not a valid glob pattern"));
     assert!(emperor(&["dir", "--apii", "x"]).contains("unknown option '--apii' (did you mean '--api'?)"));
 }
 
@@ -744,6 +902,9 @@ fn emperor_errors() {
 fn http_keepalive_takes_seconds_or_a_switch() {
     let keepalive = |args: &[&str]| parse(args).unwrap().keepalive_timeout;
     assert_eq!(keepalive(&["--http-keepalive", "5"]), Duration::from_secs(5));
+    // http-raw-body sessions never keep alive in uWSGI's router, in either order.
+    assert_eq!(keepalive(&["--http-raw-body", "--http-keepalive", "5"]), Duration::ZERO);
+    assert_eq!(keepalive(&["--http-keepalive", "5", "--http-raw-body"]), Duration::ZERO);
     assert_eq!(keepalive(&["--http-keepalive"]), Duration::from_secs(15));
     assert_eq!(keepalive(&["--http-keepalive=true"]), Duration::from_secs(15));
     assert_eq!(keepalive(&["--http-keepalive=off"]), Duration::ZERO);
@@ -1045,8 +1206,9 @@ fn liege_only_options_are_few_and_known() {
         OPTIONS.iter().flat_map(OptionDef::long_names).filter(|name| !uwsgi_names::is_uwsgi_option(name)).collect();
     assert_eq!(
         liege_only,
-        vec!["api", "api-token-file", "run-dir", "log-dir", "vassal-port-range"],
-        "every other option is spelled as in uWSGI"
+        vec!["backlog-status", "api", "api-token-file", "run-dir", "log-dir", "vassal-port-range"],
+        "every other option is spelled as in uWSGI (backlog-status is a uWSGI management flag's name, which real \
+         configs set as if it were an option)"
     );
 }
 
@@ -1073,7 +1235,15 @@ fn process_options() {
     assert_eq!(config.daemonize, Some(PathBuf::from("/var/log/app.log")));
     assert_eq!(config.pyargv, vec!["--config-file", "/etc/a.conf", "-v"]);
     assert_eq!(ini_config("[uwsgi]\ndaemonize2 = /x.log\n").daemonize, Some(PathBuf::from("/x.log")));
-    assert!(ini_error("[uwsgi]\ndaemonize = 127.0.0.1:8224\n").contains("not to a UDP address"));
+    // uWSGI's logto(): an address sends the log over UDP (a socket logger), a path is a file.
+    let config = ini_config("[uwsgi]\ndaemonize = 127.0.0.1:8224\n");
+    assert!(config.detach && config.daemonize.is_none());
+    assert_eq!(config.logs.loggers[0].target, crate::logs::LoggerTarget::Socket("127.0.0.1:8224".into()));
+    let config = ini_config("[uwsgi]\nlogto = localhost:514\ndaemonize = /var/log/a:b\n");
+    assert_eq!(config.logto, None);
+    assert_eq!(config.daemonize, Some(PathBuf::from("/var/log/a:b")));
+    assert_eq!(config.logs.loggers[0].target, crate::logs::LoggerTarget::Socket("localhost:514".into()));
+    assert!(ini_error("[uwsgi]\nlogto = :8224\n").contains("invalid UDP address"));
     assert!(ini_error("[uwsgi]\nchown-socket = :web\n").contains("expected USER or USER:GROUP"));
     assert!(ini_error("[uwsgi]\numask = 9\n").contains("octal"));
 }

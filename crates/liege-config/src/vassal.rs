@@ -55,20 +55,7 @@ pub struct AppSpec {
     pub callable: String,
 }
 
-/// The cheaper (adaptive worker count) settings; `None` in [`VassalConfig::cheaper`] when off.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cheaper {
-    /// Minimum number of workers kept running.
-    pub min_workers: u32,
-    /// Workers started at boot (`cheaper-initial`, default = `min_workers`).
-    pub initial: u32,
-    /// Workers added at once when all are busy (`cheaper-step`, default 1).
-    pub step: u32,
-    /// Only `spare` exists for now.
-    pub algo: String,
-    /// An extra worker idle this long is retired (`idle`, default 10 s).
-    pub idle: Duration,
-}
+pub use crate::cheaper::{Busyness, Cheaper, CheaperAlgo, Tuning};
 
 // --- static files, routing, headers (static) ---
 /// Which of uWSGI's four route tables a `*route*` option adds to.
@@ -185,6 +172,9 @@ pub struct VassalConfig {
     pub disable_logging: bool,
     /// Default true (an app that fails to load is a startup error), as uWSGI 2.1.
     pub need_app: bool,
+    /// `show-config`: the master logs [`Self::raw`] as an ini section when it starts (and after each reload,
+    /// which starts it again), as uWSGI's `show_config()`.
+    pub show_config: bool,
     // --- mount, factories, cache (apps) ---
     /// `mount` lines in order: apps 1.. after the default app (see `liege::python::app`).
     pub mounts: Vec<MountedApp>,
@@ -201,6 +191,8 @@ pub struct VassalConfig {
     pub chmod_socket: Option<u32>,
     pub uid: Option<String>,
     pub gid: Option<String>,
+    /// `cap`: Linux capabilities (names as uWSGI spells them, comma-separated) kept after dropping root.
+    pub caps: Vec<String>,
     pub pidfile: Option<PathBuf>,
     /// `logto`: append the vassal's stdout and stderr to this file.
     pub logto: Option<PathBuf>,
@@ -238,6 +230,8 @@ pub struct VassalConfig {
     pub touch_chain_reload: Vec<PathBuf>,
     pub master_fifo: Vec<PathBuf>,
     pub cheaper: Option<Cheaper>,
+    /// `idle`, `harakiri-queue-threshold`, `cpu-affinity`, `never-swap`, `ksm`.
+    pub tuning: Tuning,
 
     // --- stats and request logs ---
     /// `stats` / `stats-server`: unix path or host:port.
@@ -257,6 +251,9 @@ pub struct VassalConfig {
     pub umask: Option<u32>,
     /// `daemonize` / `daemonize2`: detach and append all output to this file.
     pub daemonize: Option<PathBuf>,
+    /// `daemonize = HOST:PORT`: detach with no log file; the output goes over UDP to that address (a socket
+    /// logger in [`Self::logs`]), as uWSGI's `daemonize` and `logto` do when given an address.
+    pub detach: bool,
     /// `pyargv`: `sys.argv[1:]` (split at spaces, as uWSGI).
     pub pyargv: Vec<String>,
     // --- the vassal's interpreter (issue 13) ---
@@ -322,16 +319,6 @@ fn app_name(first_file_name: Option<&str>) -> String {
     }
 }
 
-/// The cheaper settings as given, checked together once everything is read.
-#[derive(Default)]
-struct CheaperOptions<'r> {
-    min_workers: Option<(u32, &'r RawOption)>,
-    initial: Option<(u32, &'r RawOption)>,
-    step: Option<(u32, &'r RawOption)>,
-    algo: Option<&'r RawOption>,
-    idle: Option<(Duration, &'r RawOption)>,
-}
-
 /// Accumulates options in order (last scalar wins); cross-option checks happen in [`Builder::finish`].
 struct Builder<'r> {
     config: VassalConfig,
@@ -341,7 +328,7 @@ struct Builder<'r> {
     file: Option<PathBuf>,
     paste: Option<String>,
     callable: Option<String>,
-    cheaper: CheaperOptions<'r>,
+    cheaper: crate::cheaper::CheaperOptions<'r>,
     /// Indexes in `config.sockets` of the `socket` ones, whose protocol `protocol` may change.
     default_protocol_sockets: Vec<usize>,
     protocol: Option<Protocol>,
@@ -350,6 +337,8 @@ struct Builder<'r> {
     apps: AppsOptions,
     // --- logging family (conf) ---
     logs: crate::logs::LogOptions,
+    /// `http-raw-body`: keep-alive off (see `finish`).
+    http_raw_body: bool,
     // --- Python plugin options (py) ---
     python: crate::python::PythonOrigins,
 }
@@ -380,6 +369,7 @@ impl<'r> Builder<'r> {
             buffer_size: 65536,
             disable_logging: false,
             need_app: true,
+            show_config: false,
             // --- mount, factories, cache (apps) ---
             mounts: Vec::new(),
             manage_script_name: false,
@@ -390,6 +380,7 @@ impl<'r> Builder<'r> {
             chmod_socket: None,
             uid: None,
             gid: None,
+            caps: Vec::new(),
             pidfile: None,
             logto: None,
             post_buffering: 1024 * 1024,
@@ -413,6 +404,7 @@ impl<'r> Builder<'r> {
             touch_chain_reload: Vec::new(),
             master_fifo: Vec::new(),
             cheaper: None,
+            tuning: Tuning::default(),
             stats: None,
             stats_http: false,
             log_format: LogFormat::Default,
@@ -422,6 +414,7 @@ impl<'r> Builder<'r> {
             chown_socket: None,
             umask: None,
             daemonize: None,
+            detach: false,
             pyargv: Vec::new(),
             python: None,
             // --- Python plugin options (py) ---
@@ -441,9 +434,10 @@ impl<'r> Builder<'r> {
             file: None,
             paste: None,
             callable: None,
-            cheaper: CheaperOptions::default(),
+            cheaper: crate::cheaper::CheaperOptions::default(),
             apps: AppsOptions::default(),
             logs: crate::logs::LogOptions::default(),
+            http_raw_body: false,
             python: crate::python::PythonOrigins::default(),
             default_protocol_sockets: Vec::new(),
             protocol: None,
@@ -511,7 +505,13 @@ impl<'r> Builder<'r> {
             OptionId::SocketProtocol => self.protocol = Some(socket_protocol(option)?),
             OptionId::ChownSocket => config.chown_socket = Some(owner(option)?),
             OptionId::Umask => config.umask = Some(values::octal_mode(option)?),
-            OptionId::Daemonize | OptionId::Daemonize2 => config.daemonize = Some(daemonize_target(option)?),
+            OptionId::Daemonize | OptionId::Daemonize2 => {
+                config.detach = true;
+                match udp_log_address(option) {
+                    Some(address) => self.logs.udp_output(option, address)?,
+                    None => config.daemonize = Some(values::path(option)?),
+                }
+            }
             OptionId::Python => config.python = Some(interpreter_path(option)?),
             OptionId::Pyargv => {
                 config.pyargv = option.value.split(' ').filter(|word| !word.is_empty()).map(str::to_owned).collect()
@@ -524,6 +524,9 @@ impl<'r> Builder<'r> {
                 config.socket_timeout = values::positive_seconds(option, w)?
             }
             OptionId::HttpKeepalive => config.keepalive_timeout = keepalive(option, w)?,
+            // uWSGI's router never keeps a raw-body session alive (plugins/http/http.c), whatever
+            // http-keepalive says: applied in `finish`, so the order of the two options does not matter.
+            OptionId::HttpRawBody => self.http_raw_body = values::boolean(option, w)?,
             OptionId::ChmodSocket => config.chmod_socket = Some(values::octal_mode(option)?),
             // --- static files, routing, headers (static) ---
             OptionId::StaticMap
@@ -620,6 +623,7 @@ impl<'r> Builder<'r> {
             OptionId::Virtualenv => config.virtualenv = Some(values::path(option)?),
             OptionId::Env => config.env.push(values::key_value(option)?),
             OptionId::NeedApp => config.need_app = values::boolean(option, w)?,
+            OptionId::ShowConfig => config.show_config = values::boolean(option, w)?,
             OptionId::Plugins => check_plugins(option)?,
             // --- mount, factories, cache (apps) ---
             OptionId::Mount => self.apps.mounts.push(apps::mount(option)?),
@@ -637,6 +641,7 @@ impl<'r> Builder<'r> {
             OptionId::Threads => config.threads = values::positive(option, w)?,
             OptionId::Uid => config.uid = Some(values::non_empty(option)?),
             OptionId::Gid => config.gid = Some(values::non_empty(option)?),
+            OptionId::Cap => config.caps.push(values::non_empty(option)?),
             OptionId::Pidfile | OptionId::SafePidfile => config.pidfile = Some(values::path(option)?),
             OptionId::MaxRequests => config.max_requests = values::whole_number(option, w)?,
             OptionId::MaxRequestsDelta => config.max_requests_delta = values::whole_number(option, w)?,
@@ -651,19 +656,26 @@ impl<'r> Builder<'r> {
             OptionId::TouchReload => config.touch_reload.push(values::path(option)?),
             OptionId::TouchChainReload => config.touch_chain_reload.push(values::path(option)?),
             OptionId::MasterFifo => config.master_fifo.push(values::path(option)?),
-            OptionId::Cheaper => self.cheaper.min_workers = Some((values::whole_number(option, w)?, option)),
-            OptionId::CheaperInitial => self.cheaper.initial = Some((values::positive(option, w)?, option)),
-            OptionId::CheaperStep => self.cheaper.step = Some((values::positive(option, w)?, option)),
-            OptionId::CheaperAlgo => {
-                if option.value != "spare" {
-                    return Err(values::invalid(
-                        option,
-                        "liege implements only the 'spare' algorithm (uWSGI's backlog, busyness, spare2 and \
-                         manual are not available)",
-                    ));
-                }
-                self.cheaper.algo = Some(option)
+            // --- cheaper algorithms, idle mode, process tuning (cheaper) ---
+            OptionId::Cheaper
+            | OptionId::CheaperInitial
+            | OptionId::CheaperStep
+            | OptionId::CheaperAlgo
+            | OptionId::CheaperOverload
+            | OptionId::CheaperIdle
+            | OptionId::CheaperRssLimitSoft
+            | OptionId::CheaperRssLimitHard
+            | OptionId::CheaperBusyness(_) => {
+                self.cheaper.apply(def.id, option, w)?;
             }
+            OptionId::Idle
+            | OptionId::HarakiriQueueThreshold
+            | OptionId::CpuAffinity
+            | OptionId::NeverSwap
+            | OptionId::Ksm => {
+                crate::cheaper::apply_tuning(&mut config.tuning, def.id, option, w)?;
+            }
+            // --- end cheaper ---
             // --- master-side features: side processes, hooks (feat) ---
             OptionId::AttachDaemon(kind) => config.master_features.daemons.push(crate::master::daemon(kind, option)?),
             OptionId::Hook(phase) => config.master_features.hooks.push(crate::master::hook(phase, false, option)?),
@@ -678,8 +690,10 @@ impl<'r> Builder<'r> {
             OptionId::ReloadOnAs => config.master_features.reload_on_as = values::number_or_off(option, w)?,
             OptionId::MaxFd => config.master_features.max_fd = values::number_or_off(option, w)?,
             // --- end master-side features ---
-            OptionId::Idle => self.cheaper.idle = Some((values::positive_seconds(option, w)?, option)),
-            OptionId::Logto | OptionId::Logto2 => config.logto = Some(values::path(option)?),
+            OptionId::Logto | OptionId::Logto2 => match udp_log_address(option) {
+                Some(address) => self.logs.udp_output(option, address)?,
+                None => config.logto = Some(values::path(option)?),
+            },
             OptionId::LogDate => config.log_date = log_date(option),
             OptionId::LogXForwardedFor => config.log_x_forwarded_for = values::boolean(option, w)?,
             OptionId::DisableLogging => config.disable_logging = values::boolean(option, w)?,
@@ -708,6 +722,10 @@ impl<'r> Builder<'r> {
             | OptionId::EmperorMaxThrottle
             | OptionId::EmperorStats
             | OptionId::EmperorRequiredHeartbeat
+            | OptionId::EmperorTyrant
+            | OptionId::EmperorTyrantNofollow
+            | OptionId::EmperorTyrantInitgroups
+            | OptionId::BinaryPath
             | OptionId::Vacuum
             | OptionId::EnableThreads
             | OptionId::DieOnTerm
@@ -727,9 +745,9 @@ impl<'r> Builder<'r> {
             | OptionId::Procname
             | OptionId::ProcnameMaster
             | OptionId::MemoryReport
+            | OptionId::BacklogStatus
             | OptionId::LoopEngine
-            | OptionId::Vhost
-            | OptionId::EmperorTyrant => {}
+            | OptionId::Vhost => {}
         }
         Ok(())
     }
@@ -796,7 +814,7 @@ impl<'r> Builder<'r> {
             .collect();
         crate::python::check(&self.config.python_features, &paste_uris, &self.python, &mut self.warnings)?;
         // --- end Python plugin options ---
-        self.config.cheaper = cheaper(&self.cheaper, self.config.processes)?;
+        self.config.cheaper = std::mem::take(&mut self.cheaper).finish(self.config.processes, &mut self.warnings)?;
         // --- master-side features (feat) ---
         crate::master::check(&self.config.master_features, self.config.lazy_apps)?;
         // --- end master-side features ---
@@ -804,6 +822,9 @@ impl<'r> Builder<'r> {
             for &index in &self.default_protocol_sockets {
                 self.config.sockets[index].protocol = protocol;
             }
+        }
+        if self.http_raw_body {
+            self.config.keepalive_timeout = Duration::ZERO;
         }
         // --- logging family (conf) ---
         let has_logfile = self.config.logto.is_some() || self.config.daemonize.is_some();
@@ -916,20 +937,14 @@ fn owner(option: &RawOption) -> Result<String, ConfigError> {
     Ok(value)
 }
 
-/// `daemonize = LOGFILE`. uWSGI also takes a `host:port` (logs sent over UDP), which liege does not do.
-fn daemonize_target(option: &RawOption) -> Result<PathBuf, ConfigError> {
-    let target = values::path(option)?;
-    let text = option.value.as_str();
-    let looks_like_address = !text.contains('/')
-        && text.rsplit_once(':').is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
-    if looks_like_address {
-        return Err(values::invalid(
-            option,
-            "liege logs to a file, not to a UDP address: give a log file path (or run in the foreground under \
-             systemd and let the journal collect the output)",
-        ));
-    }
-    Ok(target)
+/// The address in `daemonize = HOST:PORT` or `logto = HOST:PORT`: uWSGI's `logto()` (core/logging.c) takes
+/// any value with a colon for a UDP address and sends every log line there. A path never has one here
+/// (`./a:b` or `/var/log/a:b` has a slash and stays a file).
+fn udp_log_address(option: &RawOption) -> Option<&str> {
+    let text = option.value.trim();
+    let (host, port) = text.rsplit_once(':')?;
+    let is_address = !text.contains('/') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    is_address.then_some(if host.is_empty() { "" } else { text })
 }
 
 /// `pkg.mod`, `pkg.mod:callable` or a factory call `pkg.mod:create_app(...)`.
@@ -1012,50 +1027,4 @@ fn plugin_language(name: &str) -> Option<&'static str> {
         _ => return None,
     };
     Some(language)
-}
-
-/// Checks the cheaper settings together, as uWSGI does at startup.
-fn cheaper(options: &CheaperOptions<'_>, processes: u32) -> Result<Option<Cheaper>, ConfigError> {
-    let min_workers = match options.min_workers {
-        Some((min_workers, _)) if min_workers > 0 => min_workers,
-        _ => {
-            let dependent = [
-                options.initial.map(|(_, option)| option),
-                options.step.map(|(_, option)| option),
-                options.algo,
-                options.idle.map(|(_, option)| option),
-            ];
-            if let Some(option) = dependent.into_iter().flatten().next() {
-                return Err(ConfigError::Requires {
-                    origin: option.origin.clone(),
-                    name: option.key.clone(),
-                    required: "cheaper",
-                });
-            }
-            return Ok(None);
-        }
-    };
-    if let Some((_, option)) = options.min_workers.filter(|_| min_workers >= processes) {
-        return Err(values::invalid(
-            option,
-            format!("cheaper must be lower than processes ({processes}), which is the maximum number of workers"),
-        ));
-    }
-    let initial = match options.initial {
-        Some((initial, option)) if initial < min_workers || initial > processes => {
-            return Err(values::invalid(
-                option,
-                format!("must be between cheaper ({min_workers}) and processes ({processes})"),
-            ))
-        }
-        Some((initial, _)) => initial,
-        None => min_workers,
-    };
-    Ok(Some(Cheaper {
-        min_workers,
-        initial,
-        step: options.step.map_or(1, |(step, _)| step),
-        algo: "spare".to_owned(),
-        idle: options.idle.map_or(Duration::from_secs(10), |(idle, _)| idle),
-    }))
 }

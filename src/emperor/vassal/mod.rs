@@ -33,6 +33,7 @@ pub mod core;
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -67,6 +68,16 @@ struct Plan {
     self_managed: bool,
     /// The vassal's `reload-mercy`: how long a graceful stop may take.
     mercy: Duration,
+    /// `emperor-tyrant`: the user, group and supplementary groups the process becomes before exec.
+    run_as: Option<RunAs>,
+}
+
+/// Who a tyrant emperor's vassal runs as: its file's owner.
+#[derive(Debug, Clone)]
+struct RunAs {
+    uid: nix::unistd::Uid,
+    gid: nix::unistd::Gid,
+    groups: Vec<nix::unistd::Gid>,
 }
 
 /// Supervisor → process task.
@@ -292,6 +303,20 @@ impl Supervisor {
         message
     }
 
+    /// `emperor-tyrant`: the owner of the vassal file (of the link itself with `-nofollow`), never root, and
+    /// with `-initgroups` the owner's supplementary groups, resolved here since the child cannot look them
+    /// up between fork and exec.
+    fn tyrant_owner(&self) -> Result<Option<RunAs>, StartError> {
+        let Some(tyrant) = self.ctx.tyrant else { return Ok(None) };
+        let path = &self.shared.path;
+        let metadata = if tyrant.nofollow { std::fs::symlink_metadata(path) } else { std::fs::metadata(path) };
+        let metadata = metadata.map_err(|err| StartError::permanent(format!("{}: {err}", path.display())))?;
+        let (uid, gid) = crate::privileges::tyrant_owner(metadata.uid(), metadata.gid())
+            .map_err(|err| StartError::permanent(format!("{}: {err}", path.display())))?;
+        let groups = if tyrant.initgroups { crate::privileges::groups_of(uid, gid) } else { vec![gid] };
+        Ok(Some(RunAs { uid, gid, groups }))
+    }
+
     /// Parses the file as the vassal will, and prepares its sockets.
     fn validate(&mut self, problem: Option<String>) -> Result<Plan, StartError> {
         if let Some(problem) = problem {
@@ -310,6 +335,7 @@ impl Supervisor {
                 self.shared.path.display()
             )));
         }
+        let run_as = self.tyrant_owner()?;
         let self_managed = config.sockets.iter().any(|spec| !matches!(spec.address, SocketAddress::Tcp { .. }));
         let mut listeners = Vec::new();
         if self_managed {
@@ -322,7 +348,7 @@ impl Supervisor {
                     auto: false,
                 })
                 .collect();
-            return Ok(Plan { args, program, listeners, sockets, self_managed, mercy: config.reload_mercy });
+            return Ok(Plan { args, program, listeners, sockets, self_managed, mercy: config.reload_mercy, run_as });
         }
         if config.sockets.is_empty() {
             let listener = match self.reusable(Protocol::Http, None) {
@@ -361,7 +387,7 @@ impl Supervisor {
                 auto: listener.auto,
             })
             .collect();
-        Ok(Plan { args, program, listeners, sockets, self_managed, mercy: config.reload_mercy })
+        Ok(Plan { args, program, listeners, sockets, self_managed, mercy: config.reload_mercy, run_as })
     }
 
     /// A socket this vassal already has open: the automatic one (`name` `None`) or one with this address.
@@ -393,6 +419,7 @@ impl Supervisor {
             program: plan.program,
             dir: self.ctx.dir.clone(),
             args: plan.args,
+            run_as: plan.run_as,
             listeners: plan.listeners.clone(),
             slots: self.ctx.start_slots.clone(),
             logs: self.shared.logs.clone(),
@@ -493,6 +520,7 @@ struct ProcessJob {
     program: crate::launch::Program,
     dir: PathBuf,
     args: Vec<OsString>,
+    run_as: Option<RunAs>,
     listeners: Vec<Arc<Listener>>,
     slots: Arc<Semaphore>,
     logs: Arc<LogStore>,
@@ -624,13 +652,27 @@ fn start(job: &ProcessJob) -> std::io::Result<(tokio::process::Child, tokio::net
         command.env(INHERIT_ENV, serde_json::to_string(&inheritance).map_err(std::io::Error::other)?);
     }
     let keep: Vec<RawFd> = job.listeners.iter().map(|l| l.fd.as_raw_fd()).chain([theirs.as_raw_fd()]).collect();
-    // SAFETY: runs in the child between fork and exec; only fcntl (async-signal-safe) on descriptors that are
-    // open in the parent (held by `job` and `theirs` until spawn returns), and no allocation.
+    let run_as = job.run_as.clone();
+    if let Some(run_as) = &run_as {
+        tracing::info!("emperor-tyrant: vassal runs as uid {} gid {}", run_as.uid, run_as.gid);
+    }
+    // SAFETY: runs in the child between fork and exec; only async-signal-safe calls (fcntl, setgroups,
+    // setgid, setuid: raw system calls here, the child being single-threaded) on descriptors and values
+    // prepared in the parent (held by `job` and `theirs` until spawn returns), and no allocation.
     unsafe {
         command.pre_exec(move || {
             for &fd in &keep {
                 let flags = libc::fcntl(fd, libc::F_GETFD);
                 if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if let Some(run_as) = &run_as {
+                let groups: &[nix::unistd::Gid] = &run_as.groups;
+                if libc::setgroups(groups.len(), groups.as_ptr().cast()) != 0
+                    || libc::setgid(run_as.gid.as_raw()) != 0
+                    || libc::setuid(run_as.uid.as_raw()) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
             }
