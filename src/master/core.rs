@@ -961,6 +961,8 @@ impl Core {
     /// serves, all at once or one at a time.
     fn replace_workers(&mut self, kind: ReloadKind) {
         tracing::info!("{}: starting new workers", kind.describe());
+        // (a reload in idle mode's cheap mode starts the workers: the mode ends)
+        self.cheap_mode = false;
         for index in 0..self.slots.len() {
             let Some(slot) = self.slots[index].as_mut() else { continue };
             slot.state = match slot.state {

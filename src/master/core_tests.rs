@@ -976,6 +976,27 @@ fn idle_mode_stops_every_worker_until_a_connection_arrives() {
 }
 
 #[test]
+fn a_reload_in_cheap_mode_starts_the_workers_and_ends_it() {
+    let mut rules = rules(2);
+    rules.idle = Some(Duration::from_secs(1));
+    let mut h = Harness::new(rules);
+    h.start();
+    h.serve_all();
+    h.tick();
+    for _ in 0..3 {
+        h.cycle();
+    }
+    assert!(h.core.cheap());
+    for index in 0..2 {
+        let pid = h.pid(index);
+        h.exit(pid, ExitCause::Cheaper, false);
+    }
+    h.core.reload(ReloadKind::Graceful, h.mono());
+    assert_eq!(spawns(&h.drain()).len(), 2, "lazy-apps: a new generation");
+    assert!(!h.core.cheap());
+}
+
+#[test]
 fn idle_mode_with_cheaper_wakes_up_with_the_cheaper_minimum() {
     let mut rules = cheaper(4, 1, 3, CheaperAlgo::Spare);
     rules.idle = Some(Duration::from_secs(1));

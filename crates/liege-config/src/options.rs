@@ -779,9 +779,9 @@ pub static OPTIONS: &[OptionDef] = &[
         "pin each worker to N CPUs: worker W gets CPUs (W-1)*N onwards, wrapping around the machine's CPUs"),
     opt(OptionId::NeverSwap, "never-swap", &[], None, Flag, G::Processes, Vassal, "",
         "lock the master's and every worker's memory in RAM (mlockall); needs a large enough RLIMIT_MEMLOCK or CAP_IPC_LOCK"),
-    opt(OptionId::Ksm, "ksm", &[], None, OptionalValue { default: "1" }, G::Processes, Vassal, "[N]",
+    opt(OptionId::Ksm, "ksm", &[], None, OptionalValue { default: "1" }, G::Processes, Vassal, "N",
         "Linux KSM: every N requests (workers) or N seconds (master) mark the process's memory mergeable (madvise MADV_MERGEABLE); bare ksm is 1"),
-    opt(OptionId::BacklogStatus, "backlog-status", &[], None, OptionalValue { default: "true" }, G::Compatibility, NoEffect, "[VALUE]",
+    opt(OptionId::BacklogStatus, "backlog-status", &[], None, OptionalValue { default: "true" }, G::Compatibility, NoEffect, "VALUE",
         "no uWSGI setting: the name of uWSGI's management flag 15 (a runtime query of the listen queue); uWSGI reads the ini key as a placeholder and does nothing, and so does liege (the stats server reports listen_queue)"),
     // --- end cheaper ---
     // --- master-side features: side processes, hooks (feat) ---
