@@ -110,6 +110,32 @@ def test_expiry(cached):
     wait_for(lambda: result(srv, "set", k="c", v="3", c="small") is True, 10, "room after expiry")
 
 
+def test_bitmap_cache_stores_values_larger_than_blocksize(liege):
+    """cache2 bitmap=1: a value spans consecutive blocks of blocksize, up to blocks x blocksize; the cache is full
+    when no run of free blocks is long enough, and a delete gives its blocks back (seen by every worker)."""
+    srv = liege("--wsgi-file", APPS / "cache_app.py", "--processes", "2",
+                "--cache2", "name=big,items=10,blocks=20,blocksize=100,bitmap=1", workers=2, ready_path="/num")
+    first = "a" * 450  # 5 blocks
+    assert result(srv, "set", k="a", v=first) is True
+    for _ in range(4):  # whichever worker answers
+        assert result(srv, "get", k="a") == first
+    assert result(srv, "set", k="b", v="b" * 1500) is True, "15 more blocks: all 20 used"
+    assert result(srv, "set", k="c", v="c") is None, "no block left: full"
+    assert result(srv, "set", k="d", v="d" * 2001) is None, "over blocks x blocksize"
+    assert result(srv, "del", k="a") is True
+    assert result(srv, "set", k="c", v="c" * 500) is True, "a's 5 blocks came back"
+    assert result(srv, "update", k="b", v="B" * 99) is True, "b shrinks to one block"
+    assert result(srv, "set", k="e", v="e" * 1400) is True
+    assert result(srv, "get", k="b") == "B" * 99
+    assert result(srv, "get", k="c") == "c" * 500
+    assert result(srv, "get", k="e") == "e" * 1400
+    # Without bitmap a value is one block at most, as before.
+    plain = liege("--wsgi-file", APPS / "cache_app.py", "--cache2", "name=p,items=10,blocks=20,blocksize=100",
+                  ready_path="/num")
+    assert result(plain, "set", k="a", v="a" * 101) is None
+    assert result(plain, "set", k="a", v="a" * 100) is True
+
+
 def test_old_style_cache_option(liege):
     srv = liege("--wsgi-file", APPS / "cache_app.py", "--cache", "10", "--cache-blocksize", "8", ready_path="/num")
     assert result(srv, "set", k="a", v="12345678") is True
@@ -166,16 +192,21 @@ def test_caches_in_the_stats_document(liege, short_tmp):
     from test_stats import read_stats_socket
 
     path = short_tmp / "stats.sock"
-    srv = liege("--wsgi-file", APPS / "cache_app.py", "--cache2", "name=main,items=100,blocksize=64",
+    srv = liege("--wsgi-file", APPS / "cache_app.py", "--cache2", "name=main,items=100,blocksize=64,lastmod=1",
+                "--cache2", "name=plain,items=5,blocks=50,blocksize=8,bitmap=1",
                 "--stats", os.fspath(path), ready_path="/num")
     assert result(srv, "set", k="a", v="1") is True
     assert result(srv, "get", k="a") == "1"
     assert result(srv, "get", k="b") is None
+    assert result(srv, "set", k="a", v="1", c="plain") is True
     doc = json.loads(read_stats_socket(os.fspath(path)))
-    (cache,) = doc["caches"]
-    assert {k: cache[k] for k in ("name", "max_items", "blocksize", "keysize", "items", "hits")} == {
-        "name": "main", "max_items": 100, "blocksize": 64, "keysize": 2048, "items": 1, "hits": 1}
-    assert cache["miss"] >= 1 and cache["last_modified_at"] > 0
+    cache, plain_cache = doc["caches"]
+    assert {k: cache[k] for k in ("name", "max_items", "blocks", "blocksize", "keysize", "items", "hits")} == {
+        "name": "main", "max_items": 100, "blocks": 100, "blocksize": 64, "keysize": 2048, "items": 1, "hits": 1}
+    assert cache["miss"] >= 1 and cache["last_modified_at"] > 0, "lastmod=1"
+    # Without lastmod uWSGI leaves last_modified_at at 0; a bitmap cache reports its blocks.
+    assert {k: plain_cache[k] for k in ("name", "max_items", "blocks", "items", "last_modified_at")} == {
+        "name": "plain", "max_items": 5, "blocks": 50, "items": 1, "last_modified_at": 0}
     plain = liege("--wsgi-file", APPS / "echo.py", "--stats", os.fspath(short_tmp / "s2.sock"))
     assert "caches" not in json.loads(read_stats_socket(os.fspath(short_tmp / "s2.sock")))
     del plain

@@ -8,6 +8,7 @@
 //! [`store`] holds the data structure and explains why it survives a worker killed mid-update; [`lock`] the
 //! robust process-shared mutex that makes that possible.
 
+pub mod bitmap;
 pub mod lock;
 pub mod store;
 
@@ -26,13 +27,25 @@ pub fn install(specs: &[CacheSpec]) -> Result<(), store::CreateError> {
     let mut stores = Vec::with_capacity(specs.len());
     for spec in specs {
         let store = Store::create(spec)?;
-        tracing::info!(
-            "cache '{}': {} items of up to {} bytes (keys up to {} bytes)",
-            spec.name,
-            spec.items,
-            spec.blocksize,
-            spec.keysize
-        );
+        if spec.bitmap {
+            tracing::info!(
+                "cache '{}': {} items in {} blocks of {} bytes, a value up to {} bytes (keys up to {} bytes)",
+                spec.name,
+                spec.items,
+                store.blocks(),
+                spec.blocksize,
+                store.max_value(),
+                spec.keysize
+            );
+        } else {
+            tracing::info!(
+                "cache '{}': {} items of up to {} bytes (keys up to {} bytes)",
+                spec.name,
+                spec.items,
+                spec.blocksize,
+                spec.keysize
+            );
+        }
         stores.push(store);
     }
     let _ = CACHES.set(stores);
@@ -92,7 +105,7 @@ pub fn stats_entries() -> Option<Vec<StatsEntry>> {
                     hashsize: store.hashsize(),
                     keysize: store.keysize() as u64,
                     max_items: store.max_items(),
-                    blocks: store.max_items(),
+                    blocks: store.blocks(),
                     blocksize: store.blocksize() as u64,
                     items: stats.items,
                     hits: stats.hits,

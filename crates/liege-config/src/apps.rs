@@ -100,8 +100,16 @@ pub struct CacheSpec {
     pub name: String,
     /// Most items the cache holds (`items` / `max_items` / `maxitems`).
     pub items: u64,
-    /// Largest value in bytes (`blocksize`, default 65536): uWSGI stores a value in one block.
+    /// Size of a block (`blocksize`, default 65536): without `bitmap` a value is stored in one block, so this
+    /// is also the largest value.
     pub blocksize: u64,
+    /// Blocks of `blocksize` bytes (`blocks`, default `items`). Only `bitmap` uses more than `items` of them.
+    pub blocks: u64,
+    /// `bitmap`: a value spans as many consecutive blocks as it needs, found in a bitmap of the blocks, so
+    /// values up to `blocks × blocksize` bytes fit (uWSGI's `use_blocks_bitmap`).
+    pub bitmap: bool,
+    /// `lastmod`: every change updates the cache's `last_modified_at` (in the stats); off, it stays 0.
+    pub lastmod: bool,
     /// Largest key in bytes (`keysize`, default 2048).
     pub keysize: u64,
     /// Buckets of the hash table (`hashsize`, default 65536).
@@ -124,6 +132,9 @@ impl CacheSpec {
             name,
             items,
             blocksize: 65536,
+            blocks: items,
+            bitmap: false,
+            lastmod: false,
             keysize: 2048,
             hashsize: 65536,
             math_initial: 0,
@@ -145,13 +156,22 @@ impl CacheSpec {
 }
 
 /// Parses a `cache2` value: comma-separated `key=value` pairs, uWSGI's keys and their synonyms.
+///
+/// uWSGI's kvlist reader ignores an item without `=` and turns a flag on for any value it is given, `0`
+/// included (`bitmap=0` is a bitmap cache there); both would silently differ from what was written, so liege
+/// refuses them with the way to say it.
 pub fn cache2(option: &RawOption) -> Result<CacheSpec, ConfigError> {
     let mut name = None;
     let mut items = None;
     let mut blocks = None;
     let mut settings: Vec<(&str, &str)> = Vec::new();
     for pair in option.value.split(',').map(str::trim).filter(|pair| !pair.is_empty()) {
-        let (key, value) = pair.split_once('=').map_or((pair, ""), |(k, v)| (k.trim(), v.trim()));
+        let Some((key, value)) = pair.split_once('=').map(|(k, v)| (k.trim(), v.trim())) else {
+            return Err(values::invalid(
+                option,
+                format!("'{pair}' has no value: uWSGI ignores a cache2 key without '=' (write {pair}=1)"),
+            ));
+        };
         match key {
             "name" => name = Some(value),
             "items" | "max_items" | "maxitems" => items = Some(number(option, key, value)?),
@@ -166,6 +186,15 @@ pub fn cache2(option: &RawOption) -> Result<CacheSpec, ConfigError> {
         .filter(|items| *items > 0)
         .ok_or_else(|| values::invalid(option, "a cache needs its maximum number of items (items=N, N > 0)"))?;
     let mut spec = CacheSpec::new(name.to_owned(), items);
+    let flag = |key: &str, value: &str| -> Result<bool, ConfigError> {
+        if matches!(value.to_ascii_lowercase().as_str(), "0" | "false" | "no" | "off") {
+            return Err(values::invalid(
+                option,
+                format!("uWSGI turns '{key}' on for any value, '{value}' included: remove the key to leave it off"),
+            ));
+        }
+        Ok(true)
+    };
     for (key, value) in settings {
         match key {
             "blocksize" => spec.blocksize = positive(option, key, value)?,
@@ -186,13 +215,21 @@ pub fn cache2(option: &RawOption) -> Result<CacheSpec, ConfigError> {
                     .parse()
                     .map_err(|_| values::invalid(option, format!("math_initial must be an integer, not '{value}'")))?
             }
-            "purge_lru" | "lru" => spec.purge_lru = true,
-            "clear_on_full" => spec.clear_on_full = true,
-            "no_expire" => spec.no_expire = true,
-            "ignore_full" => spec.ignore_full = true,
-            // liege always expires lazily (an expired item is never returned) and sweeps expired items before
-            // reporting the cache full, which is what these two ask for.
-            "lazy_expire" | "lazy" | "sweep_on_full" => {}
+            "purge_lru" | "lru" => spec.purge_lru = flag(key, value)?,
+            "clear_on_full" => spec.clear_on_full = flag(key, value)?,
+            "no_expire" => spec.no_expire = flag(key, value)?,
+            "ignore_full" => spec.ignore_full = flag(key, value)?,
+            "bitmap" => spec.bitmap = flag(key, value)?,
+            "lastmod" => spec.lastmod = flag(key, value)?,
+            // liege always expires lazily (an expired item is never returned), which is what this asks for.
+            "lazy_expire" | "lazy" => {
+                flag(key, value)?;
+            }
+            // uWSGI: sweep expired items (at most every N seconds) when the cache is full; liege frees expired
+            // items before it reports a cache full, every time.
+            "sweep_on_full" => {
+                number(option, key, value)?;
+            }
             "store" | "store_sync" | "storesync" | "store_delete" | "storedelete" => {
                 return Err(values::invalid(
                     option,
@@ -205,23 +242,19 @@ pub fn cache2(option: &RawOption) -> Result<CacheSpec, ConfigError> {
                     format!("'{key}' (cache replication between servers) is not supported; use a shared store such as Redis"),
                 ))
             }
-            "bitmap" => {
-                return Err(values::invalid(
-                    option,
-                    "'bitmap' (values spanning several blocks) is not supported: raise blocksize to the largest value",
-                ))
-            }
-            "lastmod" => {
-                return Err(values::invalid(option, "'lastmod' (the cache's HTTP Last-Modified) is not supported"))
-            }
             _ => return Err(values::invalid(option, format!("unknown cache setting '{key}'"))),
         }
     }
-    // Without `bitmap` uWSGI stores item i in block i, so `blocks` only has to be at least `items`.
+    // uWSGI requires `blocks >= items` in both modes; without `bitmap` item i uses block i, so the extra
+    // blocks are unused (liege does not map them).
     if let Some(blocks) = blocks {
         if blocks < items {
             return Err(values::invalid(option, format!("blocks ({blocks}) must be at least items ({items})")));
         }
+        spec.blocks = blocks;
+    }
+    if !spec.bitmap {
+        spec.blocks = items;
     }
     Ok(spec)
 }
@@ -295,10 +328,14 @@ mod tests {
     fn cache2_reads_uwsgi_keys() {
         let spec = cache2(&raw("cache2", "name=hash,items=10240,blocksize=32")).unwrap();
         assert_eq!((spec.name.as_str(), spec.items, spec.blocksize, spec.keysize), ("hash", 10240, 32, 2048));
-        let spec = cache2(&raw("cache2", "name=a,maxitems=10,keysize=64,hashsize=16,math_initial=-3,lru")).unwrap();
+        let spec = cache2(&raw("cache2", "name=a,maxitems=10,keysize=64,hashsize=16,math_initial=-3,lru=1")).unwrap();
         assert_eq!((spec.keysize, spec.hashsize, spec.math_initial, spec.purge_lru), (64, 16, -3, true));
         let spec = cache2(&raw("cache2", "name=k,items=1k,blocks=2k,lazy_expire=1")).unwrap();
-        assert_eq!(spec.items, 1024);
+        assert_eq!((spec.items, spec.blocks, spec.bitmap), (1024, 1024, false), "without bitmap, one block per item");
+        let spec = cache2(&raw("cache2", "name=searxcache,items=2000,blocks=3000,blocksize=4096,bitmap=1")).unwrap();
+        assert_eq!((spec.items, spec.blocks, spec.blocksize, spec.bitmap), (2000, 3000, 4096, true));
+        let spec = cache2(&raw("cache2", "name=b,items=20,bitmap=yes,lastmod=1,sweep_on_full=5")).unwrap();
+        assert_eq!((spec.blocks, spec.bitmap, spec.lastmod), (20, true, true));
         for bad in [
             "items=10",
             "name=a",
@@ -307,7 +344,12 @@ mod tests {
             "name=a,items=10,blocks=5",
             "name=a,items=10,store=/tmp/c",
             "name=a,items=10,nodes=127.0.0.1:3031",
-            "name=a,items=10,bitmap=1",
+            "name=a,items=10,bitmap=0",
+            "name=a,items=10,lru",
+            "name=a,items=10,purge_lru=false",
+            "name=a,items=10,lastmod=off",
+            "name=a,items=10,sweep_on_full=x",
+            "name=a,items=10,bitmap=1,blocks=9",
             "name=a,items=10,blocksize=0",
             "name=a,items=10,keysize=70000",
             "name=a,items=10,color=blue",
