@@ -40,6 +40,7 @@ use std::path::PathBuf;
 pub mod apps;
 mod args;
 mod collect;
+pub mod cron;
 mod emperor;
 mod expand;
 mod help;
