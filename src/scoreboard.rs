@@ -172,6 +172,9 @@ pub struct WorkerSlot {
     pub last_spawn_s: AtomicU64,
     pub rss_bytes: AtomicU64,
     pub latency: [AtomicU64; LATENCY_BUCKETS],
+    /// Connections whose response could not be written (the client went away, or a write made no progress
+    /// within the write timeout): uWSGI's per-core `write_errors`.
+    pub write_errors: AtomicU64,
 }
 
 #[repr(C, align(64))]
@@ -286,6 +289,7 @@ impl WorkerSlot {
             &self.request_started_us,
             &self.rss_bytes,
             &self.harakiri_count,
+            &self.write_errors,
         ] {
             counter.store(0, Relaxed);
         }

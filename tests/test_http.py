@@ -126,6 +126,16 @@ def test_body_over_post_buffering_is_intact(liege):
     assert env["_body"].encode("latin-1") == body
 
 
+def test_post_buffering_1_with_a_bufsize_spools_every_body_intact(liege):
+    # 076/093's `post-buffering = 1` + `post-buffering-bufsize = 32768`: uWSGI spools every body of 1 byte or
+    # more, written in 32 KiB chunks; the app reads them all back.
+    srv = liege("--wsgi-file", APPS / "echo.py", "--post-buffering", "1", "--post-buffering-bufsize", "32768",
+                ready_path="/__fixed__")
+    for body in (b"x", bytes(range(256)) * 4096 + b"tail"):
+        env = env_of(http_request(srv.port, "POST", "/spooled", body=body, timeout=60))
+        assert env["_body"].encode("latin-1") == body
+
+
 def test_slow_body_does_not_block_the_worker(liege):
     # The body is read before the app runs, without holding the (only) worker: another client is served
     # while the first one is still sending.

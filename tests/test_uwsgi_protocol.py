@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import stat
 import struct
+import subprocess
+import time
 
 import pytest
 
 from liegetest import (APPS, big_payload, free_port, http_get, uwsgi_connect, uwsgi_packet, uwsgi_request,
-                       uwsgi_vars)
+                       uwsgi_vars, wait_for)
 
 
 @pytest.fixture
@@ -157,3 +161,37 @@ def test_stale_socket_file_is_replaced(liege, short_tmp):
     s.close()  # leaves a socket file nobody listens on, as a crashed server would
     liege("--socket", sock, "--wsgi-file", APPS / "echo.py", http=False, uwsgi_addr=str(sock))
     assert echo_env(str(sock), path="/fresh")["PATH_INFO"] == "/fresh"
+
+
+def body_read_sizes(liege, tmp_path, *options) -> list[int]:
+    """The sizes the worker asks recvfrom(2) for while it reads a 1 MiB uwsgi request body (strace on it)."""
+    port = free_port()
+    srv = liege("--socket", f"127.0.0.1:{port}", "--wsgi-file", APPS / "echo.py", "--processes", "1", *options,
+                http=False, uwsgi_addr=("127.0.0.1", port), workers=1)
+    (worker,) = srv.worker_pids()
+    trace = tmp_path / f"strace-{port}"
+    tracer = subprocess.Popen(["strace", "-qq", "-p", str(worker), "-e", "trace=recvfrom", "-o", trace],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: trace.exists(), 10, "strace to attach")
+        time.sleep(0.3)
+        body = big_payload(1024 * 1024)
+        env = echo_env(("127.0.0.1", port), method="POST", path="/upload", body=body)
+        assert env["_body_len"] == len(body) and env["_body"].encode("latin-1") == body
+    finally:
+        tracer.terminate()
+        tracer.wait(10)
+    asked = re.findall(r"^recvfrom\(\d+, .*, (\d+), 0, NULL, NULL\) = \d+$", trace.read_text(), re.M)
+    return [int(size) for size in asked]
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to see the worker's reads")
+def test_post_buffering_bufsize_is_the_size_of_the_body_reads(liege, tmp_path):
+    """post-buffering-bufsize: a body is read from the socket in reads of that many bytes (uWSGI's post-buffering
+    read buffer); by default 8192, raised to post-buffering when that is larger."""
+    sized = body_read_sizes(liege, tmp_path, "--post-buffering", "4096", "--post-buffering-bufsize", "16384")
+    assert sized and max(sized) == 16384 and sized.count(16384) >= 32, sized
+    default = body_read_sizes(liege, tmp_path, "--post-buffering", "4096")
+    assert default and max(default) == 8192 and default.count(8192) >= 64, default
+    raised = body_read_sizes(liege, tmp_path, "--post-buffering", "65536", "--post-buffering-bufsize", "4096")
+    assert raised and max(raised) == 65536, raised

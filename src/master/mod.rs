@@ -14,6 +14,7 @@
 //! scoreboard readings and whose [`core::Action`]s it carries out.
 
 pub mod core;
+pub mod cron;
 pub mod daemons;
 pub mod hooks;
 pub mod lifecycle;
@@ -89,6 +90,8 @@ struct Master<'a> {
     hooks: hooks::Hooks,
     /// `ksm`: the master's own mappings, marked mergeable every `ksm` cycles.
     ksm: crate::process::KsmMapper,
+    /// `cron`, `unique-cron`, `cron2` (see cron.rs).
+    crons: cron::Crons,
 }
 
 /// The time now, for the core.
@@ -158,6 +161,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     for socket in &sockets {
         tracing::info!("{} socket bound to {}", protocol_name(socket.protocol), socket.name);
     }
+    sockets::set_send_timeout(&sockets, config.so_send_timeout).context("so-send-timeout (SO_SNDTIMEO)")?;
     if let Some(pidfile) = &config.pidfile {
         std::fs::write(pidfile, format!("{}\n", std::process::id()))
             .with_context(|| format!("pidfile {}", pidfile.display()))?;
@@ -249,6 +253,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
         daemons: daemons::Daemons::new(&config.master_features.daemons, config.reload_mercy),
         hooks,
         ksm: crate::process::KsmMapper::default(),
+        crons: cron::Crons::new(&config.master_features.crons, config.master_features.cron_harakiri),
     };
     master.hooks.run(HookPhase::MasterStart)?;
     master.daemons.tick(Instant::now()); // start the side processes
@@ -340,6 +345,7 @@ impl Master<'_> {
                 self.check_touched_files();
             }
             self.daemons.tick(Instant::now());
+            self.crons.tick(crate::process::unix_now() as i64, !self.core.stopping());
             let views = self.views();
             if let Some(board) = Scoreboard::global() {
                 self.core.set_total_requests(board.total_requests());
@@ -656,6 +662,9 @@ impl Master<'_> {
             worker.vsz = sample.memory.map_or(0, |m| m.vsz);
             worker.last_spawn = counters.last_spawn_s.load(Relaxed);
             worker.respawn_count = history.map_or(1, |h| h.spawns);
+            if let Some(core) = worker.cores.first_mut() {
+                core.write_errors = counters.write_errors.load(Relaxed);
+            }
             workers.push(worker);
         }
         // Worker ids with no process right now (cheaper mode, or waiting to respawn) show as uWSGI shows them.
@@ -795,6 +804,9 @@ impl Master<'_> {
             let Some(pid) = status.pid() else { continue };
             let how = crate::process::describe_exit(status);
             if self.core.slot_of(pid).is_none() {
+                if self.crons.reaped(pid.as_raw(), &how, crate::process::unix_now() as i64) {
+                    continue;
+                }
                 // A side process?
                 match self.daemons.reaped(pid.as_raw(), &how, Instant::now()) {
                     Some(daemons::Follow::StopVassal) => {
@@ -842,8 +854,10 @@ impl Master<'_> {
             respawns: self.core.respawns().clone(),
         };
         self.daemons.before_exec(); // the next image starts the side processes once these are gone
+        self.crons.before_exec();
         let error = self.exec_self(&inheritance);
         self.daemons.exec_failed();
+        self.crons.exec_failed();
         tracing::error!("reload failed, cannot re-execute liege: {error}; the current workers keep serving");
         self.notify(&VassalMessage::ReloadFailed { error: error.to_string() });
     }

@@ -133,6 +133,18 @@ pub fn open_all(
     Ok(sockets)
 }
 
+/// `so-send-timeout`: SO_SNDTIMEO on the TCP listening sockets, as uWSGI's `bind_to_tcp` (connections inherit
+/// it). liege's sockets never block, so this changes no send of liege's; the workers enforce the timeout on
+/// their writes themselves (`worker::Limits::tcp_write_timeout`). Set on inherited sockets too, so a reload
+/// with a new value applies it.
+pub fn set_send_timeout(sockets: &[BoundSocket], timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+    let Some(timeout) = timeout else { return Ok(()) };
+    for socket in sockets.iter().filter(|socket| socket.unix_path.is_none()) {
+        socket2::SockRef::from(&socket.fd).set_write_timeout(Some(timeout))?;
+    }
+    Ok(())
+}
+
 fn adopt(protocol: Protocol, name: String, fd: RawFd) -> Result<BoundSocket, SocketError> {
     // SAFETY: the fd number was passed to this process to be owned by it.
     let socket = unsafe { Socket::from_raw_fd(fd) };

@@ -203,9 +203,9 @@ impl Listener {
             return Ok(Stream::unregistered(socket, unix));
         }
         Ok(if unix {
-            Stream::Unix(UnixStream::from_std(socket.into())?)
+            Stream::unix(UnixStream::from_std(socket.into())?)
         } else {
-            Stream::Tcp(TcpStream::from_std(socket.into())?)
+            Stream::tcp(TcpStream::from_std(socket.into())?)
         })
     }
 

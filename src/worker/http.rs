@@ -219,11 +219,11 @@ async fn receive_body(
 ) -> Result<crate::python::streams::RequestBody, BodyReadError> {
     use http_body::Body;
     let limits = &worker.limits;
-    let mut collector = BodyCollector::new(limits.post_buffering, limits.limit_post);
+    let mut collector = BodyCollector::new(limits.post_buffering, limits.limit_post, limits.post_buffering_bufsize);
     let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     collector.check_declared(declared)?;
     if incoming.is_end_stream() {
-        return Ok(collector.finish());
+        return collector.finish();
     }
     let receive = async {
         while let Some(frame) = incoming.frame().await {
@@ -238,7 +238,7 @@ async fn receive_body(
         Ok(result) => result?,
         Err(_) => return Err(BodyReadError::Malformed("timed out receiving the request body".into())),
     }
-    Ok(collector.finish())
+    collector.finish()
 }
 
 /// A refusal by liege itself (policy, body errors): a short text body, and the connection closed because

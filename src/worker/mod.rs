@@ -40,6 +40,12 @@ pub struct Limits {
     pub limit_post: u64,
     pub socket_timeout: Duration,
     pub keepalive: Duration,
+    /// How long a response write to a TCP client may make no progress: `socket-timeout` (uWSGI waits that long
+    /// for a socket to become writable), or `so-send-timeout` when shorter (SO_SNDTIMEO, which uWSGI sets on
+    /// TCP sockets only). Unix sockets wait `socket-timeout`.
+    pub tcp_write_timeout: Duration,
+    /// `post-buffering-bufsize`.
+    pub post_buffering_bufsize: usize,
 }
 
 impl Limits {
@@ -51,6 +57,8 @@ impl Limits {
             limit_post: config.limit_post,
             socket_timeout: config.socket_timeout,
             keepalive: config.keepalive_timeout,
+            tcp_write_timeout: config.so_send_timeout.map_or(config.socket_timeout, |t| t.min(config.socket_timeout)),
+            post_buffering_bufsize: config.post_buffering_bufsize,
         }
     }
 }
@@ -328,6 +336,8 @@ async fn accept_loop(
     tracker: Rc<ConnectionTracker>,
 ) {
     let protocol = listener.protocol;
+    let write_timeout =
+        if listener.unix_path.is_none() { worker.limits.tcp_write_timeout } else { worker.limits.socket_timeout };
     let accepting = match accept::Listener::new(listener.fd, listener.unix_path, protocol == Protocol::Http) {
         Ok(accepting) => accepting,
         Err(err) => return tracing::error!("cannot use listening socket: {err}"),
@@ -357,7 +367,13 @@ async fn accept_loop(
             connection = accepting.accept(worker.slot_index, || tracker.open.get() as u32) => connection,
         };
         match connection {
-            Ok((stream, info)) => {
+            Ok((mut stream, info)) => {
+                let peer: Rc<str> = if info.remote_addr.is_empty() {
+                    Rc::from(format!("a client of {}", info.server_name))
+                } else {
+                    Rc::from(format!("{}:{}", info.remote_addr, info.remote_port))
+                };
+                stream.watch_writes(Some(write_timeout), &worker.slot.write_errors, peer);
                 let guard = tracker.opened();
                 let connection_worker = Rc::clone(&worker);
                 let stop = stop.clone();

@@ -75,7 +75,7 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
         Ok(length) => length,
         Err(err) => return refuse(&mut stream, record, StatusCode::BAD_REQUEST, &err.to_string()).await,
     };
-    let mut collector = BodyCollector::new(limits.post_buffering, limits.limit_post);
+    let mut collector = BodyCollector::new(limits.post_buffering, limits.limit_post, limits.post_buffering_bufsize);
     if let Err(err) = collector.check_declared(Some(content_length)) {
         return refuse(&mut stream, record, err.status(), &err.to_string()).await;
     }
@@ -86,7 +86,8 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
         return refuse(&mut stream, record, err.status(), &err.to_string()).await;
     }
     while remaining > 0 {
-        let mut chunk = BytesMut::with_capacity((remaining as usize).min(256 * 1024));
+        // `post-buffering-bufsize`: the size of each read of the body.
+        let mut chunk = BytesMut::with_capacity((remaining as usize).min(limits.post_buffering_bufsize));
         match tokio::time::timeout(limits.socket_timeout, stream.read_buf(&mut chunk)).await {
             Ok(Ok(0)) | Err(_) => {
                 return refuse(&mut stream, record, StatusCode::BAD_REQUEST, "request body cut short").await
@@ -119,7 +120,10 @@ pub async fn serve(mut stream: Stream, remote: Rc<str>, worker: Rc<Worker>) {
         }
     }
     let overrides = route_state.as_mut().map(|state| std::mem::take(&mut state.overrides)).unwrap_or_default();
-    let body = collector.finish();
+    let body = match collector.finish() {
+        Ok(body) => body,
+        Err(err) => return refuse(&mut stream, record, err.status(), &err.to_string()).await,
+    };
     let head_only = method == b"HEAD";
     let https = request.url_scheme() == "https";
     let turn = worker.python.turn().await;

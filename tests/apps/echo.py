@@ -3,7 +3,8 @@ through wsgi.input (as latin-1 text), the worker pid and the body length.
 
 Extra routes with fixed responses (matched on the last path segment): /__fixed__ (1000 bytes, Content-Length), /__gen__ (generator, no length),
 /__single__ (a one-element list, no length),
-/__big__?size=N (N deterministic bytes in 64 KiB chunks, see liegetest.big_payload).
+/__big__?size=N (N deterministic bytes in 64 KiB chunks, see liegetest.big_payload),
+/__bigone__?size=N (the same bytes as a one-element list: the app is done before they are written).
 """
 import json
 import os
@@ -47,6 +48,10 @@ def application(environ, start_response):
         n = int(parse_qs(environ.get("QUERY_STRING", "")).get("size", ["1048576"])[0])
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return _big(n)
+    if route == "__bigone__":
+        n = int(parse_qs(environ.get("QUERY_STRING", "")).get("size", ["1048576"])[0])
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(n))])
+        return [b"".join(_big(n))]
 
     body = environ["wsgi.input"].read()
     out = {}

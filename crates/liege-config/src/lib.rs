@@ -41,6 +41,7 @@ pub mod apps;
 mod args;
 pub mod cheaper;
 mod collect;
+pub mod cron;
 mod emperor;
 mod expand;
 mod help;

@@ -25,6 +25,12 @@ pub struct MasterFeatures {
     pub reload_on_as: Option<u64>,
     /// `max-fd`: RLIMIT_NOFILE, soft and hard.
     pub max_fd: Option<u64>,
+    // --- cron family (cron) ---
+    /// `cron`, `unique-cron`, `cron2`, in order (see [`crate::cron`]).
+    pub crons: Vec<crate::cron::CronSpec>,
+    /// `cron-harakiri`: seconds a cron command may run before its process group is killed.
+    pub cron_harakiri: Option<u64>,
+    // --- end cron family ---
 }
 
 impl Default for MasterFeatures {
@@ -37,6 +43,8 @@ impl Default for MasterFeatures {
             harakiri_graceful_signal: SIGTERM,
             reload_on_as: None,
             max_fd: None,
+            crons: Vec::new(),
+            cron_harakiri: None,
         }
     }
 }

@@ -175,6 +175,17 @@ pub enum OptionId {
     ReloadOnAs,
     MaxFd,
     // --- end master-side features ---
+    // --- cron family, cache bitmap, write timeouts, post-buffering-bufsize (cron) ---
+    /// `cron`, `unique-cron`, `cron2`.
+    Cron(crate::cron::CronKind),
+    CronHarakiri,
+    /// `legion-cron` and its spellings: refused (no legion subsystem).
+    LegionCron,
+    /// `so-send-timeout` and its three synonyms (one setting in uWSGI).
+    SoSendTimeout,
+    PostBufferingBufsize,
+    CacheUseLastModified,
+    // --- end cron family ---
     // logging and stats
     Logto,
     Logto2,
@@ -347,6 +358,7 @@ impl OptionDef {
 }
 
 use crate::cheaper::BusynessOption as BO;
+use crate::cron::CronKind as CK;
 use crate::logs::LogOption as LO;
 use crate::master::{DaemonKind as DK, HookPhase as HP};
 use crate::vassal::{RouteKind as RK, RouteTable as RT};
@@ -441,9 +453,9 @@ pub static OPTIONS: &[OptionDef] = &[
     opt(OptionId::LimitPost, "limit-post", &[], None, Scalar, G::Sockets, Vassal, "BYTES",
         "largest request body accepted; 0 = unlimited (default)"),
     opt(OptionId::HttpTimeout, "http-timeout", &[], None, Scalar, G::Sockets, Vassal, "SECONDS",
-        "how long to wait for a request head or body bytes (default 60); same setting as socket-timeout"),
+        "how long to wait for a request head or body bytes, or for a stalled response write (default 60); same setting as socket-timeout"),
     opt(OptionId::SocketTimeout, "socket-timeout", &[], Some('z'), Scalar, G::Sockets, Vassal, "SECONDS",
-        "how long to wait for a request head or body bytes (default 60); same setting as http-timeout"),
+        "how long to wait for a request head or body bytes, or for a stalled response write (default 60); same setting as http-timeout"),
     opt(OptionId::HttpKeepalive, "http-keepalive", &[], None, OptionalValue { default: "15" }, G::Sockets, Vassal, "SECONDS",
         "close idle keep-alive connections after SECONDS (default 15; bare, 1 or true = 15, as uWSGI's 1 = on; 0 or false = no keep-alive)"),
     opt(OptionId::HttpRawBody, "http-raw-body", &[], None, Flag, G::Sockets, Vassal, "",
@@ -854,6 +866,25 @@ pub static OPTIONS: &[OptionDef] = &[
     opt(OptionId::MaxFd, "max-fd", &[], None, Scalar, G::Processes, Vassal, "N",
         "set the open-files limit (RLIMIT_NOFILE, soft and hard) to N before anything else; raising the hard limit needs root"),
     // --- end master-side features ---
+    // --- cron family, cache bitmap, write timeouts, post-buffering-bufsize (cron) ---
+    opt(OptionId::Cron(CK::Cron), "cron", &[], None, List, G::Processes, Vassal, "MIN HOUR DAY MONTH WEEKDAY COMMAND",
+        "the master runs COMMAND (/bin/sh -c, output in the vassal log) when the local time matches; -1 = any, -N = every N; repeatable"),
+    opt(OptionId::Cron(CK::Unique), "unique-cron", &[], None, List, G::Processes, Vassal, "MIN HOUR DAY MONTH WEEKDAY COMMAND",
+        "like cron, but a run is skipped while the previous run of that entry is still going"),
+    opt(OptionId::Cron(CK::KeyValue), "cron2", &[], None, List, G::Processes, Vassal, "[minute=M,hour=H,day=D,month=MON,week=W,unique=0|1,harakiri=S] COMMAND",
+        "cron with keys (default -1 each: every minute); harakiri=S kills this entry's run after S seconds, 0 never"),
+    opt(OptionId::CronHarakiri, "cron-harakiri", &[], None, Scalar, G::Processes, Vassal, "SECONDS",
+        "kill (SIGKILL, its process group) a cron command still running SECONDS after it started (0 = never)"),
+    opt(OptionId::LegionCron, "legion-cron", &["cron-legion", "unique-legion-cron", "unique-cron-legion"], None, List,
+        G::Unsupported, Unsupported { reason: crate::cron::LEGION }, "LEGION CRON", "not supported: liege has no legions"),
+    opt(OptionId::SoSendTimeout, "so-send-timeout", &["socket-send-timeout", "so-write-timeout", "socket-write-timeout"],
+        None, OptionalValue { default: "1" }, G::Sockets, Vassal, "SECONDS",
+        "SO_SNDTIMEO of TCP sockets: a response write to a client that makes no progress for SECONDS drops the connection (logged, counted in the stats' write_errors); bare: 1"),
+    opt(OptionId::PostBufferingBufsize, "post-buffering-bufsize", &[], None, Scalar, G::Sockets, Vassal, "BYTES",
+        "size of the reads of a request body and of the writes of a spooled one (default 8192, raised to post-buffering)"),
+    opt(OptionId::CacheUseLastModified, "cache-use-last-modified", &[], None, Flag, G::App, Vassal, "",
+        "the old-style cache updates its last_modified_at (stats) on every change (cache2: lastmod=1)"),
+    // --- end cron family ---
     // --- logging and stats ---
     opt(OptionId::Logto, "logto", &[], None, Scalar, G::LoggingAndStats, Vassal, "PATH",
         "append the app's stdout and stderr to PATH"),

@@ -1402,3 +1402,53 @@ fn reload_on_exception_family_and_py_tracebacker() {
     assert!(error.contains("liege --connect-and-read"), "{error}");
 }
 // --- end Python plugin options ---
+// --- cron family, write timeouts, post-buffering-bufsize (cron) ---
+#[test]
+fn cron_family_from_an_ini_file() {
+    let config = ini_config(
+        "[uwsgi]\nmodule = app\nunique-cron = 15 0 -1 -1 -1 { touch /run/uwsgi-logrotate  }\n\
+         cron = -15 -1 -1 -1 -1 ./manage.py runjobs quarter_hourly\ncron2 = minute=30,harakiri=0 backup\n\
+         cron-harakiri = 600\n",
+    );
+    let crons = &config.master_features.crons;
+    assert_eq!(crons.len(), 3);
+    assert!(crons[0].unique && !crons[1].unique && !crons[2].unique);
+    assert_eq!(crons[0].command, "{ touch /run/uwsgi-logrotate  }");
+    assert_eq!((crons[1].schedule.minute, crons[2].schedule.minute), (-15, 30));
+    assert_eq!(crons[2].harakiri, cron::CronHarakiri::Never);
+    assert_eq!(config.master_features.cron_harakiri, Some(600));
+    assert!(ini_error("[uwsgi]\nmodule = app\ncron = * * * * * ls\n").contains("app.ini:3"));
+    let error = ini_error("[uwsgi]\nmodule = app\nlegion-cron = mylegion 0 0 -1 -1 -1 ls\n");
+    assert!(error.contains("legion"), "{error}");
+}
+
+#[test]
+fn write_timeouts_are_one_setting_with_four_names() {
+    for name in ["so-send-timeout", "socket-send-timeout", "so-write-timeout", "socket-write-timeout"] {
+        let config = ini_config(&format!("[uwsgi]\nmodule = app\n{name} = 60\n"));
+        assert_eq!(config.so_send_timeout, Some(Duration::from_secs(60)), "{name}");
+    }
+    // uWSGI declares them without an argument: bare, they mean 1.
+    assert_eq!(parse(&["--module", "app", "--so-send-timeout"]).unwrap().so_send_timeout, Some(Duration::from_secs(1)));
+    assert_eq!(ini_config("[uwsgi]\nmodule = app\nso-send-timeout = 0\n").so_send_timeout, None);
+    assert_eq!(ini_config("[uwsgi]\nmodule = app\n").so_send_timeout, None);
+}
+
+#[test]
+fn post_buffering_bufsize_defaults_and_is_raised_to_post_buffering() {
+    let config = ini_config("[uwsgi]\nmodule = app\npost-buffering = 1\npost-buffering-bufsize = 32768\n");
+    assert_eq!((config.post_buffering, config.post_buffering_bufsize), (1, 32768));
+    let config = ini_config("[uwsgi]\nmodule = app\npost-buffering = 4096\n");
+    assert_eq!(config.post_buffering_bufsize, 8192);
+    let config = ini_config("[uwsgi]\nmodule = app\npost-buffering = 65536\npost-buffering-bufsize = 4096\n");
+    assert_eq!(config.post_buffering_bufsize, 65536);
+    assert!(config.warnings.iter().any(|w| w.message.contains("raised")), "{:?}", config.warnings);
+}
+
+#[test]
+fn cache_use_last_modified_applies_to_the_old_style_cache() {
+    let config = ini_config("[uwsgi]\nmodule = app\ncache = 10\ncache-use-last-modified = true\n");
+    assert!(config.caches[0].lastmod);
+    assert!(!ini_config("[uwsgi]\nmodule = app\ncache = 10\n").caches[0].lastmod);
+}
+// --- end cron family ---

@@ -201,11 +201,22 @@ pub struct VassalConfig {
     pub post_buffering: usize,
     /// Largest accepted request body (`limit-post`, bytes; 0 = unlimited, the default).
     pub limit_post: u64,
-    /// How long to wait for a request head or body bytes (`http-timeout` / `socket-timeout`; default 60 s).
+    /// How long to wait for a request head or body bytes, and for a response write that cannot go on to make
+    /// progress, as uWSGI's `socket-timeout` (`http-timeout` / `socket-timeout`; default 60 s).
     pub socket_timeout: Duration,
     /// Idle keep-alive connections are closed after this (`http-keepalive`, seconds; default 15 s, 0 = no
     /// keep-alive).
     pub keepalive_timeout: Duration,
+    // --- write timeouts, post-buffering-bufsize (cron) ---
+    /// `so-send-timeout` (and `socket-send-timeout`, `so-write-timeout`, `socket-write-timeout`, one setting in
+    /// uWSGI): SO_SNDTIMEO of the TCP listening sockets, inherited by their connections. liege's writes never
+    /// block, so the worker enforces it: a response write to a TCP client that makes no progress this long
+    /// drops the connection. `None`: no such limit (uWSGI's default, 0).
+    pub so_send_timeout: Option<Duration>,
+    /// `post-buffering-bufsize`: the size of each read of a request body from the socket (uwsgi protocol) and
+    /// of each write of a spooled body to its file; default 8192, raised to `post-buffering` as uWSGI does.
+    pub post_buffering_bufsize: usize,
+    // --- end write timeouts ---
     // --- static files, routing, headers (static) ---
     pub request_path: RequestPathConfig,
     // --- end static files, routing, headers (static) ---
@@ -349,6 +360,10 @@ struct AppsOptions {
     mounts: Vec<Mount>,
     cache_items: Option<u64>,
     cache_blocksize: Option<(u64, RawOption)>,
+    /// `cache-use-last-modified` (old-style cache only, as uWSGI).
+    cache_use_last_modified: bool,
+    /// `post-buffering-bufsize` as given, resolved against `post-buffering` at the end.
+    post_buffering_bufsize: Option<(usize, RawOption)>,
 }
 
 impl<'r> Builder<'r> {
@@ -387,6 +402,8 @@ impl<'r> Builder<'r> {
             limit_post: 0,
             socket_timeout: Duration::from_secs(60),
             keepalive_timeout: DEFAULT_KEEPALIVE,
+            so_send_timeout: None,
+            post_buffering_bufsize: 0,
             // --- static files, routing, headers (static) ---
             request_path: RequestPathConfig::default(),
             // --- end static files, routing, headers (static) ---
@@ -690,6 +707,17 @@ impl<'r> Builder<'r> {
             OptionId::ReloadOnAs => config.master_features.reload_on_as = values::number_or_off(option, w)?,
             OptionId::MaxFd => config.master_features.max_fd = values::number_or_off(option, w)?,
             // --- end master-side features ---
+            // --- cron family, cache bitmap, write timeouts, post-buffering-bufsize (cron) ---
+            OptionId::Cron(kind) => config.master_features.crons.push(crate::cron::cron(kind, option, w)?),
+            OptionId::CronHarakiri => config.master_features.cron_harakiri = crate::cron::harakiri(option, w)?,
+            OptionId::SoSendTimeout => config.so_send_timeout = values::seconds_or_off(option, w)?,
+            OptionId::PostBufferingBufsize => {
+                self.apps.post_buffering_bufsize = Some((values::whole_number(option, w)?, option.clone()))
+            }
+            OptionId::CacheUseLastModified => self.apps.cache_use_last_modified = values::boolean(option, w)?,
+            // Unreachable through `support` above.
+            OptionId::LegionCron => {}
+            // --- end cron family ---
             OptionId::Logto | OptionId::Logto2 => match udp_log_address(option) {
                 Some(address) => self.logs.udp_output(option, address)?,
                 None => config.logto = Some(values::path(option)?),
@@ -792,7 +820,9 @@ impl<'r> Builder<'r> {
             .collect();
         match (self.apps.cache_items, self.apps.cache_blocksize.take()) {
             (Some(items), blocksize) => {
-                self.config.caches.push(CacheSpec::old_style(items, blocksize.map(|(size, _)| size)))
+                let mut spec = CacheSpec::old_style(items, blocksize.map(|(size, _)| size));
+                spec.lastmod = self.apps.cache_use_last_modified;
+                self.config.caches.push(spec)
             }
             (None, Some((_, option))) => {
                 return Err(ConfigError::Requires { origin: option.origin, name: option.key, required: "cache" })
@@ -814,6 +844,24 @@ impl<'r> Builder<'r> {
             .collect();
         crate::python::check(&self.config.python_features, &paste_uris, &self.python, &mut self.warnings)?;
         // --- end Python plugin options ---
+        // --- post-buffering-bufsize (cron) ---
+        // uWSGI (`uwsgi_setup_post_buffering`): 8192 unless given, and never below post-buffering.
+        let bufsize = match self.apps.post_buffering_bufsize.take() {
+            Some((0, _)) | None => 8192,
+            Some((size, option)) if size < self.config.post_buffering => {
+                self.warnings.push(ConfigWarning::new(
+                    &option.origin,
+                    format!(
+                        "post-buffering-bufsize {size} is below post-buffering ({}): raised to it, as uWSGI does",
+                        self.config.post_buffering
+                    ),
+                ));
+                self.config.post_buffering
+            }
+            Some((size, _)) => size,
+        };
+        self.config.post_buffering_bufsize = bufsize.max(self.config.post_buffering).max(1);
+        // --- end post-buffering-bufsize ---
         self.config.cheaper = std::mem::take(&mut self.cheaper).finish(self.config.processes, &mut self.warnings)?;
         // --- master-side features (feat) ---
         crate::master::check(&self.config.master_features, self.config.lazy_apps)?;
