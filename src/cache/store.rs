@@ -363,10 +363,14 @@ impl Store {
         let index = match (existing, write) {
             (Some(_), Write::Insert(_)) => return Err(SetError::Exists),
             (Some(index), Write::Upsert(value)) => {
-                if self.bitmap.is_some() && !guard.relocate(index, value.len() as u64, now) {
-                    return Err(guard.refuse_full());
-                }
-                guard.write_value(index, value, Some(expires));
+                let first_block = match self.bitmap {
+                    Some(_) => match guard.relocate(index, value.len() as u64, now) {
+                        Some(first) => first,
+                        None => return Err(guard.refuse_full()),
+                    },
+                    None => u64::from(index),
+                };
+                guard.write_value(index, value, Some(expires), first_block);
                 index
             }
             (Some(index), Write::Math(op, delta)) => {
@@ -375,7 +379,8 @@ impl Store {
                 }
                 // A number keeps its 8 bytes in place (uWSGI moves it to new blocks with `bitmap`, for nothing).
                 let number = op.apply(guard.number(index), delta);
-                guard.write_value(index, &number.to_ne_bytes(), None);
+                let first_block = guard.slot(index).first_block;
+                guard.write_value(index, &number.to_ne_bytes(), None, first_block);
                 index
             }
             (None, write) => {
@@ -698,26 +703,23 @@ impl Guard<'_> {
     }
 
     /// `bitmap`, before an item's value is overwritten with one of `len` bytes: frees its blocks and marks a
-    /// run for the new value (possibly the same blocks). On failure its blocks are marked again and nothing
-    /// changed. (uWSGI looks for the new run while the old blocks are still held; here the old blocks count.)
-    fn relocate(&mut self, index: u32, len: u64, now: u64) -> bool {
+    /// run for the new value (possibly the same blocks), whose first block `write_value` then takes. On
+    /// failure its blocks are marked again and nothing changed. (uWSGI looks for the new run while the old
+    /// blocks are still held; here the old blocks count.)
+    ///
+    /// The slot is not touched: it stays USED with its old blocks and bytes until `write_value` marks it
+    /// DIRTY, so a crash in between leaves it intact (the rebuild marks its blocks again and frees the run).
+    fn relocate(&mut self, index: u32, len: u64, now: u64) -> Option<u64> {
         let blocksize = self.store.blocksize as u64;
         let Slot { first_block, vallen, .. } = *self.slot(index);
         let held = bitmap::blocks_for(vallen, blocksize);
         bitmap::set_run(self.bitmap(), first_block, held, false);
-        // The slot stays USED with its old blocks until `write_value` marks it DIRTY: a crash in between
-        // leaves it intact (the rebuild marks its blocks again).
         self.header().next_block = first_block;
-        match self.allocate_blocks(len, now, Some(index)) {
-            Some(first) => {
-                self.slot(index).first_block = first;
-                true
-            }
-            None => {
-                bitmap::set_run(self.bitmap(), first_block, held, true);
-                false
-            }
+        let found = self.allocate_blocks(len, now, Some(index));
+        if found.is_none() {
+            bitmap::set_run(self.bitmap(), first_block, held, true);
         }
+        found
     }
 
     fn insert(&mut self, index: u32, key: &[u8], value: &[u8], expires: u64, first_block: u64) {
@@ -742,13 +744,13 @@ impl Guard<'_> {
         self.slot(index).state = USED;
     }
 
-    /// Overwrites the value of a live item (whose blocks, with `bitmap`, `relocate` chose); `expires: None`
-    /// keeps its expiry (math operations).
-    fn write_value(&mut self, index: u32, value: &[u8], expires: Option<u64>) {
+    /// Overwrites the value of a live item, from `first_block` (its own, or with `bitmap` the run `relocate`
+    /// marked); `expires: None` keeps its expiry (math operations).
+    fn write_value(&mut self, index: u32, value: &[u8], expires: Option<u64>, first_block: u64) {
         self.slot(index).state = DIRTY;
-        let first_block = self.slot(index).first_block;
         self.blocks_at(first_block, value.len()).copy_from_slice(value);
         let slot = self.slot(index);
+        slot.first_block = first_block;
         slot.vallen = value.len() as u64;
         if let Some(expires) = expires {
             slot.expires = expires;
@@ -985,6 +987,15 @@ mod tests {
         }
         assert_eq!(store.get(b"a", 0).unwrap(), Some(vec![1; 8]));
         assert!(!store.exists(b"b", 0).unwrap());
+        assert_eq!(free_blocks(&store), 6);
+        {
+            // As if a worker died right after choosing new blocks for a's next value, before writing it.
+            let mut guard = store.lock().unwrap();
+            let a = guard.find(b"a").unwrap();
+            guard.relocate(a, 20, 0).unwrap();
+            guard.rebuild();
+        }
+        assert_eq!(store.get(b"a", 0).unwrap(), Some(vec![1; 8]), "the old value, whole");
         assert_eq!(free_blocks(&store), 6);
         store.set(b"c", Write::Insert(&[3; 24]), 0, 0).unwrap();
         assert_eq!(store.get(b"c", 0).unwrap(), Some(vec![3; 24]));

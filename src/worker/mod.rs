@@ -368,12 +368,7 @@ async fn accept_loop(
         };
         match connection {
             Ok((mut stream, info)) => {
-                let peer: Rc<str> = if info.remote_addr.is_empty() {
-                    Rc::from(format!("a client of {}", info.server_name))
-                } else {
-                    Rc::from(format!("{}:{}", info.remote_addr, info.remote_port))
-                };
-                stream.watch_writes(Some(write_timeout), &worker.slot.write_errors, peer);
+                stream.watch_writes(Some(write_timeout), &worker.slot.write_errors);
                 let guard = tracker.opened();
                 let connection_worker = Rc::clone(&worker);
                 let stop = stop.clone();

@@ -55,8 +55,6 @@ struct WriteWatch {
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
     errors: Option<&'static AtomicU64>,
     failed: Cell<bool>,
-    /// Who is on the other end, for the log.
-    peer: Rc<str>,
 }
 
 impl WriteWatch {
@@ -71,7 +69,7 @@ impl WriteWatch {
 
     /// After a write attempt: progress disarms the stall timer, waiting arms it (and fails the write once it
     /// has run out), an error is counted.
-    fn after<T>(&mut self, result: Poll<io::Result<T>>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+    fn after<T>(&mut self, result: Poll<io::Result<T>>, cx: &mut Context<'_>, io: &Io) -> Poll<io::Result<T>> {
         match result {
             Poll::Ready(Ok(done)) => {
                 self.stall = None;
@@ -90,20 +88,34 @@ impl WriteWatch {
                     return Poll::Pending;
                 }
                 self.stall = None;
-                Poll::Ready(Err(self.timed_out(timeout)))
+                Poll::Ready(Err(self.timed_out(timeout, io)))
             }
         }
     }
 
     /// The error (logged, counted) of a write that made no progress for `timeout`.
-    fn timed_out(&self, timeout: Duration) -> io::Error {
+    fn timed_out(&self, timeout: Duration, io: &Io) -> io::Error {
         self.failed();
         tracing::warn!(
             "response write to {} made no progress for {} s (socket-timeout / so-send-timeout): dropping the connection",
-            self.peer,
+            io.peer(),
             timeout.as_secs()
         );
         io::Error::new(io::ErrorKind::TimedOut, "write timed out")
+    }
+}
+
+impl Io {
+    /// The client's address for the log (read only when something goes wrong).
+    fn peer(&self) -> String {
+        let tcp = match self {
+            Io::Tcp(s) => s.peer_addr().ok(),
+            Io::Unregistered(lazy) if !lazy.unix => {
+                lazy.socket.as_ref().and_then(|s| s.peer_addr().ok()).and_then(|addr| addr.as_socket())
+            }
+            _ => None,
+        };
+        tcp.map_or_else(|| "a unix-socket client".to_owned(), |addr| addr.to_string())
     }
 }
 
@@ -126,11 +138,10 @@ impl Stream {
     }
 
     /// Writes that make no progress for `timeout` fail (and drop the connection); failed writes are counted in
-    /// `errors`. `peer` names the client in the log.
-    pub fn watch_writes(&mut self, timeout: Option<Duration>, errors: &'static AtomicU64, peer: Rc<str>) {
+    /// `errors`.
+    pub fn watch_writes(&mut self, timeout: Option<Duration>, errors: &'static AtomicU64) {
         self.writes.timeout = timeout;
         self.writes.errors = Some(errors);
-        self.writes.peer = peer;
     }
 
     /// Registers the connection with the event loop, if it is not yet.
@@ -168,7 +179,7 @@ impl Stream {
         let result = match self.writes.timeout {
             Some(timeout) => match tokio::time::timeout(timeout, ready).await {
                 Ok(result) => result,
-                Err(_) => Err(self.writes.timed_out(timeout)),
+                Err(_) => Err(self.writes.timed_out(timeout, &self.io)),
             },
             None => ready.await,
         };
@@ -258,7 +269,7 @@ impl AsyncWrite for Stream {
                 Io::Unregistered(_) => Poll::Ready(Err(io::Error::other("the connection could not be registered"))),
             },
         };
-        this.writes.after(result, cx)
+        this.writes.after(result, cx, &this.io)
     }
 
     fn poll_write_vectored(
@@ -275,7 +286,7 @@ impl AsyncWrite for Stream {
                 Io::Unregistered(_) => Poll::Ready(Err(io::Error::other("the connection could not be registered"))),
             },
         };
-        this.writes.after(result, cx)
+        this.writes.after(result, cx, &this.io)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -221,10 +221,9 @@ pub fn cache2(option: &RawOption) -> Result<CacheSpec, ConfigError> {
             "ignore_full" => spec.ignore_full = flag(key, value)?,
             "bitmap" => spec.bitmap = flag(key, value)?,
             "lastmod" => spec.lastmod = flag(key, value)?,
-            // liege always expires lazily (an expired item is never returned), which is what this asks for.
-            "lazy_expire" | "lazy" => {
-                flag(key, value)?;
-            }
+            // liege always expires lazily (an expired item is never returned), which is what this asks for; uWSGI
+            // turns it on for any value, `0` included, so every value means what liege does.
+            "lazy_expire" | "lazy" => {}
             // uWSGI: sweep expired items (at most every N seconds) when the cache is full; liege frees expired
             // items before it reports a cache full, every time.
             "sweep_on_full" => {
