@@ -320,10 +320,7 @@ fn emperor_source(option: &RawOption) -> Result<(PathBuf, Option<String>), Confi
 /// its log process); the emperor has no log process, so an address is refused rather than taken for a file
 /// name.
 fn emperor_log_file(option: &RawOption) -> Result<PathBuf, ConfigError> {
-    let text = option.value.trim();
-    let is_address = !text.contains('/')
-        && text.rsplit_once(':').is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
-    if is_address {
+    if values::udp_log_address(option).is_some() {
         return Err(values::invalid(
             option,
             "the emperor logs to a file, not to a UDP address (vassals can: give them `logto = HOST:PORT` with \

@@ -197,6 +197,17 @@ pub fn socket_address(option: &RawOption) -> Result<SocketAddress, ConfigError> 
     Ok(SocketAddress::Tcp { host, port })
 }
 
+/// The address in `daemonize = HOST:PORT` or `logto = HOST:PORT`: uWSGI's `logto()` (core/logging.c) takes
+/// any value with a colon for a UDP address and sends every log line there. A path never has one here
+/// (`./a:b` or `/var/log/a:b` has a slash and stays a file). An empty host (`:8224`) is returned as given,
+/// for the caller to refuse.
+pub(crate) fn udp_log_address(option: &RawOption) -> Option<&str> {
+    let text = option.value.trim();
+    let (_, port) = text.rsplit_once(':')?;
+    let is_address = !text.contains('/') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    is_address.then_some(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

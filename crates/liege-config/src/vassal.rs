@@ -524,7 +524,7 @@ impl<'r> Builder<'r> {
             OptionId::Umask => config.umask = Some(values::octal_mode(option)?),
             OptionId::Daemonize | OptionId::Daemonize2 => {
                 config.detach = true;
-                match udp_log_address(option) {
+                match values::udp_log_address(option) {
                     Some(address) => self.logs.udp_output(option, address)?,
                     None => config.daemonize = Some(values::path(option)?),
                 }
@@ -718,7 +718,7 @@ impl<'r> Builder<'r> {
             // Unreachable through `support` above.
             OptionId::LegionCron => {}
             // --- end cron family ---
-            OptionId::Logto | OptionId::Logto2 => match udp_log_address(option) {
+            OptionId::Logto | OptionId::Logto2 => match values::udp_log_address(option) {
                 Some(address) => self.logs.udp_output(option, address)?,
                 None => config.logto = Some(values::path(option)?),
             },
@@ -983,16 +983,6 @@ fn owner(option: &RawOption) -> Result<String, ConfigError> {
         return Err(values::invalid(option, "expected USER or USER:GROUP"));
     }
     Ok(value)
-}
-
-/// The address in `daemonize = HOST:PORT` or `logto = HOST:PORT`: uWSGI's `logto()` (core/logging.c) takes
-/// any value with a colon for a UDP address and sends every log line there. A path never has one here
-/// (`./a:b` or `/var/log/a:b` has a slash and stays a file).
-fn udp_log_address(option: &RawOption) -> Option<&str> {
-    let text = option.value.trim();
-    let (host, port) = text.rsplit_once(':')?;
-    let is_address = !text.contains('/') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
-    is_address.then_some(if host.is_empty() { "" } else { text })
 }
 
 /// `pkg.mod`, `pkg.mod:callable` or a factory call `pkg.mod:create_app(...)`.
