@@ -18,15 +18,13 @@ import shlex
 import shutil
 import signal
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 import chroot
-from liegetest import free_port, group_members, http_get, wait_for
-from test_systemd import FakeSystemd
+from liegetest import FakeSystemd, free_port, group_members, http_get, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 DEB_DIR = REPO / "target" / "deb"

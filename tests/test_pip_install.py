@@ -20,7 +20,7 @@ import pytest
 import wheels
 from conftest import LiegeFactory
 from liegetest import REPO, clean_env, free_port, http_get, wait_for
-from test_seed import seed_body_counter
+from liegetest import seed_body_counter
 
 
 @pytest.fixture(scope="session")
