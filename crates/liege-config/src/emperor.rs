@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::options::{self, OptionId, OptionKind, Support};
-use crate::{args, collect, ini, values, ConfigError, ConfigWarning, RawOption};
+use crate::{args, collect, ini, values, ConfigError, ConfigWarning, Origin, RawOption};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmperorConfig {
@@ -234,6 +234,22 @@ impl EmperorConfig {
                     values::boolean(option, w)?;
                     continue;
                 }
+                // An emperor's ini file (Fedora's /etc/uwsgi.ini, a container's docker.ini) may carry app
+                // tuning such as `buffer-size`: uWSGI's emperor-only instance serves no request, so it has no
+                // effect there, and uWSGI's vassals never inherit it. liege warns and goes on. Options that
+                // would make uWSGI also serve an app beside its emperor stay errors (liege's emperor runs no
+                // app itself), as do app options on the command line.
+                Support::Vassal if matches!(option.origin, Origin::File { .. }) && !starts_an_app(def.id) => {
+                    w.push(ConfigWarning::new(
+                        &option.origin,
+                        format!(
+                            "'{}' has no effect on the emperor, as in uWSGI (an emperor serves no requests, and \
+                             vassals read their own files); to give it to every vassal, use vassal-set = {}=VALUE",
+                            option.key, option.key
+                        ),
+                    ));
+                    continue;
+                }
                 Support::Vassal => {
                     return Err(ConfigError::VassalOnly { origin: option.origin.clone(), name: option.key.clone() })
                 }
@@ -328,6 +344,21 @@ fn emperor_log_file(option: &RawOption) -> Result<PathBuf, ConfigError> {
         ));
     }
     values::path(option)
+}
+
+/// Options with which a uWSGI instance serves an app of its own (a socket to serve on, an app to load):
+/// in an emperor's file they are an error, not a warning, since liege's emperor would silently not serve it.
+fn starts_an_app(id: OptionId) -> bool {
+    matches!(
+        id,
+        OptionId::Socket
+            | OptionId::HttpSocket
+            | OptionId::WsgiFile
+            | OptionId::Module
+            | OptionId::Mount
+            | OptionId::Paste
+            | OptionId::Processes
+    )
 }
 
 fn milliseconds(option: &RawOption, w: &mut Vec<ConfigWarning>) -> Result<Duration, ConfigError> {

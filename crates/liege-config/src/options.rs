@@ -161,6 +161,8 @@ pub enum OptionId {
     NeverSwap,
     Ksm,
     BacklogStatus,
+    HttpWorkers,
+    UnsubscribeOnGracefulReload,
     // --- end cheaper ---
     // --- master-side features: side processes, hooks (feat) ---
     /// Every `attach-daemon*` spelling.
@@ -795,6 +797,10 @@ pub static OPTIONS: &[OptionDef] = &[
         "Linux KSM: every N requests (workers) or N seconds (master) mark the process's memory mergeable (madvise MADV_MERGEABLE); bare ksm is 1"),
     opt(OptionId::BacklogStatus, "backlog-status", &[], None, OptionalValue { default: "true" }, G::Compatibility, NoEffect, "VALUE",
         "no uWSGI setting: the name of uWSGI's management flag 15 (a runtime query of the listen queue); uWSGI reads the ini key as a placeholder and does nothing, and so does liege (the stats server reports listen_queue)"),
+    opt(OptionId::HttpWorkers, "http-workers", &[], None, Scalar, G::Compatibility, NoEffect, "N",
+        "uWSGI's number of HTTP router processes in front of the workers; liege has no router: every worker (processes = N) parses HTTP itself, so HTTP is already handled by all of them"),
+    opt(OptionId::UnsubscribeOnGracefulReload, "unsubscribe-on-graceful-reload", &[], None, Flag, G::Compatibility, NoEffect, "",
+        "acts only on subscriptions to a uWSGI fastrouter (subscribe-to), which liege does not have (subscribe-to is refused), so it changes nothing, in uWSGI as here"),
     // --- end cheaper ---
     // --- master-side features: side processes, hooks (feat) ---
     opt(OptionId::AttachDaemon(DK::Dumb), "attach-daemon", &[], None, List, G::Processes, Vassal, "COMMAND",

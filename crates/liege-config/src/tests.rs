@@ -810,6 +810,25 @@ fn emperor_from_an_ini_file() {
 }
 
 #[test]
+fn app_tuning_in_an_emperor_ini_is_a_warning_but_an_app_of_its_own_is_an_error() {
+    // muccg/yabi's docker.ini: uWSGI's emperor-only instance ignores buffer-size, and so does liege, saying so.
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write(dir.path(), "docker.ini", "[uwsgi]\nemperor = /app/vassals\nvacuum = True\nbuffer-size = 8192\n");
+    let config = parse_emperor_args(&os(&["--ini", ini.to_str().unwrap()]), &no_env).unwrap();
+    let warning = config.warnings.iter().map(ToString::to_string).find(|w| w.contains("buffer-size"));
+    let warning = warning.expect("a warning for buffer-size");
+    assert!(warning.contains("docker.ini:4") && warning.contains("vassal-set = buffer-size=VALUE"), "{warning}");
+    // An emperor file that also names an app to serve: liege's emperor would not serve it, so it is an error.
+    for line in ["wsgi-file = app.py", "http-socket = :8080", "module = app:application", "processes = 4"] {
+        let ini = write(dir.path(), "both.ini", &format!("[uwsgi]\nemperor = /app/vassals\n{line}\n"));
+        let error = parse_emperor_args(&os(&["--ini", ini.to_str().unwrap()]), &no_env).unwrap_err().to_string();
+        assert!(error.contains("configures an app, not the emperor"), "{line}: {error}");
+    }
+    // On liege's own command line app options stay errors.
+    assert!(parse_emperor_args(&os(&["dir", "--buffer-size", "8192"]), &no_env).is_err());
+}
+
+#[test]
 fn packaged_emperor_configs_set_the_emperors_own_user_tyranny_and_binary() {
     // theatlantic's RPM and PLD's package, as they ship.
     let dir = tempfile::tempdir().unwrap();

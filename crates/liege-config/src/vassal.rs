@@ -774,6 +774,8 @@ impl<'r> Builder<'r> {
             | OptionId::ProcnameMaster
             | OptionId::MemoryReport
             | OptionId::BacklogStatus
+            | OptionId::HttpWorkers
+            | OptionId::UnsubscribeOnGracefulReload
             | OptionId::LoopEngine
             | OptionId::Vhost => {}
         }
