@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -687,3 +688,50 @@ REQUEST_LOG_RE = re.compile(
     r"\[pid: (?P<pid>\d+)\|app: \d+\|req: \d+/\d+\] (?P<addr>\S+) .*?\] "
     r"(?P<method>[A-Z]+) (?P<uri>\S+) => generated (?P<bytes>\d+) bytes in (?P<msecs>\d+) msecs "
     r"\((?P<proto>HTTP/\d\.\d) (?P<status>\d{3})\)")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# A Kubernetes ConfigMap volume, laid out and updated as the kubelet does
+
+
+class KubeletConfigMap:
+    """A directory laid out as the kubelet lays out a ConfigMap volume, updated the kubelet's atomic way.
+
+    Layout (Kubernetes' AtomicWriter, pkg/volume/util/atomic_writer.go): each version's files are written
+    into a new directory `..YYYY_MM_DD_HH_MM_SS.RANDOM`; `..data` is a symlink to the current one; each key
+    is a symlink `KEY -> ..data/KEY`. An update writes the new version's directory, points a new
+    `..data_tmp` link at it and renames that over `..data` (the atomic swap), then creates the links of new
+    keys, removes the links of keys that are gone, and removes the previous version's directory.
+    """
+
+    def __init__(self, directory: Path):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.keys: set[str] = set()
+        self._serial = 0
+
+    def publish(self, data: dict[str, str]) -> None:
+        self._serial += 1
+        stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime())
+        version = self.dir / f"{stamp}{os.getpid()}{self._serial:04d}"
+        version.mkdir()
+        for key, text in data.items():
+            (version / key).write_text(text)
+            os.chmod(version / key, 0o644)
+        data_link = self.dir / "..data"
+        previous = os.readlink(data_link) if data_link.is_symlink() else None
+        tmp_link = self.dir / "..data_tmp"
+        os.symlink(version.name, tmp_link)
+        os.rename(tmp_link, data_link)
+        for key in data:
+            if not (self.dir / key).is_symlink():
+                os.symlink(f"..data/{key}", self.dir / key)
+        for key in self.keys - set(data):
+            os.unlink(self.dir / key)
+        self.keys = set(data)
+        if previous is not None:
+            shutil.rmtree(self.dir / previous)
+
+    def current(self) -> str:
+        """The name of the version directory `..data` points at."""
+        return os.readlink(self.dir / "..data")
