@@ -30,8 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from liegetest import KubeletConfigMap, free_port, http_get, register_for_report, wait_for
-from test_pid1 import NsEmperor
+from liegetest import KubeletConfigMap, NsEmperor, free_port, http_get, register_for_report, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 CONTAINERFILE = REPO / "packaging" / "Containerfile"

@@ -16,14 +16,11 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from liegetest import READY_TIMEOUT, all_procs, http_get, register_for_report, wait_for
-from test_emperor import Emperor, emperor_factory  # noqa: F401 (a fixture)
+from liegetest import READY_TIMEOUT, NsEmperor, http_get, register_for_report, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
                                 reason="a new PID namespace needs root and unshare(1)")
@@ -45,85 +42,6 @@ def application(environ, start_response):
 """
 
 DEBUG = {"LIEGE_LOG": "info,liege::emperor::orphans=debug"}
-
-
-def pid_namespace(pid: int) -> str | None:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/pid")
-    except OSError:
-        return None
-
-
-def ns_pid(host_pid: int) -> int | None:
-    """The pid a process has inside its own (innermost) PID namespace."""
-    try:
-        status = Path(f"/proc/{host_pid}/status").read_text()
-    except OSError:
-        return None
-    match = re.search(r"^NSpid:\s+(.*)$", status, re.MULTILINE)
-    return int(match.group(1).split()[-1]) if match else None
-
-
-class NsEmperor(Emperor):
-    """An emperor that is PID 1 of its own PID namespace (the `unshare` process is its parent on the host).
-
-    `argv`, if set before start(), is the whole emperor command line instead of the usual test options."""
-
-    def start(self, wait: bool = True) -> "NsEmperor":
-        emperor = getattr(self, "argv", None) or [
-            os.fspath(self.binary), "emperor", os.fspath(self.dir), "--run-dir", os.fspath(self.run_dir),
-            "--api", f"127.0.0.1:{self.api_port}", "--vassal-port-range", f"{self.low}-{self.high}",
-            "--emperor-max-throttle", "4000", *self.extra]
-        argv = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *emperor]
-        with open(self.stderr_path, "ab") as err, open(self.stdout_path, "ab") as out:
-            self.proc = subprocess.Popen(argv, cwd=self.root, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                         env=self.env, start_new_session=True)
-        self.init = wait_for(self._init_pid, 10, "the emperor as PID 1 of the new namespace")
-        self.ns = pid_namespace(self.init)
-        if wait:
-            wait_for(self._api_up, 20, "the emperor's API")
-        return self
-
-    def _init_pid(self) -> int | None:
-        for p in all_procs():
-            if p.ppid == self.proc.pid and ns_pid(p.pid) == 1:
-                return p.pid
-        return None
-
-    def processes(self) -> list[tuple[int, int, str, str]]:
-        """(host pid, namespace pid, state, comm) of every process in the namespace."""
-        out = []
-        if self.ns is None:
-            return out
-        for p in all_procs():
-            if pid_namespace(p.pid) == self.ns:
-                inner = ns_pid(p.pid)
-                if inner is not None:
-                    out.append((p.pid, inner, p.state, p.comm))
-        return out
-
-    def host_pid(self, inner: int) -> int:
-        found = [host for host, pid, _, _ in self.processes() if pid == inner]
-        assert found, f"no process {inner} in the namespace: {self.processes()}"
-        return found[0]
-
-    def zombies(self) -> list[tuple[int, int, str, str]]:
-        return [p for p in self.processes() if p[2] == "Z"]
-
-    def kill_all(self) -> None:
-        # SIGKILL of PID 1 kills every process of its namespace; --kill-child does the same if unshare dies.
-        if self.proc is not None:
-            for pid in (getattr(self, "init", None), self.proc.pid):
-                if pid:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-        super().kill_all()
 
 
 @pytest.fixture
