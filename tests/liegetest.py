@@ -1003,14 +1003,16 @@ def ns_pid(host_pid: int) -> int | None:
 class NsEmperor(Emperor):
     """An emperor that is PID 1 of its own PID namespace (the `unshare` process is its parent on the host).
 
-    `argv`, if set before start(), is the whole emperor command line instead of the usual test options."""
+    `argv`, if set before start(), is the whole emperor command line instead of the usual test options;
+    `unshare`, the command that makes the namespace and runs it (default: with a fresh /proc of its own)."""
 
     def start(self, wait: bool = True) -> "NsEmperor":
         emperor = getattr(self, "argv", None) or [
             os.fspath(self.binary), "emperor", os.fspath(self.dir), "--run-dir", os.fspath(self.run_dir),
             "--api", f"127.0.0.1:{self.api_port}", "--vassal-port-range", f"{self.low}-{self.high}",
             "--emperor-max-throttle", "4000", *self.extra]
-        argv = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *emperor]
+        prefix = getattr(self, "unshare", None) or ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
+        argv = [*prefix, *emperor]
         with open(self.stderr_path, "ab") as err, open(self.stdout_path, "ab") as out:
             self.proc = subprocess.Popen(argv, cwd=self.root, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                          env=self.env, start_new_session=True)

@@ -9,6 +9,10 @@ No image is built here (no docker or podman daemon, no registry). What is checke
   /usr/bin/liege, a free port for 9191) as PID 1 of a new PID namespace, on the ConfigMap of packaging/k8s laid
   out as the kubelet lays it out: the app answers, the API needs the token from a non-loopback address and
   not from loopback, a ConfigMap update reloads the vassal, SIGTERM stops it all with status 0;
+- the image's final stage in a Debian trixie root (the debootstrap chroot of tests/chroot.py, in an overlay,
+  standing in for debian:trixie-slim): its RUN lines as written (apt installs the .deb that packaging/build-deb
+  made, resolving its Depends; the `liege` user is created), then ENTRYPOINT + CMD as PID 1 inside it, on a
+  ConfigMap mounted at the VOLUME, the vassal running as `liege`;
 - the Kubernetes manifests: rendered by `kubectl kustomize` (offline), validated against Kubernetes' own
   schemas (kubernetes-validate, strict), and cross-checked with the Containerfile and the vassal file (mount
   path, args, ports, probes, grace period against the mercy).
@@ -30,6 +34,7 @@ from pathlib import Path
 
 import pytest
 
+import chroot
 from liegetest import KubeletConfigMap, NsEmperor, free_port, http_get, register_for_report, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -248,6 +253,11 @@ def image_emperor(request, tmp_path, liege_binary):
         register_for_report(request.node, e)
         return e.start()
 
+    def adopt(e: NsEmperor) -> None:
+        made.append(e)
+        register_for_report(request.node, e)
+
+    make.adopt = adopt
     yield make
     for e in made:
         e.kill_all()
@@ -293,3 +303,86 @@ def test_the_images_command_line_as_pid_1_on_the_configmap(image_emperor, liege_
     os.kill(e.init, signal.SIGTERM)
     assert e.wait_exit(60) == 0, e.describe()
     assert "all vassals stopped; bye" in e.logs() and not e.processes()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The final stage, in a trixie root
+
+
+def built_package() -> Path:
+    debs = sorted((REPO / "target" / "deb").glob("liege_*.deb"))
+    if not debs:
+        message = "no Debian package (tests/run builds it: packaging/build-deb --root <trixie chroot>)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return debs[-1]
+
+
+def test_the_final_stage_in_a_trixie_root_runs_the_emperor_as_pid_1(image_emperor, tmp_path):
+    root = chroot.ready(*chroot.TRIXIE_PYTHON)
+    if root is None:
+        message = "no trixie chroot (tests/run prepares it: tests/chroot.py prepare trixie ...)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    deb = built_package()
+    final = stages()[-1]
+    # COPY --from=build /out/ /tmp/liege-deb/: the build stage's --out holds the .deb.
+    layer = tmp_path / "layer"
+    copied = layer / "upper" / "tmp" / "liege-deb"
+    copied.mkdir(parents=True)
+    shutil.copy(deb, copied / deb.name)
+    for word, rest in final:
+        if word == "RUN":  # the shell form, as the builder runs it
+            done = chroot.run_inside(root, ["/bin/sh", "-c", rest], overlay=layer, capture_output=True, text=True,
+                                     timeout=300)
+            assert done.returncode == 0, f"RUN {rest}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    upper = layer / "upper"
+    assert not (upper / "tmp" / "liege-deb").exists()
+    status = chroot.run_inside(root, ["dpkg-query", "-W", "-f", "${Status} ${Version}", "liege"], overlay=layer,
+                               capture_output=True, text=True, timeout=60)
+    assert status.stdout.startswith("install ok installed"), status.stdout + status.stderr
+    passwd = (upper / "etc" / "passwd").read_text()
+    liege_uid = int(next(line for line in passwd.splitlines() if line.startswith("liege:")).split(":")[2])
+    # The ConfigMap as the kubelet mounts it, at the VOLUME; ports mapped to free ones (the host's network).
+    app_port, api_port = free_port(), free_port()
+    configmap = by_kind(rendered())["ConfigMap"]
+    data = {key: text.replace(":8000", f":{app_port}") for key, text in configmap["data"].items()}
+    cm = KubeletConfigMap(tmp_path / "vassals")
+    cm.publish(data)
+    argv = [arg.replace(":9191", f":{api_port}") for arg in command_line()]
+    env = {key: value for word, rest in final if word == "ENV" for key, value in [rest.split("=", 1)]}
+    e = NsEmperor(Path(argv[0]), tmp_path, name="trixie", env=env)
+    e.api_port = api_port
+    e.unshare = ["unshare", "--pid", "--fork", "--kill-child"]
+    e.argv = chroot.command(root, argv, overlay=layer, mounts={argv[2]: cm.dir})
+    image_emperor.adopt(e)
+    e.start()
+    assert e.ns != pid_namespace_of_self()
+    name = next(key for key in data if key.endswith(".ini"))[:-4]
+    v, port = e.wait_serving(name)
+    assert http_get(app_port, "/").text.startswith("hello from liege")
+    # The vassal dropped to the image's `liege` user; the emperor (PID 1) is root.
+    for pid in [v["pid"], *(w["pid"] for w in v["workers"])]:
+        assert uid_of(e.host_pid(pid)) == liege_uid
+    assert uid_of(e.init) == 0
+    token = (upper / "run" / "liege" / "emperor" / "api-token").read_text().strip()
+    remote = non_loopback_address()
+    if remote is not None:
+        assert api_status(remote, api_port, "/api/vassals") == 401
+        assert api_status(remote, api_port, "/api/vassals", token) == 200
+    assert (upper / "var" / "log" / "liege" / f"{name}.log").exists()
+    os.kill(e.init, signal.SIGTERM)
+    assert e.wait_exit(60) == 0, e.describe()
+    assert "all vassals stopped; bye" in e.logs()
+    wait_for(lambda: not e.processes(), 10, "the namespace to be empty")
+
+
+def pid_namespace_of_self() -> str:
+    return os.readlink("/proc/self/ns/pid")
+
+
+def uid_of(host_pid: int) -> int:
+    status = Path(f"/proc/{host_pid}/status").read_text()
+    return int(re.search(r"^Uid:\s+(\d+)", status, re.MULTILINE).group(1))
