@@ -86,6 +86,20 @@ def test_orphans_reparented_to_pid_1_are_reaped(ns_emperor):
     assert v["state"] == "running" and v["last_exit"] is None and v["respawns"] == 0, v
 
 
+def test_a_double_forking_attach_daemon_leaves_no_zombie(ns_emperor):
+    e = ns_emperor()
+    # The daemon's subshell starts `sleep 0.3` and exits: sleep is orphaned (to PID 1) and exits soon after; the
+    # daemon itself (`exec sleep 60`) stays, supervised by the master.
+    (e.dir / "app.ini").write_text(orphan_ini() + "attach-daemon = sh -c '(sleep 0.3 &); exec sleep 60'\n")
+    e.wait_serving("app")
+    match = wait_for(lambda: re.search(r"reaped orphan pid (\d+): exited with code 0", e.logs()), 15,
+                     "the daemon's orphan reaped")
+    orphan = int(match.group(1))
+    assert all(inner != orphan for _, inner, _, _ in e.processes())
+    wait_for(lambda: not e.zombies(), 10, "no zombie in the namespace")
+    assert any(comm == "sleep" for _, _, state, comm in e.processes() if state != "Z"), e.processes()
+
+
 def test_workers_orphaned_by_sigkill_of_their_master_are_reaped(ns_emperor):
     e = ns_emperor()
     (e.dir / "app.ini").write_text(orphan_ini(processes=2))

@@ -106,15 +106,16 @@ pub fn run(args: &[OsString]) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // Bind what may need root, then become `uid`/`gid` keeping `cap`, as a uWSGI emperor does: here, while
-    // the process is single-threaded, because capabilities belong to each thread (capset(2)) and the
-    // runtime's threads must all inherit the kept ones (a tyrant's vassals are started from any of them).
+    // `emperor-subreaper`: orphans below the emperor come to it, and it reaps them (orphans.rs).
     if setup.config.subreaper {
         if let Err(err) = orphans::become_subreaper() {
             eprintln!("liege: emperor-subreaper: cannot become a child subreaper: {err}");
             return ExitCode::from(1);
         }
     }
+    // Bind what may need root, then become `uid`/`gid` keeping `cap`, as a uWSGI emperor does: here, while
+    // the process is single-threaded, because capabilities belong to each thread (capset(2)) and the
+    // runtime's threads must all inherit the kept ones (a tyrant's vassals are started from any of them).
     if let Err(err) = setup.bind().and_then(|()| drop_privileges(&setup)) {
         eprintln!("liege: {err:#}");
         return ExitCode::from(1);
