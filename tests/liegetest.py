@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -976,3 +977,135 @@ def seed_body_counter(body: bytes) -> int:
     tail = body[len(SEED_PREFIX):]
     assert re.fullmatch(rb"\d+", tail), f"after the numbers, expected the counter only, got {tail!r}"
     return int(tail)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The emperor as PID 1 of its own PID namespace (a container without the image)
+
+
+def pid_namespace(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def ns_pid(host_pid: int) -> int | None:
+    """The pid a process has inside its own (innermost) PID namespace."""
+    try:
+        status = Path(f"/proc/{host_pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^NSpid:\s+(.*)$", status, re.MULTILINE)
+    return int(match.group(1).split()[-1]) if match else None
+
+
+class NsEmperor(Emperor):
+    """An emperor that is PID 1 of its own PID namespace (the `unshare` process is its parent on the host).
+
+    `argv`, if set before start(), is the whole emperor command line instead of the usual test options;
+    `unshare`, the command that makes the namespace and runs it (default: with a fresh /proc of its own)."""
+
+    def start(self, wait: bool = True) -> "NsEmperor":
+        emperor = getattr(self, "argv", None) or [
+            os.fspath(self.binary), "emperor", os.fspath(self.dir), "--run-dir", os.fspath(self.run_dir),
+            "--api", f"127.0.0.1:{self.api_port}", "--vassal-port-range", f"{self.low}-{self.high}",
+            "--emperor-max-throttle", "4000", *self.extra]
+        prefix = getattr(self, "unshare", None) or ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
+        argv = [*prefix, *emperor]
+        with open(self.stderr_path, "ab") as err, open(self.stdout_path, "ab") as out:
+            self.proc = subprocess.Popen(argv, cwd=self.root, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                         env=self.env, start_new_session=True)
+        self.init = wait_for(self._init_pid, 10, "the emperor as PID 1 of the new namespace")
+        self.ns = pid_namespace(self.init)
+        if wait:
+            wait_for(self._api_up, 20, "the emperor's API")
+        return self
+
+    def _init_pid(self) -> int | None:
+        for p in all_procs():
+            if p.ppid == self.proc.pid and ns_pid(p.pid) == 1:
+                return p.pid
+        return None
+
+    def processes(self) -> list[tuple[int, int, str, str]]:
+        """(host pid, namespace pid, state, comm) of every process in the namespace."""
+        out = []
+        if self.ns is None:
+            return out
+        for p in all_procs():
+            if pid_namespace(p.pid) == self.ns:
+                inner = ns_pid(p.pid)
+                if inner is not None:
+                    out.append((p.pid, inner, p.state, p.comm))
+        return out
+
+    def host_pid(self, inner: int) -> int:
+        found = [host for host, pid, _, _ in self.processes() if pid == inner]
+        assert found, f"no process {inner} in the namespace: {self.processes()}"
+        return found[0]
+
+    def zombies(self) -> list[tuple[int, int, str, str]]:
+        return [p for p in self.processes() if p[2] == "Z"]
+
+    def kill_all(self) -> None:
+        # SIGKILL of PID 1 kills every process of its namespace; --kill-child does the same if unshare dies.
+        if self.proc is not None:
+            for pid in (getattr(self, "init", None), self.proc.pid):
+                if pid:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        super().kill_all()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# A Kubernetes ConfigMap volume, laid out and updated as the kubelet does
+
+
+class KubeletConfigMap:
+    """A directory laid out as the kubelet lays out a ConfigMap volume, updated the kubelet's atomic way.
+
+    Layout (Kubernetes' AtomicWriter, pkg/volume/util/atomic_writer.go): each version's files are written
+    into a new directory `..YYYY_MM_DD_HH_MM_SS.RANDOM`; `..data` is a symlink to the current one; each key
+    is a symlink `KEY -> ..data/KEY`. An update writes the new version's directory, points a new
+    `..data_tmp` link at it and renames that over `..data` (the atomic swap), then creates the links of new
+    keys, removes the links of keys that are gone, and removes the previous version's directory.
+    """
+
+    def __init__(self, directory: Path):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.keys: set[str] = set()
+        self._serial = 0
+
+    def publish(self, data: dict[str, str]) -> None:
+        self._serial += 1
+        stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime())
+        version = self.dir / f"{stamp}{os.getpid()}{self._serial:04d}"
+        version.mkdir()
+        for key, text in data.items():
+            (version / key).write_text(text)
+            os.chmod(version / key, 0o644)
+        data_link = self.dir / "..data"
+        previous = os.readlink(data_link) if data_link.is_symlink() else None
+        tmp_link = self.dir / "..data_tmp"
+        os.symlink(version.name, tmp_link)
+        os.rename(tmp_link, data_link)
+        for key in data:
+            if not (self.dir / key).is_symlink():
+                os.symlink(f"..data/{key}", self.dir / key)
+        for key in self.keys - set(data):
+            os.unlink(self.dir / key)
+        self.keys = set(data)
+        if previous is not None:
+            shutil.rmtree(self.dir / previous)
+
+    def current(self) -> str:
+        """The name of the version directory `..data` points at."""
+        return os.readlink(self.dir / "..data")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from liegetest import (EMPEROR_APP, EMPEROR_RAISING_APP, answers, body_of, free_port, http_get, pid_alive,
-                       vassal_ini, wait_for, write_atomically)
+from liegetest import (EMPEROR_APP, EMPEROR_RAISING_APP, KubeletConfigMap, answers, body_of, free_port, http_get,
+                       pid_alive, vassal_ini, wait_for, write_atomically)
 
 APP = EMPEROR_APP
 RAISING_APP = EMPEROR_RAISING_APP
@@ -201,29 +201,34 @@ def test_editor_style_rename_save_reloads(emperor):
     assert list(emperor.vassals()) == ["ed"]
 
 
-def test_configmap_symlink_swap_reloads_only_the_changed_vassal(emperor):
-    d = emperor.dir
-
-    def publish(version: str, contents: dict[str, str]):
-        target = d / f"..{version}"
-        target.mkdir()
-        for name, text in contents.items():
-            (target / name).write_text(text)
-        os.symlink(target.name, d / "..data_tmp")
-        os.rename(d / "..data_tmp", d / "..data")  # the atomic swap kubelet does
-
-    publish("v1", {"a.ini": vassal_ini("a1"), "b.ini": vassal_ini("b1")})
-    os.symlink("..data/a.ini", d / "a.ini")
-    os.symlink("..data/b.ini", d / "b.ini")
+def test_configmap_updates_reload_the_changed_vassal_start_new_keys_and_stop_removed_ones(emperor):
+    # The vassal directory is a ConfigMap volume, updated as the kubelet updates it (KubeletConfigMap):
+    # timestamped version directories, `..data` renamed over, `KEY -> ..data/KEY` links.
+    cm = KubeletConfigMap(emperor.dir)
+    app = (emperor.dir / "app.py").read_text()
+    (emperor.dir / "app.py").unlink()  # the app comes with the ConfigMap, as in packaging/k8s/configmap.yaml
+    cm.publish({"a.ini": vassal_ini("a1"), "b.ini": vassal_ini("b1"), "app.py": app})
     a1, port_a = emperor.wait_serving("a")
     b1, port_b = emperor.wait_serving("b")
-    publish("v2", {"a.ini": vassal_ini("a1"), "b.ini": vassal_ini("b2")})
+    # b's key changes: only b reloads (the new version first), a's same content behind a new link is left alone.
+    cm.publish({"a.ini": vassal_ini("a1"), "b.ini": vassal_ini("b2"), "app.py": app})
     emperor.wait_state("b", "running", where=lambda v: v["pid"] != b1["pid"])
     wait_for(lambda: body_of(port_b).startswith("b2 "), 10, "b's new version")
     time.sleep(2.5)  # a periodic rescan too
     a_now = emperor.vassal("a")
     assert a_now["pid"] == a1["pid"] and a_now["reloads"] == 0, a_now
     assert body_of(port_a).startswith("a1 ")
+    # b's key is removed and c's added: b stops, c starts, a still untouched.
+    b2 = emperor.vassal("b")
+    cm.publish({"a.ini": vassal_ini("a1"), "c.ini": vassal_ini("c1"), "app.py": app})
+    _, port_c = emperor.wait_serving("c")
+    assert body_of(port_c).startswith("c1 ")
+    wait_for(lambda: emperor.vassal("b") is None, 20, "vassal b removed")
+    wait_for(lambda: not pid_alive(b2["pid"]), 15, "b's master to exit")
+    assert sorted(emperor.vassals()) == ["a", "c"]
+    assert sorted(p.name for p in emperor.dir.iterdir() if p.name.startswith("..")) == sorted(["..data", cm.current()])
+    a_now = emperor.vassal("a")
+    assert a_now["pid"] == a1["pid"] and a_now["reloads"] == 0, a_now
 
 
 def test_sighup_reloads_every_vassal(emperor):

@@ -11,6 +11,7 @@
 //! - [`logs`]: each vassal's output, in a ring buffer, a rotated log file, and the emperor's stderr.
 //! - [`throttle`]: exponential backoff for crash loops.
 //! - [`registry`]: the state shared with the HTTP API ([`api`]).
+//! - [`orphans`]: as PID 1 (a container) or with `emperor-subreaper`, reaping the orphans reparented to it.
 //!
 //! Signals: SIGTERM stops every vassal gracefully, then exits (a second SIGTERM or a SIGINT makes it quick);
 //! SIGINT/SIGQUIT stop them quickly; SIGHUP reloads every vassal gracefully.
@@ -21,6 +22,7 @@
 
 pub mod api;
 pub mod logs;
+pub mod orphans;
 pub mod registry;
 pub mod scan;
 pub mod sockets;
@@ -81,6 +83,8 @@ pub struct Context {
     pub registry: Arc<Registry>,
     /// `emperor-tyrant`: each vassal runs as the owner of its file.
     pub tyrant: Option<liege_config::Tyrant>,
+    /// The vassal processes the emperor spawned, which the orphan reaper must leave to their waiters.
+    pub children: Arc<orphans::Children>,
 }
 
 /// Runs the emperor with its command line (argv without the program name, with or without the leading
@@ -102,6 +106,13 @@ pub fn run(args: &[OsString]) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // `emperor-subreaper`: orphans below the emperor come to it, and it reaps them (orphans.rs).
+    if setup.config.subreaper {
+        if let Err(err) = orphans::become_subreaper() {
+            eprintln!("liege: emperor-subreaper: cannot become a child subreaper: {err}");
+            return ExitCode::from(1);
+        }
+    }
     // Bind what may need root, then become `uid`/`gid` keeping `cap`, as a uWSGI emperor does: here, while
     // the process is single-threaded, because capabilities belong to each thread (capset(2)) and the
     // runtime's threads must all inherit the kept ones (a tyrant's vassals are started from any of them).
@@ -385,7 +396,13 @@ async fn emperor(mut setup: Setup) -> ExitCode {
         start_slots: Arc::new(Semaphore::new(concurrency)),
         registry: registry.clone(),
         tyrant: setup.config.tyrant,
+        children: Arc::new(orphans::Children::new()),
     });
+    // In a container the emperor is PID 1: every orphan of the namespace becomes its child.
+    if let Some(why) = orphans::should_reap(nix::unistd::getpid().as_raw(), orphans::is_subreaper()) {
+        tracing::info!("{why}: it reaps the orphaned processes reparented to it");
+        tokio::spawn(orphans::run(ctx.children.clone()));
+    }
 
     let Some(api_bound) = setup.api.take() else {
         eprintln!("liege: the API socket was not bound");

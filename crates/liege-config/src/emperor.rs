@@ -65,6 +65,9 @@ pub struct EmperorConfig {
     pub chmod_socket: Option<u32>,
     /// `emperor-tyrant` (and `-nofollow`, `-initgroups`): each vassal runs as its file's owner.
     pub tyrant: Option<Tyrant>,
+    /// `emperor-subreaper`: the emperor sets `PR_SET_CHILD_SUBREAPER`, so orphans below it are reparented
+    /// to it, and it reaps them (uWSGI's option; as PID 1 it reaps them without it).
+    pub subreaper: bool,
     /// `binary-path`: the liege binary vassals are started with, instead of the running one.
     pub binary_path: Option<PathBuf>,
     /// `touch-reload`: touching one of these files does what SIGHUP does to the emperor (uWSGI's
@@ -142,6 +145,7 @@ impl EmperorConfig {
             caps: Vec::new(),
             chmod_socket: None,
             tyrant: None,
+            subreaper: false,
             binary_path: None,
             touch_reload: Vec::new(),
             raw: Vec::new(),
@@ -275,6 +279,7 @@ impl EmperorConfig {
                 }
                 OptionId::EmperorTyrantNofollow => tyrant_flags.0 = values::boolean(option, w)?,
                 OptionId::EmperorTyrantInitgroups => tyrant_flags.1 = values::boolean(option, w)?,
+                OptionId::EmperorSubreaper => config.subreaper = values::boolean(option, w)?,
                 OptionId::BinaryPath => config.binary_path = Some(values::path(option)?),
                 OptionId::EmperorRequiredHeartbeat => config.required_heartbeat = values::positive_seconds(option, w)?,
                 _ => {}

@@ -248,6 +248,7 @@ pub enum OptionId {
     LoopEngine,
     Vhost,
     EmperorTyrant,
+    EmperorSubreaper,
     EmperorTyrantNofollow,
     EmperorTyrantInitgroups,
     BinaryPath,
@@ -1001,6 +1002,9 @@ pub static OPTIONS: &[OptionDef] = &[
         "with emperor-tyrant: take the owner of a symlinked vassal file from the link, not from its target"),
     opt(OptionId::EmperorTyrantInitgroups, "emperor-tyrant-initgroups", &[], None, Flag, G::Emperor, EmperorOnly, "",
         "with emperor-tyrant: give each vassal its owner's supplementary groups (default: its group alone)"),
+    opt(OptionId::EmperorSubreaper, "emperor-subreaper", &[], None, Flag, G::Emperor, EmperorOnly, "",
+        "make the emperor a child subreaper (PR_SET_CHILD_SUBREAPER): processes orphaned below it are reparented \
+         to it and reaped (always done when the emperor is PID 1, as in a container)"),
     opt(OptionId::BinaryPath, "binary-path", &[], None, Scalar, G::Emperor, EmperorOnly, "PATH",
         "start vassals with the liege binary at PATH instead of the running one (e.g. after an upgrade)"),
     opt(OptionId::EmperorRequiredHeartbeat, "emperor-required-heartbeat", &[], None, Scalar, G::Emperor, EmperorOnly, "SECONDS",

@@ -870,6 +870,17 @@ fn packaged_emperor_configs_set_the_emperors_own_user_tyranny_and_binary() {
 }
 
 #[test]
+fn emperor_subreaper_is_an_emperor_flag() {
+    let on = parse_emperor_args(&os(&["dir", "--emperor-subreaper"]), &no_env).unwrap();
+    assert!(on.subreaper);
+    assert!(!parse_emperor_args(&os(&["dir"]), &no_env).unwrap().subreaper);
+    let dir = tempfile::tempdir().unwrap();
+    let off = write(dir.path(), "e.ini", "[uwsgi]\nemperor = /etc/uwsgi.d\nemperor-subreaper = false\n");
+    assert!(!parse_emperor_args(&os(&["--ini", off.to_str().unwrap()]), &no_env).unwrap().subreaper);
+    assert!(parse(&["--emperor-subreaper", "--wsgi-file", "a.py"]).unwrap_err().to_string().contains("emperor"));
+}
+
+#[test]
 fn emperor_globs_and_single_files_as_uwsgi_glob_monitor() {
     let source = |value: &str| {
         let config = parse_emperor_args(&os(&["--emperor", value]), &no_env).unwrap();

@@ -751,6 +751,7 @@ impl<'r> Builder<'r> {
             | OptionId::EmperorStats
             | OptionId::EmperorRequiredHeartbeat
             | OptionId::EmperorTyrant
+            | OptionId::EmperorSubreaper
             | OptionId::EmperorTyrantNofollow
             | OptionId::EmperorTyrantInitgroups
             | OptionId::BinaryPath

@@ -324,8 +324,11 @@ impl Supervisor {
         }
         let args = self.vassal_args();
         let env = |name: &str| std::env::var(name).ok();
+        // `@(exec://...)` runs a child of the emperor and waits for it: no orphan scan meanwhile.
+        let spawning = self.ctx.children.spawning();
         let config = liege_config::parse_vassal_args(&args, &env)
             .map_err(|err| StartError::permanent(self.readable(err.to_string())))?;
+        drop(spawning);
         // Each vassal on the interpreter of its own environment; see crate::launch.
         let program = crate::launch::choose(config.python.as_deref(), config.virtualenv.as_deref(), &self.ctx.program)
             .map_err(|err| StartError::permanent(format!("{}: {err}", self.shared.path.display())))?;
@@ -422,6 +425,7 @@ impl Supervisor {
             run_as: plan.run_as,
             listeners: plan.listeners.clone(),
             slots: self.ctx.start_slots.clone(),
+            children: self.ctx.children.clone(),
             logs: self.shared.logs.clone(),
             tail: tail.clone(),
         };
@@ -523,6 +527,8 @@ struct ProcessJob {
     run_as: Option<RunAs>,
     listeners: Vec<Arc<Listener>>,
     slots: Arc<Semaphore>,
+    /// Where the process's pid is kept while tokio waits for it (see `super::orphans`).
+    children: Arc<super::orphans::Children>,
     logs: Arc<LogStore>,
     tail: ErrorTail,
 }
@@ -597,7 +603,10 @@ async fn run_process(
                 },
                 Ok(None) | Err(_) => channel_open = false,
             },
-            status = child.wait() => break status.ok(),
+            status = child.wait() => {
+                job.children.remove(pid);
+                break status.ok();
+            }
             command = commands.recv(), if commands_open => match command {
                 Some(ProcessCommand::Send(command)) => send_command(&mut writer, pid, command).await,
                 Some(ProcessCommand::Kill) => {
@@ -679,7 +688,13 @@ fn start(job: &ProcessJob) -> std::io::Result<(tokio::process::Child, tokio::net
             Ok(())
         });
     }
+    // The orphan reaper must know the pid before it can see the process exit.
+    let spawning = job.children.spawning();
     let child = command.spawn()?;
+    if let Some(pid) = child.id() {
+        job.children.insert(pid as i32);
+    }
+    drop(spawning);
     drop(theirs);
     Ok((child, ours))
 }
