@@ -48,7 +48,7 @@ pub fn install(py: Python<'_>, info: &ModuleInfo<'_>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(reload, &module)?)?;
     module.add_function(wrap_pyfunction!(log, &module)?)?;
     module.add_function(wrap_pyfunction!(total_requests, &module)?)?;
-    module.add_function(wrap_pyfunction!(mule_id, &module)?)?;
+    crate::python::mules::add_functions(&module)?; // (mule family: mule_id, mule_msg, mule_get_msg, farm_*...)
     add_cache_functions(&module)?;
     let sys_modules = py.import("sys")?.getattr("modules")?;
     sys_modules.set_item("uwsgi", module)?;
@@ -96,11 +96,6 @@ pub fn run_post_fork_hook(py: Python<'_>) {
 #[pyfunction(name = "worker_id")]
 fn worker_id_py() -> u32 {
     worker_id()
-}
-
-#[pyfunction]
-fn mule_id() -> u32 {
-    0
 }
 
 #[pyfunction]
