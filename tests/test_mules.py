@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from liegetest import APPS, free_port, http_get, pid_alive, wait_for
+from test_emperor import emperor_factory, vassal_ini  # noqa: F401  (the fixture is used by name)
 
 SCRIPT = APPS / "mule_script.py"
 
@@ -74,7 +75,8 @@ def test_messages_to_a_mule_a_farm_and_any_mule(serve, tmp_path):
     wait_for(lambda: "2 got for-the-farm" in lines(out), 10, "the farm's mule to get the message")
     # Mule 3 waits for messages only: the app's mule_msg_hook gets them.
     assert send(inst, "3", "for-three") == "True"
-    wait_for(lambda: "hook 3 for-three" in lines(out), 10, "mule 3's hook")
+    wait_for(lambda: "extra 3 for-three" in lines(out), 10, "mule 3's hooks")
+    assert lines(out).index("hook 3 for-three") < lines(out).index("extra 3 for-three")
     # Any mule: one of them (a script mule or the hook), once.
     for n in range(4):
         assert send(inst, "any", f"anyone-{n}") == "True"
@@ -83,7 +85,7 @@ def test_messages_to_a_mule_a_farm_and_any_mule(serve, tmp_path):
         for text in (f"anyone-{n}", f"zero-{n}"):
             wait_for(lambda: any(line.endswith(f" {text}") for line in lines(out)), 10, f"{text} delivered")
     time.sleep(0.3)
-    got = [line for line in lines(out) if "anyone-" in line or "zero-" in line]
+    got = [line for line in lines(out) if ("anyone-" in line or "zero-" in line) and not line.startswith("extra")]
     assert len(got) == 8, got
     # Mistakes are errors, as uWSGI's.
     assert send(inst, "nofarm", "x") == "ValueError: unknown farm"
@@ -162,3 +164,20 @@ def test_mules_only_and_lazy_apps(liege, tmp_path):
     assert inst.wait_exit(30) == 0
     for pids in starts(out).values():
         assert not pid_alive(pids[-1])
+
+
+def test_the_emperor_api_shows_the_mules(emperor_factory, tmp_path):
+    """Under an emperor the mules are among the vassal's side processes (`daemons`, kind "mule")."""
+    emperor = emperor_factory()
+    out = tmp_path / "out"
+    (emperor.dir / "worker.py").write_text(SCRIPT.read_text())
+    (emperor.dir / "m.ini").write_text(vassal_ini("1", extra=f"mule = worker.py\nmules = 1\nenv = MULE_OUT={out}\n"))
+    wait_for(lambda: set(starts(out)) == {1}, 30, "the mule under the emperor")
+
+    def listed():
+        daemons = emperor.vassals().get("m", {}).get("daemons", [])
+        return [d for d in daemons if d["kind"] == "mule" and d["running"]]
+    wait_for(lambda: len(listed()) == 2, 15, "both mules in the API")
+    mules = listed()
+    assert mules[0]["command"] == "mule 1: worker.py" and mules[0]["pid"] == starts(out)[1][0]
+    assert mules[1]["command"] == "mule 2" and mules[1]["starts"] == 1

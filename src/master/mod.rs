@@ -643,7 +643,7 @@ impl Master<'_> {
             counters: Some(Box::new(counters)),
             rss_bytes,
             respawns: self.core.respawns().clone(),
-            daemons: self.daemons.reports(),
+            daemons: self.daemons.reports().into_iter().chain(self.mule_reports()).collect(),
         });
     }
 

@@ -70,6 +70,8 @@ struct Mule {
     spawns: u64,
     /// Unix time of the last fork (for the stats).
     last_spawn: u64,
+    /// How the last one ended (`killed by signal 9 (SIGKILL)`...).
+    last_exit: Option<String>,
 }
 
 /// The mules' decisions.
@@ -84,13 +86,16 @@ pub struct MuleBoard {
 }
 
 /// What the stats and the emperor see of one mule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MuleView {
     pub id: u32,
     /// 0 when not running.
     pub pid: i32,
     pub spawns: u64,
     pub last_spawn: u64,
+    pub last_exit: Option<String>,
+    /// Waiting to be forked again at this time.
+    pub next_start_at: Option<Instant>,
 }
 
 impl MuleBoard {
@@ -104,6 +109,7 @@ impl MuleBoard {
                     backoff: Backoff::new(BACKOFF.0, BACKOFF.1),
                     spawns: 0,
                     last_spawn: 0,
+                    last_exit: None,
                 })
                 .collect(),
             mercy,
@@ -178,6 +184,7 @@ impl MuleBoard {
             return false;
         };
         let MuleState::Running { since, kill_at, .. } = mule.state else { return false };
+        mule.last_exit = Some(how.to_owned());
         if stopping {
             tracing::info!("mule {} (pid {pid}) {how}", mule.id);
             mule.state = MuleState::Stopped;
@@ -285,6 +292,11 @@ impl MuleBoard {
                 },
                 spawns: m.spawns,
                 last_spawn: m.last_spawn,
+                last_exit: m.last_exit.clone(),
+                next_start_at: match m.state {
+                    MuleState::Waiting { at } if !self.stopping => Some(at),
+                    _ => None,
+                },
             })
             .collect()
     }
@@ -441,6 +453,32 @@ impl super::Master<'_> {
                     last_spawn: view.last_spawn,
                     rss: memory.map_or(0, |m| m.rss),
                     vsz: memory.map_or(0, |m| m.vsz),
+                }
+            })
+            .collect()
+    }
+
+    /// The mules for the emperor, among the side processes of the heartbeat (`kind` "mule").
+    pub(super) fn mule_reports(&self) -> Vec<crate::control::DaemonReport> {
+        let now = Instant::now();
+        self.mules
+            .board
+            .views()
+            .into_iter()
+            .map(|view| {
+                let value = self.mules.spec(view.id).map(|s| s.value.as_str()).unwrap_or_default();
+                crate::control::DaemonReport {
+                    command: if value.is_empty() {
+                        format!("mule {}", view.id)
+                    } else {
+                        format!("mule {}: {value}", view.id)
+                    },
+                    kind: "mule".to_owned(),
+                    pid: (view.pid > 0).then_some(view.pid),
+                    running: view.pid > 0,
+                    starts: view.spawns,
+                    last_exit: view.last_exit,
+                    next_start_in_s: view.next_start_at.map(|at| at.saturating_duration_since(now).as_secs_f64()),
                 }
             })
             .collect()

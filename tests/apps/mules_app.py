@@ -3,7 +3,8 @@
 GET /send?to=N|NAME|any&msg=TEXT -> uwsgi.mule_msg(TEXT[, N or NAME]) (body: True/False, or the error)
 GET /ids -> "worker W mule M"
 At import (in the master with preload) it installs a mule_msg_hook: a message-only mule hands each message to
-it, and it appends "hook <mule id> <message>" to $MULE_OUT."""
+it, and it appends "hook <mule id> <message>" to $MULE_OUT, then to the hook of install_mule_msg_hook
+("extra <mule id> <message>")."""
 
 import os
 import urllib.parse
@@ -19,6 +20,15 @@ def hook(message):
 
 
 uwsgi.mule_msg_hook = hook
+
+
+def extra_hook(message):
+    with open(OUT, "a") as f:
+        f.write("extra %d %s\n" % (uwsgi.mule_id(), message.decode()))
+
+
+# What uwsgidecorators' @mulefunc relies on: called after mule_msg_hook, for every message.
+uwsgi.install_mule_msg_hook(extra_hook)
 
 
 def application(environ, start_response):
