@@ -16,6 +16,8 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
+
 from liegetest import APPS, free_port, http_get, pid_alive, wait_for
 from test_emperor import emperor_factory, vassal_ini  # noqa: F401  (the fixture is used by name)
 
@@ -120,8 +122,12 @@ def test_a_killed_mule_is_respawned_and_a_stop_leaves_none(serve, tmp_path):
     assert "mule 1 (pid" in inst.logs() and "killed by signal 15 (SIGTERM)" in inst.logs()
 
 
-def test_a_reload_restarts_the_mules(serve, tmp_path):
-    inst, out, _ = start(serve, tmp_path, "--mule-reload-mercy", "5")
+@pytest.mark.parametrize("mode", ["preload", "lazy-apps"])
+def test_a_reload_restarts_the_mules(serve, tmp_path, mode):
+    """Preload: the master re-executes itself and the next image starts new mules once the old ones are gone;
+    lazy-apps: the same master restarts them (SIGHUP, then a new one)."""
+    extra = ["--lazy-apps"] if mode == "lazy-apps" else []
+    inst, out, _ = start(serve, tmp_path, "--mule-reload-mercy", "5", *extra)
     before = starts(out)
     inst.signal(signal.SIGHUP)
     wait_for(lambda: all(len(pids) == 2 for pids in starts(out).values()), 30, "both mules to start again")
@@ -181,3 +187,31 @@ def test_the_emperor_api_shows_the_mules(emperor_factory, tmp_path):
     mules = listed()
     assert mules[0]["command"] == "mule 1: worker.py" and mules[0]["pid"] == starts(out)[1][0]
     assert mules[1]["command"] == "mule 2" and mules[1]["starts"] == 1
+
+
+def test_a_mule_that_ignores_the_restart_is_killed_after_the_mercy(serve, tmp_path):
+    out = tmp_path / "out"
+    stubborn = tmp_path / "stubborn.py"
+    stubborn.write_text(
+        "import os, signal, time, uwsgi\n"
+        "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        f"open({str(out)!r}, 'a').write('start %d %d\\n' % (uwsgi.mule_id(), os.getpid()))\n"
+        "while True:\n    time.sleep(1)\n")
+    touch = tmp_path / "mules.touch"
+    touch.write_text("")
+    inst = serve("mules_app.py", f"--mule={stubborn}", "--mule-reload-mercy", "1", "--touch-mules-reload", touch,
+                 env={"MULE_OUT": str(out)})
+    wait_for(lambda: starts(out).get(1), 20, "the mule")
+    first = starts(out)[1][0]
+    time.sleep(1.1)
+    touch.write_text("again")
+    inst.wait_log(rf"mule 1 \(pid {first}\) is taking too much time to die\.\.\. NO MERCY", 10)
+    wait_for(lambda: len(starts(out)[1]) == 2, 15, "a new mule")
+    assert not pid_alive(first)
+    # A stop waits up to the mercy too, then kills it.
+    second = starts(out)[1][1]
+    inst.signal(signal.SIGTERM)
+    assert inst.wait_exit(30) == 0
+    assert not pid_alive(second)
+    assert "NO MERCY" in inst.logs().split("graceful stop")[-1]

@@ -894,7 +894,7 @@ pub static OPTIONS: &[OptionDef] = &[
         "the old-style cache updates its last_modified_at (stats) on every change (cache2: lastmod=1)"),
     // --- end cron family ---
     // --- mule family (mule) ---
-    opt(OptionId::Mule(MO::Mule), "mule", &[], None, OptionalValue { default: "" }, G::Processes, Vassal, "[SCRIPT.py|MODULE:FUNCTION]",
+    opt(OptionId::Mule(MO::Mule), "mule", &[], None, OptionalValue { default: "" }, G::Processes, Vassal, "SCRIPT.py|MODULE:FUNCTION",
         "add a mule, a process the master forks after loading the app: runs SCRIPT.py as __main__, or calls MODULE:FUNCTION, or (bare) waits for messages for uwsgi.mule_msg_hook; respawned when it exits; repeatable"),
     opt(OptionId::Mule(MO::Mules), "mules", &[], None, List, G::Processes, Vassal, "N",
         "add N mules that wait for messages (uwsgi.mule_msg_hook, uwsgi.mule_get_msg)"),
