@@ -215,3 +215,15 @@ def test_a_mule_that_ignores_the_restart_is_killed_after_the_mercy(serve, tmp_pa
     assert inst.wait_exit(30) == 0
     assert not pid_alive(second)
     assert "NO MERCY" in inst.logs().split("graceful stop")[-1]
+
+
+def test_mule_msg_size_bounds_a_message(serve, tmp_path):
+    """`mule-msg-size` is the queues' buffer size (SO_SNDBUF/SO_RCVBUF): a larger message is refused (False,
+    logged), a smaller one delivered whole; `mule_get_msg` reads up to its `buffer_size` (65536)."""
+    out = tmp_path / "out"
+    inst = serve("mules_app.py", f"--mule={SCRIPT}", "--mule-msg-size", "16384", env={"MULE_OUT": str(out)})
+    wait_for(lambda: starts(out).get(1), 20, "the mule")
+    assert http_get(inst.port, "/send?to=1&size=200000").text == "False"
+    inst.wait_log(r"\*\*\* MULE MSG MESSAGE TOO LARGE: 200000 bytes", 10)
+    assert http_get(inst.port, "/send?to=1&size=5000").text == "True"
+    wait_for(lambda: f"1 got {'x' * 5000}" in lines(out), 10, "the 5000-byte message")

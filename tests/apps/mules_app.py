@@ -1,6 +1,7 @@
 """The app of tests/test_mules.py: sends messages to mules and says what the uwsgi module answers here.
 
-GET /send?to=N|NAME|any&msg=TEXT -> uwsgi.mule_msg(TEXT[, N or NAME]) (body: True/False, or the error)
+GET /send?to=N|NAME|any&msg=TEXT -> uwsgi.mule_msg(TEXT[, N or NAME]) (body: True/False, or the error);
+    &size=N sends N bytes of "x" instead
 GET /ids -> "worker W mule M"
 At import (in the master with preload) it installs a mule_msg_hook: a message-only mule hands each message to
 it, and it appends "hook <mule id> <message>" to $MULE_OUT, then to the hook of install_mule_msg_hook
@@ -36,6 +37,8 @@ def application(environ, start_response):
     if environ["PATH_INFO"] == "/send":
         to = query.get("to", "any")
         message = query.get("msg", "hello").encode()
+        if "size" in query:
+            message = b"x" * int(query["size"])
         try:
             if to == "any":
                 body = repr(uwsgi.mule_msg(message))
