@@ -36,6 +36,13 @@ pub fn set_emperor_role() {
     ROLE.store(EMPEROR, Ordering::Relaxed);
 }
 
+/// Mules (mule family): shown as `liege mule N[pid]`.
+const MULE: u32 = 1 << 31;
+
+pub fn set_mule_role(mule_id: u32) {
+    ROLE.store(MULE | mule_id, Ordering::Relaxed);
+}
+
 /// `log-date`: `None` no date; `Some(None)` C's ctime form; `Some(Some(format))` a strftime format. Set once
 /// by the binary before logging starts (workers inherit it across fork).
 static DATE_PREFIX: std::sync::OnceLock<Option<Option<std::ffi::CString>>> = std::sync::OnceLock::new();
@@ -88,6 +95,8 @@ where
             write!(writer, "liege master[{pid}] {level}: ")?;
         } else if role == EMPEROR {
             write!(writer, "liege emperor[{pid}] {level}: ")?;
+        } else if role & MULE != 0 {
+            write!(writer, "liege mule {}[{pid}] {level}: ", role & !MULE)?;
         } else {
             write!(writer, "liege worker {role}[{pid}] {level}: ")?;
         }

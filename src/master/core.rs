@@ -455,6 +455,11 @@ impl Core {
         self.stopping.is_some()
     }
 
+    /// The stop under way, if any (the mules follow its kind).
+    pub fn stop_kind(&self) -> Option<StopKind> {
+        self.stopping.as_ref().map(|s| s.kind)
+    }
+
     pub fn announced_ready(&self) -> bool {
         self.announced_ready
     }

@@ -18,6 +18,7 @@ pub mod cron;
 pub mod daemons;
 pub mod hooks;
 pub mod lifecycle;
+pub mod mules;
 pub mod sockets;
 pub mod stats_server;
 
@@ -92,6 +93,8 @@ struct Master<'a> {
     ksm: crate::process::KsmMapper,
     /// `cron`, `unique-cron`, `cron2` (see cron.rs).
     crons: cron::Crons,
+    /// `mule`, `mules`, `farm` (see mules.rs).
+    mules: mules::Mules,
 }
 
 /// The time now, for the core.
@@ -187,6 +190,8 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
 
     let board = Scoreboard::install(config.processes as usize * 2)?;
     crate::cache::install(&config.caches)?;
+    // (mule family) The mules' message queues, before any fork: workers and mules inherit them.
+    crate::python::mules::create_queues(&config.mules).context("cannot create the mule message queues")?;
     let reloading = !inheritance.old_workers.is_empty();
     let mut signals = SigSet::empty();
     for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGHUP] {
@@ -254,6 +259,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
         hooks,
         ksm: crate::process::KsmMapper::default(),
         crons: cron::Crons::new(&config.master_features.crons, config.master_features.cron_harakiri),
+        mules: mules::Mules::new(&config.mules.mules, config.mules.reload_mercy, &config.mules.touch_reload),
     };
     master.hooks.run(HookPhase::MasterStart)?;
     master.daemons.tick(Instant::now()); // start the side processes
@@ -262,6 +268,9 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     }
     master.core.start(inheritance.chain && reloading);
     master.apply();
+    // (mule family) After the app is loaded, as uWSGI.
+    master.mules.board.tick(Instant::now());
+    master.apply_mules();
     tracing::info!(
         "serving with {} worker(s){}",
         config.processes,
@@ -343,8 +352,11 @@ impl Master<'_> {
             self.reap();
             if !self.core.stopping() {
                 self.check_touched_files();
+                self.mules.check_touched();
             }
             self.daemons.tick(Instant::now());
+            self.mules.board.tick(Instant::now());
+            self.apply_mules();
             self.crons.tick(crate::process::unix_now() as i64, !self.core.stopping());
             let views = self.views();
             if let Some(board) = Scoreboard::global() {
@@ -453,6 +465,8 @@ impl Master<'_> {
             Action::SystemdStopping => {
                 crate::systemd::stopping();
                 self.daemons.stop();
+                self.mules.board.stop(self.core.stop_kind() == Some(StopKind::Quick), Instant::now());
+                self.apply_mules();
             }
             // A reload begins: with lazy-apps the master stays, so the side processes restart now (with a
             // preloaded app, around the exec: see `exec_reload`).
@@ -460,6 +474,8 @@ impl Master<'_> {
                 crate::systemd::reloading();
                 if self.config.lazy_apps {
                     self.daemons.reload();
+                    self.mules.board.restart_all(Instant::now());
+                    self.apply_mules();
                 }
             }
         }
@@ -627,7 +643,7 @@ impl Master<'_> {
             counters: Some(Box::new(counters)),
             rss_bytes,
             respawns: self.core.respawns().clone(),
-            daemons: self.daemons.reports(),
+            daemons: self.daemons.reports().into_iter().chain(self.mule_reports()).collect(),
         });
     }
 
@@ -706,6 +722,7 @@ impl Master<'_> {
             caches: crate::cache::stats_entries(),
             sockets,
             workers,
+            mules: self.mule_stats(),
         };
         serde_json::to_vec_pretty(&document).unwrap_or_default()
     }
@@ -756,6 +773,7 @@ impl Master<'_> {
                     // parent took for PyOS_BeforeFork.
                     unsafe { pyo3::ffi::PyOS_AfterFork_Child() };
                 }
+                crate::python::mules::close_receive_ends_in_worker(); // (mule family: only mules receive)
                 let listeners = self
                     .sockets
                     .iter()
@@ -804,6 +822,10 @@ impl Master<'_> {
             let Some(pid) = status.pid() else { continue };
             let how = crate::process::describe_exit(status);
             if self.core.slot_of(pid).is_none() {
+                if self.mules.board.reaped(pid, &how, Instant::now()) {
+                    self.apply_mules();
+                    continue;
+                }
                 if self.crons.reaped(pid.as_raw(), &how, crate::process::unix_now() as i64) {
                     continue;
                 }
@@ -855,9 +877,11 @@ impl Master<'_> {
         };
         self.daemons.before_exec(); // the next image starts the side processes once these are gone
         self.crons.before_exec();
+        self.mules.before_exec();
         let error = self.exec_self(&inheritance);
         self.daemons.exec_failed();
         self.crons.exec_failed();
+        self.mules.exec_failed();
         tracing::error!("reload failed, cannot re-execute liege: {error}; the current workers keep serving");
         self.notify(&VassalMessage::ReloadFailed { error: error.to_string() });
     }
@@ -951,6 +975,7 @@ impl Master<'_> {
             let _ = std::fs::remove_file(pidfile);
         }
         self.daemons.finish();
+        self.mules.finish();
         let _ = self.hooks.run(HookPhase::AsUserAtexit); // (failures are logged there)
         tracing::info!("stopped");
     }

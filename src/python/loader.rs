@@ -24,37 +24,25 @@ pub fn load_python_app(config: &VassalConfig) -> Result<Py<PyAny>, AppLoadFailed
 /// [`load_python_app`] for a vassal that first started at `started_on` (kept across reloads for
 /// `uwsgi.started_on`).
 pub fn load_python_app_with(config: &VassalConfig, started_on: u64) -> Result<Py<PyAny>, AppLoadFailed> {
-    if let Err(err) = python::interpreter::initialize(config.virtualenv.as_deref(), &config.pyargv, &config.env) {
-        tracing::error!("{err}");
-        return Err(AppLoadFailed);
+    if config.app.is_none() && config.mounts.is_empty() && !config.mules.mules.is_empty() {
+        // (mule family) A vassal of mules only, as uWSGI's "no app loaded" mode: the interpreter is ready for
+        // the mules, and requests get a 503.
+        prepare_interpreter(config, started_on)?;
+        tracing::info!(
+            "no app configured: this vassal runs its {} mule(s); requests get 503",
+            config.mules.mules.len()
+        );
+        return placeholder().map_err(|err| {
+            tracing::error!("{err}");
+            AppLoadFailed
+        });
     }
+    prepare_interpreter(config, started_on)?;
     if config.app.is_none() && config.mounts.is_empty() {
         tracing::error!("no app configured: give wsgi-file, module, paste or mount");
         return Err(AppLoadFailed);
     }
     Python::attach(|py| {
-        let options: Vec<(String, String, bool)> = config
-            .raw
-            .iter()
-            .map(|o| {
-                let is_flag = liege_config::lookup(&o.key).is_some_and(|d| matches!(d.kind, OptionKind::Flag));
-                (o.key.clone(), o.value.clone(), is_flag)
-            })
-            .collect();
-        let master_pid = if crate::python::uwsgi_module::worker_id() == 0 {
-            std::process::id()
-        } else {
-            Pid::parent().as_raw() as u32
-        };
-        let info =
-            python::uwsgi_module::ModuleInfo { numproc: config.processes, master_pid, started_on, options: &options };
-        if let Err(err) = python::uwsgi_module::install(py, &info)
-            .and_then(|()| python::app::prepare_sys_path(py, &config.pythonpath, config.app.as_ref()))
-        {
-            tracing::error!("cannot prepare the interpreter: {err}");
-            err.display(py);
-            return Err(AppLoadFailed);
-        }
         match python::app::load_apps(py, config) {
             Ok(app) => {
                 // Objects that survive the import are moved out of the collector's reach, so workers don't
@@ -74,6 +62,40 @@ pub fn load_python_app_with(config: &VassalConfig, started_on: u64) -> Result<Py
     })
 }
 
+/// Starts Python, installs the `uwsgi` module and prepares `sys.path`, without importing the app (what
+/// [`load_python_app`] does first; a lazy-apps mule needs only this).
+pub fn prepare_interpreter(config: &VassalConfig, started_on: u64) -> Result<(), AppLoadFailed> {
+    if let Err(err) = python::interpreter::initialize(config.virtualenv.as_deref(), &config.pyargv, &config.env) {
+        tracing::error!("{err}");
+        return Err(AppLoadFailed);
+    }
+    Python::attach(|py| {
+        let options: Vec<(String, String, bool)> = config
+            .raw
+            .iter()
+            .map(|o| {
+                let is_flag = liege_config::lookup(&o.key).is_some_and(|d| matches!(d.kind, OptionKind::Flag));
+                (o.key.clone(), o.value.clone(), is_flag)
+            })
+            .collect();
+        let master_pid = if crate::python::uwsgi_module::worker_id() == 0 && crate::python::mules::mule_id() == 0 {
+            std::process::id()
+        } else {
+            Pid::parent().as_raw() as u32
+        };
+        let info =
+            python::uwsgi_module::ModuleInfo { numproc: config.processes, master_pid, started_on, options: &options };
+        if let Err(err) = python::uwsgi_module::install(py, &info)
+            .and_then(|()| python::app::prepare_sys_path(py, &config.pythonpath, config.app.as_ref()))
+        {
+            tracing::error!("cannot prepare the interpreter: {err}");
+            err.display(py);
+            return Err(AppLoadFailed);
+        }
+        Ok(())
+    })
+}
+
 fn describe_app(spec: &liege_config::AppSpec) -> String {
     match &spec.source {
         liege_config::AppSource::File(path) => format!("{}:{}", path.display(), spec.callable),
@@ -86,6 +108,11 @@ fn describe_app(spec: &liege_config::AppSpec) -> String {
 /// every request with a 503 that says why, instead of exiting.
 pub fn no_app_placeholder() -> anyhow::Result<Py<PyAny>> {
     tracing::warn!("need-app = false: serving 503 until the app loads (fix it and send SIGHUP)");
+    placeholder()
+}
+
+/// The 503 app.
+fn placeholder() -> anyhow::Result<Py<PyAny>> {
     Python::attach(|py| {
         let code = c"def application(environ, start_response):\n    start_response('503 Service Unavailable', [('Content-Type', 'text/plain')])\n    return [b'no app loaded\\n']\n";
         let module = PyModule::from_code(py, code, c"liege_no_app.py", c"liege_no_app")?;

@@ -9,6 +9,7 @@ pub mod interpreter;
 pub mod introspect;
 pub mod iteration;
 pub mod loader;
+pub mod mules;
 pub mod response;
 pub mod start_response;
 pub mod streams;

@@ -3,7 +3,8 @@
 //! Covers what real apps use: `version`, `numproc`, `worker_id()`, `masterpid()`, `opt`, `post_fork_hook`
 //! (called in every worker after fork), `reload()`, `log()`, `started_on`, `total_requests()`, and the cache functions (`cache_get`, `cache_set`,
 //! `cache_update`, `cache_del`, `cache_exists`, `cache_clear`, `cache_inc`/`dec`/`mul`/`div`, `cache_num`,
-//! `cache_keys`) over [`crate::cache`]. Values have
+//! `cache_keys`) over [`crate::cache`], and the mule functions (`mule_id`, `mule_msg`, `mule_get_msg`, `farm_msg`...,
+//! see [`crate::python::mules`]). Values have
 //! uWSGI's Python 3 types (`version` and `opt` values are bytes) so code written for uWSGI runs unchanged.
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -48,7 +49,7 @@ pub fn install(py: Python<'_>, info: &ModuleInfo<'_>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(reload, &module)?)?;
     module.add_function(wrap_pyfunction!(log, &module)?)?;
     module.add_function(wrap_pyfunction!(total_requests, &module)?)?;
-    module.add_function(wrap_pyfunction!(mule_id, &module)?)?;
+    crate::python::mules::add_functions(&module)?; // (mule family: mule_id, mule_msg, mule_get_msg, farm_*...)
     add_cache_functions(&module)?;
     let sys_modules = py.import("sys")?.getattr("modules")?;
     sys_modules.set_item("uwsgi", module)?;
@@ -96,11 +97,6 @@ pub fn run_post_fork_hook(py: Python<'_>) {
 #[pyfunction(name = "worker_id")]
 fn worker_id_py() -> u32 {
     worker_id()
-}
-
-#[pyfunction]
-fn mule_id() -> u32 {
-    0
 }
 
 #[pyfunction]

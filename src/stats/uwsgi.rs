@@ -28,6 +28,24 @@ pub struct Document {
     pub caches: Option<Vec<crate::cache::StatsEntry>>,
     pub sockets: Vec<Socket>,
     pub workers: Vec<Worker>,
+    /// The mules, only when there are some. uWSGI's document has no such list (its mules are in no stats);
+    /// liege adds it after the workers, where readers that do not know it skip it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mules: Vec<Mule>,
+}
+
+/// One mule (liege's addition, see [`Document::mules`]); names as the workers' fields.
+#[derive(Debug, Serialize)]
+pub struct Mule {
+    pub id: u32,
+    /// 0 while it is not running (waiting to be respawned).
+    pub pid: i32,
+    /// What it runs: `mule = VALUE` as written (empty for a message-only mule).
+    pub file: String,
+    pub respawn_count: u64,
+    pub last_spawn: u64,
+    pub rss: u64,
+    pub vsz: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -240,10 +258,12 @@ mod tests {
             caches: None,
             sockets: vec![],
             workers: vec![Worker::new(1, 2, "busy", 10, 1, 1000, 55)],
+            mules: Vec::new(),
         };
         let text = serde_json::to_string(&document).expect("json");
         let back: serde_json::Value = serde_json::from_str(&text).expect("valid");
         assert_eq!(back["cwd"], "/srv/\"quoted\"\\dir\n");
+        assert!(back.get("mules").is_none(), "no mules, no key (as uWSGI's document)");
         assert_eq!(back["workers"][0]["avg_rt"], 100);
         assert_eq!(back["workers"][0]["cores"][0]["in_request"], 1);
     }

@@ -50,6 +50,7 @@ pub mod ini;
 mod logic;
 pub mod logs;
 pub mod master;
+pub mod mules;
 pub mod options;
 pub mod python;
 pub mod uwsgi_names;

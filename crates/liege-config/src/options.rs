@@ -188,6 +188,13 @@ pub enum OptionId {
     PostBufferingBufsize,
     CacheUseLastModified,
     // --- end cron family ---
+    // --- mule family (mule) ---
+    /// `mule`, `mules`, `farm`, `mule-reload-mercy`, `mule-msg-size`, `mule-msg-recv-size`,
+    /// `touch-mules-reload` (see [`crate::mules`]).
+    Mule(crate::mules::MuleOption),
+    /// `mule-harakiri`: refused (it times uWSGI signal handlers, which liege does not have).
+    MuleHarakiri,
+    // --- end mule family ---
     // logging and stats
     Logto,
     Logto2,
@@ -364,6 +371,7 @@ use crate::cheaper::BusynessOption as BO;
 use crate::cron::CronKind as CK;
 use crate::logs::LogOption as LO;
 use crate::master::{DaemonKind as DK, HookPhase as HP};
+use crate::mules::MuleOption as MO;
 use crate::vassal::{RouteKind as RK, RouteTable as RT};
 use OptionGroup as G;
 use OptionKind::{Flag, List, OptionalValue, Scalar};
@@ -892,6 +900,24 @@ pub static OPTIONS: &[OptionDef] = &[
     opt(OptionId::CacheUseLastModified, "cache-use-last-modified", &[], None, Flag, G::App, Vassal, "",
         "the old-style cache updates its last_modified_at (stats) on every change (cache2: lastmod=1)"),
     // --- end cron family ---
+    // --- mule family (mule) ---
+    opt(OptionId::Mule(MO::Mule), "mule", &[], None, OptionalValue { default: "" }, G::Processes, Vassal, "SCRIPT.py|MODULE:FUNCTION",
+        "add a mule, a process the master forks after loading the app: runs SCRIPT.py as __main__, or calls MODULE:FUNCTION, or (bare) waits for messages for uwsgi.mule_msg_hook; respawned when it exits; repeatable"),
+    opt(OptionId::Mule(MO::Mules), "mules", &[], None, List, G::Processes, Vassal, "N",
+        "add N mules that wait for messages (uwsgi.mule_msg_hook, uwsgi.mule_get_msg)"),
+    opt(OptionId::Mule(MO::Farm), "farm", &[], None, List, G::Processes, Vassal, "NAME:ID[,ID...]",
+        "group mules (ids from 1, in the order mule/mules are given) under NAME: uwsgi.mule_msg(msg, 'NAME') reaches one of them"),
+    opt(OptionId::Mule(MO::ReloadMercy), "mule-reload-mercy", &[], None, Scalar, G::LimitsAndReloads, Vassal, "SECONDS",
+        "how long a mule asked to stop (reload, touch-mules-reload, stop) may take before SIGKILL (default 60)"),
+    opt(OptionId::Mule(MO::MsgSize), "mule-msg-size", &[], None, Scalar, G::Processes, Vassal, "BYTES",
+        "send and receive buffer of each mule message queue (a message must fit; default: the kernel's)"),
+    opt(OptionId::Mule(MO::MsgRecvSize), "mule-msg-recv-size", &[], None, Scalar, G::Processes, Vassal, "BYTES",
+        "receive buffer of a message-only mule: longer messages are cut (default 65536; uwsgi.mule_msg_recv_size())"),
+    opt(OptionId::Mule(MO::TouchReload), "touch-mules-reload", &[], None, List, G::LimitsAndReloads, Vassal, "PATH",
+        "restart only the mules (SIGHUP, then SIGKILL after mule-reload-mercy) when PATH's modification time changes"),
+    opt(OptionId::MuleHarakiri, "mule-harakiri", &[], None, Scalar, G::Unsupported, Unsupported { reason: crate::mules::HARAKIRI },
+        "SECONDS", "not supported: it times uWSGI signal handlers in mules, and liege has no uWSGI signals"),
+    // --- end mule family ---
     // --- logging and stats ---
     opt(OptionId::Logto, "logto", &[], None, Scalar, G::LoggingAndStats, Vassal, "PATH",
         "append the app's stdout and stderr to PATH"),

@@ -1482,3 +1482,67 @@ fn cache_use_last_modified_applies_to_the_old_style_cache() {
     assert!(!ini_config("[uwsgi]\nmodule = app\ncache = 10\n").caches[0].lastmod);
 }
 // --- end cron family ---
+// --- mule family (mule) ---
+#[test]
+fn mule_family_from_an_ini_file() {
+    let config = ini_config(
+        "[uwsgi]\nmodule = app\nfarm = crunch:2,3\nmule = worker.py\nmule\nmules = 2\nmule = pkg.tasks:run\n\
+         mule-reload-mercy = 45\nmule-msg-size = 131072\nmule-msg-recv-size = 1024\ntouch-mules-reload = /tmp/m\n",
+    );
+    let m = &config.mules;
+    assert_eq!(m.mules.len(), 5);
+    assert_eq!(m.mules.iter().map(|s| s.id).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(m.mules[0].program, mules::MuleProgram::Script("worker.py".into()));
+    assert_eq!(m.mules[0].value, "worker.py");
+    assert_eq!(m.mules[1].program, mules::MuleProgram::Messages);
+    assert_eq!(m.mules[3].program, mules::MuleProgram::Messages);
+    assert_eq!(m.mules[4].program, mules::MuleProgram::Callable { module: "pkg.tasks".into(), function: "run".into() });
+    assert_eq!(m.farms.len(), 1);
+    assert_eq!((m.farms[0].name.as_str(), m.farms[0].mules.as_slice()), ("crunch", &[2, 3][..]));
+    assert_eq!(m.farms_of(2), [0]);
+    assert!(m.farms_of(1).is_empty());
+    assert_eq!(m.reload_mercy, Duration::from_secs(45));
+    assert_eq!((m.msg_size, m.msg_recv_size), (Some(131072), 1024));
+    assert_eq!(m.touch_reload, [PathBuf::from("/tmp/m")]);
+}
+
+#[test]
+fn mule_defaults_and_the_command_line() {
+    let m = ini_config("[uwsgi]\nmodule = app\n").mules;
+    assert!(m.mules.is_empty() && m.farms.is_empty());
+    assert_eq!((m.reload_mercy, m.msg_size, m.msg_recv_size), (Duration::from_secs(60), None, 65536));
+    // A bare --mule is a message-only mule; as with uWSGI's optional_argument, a value is attached with `=`.
+    let config = parse(&["--module", "app", "--mule", "--mule=x.py", "--mules", "1"]).unwrap();
+    let programs: Vec<_> = config.mules.mules.iter().map(|m| m.program.clone()).collect();
+    assert_eq!(
+        programs,
+        [mules::MuleProgram::Messages, mules::MuleProgram::Script("x.py".into()), mules::MuleProgram::Messages]
+    );
+    assert_eq!(ini_config("[uwsgi]\nmodule = app\nmule-msg-size = 0\n").mules.msg_size, None);
+}
+
+#[test]
+fn mule_mistakes_are_errors_with_the_line() {
+    let error = ini_error("[uwsgi]\nmodule = app\nmules = 1\nfarm = f:1,2\n");
+    assert!(error.starts_with("app.ini:4:") && error.contains("there is no mule 2"), "{error}");
+    let error = ini_error("[uwsgi]\nmodule = app\nmules = 2\nfarm = nocolon\n");
+    assert!(error.contains("app.ini:4") && error.contains("NAME:MULE"), "{error}");
+    let error = ini_error("[uwsgi]\nmodule = app\nmules = 2\nfarm = f:1,x\n");
+    assert!(error.contains("'x' is not a mule id"), "{error}");
+    let error = ini_error("[uwsgi]\nmodule = app\nmules = 2\nfarm = f:\n");
+    assert!(error.contains("names no mule"), "{error}");
+    let error = ini_error("[uwsgi]\nmodule = app\nmules = 2\nfarm = f:1\nfarm = f:2\n");
+    assert!(error.contains("already defined"), "{error}");
+    let error = ini_error("[uwsgi]\nmodule = app\nmule = run_forever\n");
+    assert!(error.contains("app.ini:3") && error.contains(".py"), "{error}");
+    let error = ini_error("[uwsgi]\nmodule = app\nmule = :f\n");
+    assert!(error.contains("package.module:function"), "{error}");
+    // uWSGI's atoi: read as 0, with the project's usual warning.
+    let config = ini_config("[uwsgi]\nmodule = app\nmules = many\n");
+    assert!(config.mules.mules.is_empty() && config.warnings.iter().any(|w| w.message.contains("read as 0")));
+    let error = ini_error("[uwsgi]\nmodule = app\nmule-msg-recv-size = 0\n");
+    assert!(error.contains("app.ini:3"), "{error}");
+    let error = ini_error("[uwsgi]\nmodule = app\nmule = a.py\nmule-harakiri = 30\n");
+    assert!(error.contains("app.ini:4") && error.contains("signal"), "{error}");
+}
+// --- end mule family ---

@@ -292,6 +292,10 @@ pub struct VassalConfig {
     /// `attach-daemon*`, `hook-*`, `exec-*` (see [`crate::master`]).
     pub master_features: crate::master::MasterFeatures,
     // --- end master-side features ---
+    // --- mule family (mule) ---
+    /// `mule`, `mules`, `farm`, `mule-*`, `touch-mules-reload` (see [`crate::mules`]).
+    pub mules: crate::mules::Mules,
+    // --- end mule family ---
     /// Every raw option in the order it was given, canonical names, after expansion: what `uwsgi.opt` shows.
     pub raw: Vec<RawOption>,
     /// Readings that uWSGI accepts but that are probably not what was meant (see [`ConfigWarning`]).
@@ -442,6 +446,7 @@ impl<'r> Builder<'r> {
             logs: crate::logs::LogRouting::default(),
             wsgi_disable_file_wrapper: false,
             master_features: crate::master::MasterFeatures::default(),
+            mules: crate::mules::Mules::default(),
             raw: Vec::new(),
             warnings: Vec::new(),
         };
@@ -718,6 +723,11 @@ impl<'r> Builder<'r> {
             // Unreachable through `support` above.
             OptionId::LegionCron => {}
             // --- end cron family ---
+            // --- mule family (mule) ---
+            OptionId::Mule(which) => config.mules.apply(which, option, w)?,
+            // Unreachable through `support` above.
+            OptionId::MuleHarakiri => {}
+            // --- end mule family ---
             OptionId::Logto | OptionId::Logto2 => match values::udp_log_address(option) {
                 Some(address) => self.logs.udp_output(option, address)?,
                 None => config.logto = Some(values::path(option)?),
@@ -880,6 +890,7 @@ impl<'r> Builder<'r> {
         // --- logging family (conf) ---
         let has_logfile = self.config.logto.is_some() || self.config.daemonize.is_some();
         self.config.logs = self.logs.finish(has_logfile)?;
+        self.config.mules.finish()?; // (mule family)
         self.config.warnings = self.warnings;
         Ok(self.config)
     }
