@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from liegetest import APPS, free_port, http_get, pid_alive, wait_for
-from test_emperor import emperor_factory, vassal_ini  # noqa: F401  (the fixture is used by name)
+from liegetest import APPS, free_port, http_get, pid_alive, vassal_ini, wait_for
 
 SCRIPT = APPS / "mule_script.py"
 
