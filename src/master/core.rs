@@ -1031,9 +1031,12 @@ impl Core {
     /// A chain reload failed: the workers not yet replaced become current again.
     fn abort_chain(&mut self) {
         self.chain = None;
-        for slot in self.slots.iter_mut().flatten() {
+        for index in 0..self.slots.len() {
+            let Some(slot) = self.slots[index].as_mut() else { continue };
             if let SlotState::Retiring(p) = slot.state {
                 slot.state = SlotState::Serving(p);
+                // Kept, not reloaded: a later exit of this worker is not the reload's.
+                self.actions.push(Action::SetExitCause { slot: index, cause: ExitCause::Unplanned });
             }
         }
         // Workers of a previous image can't be adopted back as slots; they keep serving until they exit.

@@ -340,9 +340,13 @@ fn chain_reload_rolls_back_when_a_replacement_dies_before_serving() {
         ),
         "{actions:?}"
     );
-    // The two old workers not yet replaced serve on; nothing more is forked or signalled.
+    // The two old workers not yet replaced serve on, no longer marked as leaving for the reload (a later
+    // exit of theirs is theirs); nothing more is forked or signalled.
     assert!(matches!(h.state(1), Some(SlotState::Serving(_))));
     assert!(matches!(h.state(2), Some(SlotState::Serving(_))));
+    for slot in [1, 2] {
+        assert!(actions.contains(&Action::SetExitCause { slot, cause: ExitCause::Unplanned }), "{actions:?}");
+    }
     assert_eq!(h.state(4), None);
     let (_, actions) = h.tick();
     assert!(spawns(&actions).is_empty() && signals(&actions, Signal::SIGTERM).is_empty(), "{actions:?}");
