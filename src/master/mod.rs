@@ -19,6 +19,7 @@ pub mod daemons;
 pub mod hooks;
 pub mod lifecycle;
 pub mod sockets;
+pub mod spooler;
 pub mod stats_server;
 
 use std::ffi::OsString;
@@ -92,6 +93,8 @@ struct Master<'a> {
     ksm: crate::process::KsmMapper,
     /// `cron`, `unique-cron`, `cron2` (see cron.rs).
     crons: cron::Crons,
+    /// `spooler` and its options (see spooler.rs).
+    spoolers: spooler::Spoolers,
 }
 
 /// The time now, for the core.
@@ -196,6 +199,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     let signal_fd =
         SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")?;
 
+    install_spoolers(config)?;
     let app = if config.lazy_apps {
         None
     } else {
@@ -254,6 +258,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
         hooks,
         ksm: crate::process::KsmMapper::default(),
         crons: cron::Crons::new(&config.master_features.crons, config.master_features.cron_harakiri),
+        spoolers: spooler::Spoolers::new(&config.spooler, config.reload_mercy),
     };
     master.hooks.run(HookPhase::MasterStart)?;
     master.daemons.tick(Instant::now()); // start the side processes
@@ -262,6 +267,9 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     }
     master.core.start(inheritance.chain && reloading);
     master.apply();
+    // The spoolers, once the app is loaded (they come with its modules; see spooler.rs).
+    master.spoolers.start(Instant::now());
+    master.tick_spoolers();
     tracing::info!(
         "serving with {} worker(s){}",
         config.processes,
@@ -346,6 +354,7 @@ impl Master<'_> {
             }
             self.daemons.tick(Instant::now());
             self.crons.tick(crate::process::unix_now() as i64, !self.core.stopping());
+            self.tick_spoolers();
             let views = self.views();
             if let Some(board) = Scoreboard::global() {
                 self.core.set_total_requests(board.total_requests());
@@ -453,6 +462,7 @@ impl Master<'_> {
             Action::SystemdStopping => {
                 crate::systemd::stopping();
                 self.daemons.stop();
+                self.spoolers.stop();
             }
             // A reload begins: with lazy-apps the master stays, so the side processes restart now (with a
             // preloaded app, around the exec: see `exec_reload`).
@@ -460,6 +470,7 @@ impl Master<'_> {
                 crate::systemd::reloading();
                 if self.config.lazy_apps {
                     self.daemons.reload();
+                    self.spoolers.reload(Instant::now());
                 }
             }
         }
@@ -706,9 +717,72 @@ impl Master<'_> {
             caches: crate::cache::stats_entries(),
             sockets,
             workers,
+            spoolers: self.spoolers.stats(),
         };
         serde_json::to_vec_pretty(&document).unwrap_or_default()
     }
+
+    // --- spooler family (spooler) ---
+    /// Starts the spoolers that are due (see spooler.rs).
+    fn tick_spoolers(&mut self) {
+        if self.spoolers.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for slot in self.spoolers.tick(now, crate::process::unix_now() as i64) {
+            let result = self.fork_spooler(slot);
+            self.spoolers.spawned(slot, result, now);
+        }
+    }
+
+    /// Forks the spooler of table slot `slot`; returns its pid (the child never returns).
+    fn fork_spooler(&mut self, slot: usize) -> Result<i32, String> {
+        let master_pid = std::process::id() as i32;
+        let python_live = !self.config.lazy_apps || crate::launch::hosted().is_some();
+        // SAFETY: as in fork_worker: the master is single-threaded, and CPython's fork hooks run around it.
+        let forked = unsafe {
+            if python_live {
+                pyo3::ffi::PyOS_BeforeFork();
+            }
+            nix::unistd::fork()
+        };
+        match forked {
+            Ok(ForkResult::Child) => {
+                crate::process::become_child_of(master_pid);
+                if let Some(control) = &self.control {
+                    // SAFETY: this child never uses `self.control`; closing its copy of the fd is all.
+                    unsafe { libc::close(control.fd().as_raw_fd()) };
+                }
+                if let Some(stats) = &self.stats {
+                    stats.close_in_child();
+                }
+                for socket in &self.sockets {
+                    // SAFETY: a spooler accepts nothing (uWSGI's uwsgi_close_all_sockets); closing its copies.
+                    unsafe { libc::close(socket.fd.as_raw_fd()) };
+                }
+                if python_live {
+                    // SAFETY: the only thread of the child, holding the GIL taken for PyOS_BeforeFork.
+                    unsafe { pyo3::ffi::PyOS_AfterFork_Child() };
+                }
+                spooler::run_process(self.config, slot, python_live && !self.config.lazy_apps)
+            }
+            Ok(ForkResult::Parent { child }) => {
+                if python_live {
+                    // SAFETY: pairs PyOS_BeforeFork, same thread, GIL held.
+                    unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
+                }
+                Ok(child.as_raw())
+            }
+            Err(err) => {
+                if python_live {
+                    // SAFETY: the fork failed: undo PyOS_BeforeFork in the parent.
+                    unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
+                }
+                Err(err.to_string())
+            }
+        }
+    }
+    // --- end spooler family ---
 
     /// Forks a worker into `index` with worker id `id`; returns its pid (the child never returns).
     fn fork_worker(&mut self, index: usize, id: u32) -> Result<Pid, String> {
@@ -807,6 +881,9 @@ impl Master<'_> {
                 if self.crons.reaped(pid.as_raw(), &how, crate::process::unix_now() as i64) {
                     continue;
                 }
+                if self.spoolers.reaped(pid.as_raw(), status, &how, Instant::now()) {
+                    continue;
+                }
                 // A side process?
                 match self.daemons.reaped(pid.as_raw(), &how, Instant::now()) {
                     Some(daemons::Follow::StopVassal) => {
@@ -855,9 +932,11 @@ impl Master<'_> {
         };
         self.daemons.before_exec(); // the next image starts the side processes once these are gone
         self.crons.before_exec();
+        self.spoolers.kill_all(); // the next image starts new ones with the new code
         let error = self.exec_self(&inheritance);
         self.daemons.exec_failed();
         self.crons.exec_failed();
+        self.spoolers.start(Instant::now());
         tracing::error!("reload failed, cannot re-execute liege: {error}; the current workers keep serving");
         self.notify(&VassalMessage::ReloadFailed { error: error.to_string() });
     }
@@ -951,10 +1030,25 @@ impl Master<'_> {
             let _ = std::fs::remove_file(pidfile);
         }
         self.daemons.finish();
+        self.spoolers.kill_all();
         let _ = self.hooks.run(HookPhase::AsUserAtexit); // (failures are logged there)
         tracing::info!("stopped");
     }
 }
+
+// --- spooler family (spooler) ---
+/// Creates the spooler directories and the spoolers' shared table before anything is forked or imported
+/// (the `uwsgi` module offers the spooler functions only when there is one).
+fn install_spoolers(config: &VassalConfig) -> anyhow::Result<()> {
+    if config.spooler.dirs.is_empty() {
+        return Ok(());
+    }
+    let dirs: Vec<(PathBuf, bool)> = config.spooler.dirs.iter().map(|d| (d.path.clone(), d.external)).collect();
+    crate::spool::SpoolBoard::install(&dirs, config.spooler.processes_per_dir())?;
+    crate::python::uwsgi_module::set_spooler_quiet(config.spooler.quiet);
+    Ok(())
+}
+// --- end spooler family ---
 
 /// `logfile-chown` (logging family, conf): the numeric uid/gid `drop_privileges` will switch to.
 fn log_file_owner(config: &VassalConfig) -> anyhow::Result<(Option<u32>, Option<u32>)> {

@@ -28,6 +28,19 @@ pub struct Document {
     pub caches: Option<Vec<crate::cache::StatsEntry>>,
     pub sockets: Vec<Socket>,
     pub workers: Vec<Worker>,
+    /// The spooler processes, only when there are some (as uWSGI, after the workers).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub spoolers: Vec<Spooler>,
+}
+
+/// One spooler process in uWSGI's stats (`uwsgi_stats` of core/master_utils.c).
+#[derive(Debug, Serialize)]
+pub struct Spooler {
+    pub dir: String,
+    pub pid: u64,
+    pub tasks: u64,
+    pub respawns: u64,
+    pub running: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -240,6 +253,7 @@ mod tests {
             caches: None,
             sockets: vec![],
             workers: vec![Worker::new(1, 2, "busy", 10, 1, 1000, 55)],
+            spoolers: vec![],
         };
         let text = serde_json::to_string(&document).expect("json");
         let back: serde_json::Value = serde_json::from_str(&text).expect("valid");

@@ -52,6 +52,7 @@ pub mod logs;
 pub mod master;
 pub mod options;
 pub mod python;
+pub mod spooler;
 pub mod uwsgi_names;
 mod values;
 pub mod vassal;
