@@ -267,3 +267,51 @@ def test_spooler_signal_as_task_is_refused(tmp_path):
                        cwd=tmp_path)
     assert result.returncode != 0
     assert b"no uWSGI signal framework" in result.stderr
+
+
+def test_reload_starts_new_spoolers_with_the_new_code(spooled):
+    inst, directory, out = spooled()
+    first = info(inst)["spooler_pid"]
+    mark = inst.log_mark()
+    inst.signal(signal.SIGHUP)
+    # (the previous image's workers see the previous spoolers' table until they are gone)
+    inst.wait_log(r"previous worker \(pid \d+\) exited", 30, since=mark)
+    wait_for(lambda: info(inst)["spooler_pid"] not in (0, first), 30, "a spooler of the new image")
+    assert not pid_alive(first)
+    spool(inst, kind="ok", id="after-reload")
+    wait_for(lambda: runs(out), 10, "a task after the reload")
+    assert runs(out)[0]["pid"] == info(inst)["spooler_pid"]
+
+
+def test_lazy_apps_spooler_imports_the_app_itself(spooled):
+    inst, directory, out = spooled("--lazy-apps", "--spooler-chdir", "/")
+    spool(inst, kind="ok", id="lazy")
+    wait_for(lambda: runs(out), 10, "the task")
+    assert runs(out)[0]["cwd"] == "/", "spooler-chdir"
+    assert not task_files(directory)
+
+
+def test_help_lists_the_spooler_options(tmp_path):
+    text = run_liege(["--help"], cwd=tmp_path).stdout.decode()
+    for name in ["--spooler", "--spooler-processes", "--spooler-frequency", "--spooler-max-tasks",
+                 "--spooler-harakiri", "--spooler-ordered", "--spooler-cheap", "--touch-spoolers-reload",
+                 "--spooler-import", "--spooler-external", "--spooler-chdir", "--spooler-quiet"]:
+        assert name in text, name
+
+
+def test_cheap_spooler_starts_for_a_task_and_ends_after_and_external_dirs_get_none(serve, tmp_path):
+    directory, external, out = tmp_path / "spool", tmp_path / "external", tmp_path / "out.jsonl"
+    inst = serve("spooler_app.py", "--spooler", directory, "--spooler-external", external, "--spooler-cheap",
+                 "--spooler-frequency", "1", "--env", f"SPOOL_OUT={out}")
+    assert info(inst)["spooler_pids"] == [0, 0], "cheap: none until a task is there; external: never"
+    assert external.is_dir()
+    spool(inst, kind="ok", id="cheap")
+    wait_for(lambda: runs(out), 15, "a spooler to start and run the task")
+    inst.wait_log(f"cheaping spooler {directory.resolve()} ...", 10)
+    inst.wait_log(f"spooler {directory.resolve()} ended", 10)
+    wait_for(lambda: info(inst)["spooler_pids"] == [0, 0], 10, "the cheap spooler to be gone")
+    # A task for the external directory is written there and left for its own instance.
+    path = spool(inst, kind="ok", id="elsewhere", spooler=str(external.resolve()))
+    assert Path(path).parent == external.resolve()
+    time.sleep(1.5)
+    assert Path(path).exists() and len(runs(out)) == 1
