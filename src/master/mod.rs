@@ -739,6 +739,11 @@ impl Master<'_> {
     fn fork_spooler(&mut self, slot: usize) -> Result<i32, String> {
         let master_pid = std::process::id() as i32;
         let python_live = !self.config.lazy_apps || crate::launch::hosted().is_some();
+        // A worker may wake the spooler (SIGUSR1) as soon as its pid is in the table: the child is born with
+        // SIGUSR1 blocked, so it cannot die of it before it reads it from its signalfd.
+        let mut wake = SigSet::empty();
+        wake.add(Signal::SIGUSR1);
+        let _ = wake.thread_block();
         // SAFETY: as in fork_worker: the master is single-threaded, and CPython's fork hooks run around it.
         let forked = unsafe {
             if python_live {
@@ -767,6 +772,7 @@ impl Master<'_> {
                 spooler::run_process(self.config, slot, python_live && !self.config.lazy_apps)
             }
             Ok(ForkResult::Parent { child }) => {
+                let _ = wake.thread_unblock();
                 if python_live {
                     // SAFETY: pairs PyOS_BeforeFork, same thread, GIL held.
                     unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
@@ -774,6 +780,7 @@ impl Master<'_> {
                 Ok(child.as_raw())
             }
             Err(err) => {
+                let _ = wake.thread_unblock();
                 if python_live {
                     // SAFETY: the fork failed: undo PyOS_BeforeFork in the parent.
                     unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
