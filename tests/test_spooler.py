@@ -67,6 +67,8 @@ def test_task_runs_once_with_its_args_and_body_then_its_file_is_gone(spooled, tm
     assert details["spoolers"] == [str(directory.resolve())]
     spooler_pid = details["spooler_pid"]
     assert details["spooler_pids"] == [spooler_pid] and pid_alive(spooler_pid)
+    # uwsgi.post_fork_hook runs in spoolers too, as in uWSGI.
+    wait_for(lambda: Path(f"{out}.postfork.{spooler_pid}").exists(), 10, "the post-fork hook in the spooler")
     path = spool(inst, kind="ok", id="one", color="blue", body="payload-")
     # uWSGI's name, in the spooler's directory.
     assert Path(path).parent == directory.resolve() and Path(path).name.startswith("uwsgi_spoolfile_on_")
@@ -315,3 +317,12 @@ def test_cheap_spooler_starts_for_a_task_and_ends_after_and_external_dirs_get_no
     assert Path(path).parent == external.resolve()
     time.sleep(1.5)
     assert Path(path).exists() and len(runs(out)) == 1
+
+
+def test_a_relative_spooler_dir_is_taken_from_where_liege_started(serve, tmp_path):
+    out = tmp_path / "out.jsonl"
+    inst = serve("spooler_app.py", "--chdir", "/", "--spooler", "relative-spool", "--spooler-frequency", "1",
+                 "--env", f"SPOOL_OUT={out}", cwd=tmp_path)
+    assert info(inst)["spoolers"] == [str((tmp_path / "relative-spool").resolve())]
+    spool(inst, kind="ok", id="rel")
+    wait_for(lambda: runs(out), 10, "the task")

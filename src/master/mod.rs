@@ -199,7 +199,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     let signal_fd =
         SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")?;
 
-    install_spoolers(config)?;
+    install_spoolers(config, &original_cwd)?;
     let app = if config.lazy_apps {
         None
     } else {
@@ -1046,11 +1046,14 @@ impl Master<'_> {
 // --- spooler family (spooler) ---
 /// Creates the spooler directories and the spoolers' shared table before anything is forked or imported
 /// (the `uwsgi` module offers the spooler functions only when there is one).
-fn install_spoolers(config: &VassalConfig) -> anyhow::Result<()> {
+/// A relative directory is taken from where liege started, as uWSGI resolves it while reading its options
+/// (before `chdir`); it is created after privileges are dropped, so the app's user owns it.
+fn install_spoolers(config: &VassalConfig, original_cwd: &std::path::Path) -> anyhow::Result<()> {
     if config.spooler.dirs.is_empty() {
         return Ok(());
     }
-    let dirs: Vec<(PathBuf, bool)> = config.spooler.dirs.iter().map(|d| (d.path.clone(), d.external)).collect();
+    let dirs: Vec<(PathBuf, bool)> =
+        config.spooler.dirs.iter().map(|d| (original_cwd.join(&d.path), d.external)).collect();
     crate::spool::SpoolBoard::install(&dirs, config.spooler.processes_per_dir())?;
     crate::python::uwsgi_module::set_spooler_quiet(config.spooler.quiet);
     Ok(())

@@ -412,6 +412,8 @@ impl<'a> Spooler<'a> {
             // lazy-apps: the app (and its @spool functions) is imported here, as in a worker.
             let _ = crate::python::loader::load_python_app(self.vassal);
         }
+        // As uWSGI: the post-fork hook (uwsgidecorators' @postfork chain) runs in spoolers too, then the imports.
+        pyo3::Python::attach(crate::python::uwsgi_module::run_post_fork_hook);
         crate::python::uwsgi_module::spooler_imports(&self.config.imports);
         loop {
             if std::env::set_current_dir(&self.dir).is_err() {

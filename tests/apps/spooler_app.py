@@ -53,6 +53,13 @@ def spooler(env):
 uwsgi.spooler = spooler
 
 
+def post_fork():
+    open(f"{OUT}.postfork.{os.getpid()}", "w").close()
+
+
+uwsgi.post_fork_hook = post_fork
+
+
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     if path == "/spool":
