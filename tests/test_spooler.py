@@ -86,7 +86,8 @@ def test_task_runs_once_with_its_args_and_body_then_its_file_is_gone(spooled, tm
     logs = inst.logs()
     assert f"spawned the uWSGI spooler on dir {directory.resolve()} with pid {spooler_pid}" in logs
     assert f"written " in logs and f"bytes to file {path}" in logs
-    inst.wait_log(rf"\[spooler {directory.resolve()} pid: {spooler_pid}\] managing request {Path(path).name} \.\.\.")
+    inst.wait_log(rf"liege spooler\[{spooler_pid}\] INFO: \[spooler {directory.resolve()} pid: {spooler_pid}\] "
+                  rf"managing request {Path(path).name} \.\.\.")
     inst.wait_log(rf"done with task {Path(path).name} after \d+ seconds")
     # The stats document lists it as uWSGI does.
     with socket.create_connection(("127.0.0.1", stats_port), timeout=5) as s:

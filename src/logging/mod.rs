@@ -27,6 +27,8 @@ use tracing_subscriber::registry::LookupSpan;
 /// 0 = master, [`EMPEROR`] = the emperor, otherwise the worker id; shown in every line.
 static ROLE: AtomicU32 = AtomicU32::new(0);
 const EMPEROR: u32 = u32::MAX;
+/// A spooler process (`spooler`).
+const SPOOLER: u32 = u32::MAX - 1;
 
 pub fn set_worker_role(worker_id: u32) {
     ROLE.store(worker_id, Ordering::Relaxed);
@@ -34,6 +36,10 @@ pub fn set_worker_role(worker_id: u32) {
 
 pub fn set_emperor_role() {
     ROLE.store(EMPEROR, Ordering::Relaxed);
+}
+
+pub fn set_spooler_role() {
+    ROLE.store(SPOOLER, Ordering::Relaxed);
 }
 
 /// `log-date`: `None` no date; `Some(None)` C's ctime form; `Some(Some(format))` a strftime format. Set once
@@ -88,6 +94,8 @@ where
             write!(writer, "liege master[{pid}] {level}: ")?;
         } else if role == EMPEROR {
             write!(writer, "liege emperor[{pid}] {level}: ")?;
+        } else if role == SPOOLER {
+            write!(writer, "liege spooler[{pid}] {level}: ")?;
         } else {
             write!(writer, "liege worker {role}[{pid}] {level}: ")?;
         }

@@ -354,6 +354,7 @@ fn modified(path: &Path) -> Option<SystemTime> {
 /// Runs the spooler of slot `index` in this freshly forked process, until it must exit. `python_live`: the
 /// app (and the interpreter) came with the fork; otherwise (lazy-apps) it is imported here first.
 pub fn run_process(config: &VassalConfig, index: usize, python_live: bool) -> ! {
+    crate::logging::set_spooler_role();
     let code = match SpoolBoard::global() {
         Some(board) => Spooler::new(config, board, index).run(python_live),
         None => 1,

@@ -3,7 +3,9 @@
 //! Covers what real apps use: `version`, `numproc`, `worker_id()`, `masterpid()`, `opt`, `post_fork_hook`
 //! (called in every worker after fork), `reload()`, `log()`, `started_on`, `total_requests()`, and the cache functions (`cache_get`, `cache_set`,
 //! `cache_update`, `cache_del`, `cache_exists`, `cache_clear`, `cache_inc`/`dec`/`mul`/`div`, `cache_num`,
-//! `cache_keys`) over [`crate::cache`]. Values have
+//! `cache_keys`) over [`crate::cache`], and with a `spooler` the spooler functions (`spool`, `send_to_spooler`,
+//! `spooler_jobs`, `spooler_pid(s)`, `set_spooler_frequency`, `spooler_get_task`, `spoolers`; the
+//! `SPOOL_OK`/`SPOOL_RETRY`/`SPOOL_IGNORE` codes always) over [`crate::spool`]. Values have
 //! uWSGI's Python 3 types (`version` and `opt` values are bytes) so code written for uWSGI runs unchanged.
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
