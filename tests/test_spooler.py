@@ -111,6 +111,11 @@ def test_retry_keeps_the_task_and_ignore_or_an_exception_leave_it(spooled):
     wait_for(lambda: len([r for r in runs(out) if r["args"]["id"] == "e"]) >= 2, 15, "the raising task again")
     assert "task failed on purpose" in inst.output()
     assert len(task_files(directory)) == 1, "an exception is SPOOL_RETRY: the file stays"
+    for path in task_files(directory):
+        path.unlink()
+    spool(inst, kind="ignore", id="i")
+    inst.wait_log(r"unable to find the spooler function, have you loaded it into the spooler process \?", 10)
+    assert len(task_files(directory)) == 1, "SPOOL_IGNORE leaves the file"
 
 
 def test_at_in_the_future_delays_the_task(spooled):
