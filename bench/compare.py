@@ -98,18 +98,20 @@ def server_spec(name, app, port, args, threads=None, processes=None, unix=None, 
     n = str(processes or args.processes)
     conns = args.io_connections if threads is not None else args.connections
     stop = signal.SIGTERM
-    if unix and name not in ('liege', 'uwsgi', 'uwsgi-http11'):
+    if unix and name not in ('liege', 'liege-pip', 'uwsgi', 'uwsgi-http11'):
         raise ValueError(f'{name} does not serve behind nginx here')
-    if socket_kind == 'uwsgi' and name not in ('liege', 'uwsgi'):
+    if socket_kind == 'uwsgi' and name not in ('liege', 'liege-pip', 'uwsgi'):
         raise ValueError(f'{name} does not speak the uwsgi protocol')
     if name == 'nginx':
         argv = nginx_conf.write_config(nginx_dir, port, args.nginx_workers)
         return argv, signal.SIGQUIT, conns
-    if name == 'liege':
-        if not Path(args.liege).exists():
-            raise FileNotFoundError(f'{args.liege} does not exist (bench/run builds it)')
+    if name in ('liege', 'liege-pip'):
+        exe = args.liege if name == 'liege' else args.liege_pip
+        if exe is None or not Path(exe).exists():
+            raise FileNotFoundError(f'{exe} does not exist (bench/run builds the binary; --liege-pip names a venv\'s '
+                                    'liege command)')
         sock = '--socket' if socket_kind == 'uwsgi' else '--http-socket'
-        argv = [str(args.liege), sock, addr, '--wsgi-file', app_file,
+        argv = [str(exe), sock, addr, '--wsgi-file', app_file,
                 '--processes', n, '--master', '--disable-logging']
         if threads is not None and threads > 1:
             argv += ['--threads', str(threads)]
@@ -890,6 +892,8 @@ def tool_versions(args):
     cmd('nginx', ['nginx', '-v'])
     if Path(args.liege).exists():
         cmd('liege', [str(args.liege), '--version'])
+    if args.liege_pip and Path(args.liege_pip).exists():
+        cmd('liege-pip', [str(args.liege_pip), '--version'])
     try:
         v['loadavg_before'] = Path('/proc/loadavg').read_text().split()[:3]
     except OSError:
@@ -923,7 +927,7 @@ def main():
     ap.add_argument('--apps', default='hello,seed', help='apps for the main and newconn scenarios (hello, seed)')
     ap.add_argument('--servers', default=','.join(ALL_SERVERS),
                     help='servers, in order: ' + ', '.join(ALL_SERVERS) + ' (the io scenario drops gunicorn; '
-                         'behind nginx, any uwsgi-* selects uWSGI)')
+                         'behind nginx, any uwsgi-* selects uWSGI); also liege-pip (with --liege-pip)')
     ap.add_argument('--processes', type=int, default=4, help='worker processes for every server')
     ap.add_argument('--duration', type=int, default=10, help='seconds of measured load per server')
     ap.add_argument('--warmup', type=int, default=2, help='seconds of unmeasured load before each measurement')
@@ -951,6 +955,9 @@ def main():
     ap.add_argument('--stop-grace', type=float, default=10, help='seconds between the stop signal and SIGKILL')
     ap.add_argument('--liege', '--liege-bin', dest='liege', default=str(ROOT / 'target' / 'release' / 'liege'),
                     help='liege binary')
+    ap.add_argument('--liege-pip', default=None,
+                    help="the `liege` command of a venv with liege's wheel installed (server liege-pip: the "
+                         'extension-module build, measured beside the binary)')
     ap.add_argument('--liege-args', default='',
                     help="extra liege options, appended (shell-quoted string), e.g. "
                          "--liege-args='--disable-logging=false --log-format=json' to measure the request log")
@@ -967,7 +974,7 @@ def main():
     if shutil.which('wrk') is None and not args.dry_run:
         ap.error('wrk not found (bench/run installs it)')
     servers = [s.strip() for s in args.servers.split(',') if s.strip()]
-    bad = [s for s in servers if s not in ALL_SERVERS]
+    bad = [s for s in servers if s not in ALL_SERVERS + scenarios.EXTRA_SERVERS]
     if bad:
         ap.error(f'unknown servers: {bad}')
     apps = [a.strip() for a in args.apps.split(',') if a.strip()]
@@ -976,6 +983,8 @@ def main():
     if args.processes < 1 or args.duration < 1 or args.rounds < 1 or args.connections < 1:
         ap.error('processes, duration, rounds and connections must be >= 1')
     args.liege = Path(args.liege)
+    if 'liege-pip' in servers and not args.liege_pip:
+        ap.error('the liege-pip server needs --liege-pip VENV/bin/liege')
     groups = scenarios.build_groups(args, chosen, servers, apps)
     est = scenarios.estimate_seconds(args, groups)
     if args.dry_run:

@@ -11,7 +11,10 @@ of each app (bench/floor.py) is measured once per round.
 import nginx_conf
 
 ALL_SERVERS = ['liege', 'uwsgi-http11', 'uwsgi-http', 'gunicorn', 'granian']
-IO_SERVERS = ['liege', 'uwsgi-http11', 'uwsgi-http', 'granian']
+# Named with --servers only: liege's extension-module build (`pip install liege`), run by the `liege` command of
+# the venv that --liege-pip names, so the binary and the wheel are measured side by side (issue 13).
+EXTRA_SERVERS = ['liege-pip']
+IO_SERVERS = ['liege', 'liege-pip', 'uwsgi-http11', 'uwsgi-http', 'granian']
 OVERLOAD_SERVERS = ['liege', 'uwsgi-http', 'uwsgi-http11']
 SCENARIOS = ['main', 'io', 'newconn', 'nginx', 'keepalive-wide', 'overload', 'floors']
 CLOSE = 'Connection: close'

@@ -12,6 +12,7 @@ the program exits, so nothing is left mounted on the host even if a test is kill
 the host's: a vassal in the chroot listens on the same 127.0.0.1.
 
     python tests/chroot.py prepare trixie python3.13 libpython3.13 python3.13-venv   # prints the root
+    python tests/chroot.py prepare                 # every chroot the suite uses (SUITE_CHROOTS), one root a line
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ MIRROR = os.environ.get("LIEGE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 READY = ".liege-ready"
 
 # The chroots the suite uses, by name: (suite, packages). tests/run prepares each of them.
-TRIXIE_PYTHON = ("trixie", ("python3.13", "libpython3.13", "python3.13-venv"))
+# procps: /bin/kill, which the .deb's units run for ExecReload (a Depends of it; tests/test_deb.py installs it).
+TRIXIE_PYTHON = ("trixie", ("python3.13", "libpython3.13", "python3.13-venv", "procps"))
+SUITE_CHROOTS = (TRIXIE_PYTHON,)
 
 
 class ChrootUnavailable(RuntimeError):
@@ -81,13 +84,30 @@ def prepare(suite: str, packages: tuple[str, ...] | list[str], timeout: float = 
     return root
 
 
-def _inside_script(root: Path, binds: list[Path], cwd: Path | None) -> str:
-    """The shell text that, in a fresh mount namespace, mounts what is needed and chroots."""
+def _inside_script(root: Path, binds: list[Path], cwd: Path | None, overlay: Path | None = None,
+                   mounts: dict[str, Path] | None = None) -> str:
+    """The shell text that, in a fresh mount namespace, mounts what is needed and chroots.
+
+    `overlay`: a host directory holding an overlayfs upper layer (`upper/`, `work/`, `merged/`): the chroot is
+    entered through it, so what runs inside (dpkg -i, say) changes only that layer and the cached root stays
+    clean; the same directory on a later call sees the earlier changes. `mounts`: host directories bound at
+    another path inside (`{"/etc/liege/vassals": host_dir}`), as a container's volumes are.
+    """
     lines = ["set -e", f"R={shlex.quote(str(root))}"]
+    if overlay is not None:
+        layer = Path(overlay).resolve()
+        for part in ("upper", "work", "merged"):
+            (layer / part).mkdir(parents=True, exist_ok=True)
+        lines.append(f"L={shlex.quote(str(layer))}")
+        lines.append('mount -t overlay overlay -o "lowerdir=$R,upperdir=$L/upper,workdir=$L/work" "$L/merged"')
+        lines.append('R="$L/merged"')
     for path in binds:
         path = Path(path).resolve()
         inside = f"$R{shlex.quote(str(path))}"
         lines.append(f"mkdir -p {inside} && mount --rbind {shlex.quote(str(path))} {inside}")
+    for inside_path, host in (mounts or {}).items():
+        inside = f"$R{shlex.quote(inside_path)}"
+        lines.append(f"mkdir -p {inside} && mount --rbind {shlex.quote(str(Path(host).resolve()))} {inside}")
     lines.append('mount -t proc proc "$R/proc"')
     lines.append('mount --rbind /dev "$R/dev"')
     lines.append('cp -L /etc/resolv.conf "$R/etc/resolv.conf" 2>/dev/null || true')
@@ -96,16 +116,19 @@ def _inside_script(root: Path, binds: list[Path], cwd: Path | None) -> str:
     return "\n".join(lines)
 
 
-def command(root: Path, argv: list[str], binds: list[Path] = (), cwd: Path | None = None) -> list[str]:
-    """The argv that runs `argv` inside the chroot with `binds` visible at their host paths."""
-    script = _inside_script(root, list(binds), cwd)
+def command(root: Path, argv: list[str], binds: list[Path] = (), cwd: Path | None = None,
+            overlay: Path | None = None, mounts: dict[str, Path] | None = None) -> list[str]:
+    """The argv that runs `argv` inside the chroot with `binds` visible at their host paths (and `overlay`,
+    `mounts` as `_inside_script` says). The program keeps the caller's pid: unshare, sh and chroot each exec."""
+    script = _inside_script(root, list(binds), cwd, overlay, mounts)
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *argv]
 
 
-def run_inside(root: Path, argv: list[str], binds: list[Path] = (), cwd: Path | None = None, **kwargs):
+def run_inside(root: Path, argv: list[str], binds: list[Path] = (), cwd: Path | None = None,
+               overlay: Path | None = None, mounts: dict[str, Path] | None = None, **kwargs):
     """subprocess.run of `argv` inside the chroot (kwargs as for subprocess.run)."""
     kwargs.setdefault("stdin", subprocess.DEVNULL)
-    return subprocess.run(command(root, argv, binds, cwd), **kwargs)
+    return subprocess.run(command(root, argv, binds, cwd, overlay, mounts), **kwargs)
 
 
 def wrapper(path: Path, root: Path, exe: str, binds: list[Path] = ()) -> Path:
@@ -123,6 +146,14 @@ def wrapper(path: Path, root: Path, exe: str, binds: list[Path] = ()) -> Path:
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["prepare"]:
+        try:
+            for suite, packages in SUITE_CHROOTS:
+                print(prepare(suite, packages))
+        except (ChrootUnavailable, subprocess.TimeoutExpired) as err:
+            print(f"tests/chroot.py: {err}", file=sys.stderr)
+            return 1
+        return 0
     if len(argv) >= 2 and argv[0] == "prepare":
         try:
             print(prepare(argv[1], argv[2:]))

@@ -20,7 +20,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from liegetest import (APPS, REPO, VENV, Liege, free_port, liege_bin, register_for_report)  # noqa: E402
+from liegetest import (APPS, EMPEROR_APP, REPO, VENV, Emperor, Liege, free_port, liege_bin,  # noqa: E402
+                       register_for_report)
 
 
 def pytest_configure(config):
@@ -150,3 +151,32 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+# The emperor fixtures (tests/liegetest.py `Emperor`): every process an emperor started ends with the test.
+@pytest.fixture
+def emperor_factory(request, tmp_path, liege_binary):
+    made: list[Emperor] = []
+
+    def make(*, start: bool = True, root: Path | None = None, name: str | None = None, **kw) -> Emperor:
+        if root is None:
+            root = tmp_path / f"e{len(made)}"
+            root.mkdir()
+        e = Emperor(liege_binary, root, name=name or f"emperor{len(made)}", **kw)
+        (e.dir / "app.py").write_text(EMPEROR_APP)
+        made.append(e)
+        register_for_report(request.node, e)
+        if start:
+            e.start()
+        return e
+
+    yield make
+    for e in made:
+        e.kill_all()
+    leftovers = [pid for e in made for pid in e.vassal_processes()]
+    assert not leftovers, f"vassal processes survived the test: {leftovers}"
+
+
+@pytest.fixture
+def emperor(emperor_factory) -> Emperor:
+    return emperor_factory()

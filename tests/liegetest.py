@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import socket
 import struct
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -687,3 +690,289 @@ REQUEST_LOG_RE = re.compile(
     r"\[pid: (?P<pid>\d+)\|app: \d+\|req: \d+/\d+\] (?P<addr>\S+) .*?\] "
     r"(?P<method>[A-Z]+) (?P<uri>\S+) => generated (?P<bytes>\d+) bytes in (?P<msecs>\d+) msecs "
     r"\((?P<proto>HTTP/\d\.\d) (?P<status>\d{3})\)")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The emperor, systemd's notify socket, the stats socket, the seed app: helpers several test files use
+
+EMPEROR_APP = """\
+import os
+print("imported app version", os.environ.get("VERSION", "?"), flush=True)
+
+def application(environ, start_response):
+    body = "%s %s %s\\n" % (os.environ.get("VERSION", "?"), os.environ.get("WHO", "?"), os.getpid())
+    if environ.get("PATH_INFO") == "/print":
+        print("app says <img src=x onerror=alert(1)>", flush=True)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body.encode()]
+"""
+
+EMPEROR_RAISING_APP = 'raise ZeroDivisionError("broken at import on purpose")\n'
+
+
+def vassal_ini(version: str = "1", app: str = "app.py", extra: str = "") -> str:
+    return f"[uwsgi]\nwsgi-file = {app}\nenv = VERSION={version}\nprocesses = 1\n{extra}"
+
+
+def free_port_range(width: int) -> tuple[int, int]:
+    """`width` consecutive ports that are free now, below the ephemeral range (so client ports never land there)."""
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(200):
+        low = rng.randrange(20000, 32000 - width)
+        ok = True
+        for port in range(low, low + width):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return low, low + width - 1
+    raise RuntimeError("no free port range")
+
+
+class Emperor:
+    """One `liege emperor` process in its own session (so its process group holds the vassals too)."""
+
+    def __init__(self, binary: Path, root: Path, *, ports: int = 20, extra: list[str] | None = None,
+                 env: dict[str, str] | None = None, name: str = "emperor"):
+        self.binary = binary
+        self.root = root
+        self.dir = root / "vassals"
+        self.dir.mkdir(exist_ok=True)
+        self.run_dir = root / "run"
+        self.name = name
+        self.low, self.high = free_port_range(ports)
+        self.api_port = free_port()
+        self.extra = list(extra or [])
+        self.env = clean_env(env)
+        self.proc: subprocess.Popen | None = None
+        self.stderr_path = root / f"{name}.stderr.log"
+        self.stdout_path = root / f"{name}.stdout.log"
+        self.seen_pids: set[int] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def start(self, wait: bool = True) -> "Emperor":
+        argv = [os.fspath(self.binary), "emperor", os.fspath(self.dir), "--run-dir", os.fspath(self.run_dir),
+                "--api", f"127.0.0.1:{self.api_port}", "--vassal-port-range", f"{self.low}-{self.high}",
+                "--emperor-max-throttle", "4000", *self.extra]
+        with open(self.stderr_path, "ab") as err, open(self.stdout_path, "ab") as out:
+            self.proc = subprocess.Popen(argv, cwd=self.root, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                         env=self.env, start_new_session=True)
+        if wait:
+            wait_for(self._api_up, 20, "the emperor's API")
+        return self
+
+    def _api_up(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"emperor exited with {self.proc.returncode}\n{self.describe()}")
+        try:
+            self.get("/api/vassals")
+            return True
+        except OSError:
+            return False
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def wait_exit(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def kill_all(self) -> None:
+        """Ends the emperor's process group, then any vassal process of this directory that escaped it."""
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        for pid in self.vassal_processes():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in self.seen_pids:
+            if pid_alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def vassal_processes(self) -> list[int]:
+        """Live processes whose command line is `liege vassal` on a file of this emperor's directory, and their
+        workers (same command line, forked)."""
+        mine = []
+        needle = os.fspath(self.dir).encode()
+        for p in all_procs():
+            if p.state == "Z":
+                continue
+            try:
+                cmdline = Path(f"/proc/{p.pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            parts = cmdline.split(b"\0")
+            if len(parts) > 2 and parts[1] == b"vassal" and needle in parts[2]:
+                mine.append(p.pid)
+        return mine
+
+    # -- API ---------------------------------------------------------------------------------------------------
+    def request(self, method: str, path: str, token: str | None = None) -> tuple[int, object]:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}", method=method)
+        if token is not None:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            body = e.read()
+            return e.code, json.loads(body) if body else None
+
+    def get(self, path: str):
+        status, body = self.request("GET", path)
+        assert status == 200, (path, status, body)
+        return body
+
+    def vassals(self) -> dict[str, dict]:
+        out = {v["name"]: v for v in self.get("/api/vassals")["vassals"]}
+        for v in out.values():
+            self._remember(v)
+        return out
+
+    def vassal(self, name: str) -> dict | None:
+        status, body = self.request("GET", f"/api/vassals/{name}")
+        if status == 404:
+            return None
+        assert status == 200, (status, body)
+        self._remember(body)
+        return body
+
+    def _remember(self, v: dict) -> None:
+        if v.get("pid"):
+            self.seen_pids.add(v["pid"])
+        for w in v.get("workers", []):
+            self.seen_pids.add(w["pid"])
+
+    def token(self) -> str:
+        return (self.run_dir / "api-token").read_text().strip()
+
+    def wait_state(self, name: str, states: str | tuple[str, ...], timeout: float = READY_TIMEOUT,
+                   where=None) -> dict:
+        states = (states,) if isinstance(states, str) else states
+
+        def check():
+            v = self.vassal(name)
+            if v is not None and v["state"] in states and (where is None or where(v)):
+                return v
+            return None
+        try:
+            return wait_for(check, timeout, f"vassal {name} in state {states}", interval=0.05)
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}; now: {self.vassal(name)}\n{self.describe()}") from None
+
+    def port_of(self, name: str) -> int:
+        v = self.vassal(name)
+        assert v is not None
+        http = [s for s in v["sockets"] if s["proto"] == "http"]
+        assert http, v
+        return int(http[0]["address"].rsplit(":", 1)[1])
+
+    def wait_serving(self, name: str, timeout: float = READY_TIMEOUT) -> tuple[dict, int]:
+        v = self.wait_state(name, "running", timeout)
+        port = self.port_of(name)
+        wait_for(lambda: answers(port), 10, f"vassal {name} answering on {port}")
+        return v, port
+
+    # -- report ------------------------------------------------------------------------------------------------
+    def logs(self) -> str:
+        return self.stderr_path.read_bytes().decode("utf-8", "replace") if self.stderr_path.exists() else ""
+
+    def describe(self, tail: int = 8000) -> str:
+        rc = self.proc.poll() if self.proc else None
+        return f"--- emperor (pid {self.proc.pid if self.proc else '-'}, exit {rc}) stderr tail:\n{self.logs()[-tail:]}"
+
+
+def answers(port: int) -> bool:
+    """Whether the server on `port` answers GET / with 200 now."""
+    try:
+        return http_get(port, "/", timeout=5).status == 200
+    except (OSError, ConnectionClosed, ValueError):
+        return False
+
+
+def body_of(port: int, path: str = "/") -> str:
+    resp = http_get(port, path, timeout=10)
+    assert resp.status == 200, resp
+    return resp.text
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """What editors and deploy tools do: write a hidden temporary file, then rename it over the target."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.rename(tmp, path)
+
+
+class FakeSystemd:
+    def __init__(self, directory: Path):
+        self.path = directory / "notify.sock"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(os.fspath(self.path))
+        self.sock.settimeout(0.1)
+        self.messages: list[tuple[float, dict[str, str]]] = []
+
+    def receive(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except (socket.timeout, BlockingIOError):
+                return
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+            self.messages.append((time.monotonic(), fields))
+
+    def wait(self, key: str, value: str | None = None, timeout: float = 30, after: int = 0) -> tuple[int, dict[str, str]]:
+        """The first message from index `after` on that sets `key` (to `value`), and its index."""
+        def seen():
+            self.receive()
+            return next(((i, m) for i, (_, m) in enumerate(self.messages)
+                         if i >= after and key in m and (value is None or m[key] == value)), None)
+        return wait_for(seen, timeout, f"{key}={value or '*'} from liege")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def read_stats_socket(address: tuple[str, int] | str, send: bytes = b"") -> bytes:
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(address)
+        if send:
+            s.sendall(send)
+        chunks = []
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
+# The seed app's output before its per-worker counter (vassals/simple_app.py).
+SEED_PREFIX = b"hello world" + b"hello world2" + b"".join(str(i).encode() for i in range(1, 1000)) + b"\n"
+
+
+def seed_body_counter(body: bytes) -> int:
+    """The body must be exactly SEED_PREFIX followed by the worker's request counter."""
+    assert body.startswith(SEED_PREFIX), f"body does not start with the seed's output: {body[:120]!r}..."
+    tail = body[len(SEED_PREFIX):]
+    assert re.fullmatch(rb"\d+", tail), f"after the numbers, expected the counter only, got {tail!r}"
+    return int(tail)

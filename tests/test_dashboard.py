@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from liegetest import REPO, ConnectionClosed, http_get, register_for_report, wait_for
-from test_emperor import Emperor, emperor_factory  # noqa: F401  (the fixture is used by name)
+from liegetest import Emperor
 
 ARTIFACTS = REPO / "target" / "test-artifacts" / "dashboard"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

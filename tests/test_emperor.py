@@ -9,274 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import signal
-import socket
-import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from liegetest import (READY_TIMEOUT, ConnectionClosed, all_procs, clean_env, free_port, http_get, pid_alive,
-                       register_for_report, wait_for)
+from liegetest import (EMPEROR_APP, EMPEROR_RAISING_APP, answers, body_of, free_port, http_get, pid_alive,
+                       vassal_ini, wait_for, write_atomically)
 
-APP = """\
-import os
-print("imported app version", os.environ.get("VERSION", "?"), flush=True)
-
-def application(environ, start_response):
-    body = "%s %s %s\\n" % (os.environ.get("VERSION", "?"), os.environ.get("WHO", "?"), os.getpid())
-    if environ.get("PATH_INFO") == "/print":
-        print("app says <img src=x onerror=alert(1)>", flush=True)
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [body.encode()]
-"""
-
-RAISING_APP = 'raise ZeroDivisionError("broken at import on purpose")\n'
-
-
-def vassal_ini(version: str = "1", app: str = "app.py", extra: str = "") -> str:
-    return f"[uwsgi]\nwsgi-file = {app}\nenv = VERSION={version}\nprocesses = 1\n{extra}"
-
-
-def free_port_range(width: int) -> tuple[int, int]:
-    """`width` consecutive ports that are free now, below the ephemeral range (so client ports never land there)."""
-    rng = random.Random(os.getpid() ^ time.monotonic_ns())
-    for _ in range(200):
-        low = rng.randrange(20000, 32000 - width)
-        ok = True
-        for port in range(low, low + width):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return low, low + width - 1
-    raise RuntimeError("no free port range")
-
-
-class Emperor:
-    """One `liege emperor` process in its own session (so its process group holds the vassals too)."""
-
-    def __init__(self, binary: Path, root: Path, *, ports: int = 20, extra: list[str] | None = None,
-                 env: dict[str, str] | None = None, name: str = "emperor"):
-        self.binary = binary
-        self.root = root
-        self.dir = root / "vassals"
-        self.dir.mkdir(exist_ok=True)
-        self.run_dir = root / "run"
-        self.name = name
-        self.low, self.high = free_port_range(ports)
-        self.api_port = free_port()
-        self.extra = list(extra or [])
-        self.env = clean_env(env)
-        self.proc: subprocess.Popen | None = None
-        self.stderr_path = root / f"{name}.stderr.log"
-        self.stdout_path = root / f"{name}.stdout.log"
-        self.seen_pids: set[int] = set()
-
-    # -- lifecycle ---------------------------------------------------------------------------------------------
-    def start(self, wait: bool = True) -> "Emperor":
-        argv = [os.fspath(self.binary), "emperor", os.fspath(self.dir), "--run-dir", os.fspath(self.run_dir),
-                "--api", f"127.0.0.1:{self.api_port}", "--vassal-port-range", f"{self.low}-{self.high}",
-                "--emperor-max-throttle", "4000", *self.extra]
-        with open(self.stderr_path, "ab") as err, open(self.stdout_path, "ab") as out:
-            self.proc = subprocess.Popen(argv, cwd=self.root, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                         env=self.env, start_new_session=True)
-        if wait:
-            wait_for(self._api_up, 20, "the emperor's API")
-        return self
-
-    def _api_up(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"emperor exited with {self.proc.returncode}\n{self.describe()}")
-        try:
-            self.get("/api/vassals")
-            return True
-        except OSError:
-            return False
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def signal(self, sig: int) -> None:
-        os.kill(self.pid, sig)
-
-    def wait_exit(self, timeout: float) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout)
-
-    def kill_all(self) -> None:
-        """Ends the emperor's process group, then any vassal process of this directory that escaped it."""
-        if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-        for pid in self.vassal_processes():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for pid in self.seen_pids:
-            if pid_alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-
-    def vassal_processes(self) -> list[int]:
-        """Live processes whose command line is `liege vassal` on a file of this emperor's directory, and their
-        workers (same command line, forked)."""
-        mine = []
-        needle = os.fspath(self.dir).encode()
-        for p in all_procs():
-            if p.state == "Z":
-                continue
-            try:
-                cmdline = Path(f"/proc/{p.pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            parts = cmdline.split(b"\0")
-            if len(parts) > 2 and parts[1] == b"vassal" and needle in parts[2]:
-                mine.append(p.pid)
-        return mine
-
-    # -- API ---------------------------------------------------------------------------------------------------
-    def request(self, method: str, path: str, token: str | None = None) -> tuple[int, object]:
-        req = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}", method=method)
-        if token is not None:
-            req.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as e:
-            body = e.read()
-            return e.code, json.loads(body) if body else None
-
-    def get(self, path: str):
-        status, body = self.request("GET", path)
-        assert status == 200, (path, status, body)
-        return body
-
-    def vassals(self) -> dict[str, dict]:
-        out = {v["name"]: v for v in self.get("/api/vassals")["vassals"]}
-        for v in out.values():
-            self._remember(v)
-        return out
-
-    def vassal(self, name: str) -> dict | None:
-        status, body = self.request("GET", f"/api/vassals/{name}")
-        if status == 404:
-            return None
-        assert status == 200, (status, body)
-        self._remember(body)
-        return body
-
-    def _remember(self, v: dict) -> None:
-        if v.get("pid"):
-            self.seen_pids.add(v["pid"])
-        for w in v.get("workers", []):
-            self.seen_pids.add(w["pid"])
-
-    def token(self) -> str:
-        return (self.run_dir / "api-token").read_text().strip()
-
-    def wait_state(self, name: str, states: str | tuple[str, ...], timeout: float = READY_TIMEOUT,
-                   where=None) -> dict:
-        states = (states,) if isinstance(states, str) else states
-
-        def check():
-            v = self.vassal(name)
-            if v is not None and v["state"] in states and (where is None or where(v)):
-                return v
-            return None
-        try:
-            return wait_for(check, timeout, f"vassal {name} in state {states}", interval=0.05)
-        except TimeoutError as e:
-            raise TimeoutError(f"{e}; now: {self.vassal(name)}\n{self.describe()}") from None
-
-    def port_of(self, name: str) -> int:
-        v = self.vassal(name)
-        assert v is not None
-        http = [s for s in v["sockets"] if s["proto"] == "http"]
-        assert http, v
-        return int(http[0]["address"].rsplit(":", 1)[1])
-
-    def wait_serving(self, name: str, timeout: float = READY_TIMEOUT) -> tuple[dict, int]:
-        v = self.wait_state(name, "running", timeout)
-        port = self.port_of(name)
-        wait_for(lambda: _answers(port), 10, f"vassal {name} answering on {port}")
-        return v, port
-
-    # -- report ------------------------------------------------------------------------------------------------
-    def logs(self) -> str:
-        return self.stderr_path.read_bytes().decode("utf-8", "replace") if self.stderr_path.exists() else ""
-
-    def describe(self, tail: int = 8000) -> str:
-        rc = self.proc.poll() if self.proc else None
-        return f"--- emperor (pid {self.proc.pid if self.proc else '-'}, exit {rc}) stderr tail:\n{self.logs()[-tail:]}"
-
-
-def _answers(port: int) -> bool:
-    try:
-        return http_get(port, "/", timeout=5).status == 200
-    except (OSError, ConnectionClosed, ValueError):
-        return False
-
-
-def body_of(port: int, path: str = "/") -> str:
-    resp = http_get(port, path, timeout=10)
-    assert resp.status == 200, resp
-    return resp.text
-
-
-@pytest.fixture
-def emperor_factory(request, tmp_path, liege_binary):
-    made: list[Emperor] = []
-
-    def make(*, start: bool = True, root: Path | None = None, name: str | None = None, **kw) -> Emperor:
-        if root is None:
-            root = tmp_path / f"e{len(made)}"
-            root.mkdir()
-        e = Emperor(liege_binary, root, name=name or f"emperor{len(made)}", **kw)
-        (e.dir / "app.py").write_text(APP)
-        made.append(e)
-        register_for_report(request.node, e)
-        if start:
-            e.start()
-        return e
-
-    yield make
-    for e in made:
-        e.kill_all()
-    leftovers = [pid for e in made for pid in e.vassal_processes()]
-    assert not leftovers, f"vassal processes survived the test: {leftovers}"
-
-
-@pytest.fixture
-def emperor(emperor_factory) -> Emperor:
-    return emperor_factory()
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """What editors and deploy tools do: write a hidden temporary file, then rename it over the target."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.rename(tmp, path)
+APP = EMPEROR_APP
+RAISING_APP = EMPEROR_RAISING_APP
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -292,7 +37,7 @@ def test_deploy_by_dropping_a_file_serves_within_2s(emperor):
         if not v or not v["sockets"]:
             return None
         port = int(v["sockets"][0]["address"].rsplit(":", 1)[1])
-        return port if _answers(port) else None
+        return port if answers(port) else None
     port = wait_for(serving, 20, "the dropped vassal to answer", interval=0.02)
     elapsed = time.monotonic() - dropped
     assert elapsed < 2.0, f"first answer {elapsed:.2f}s after the drop"
@@ -594,7 +339,7 @@ def test_hung_master_is_restarted(emperor_factory):
             os.kill(v1["pid"], signal.SIGCONT)
     assert v2["respawns"] == 1 and "no heartbeat" in v2["last_exit"], v2
     assert e.port_of("hang") == port
-    wait_for(lambda: _answers(port), 10, "the restarted vassal")
+    wait_for(lambda: answers(port), 10, "the restarted vassal")
     wait_for(lambda: not pid_alive(v1["pid"]), 10, "the hung master to be gone")
 
 
@@ -611,7 +356,7 @@ def test_deleting_the_file_stops_the_vassal(emperor):
     (emperor.dir / "gone.ini").unlink()
     wait_for(lambda: emperor.vassal("gone") is None, 15, "the vassal to disappear from the API")
     assert not any(pid_alive(p) for p in pids), [p for p in pids if pid_alive(p)]
-    assert not _answers(port)
+    assert not answers(port)
     assert emperor.vassal("stays")["pid"] == stays["pid"]
     # Dropped again: it comes back on the same port.
     (emperor.dir / "gone.ini").write_text(vassal_ini("3"))
@@ -672,7 +417,7 @@ def test_vassal_with_its_own_http_socket_keeps_it_and_reloads_without_failures(e
     ini.write_text(vassal_ini("1", extra=f"http-socket = 127.0.0.1:{port}\n"))
     v1 = emperor.wait_state("own", "running")
     assert v1["sockets"] == [{"proto": "http", "address": f"127.0.0.1:{port}", "auto": False}]
-    wait_for(lambda: _answers(port), 10, "the vassal's own port")
+    wait_for(lambda: answers(port), 10, "the vassal's own port")
     with RequestLoop(port) as loop:
         wait_for(lambda: loop.ok > 30, 20, "requests")
         ini.write_text(vassal_ini("2", extra=f"http-socket = 127.0.0.1:{port}\n"))
@@ -688,7 +433,7 @@ def test_vassal_with_a_unix_socket_reloads_in_place(emperor, short_tmp):
     ini.write_text(vassal_ini("1", extra=f"socket = {sock}\nhttp-socket = 127.0.0.1:{port}\n"))
     v1 = emperor.wait_state("unix", "running")
     assert {s["proto"] for s in v1["sockets"]} == {"uwsgi", "http"}
-    wait_for(lambda: _answers(port), 10, "the vassal")
+    wait_for(lambda: answers(port), 10, "the vassal")
     old_workers = {w["pid"] for w in v1["workers"]}
     ini.write_text(vassal_ini("2", extra=f"socket = {sock}\nhttp-socket = 127.0.0.1:{port}\n"))
     v2 = emperor.wait_state("unix", "running", where=lambda v: v["reloads"] == 1 and v["workers"]

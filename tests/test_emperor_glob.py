@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from liegetest import READY_TIMEOUT, wait_for
-from test_emperor import body_of, emperor_factory, write_atomically  # noqa: F401 - fixture
+from liegetest import body_of, write_atomically
 
 APP = """\
 import os

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from liegetest import READY_TIMEOUT, wait_for
-from test_emperor import emperor_factory, vassal_ini  # noqa: F401 - fixture
+from liegetest import vassal_ini
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="changing users needs root")
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from liegetest import APPS, pid_alive, wait_for
-from test_emperor import emperor, emperor_factory  # noqa: F401  (fixtures)
 
 CELERY = APPS / "celery_like.py"
 

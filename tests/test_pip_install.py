@@ -20,7 +20,7 @@ import pytest
 import wheels
 from conftest import LiegeFactory
 from liegetest import REPO, clean_env, free_port, http_get, wait_for
-from test_seed import seed_body_counter
+from liegetest import seed_body_counter
 
 
 @pytest.fixture(scope="session")
@@ -164,18 +164,44 @@ def test_binary_hands_a_foreign_venv_to_its_own_interpreter(liege, installed, tm
     assert cmdline[0] == os.fspath(installed / "bin" / "python").encode() and cmdline[1] == b"-c", cmdline[:2]
 
 
-def test_pip_install_from_the_checkout_works(tmp_path):
-    """`pip install <checkout>` (maturin as the build backend, from PyPI): only when asked, it compiles."""
+FROM_SOURCE = REPO / "target" / "pip-from-source"
+
+
+@pytest.fixture(scope="session")
+def source_venv(tmp_path_factory) -> Path:
+    """A fresh venv where `pip install <checkout>` ran (maturin from PyPI as the build backend): the one
+    tests/run made, or with LIEGE_PIP_FROM_SOURCE=1 one made now (it compiles)."""
+    if (FROM_SOURCE / "bin" / "liege").exists():
+        return FROM_SOURCE
     if os.environ.get("LIEGE_PIP_FROM_SOURCE") != "1":
-        pytest.skip("set LIEGE_PIP_FROM_SOURCE=1 (compiles liege from source in pip's build environment)")
-    venv = make_venv(tmp_path / "venv")
-    env = dict(os.environ, CARGO_TARGET_DIR=os.fspath(REPO / "target" / "pip-build"))
+        message = f"{FROM_SOURCE} is missing (tests/run makes it; or set LIEGE_PIP_FROM_SOURCE=1)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    venv = make_venv(tmp_path_factory.mktemp("from-source") / "venv")
+    env = dict(os.environ, CARGO_TARGET_DIR=os.fspath(REPO / "target" / "wheel-build"))
     done = subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", REPO], env=env,
                           capture_output=True, text=True, timeout=3000, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    version = subprocess.run([venv / "bin" / "liege", "--version"], capture_output=True, text=True, timeout=30)
-    assert "extension module" in version.stdout, version
+    return venv
 
+
+def test_pip_install_from_the_checkout_runs_the_seed_command(request, source_venv, seed_dir, seed_lock, tmp_path):
+    """`pip install <checkout>` in a fresh venv gives the `liege` command, and the seed document's command
+    serves from it as from uwsgi."""
+    version = subprocess.run([source_venv / "bin" / "liege", "--version"], capture_output=True, text=True,
+                             timeout=30, env=clean_env())
+    assert "extension module" in version.stdout, version
+    factory = LiegeFactory(request.node, tmp_path, source_venv / "bin" / "liege")
+    try:
+        port = free_port()
+        factory("--http-socket", f":{port}", "--wsgi-file", "simple_app.py", "--ini", "simple_app.ini",
+                http=port, cwd=seed_dir, workers=4)
+        response = http_get(port, "/")
+        assert response.status == 200, response
+        seed_body_counter(response.body)
+    finally:
+        factory.stop_all()
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))

@@ -22,7 +22,7 @@ import pytest
 import chroot
 import wheels
 from liegetest import REPO, READY_TIMEOUT, http_get, wait_for
-from test_emperor import Emperor
+from liegetest import Emperor
 
 FLASK = "Flask==3.1.3"
 

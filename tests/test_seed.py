@@ -14,19 +14,10 @@ import stat
 
 import pytest
 
-from liegetest import (REPO, free_port, http_get, http_request, uwsgi_request, uwsgi_vars, wait_for,
+from liegetest import (REPO, free_port, seed_body_counter, http_get, http_request, uwsgi_request, uwsgi_vars, wait_for,
                        HTTPConn)
 
 SEED_SOCK = "/tmp/simple_app.sock"
-PREFIX = b"hello world" + b"hello world2" + b"".join(str(i).encode() for i in range(1, 1000)) + b"\n"
-
-
-def seed_body_counter(body: bytes) -> int:
-    """The body must be exactly PREFIX followed by the worker's request counter."""
-    assert body.startswith(PREFIX), f"body does not start with the seed's output: {body[:120]!r}..."
-    tail = body[len(PREFIX):]
-    assert re.fullmatch(rb"\d+", tail), f"after the numbers, expected the counter only, got {tail!r}"
-    return int(tail)
 
 
 @pytest.fixture

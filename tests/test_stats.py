@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from liegetest import free_port, http_get, wait_for
-from test_emperor import Emperor, emperor_factory  # noqa: F401  (the fixture is used by name)
+from liegetest import Emperor, free_port, http_get, read_stats_socket, wait_for  # noqa: F401
 
 STATS_APP = """\
 import time
@@ -77,21 +76,6 @@ def settled(emperor: Emperor, name: str, requests: int) -> dict:
 
 def get_status(port: int, path: str) -> int:
     return http_get(port, path, timeout=10).status
-
-
-def read_stats_socket(address: tuple[str, int] | str, send: bytes = b"") -> bytes:
-    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.settimeout(5)
-        s.connect(address)
-        if send:
-            s.sendall(send)
-        chunks = []
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
 
 
 # ---------------------------------------------------------------------------------------------------------------

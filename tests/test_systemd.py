@@ -6,45 +6,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-from liegetest import wait_for
-from test_emperor import emperor_factory  # noqa: F401  (the fixture is used by name)
+from liegetest import FakeSystemd
 
 REPO = Path(__file__).resolve().parent.parent
 APPS = REPO / "tests" / "apps"
-
-
-class FakeSystemd:
-    def __init__(self, directory: Path):
-        self.path = directory / "notify.sock"
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(os.fspath(self.path))
-        self.sock.settimeout(0.1)
-        self.messages: list[tuple[float, dict[str, str]]] = []
-
-    def receive(self) -> None:
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except (socket.timeout, BlockingIOError):
-                return
-            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
-            self.messages.append((time.monotonic(), fields))
-
-    def wait(self, key: str, value: str | None = None, timeout: float = 30, after: int = 0) -> tuple[int, dict[str, str]]:
-        """The first message from index `after` on that sets `key` (to `value`), and its index."""
-        def seen():
-            self.receive()
-            return next(((i, m) for i, (_, m) in enumerate(self.messages)
-                         if i >= after and key in m and (value is None or m[key] == value)), None)
-        return wait_for(seen, timeout, f"{key}={value or '*'} from liege")
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_single_app_notifies_ready_reloading_and_stopping(liege, short_tmp):
@@ -85,9 +53,9 @@ def test_emperor_notifies_and_its_vassals_stay_silent(emperor_factory, short_tmp
         systemd.close()
 
 
-def test_unit_files_name_what_liege_accepts():
+def test_unit_files_name_what_liege_accepts(liege_binary):
     """The ExecStart lines of packaging/ name options liege knows (`liege --help` lists every option)."""
-    binary = REPO / "target" / "release" / "liege"
+    binary = liege_binary
     for unit in (REPO / "packaging").glob("*.service"):
         exec_start = next(line for line in unit.read_text().splitlines() if line.startswith("ExecStart="))
         argv = exec_start.split("=", 1)[1].split()[1:]

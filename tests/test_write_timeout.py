@@ -15,7 +15,7 @@ import socket
 import time
 
 from liegetest import APPS, HTTPConn, http_get, wait_for
-from test_stats import read_stats_socket
+from liegetest import read_stats_socket
 
 SIZE = 64 * 1024 * 1024
 

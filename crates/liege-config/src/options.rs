@@ -1139,15 +1139,22 @@ pub fn suggest(name: &str) -> Option<&'static str> {
     if typed.is_empty() {
         return None;
     }
+    let typed_len = typed.chars().count();
     let mut best: Option<(usize, &'static str)> = None;
     for spelling in OPTIONS.iter().flat_map(OptionDef::long_names) {
+        // The distance is at least the difference in length, and only a distance of 2 or less is ever
+        // suggested: a spelling 3 or more characters longer or shorter can neither be suggested nor beat one
+        // that can, so the edit distance (quadratic) is not computed for it.
+        if spelling.chars().count().abs_diff(typed_len) > 2 {
+            continue;
+        }
         let distance = strsim::damerau_levenshtein(&typed, spelling);
         if best.is_none_or(|(best_distance, _)| distance < best_distance) {
             best = Some((distance, spelling));
         }
     }
     let (distance, spelling) = best?;
-    let longest = typed.chars().count().max(spelling.chars().count());
+    let longest = typed_len.max(spelling.chars().count());
     let close_enough = distance <= 2 && distance * 3 < longest;
     close_enough.then_some(spelling)
 }
