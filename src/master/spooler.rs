@@ -351,6 +351,16 @@ fn modified(path: &Path) -> Option<SystemTime> {
 
 // --- the spooler process (a forked child of the master) ---
 
+/// The signals a spooler reads from its signalfd (SIGUSR1: wake up, SIGHUP: reload). Blocked first thing in
+/// the child (`become_child_of` clears the mask the master's fork left, SIGUSR1 included): a worker may wake
+/// the spooler as soon as its pid is in the table, and SIGUSR1's default action would kill it.
+pub fn block_wake_signals() {
+    let mut wait_for = nix::sys::signal::SigSet::empty();
+    wait_for.add(Signal::SIGUSR1);
+    wait_for.add(Signal::SIGHUP);
+    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&wait_for), None);
+}
+
 /// Runs the spooler of slot `index` in this freshly forked process, until it must exit. `python_live`: the
 /// app (and the interpreter) came with the fork; otherwise (lazy-apps) it is imported here first.
 pub fn run_process(config: &VassalConfig, index: usize, python_live: bool) -> ! {
