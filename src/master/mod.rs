@@ -740,7 +740,7 @@ impl Master<'_> {
         let master_pid = std::process::id() as i32;
         let python_live = !self.config.lazy_apps || crate::launch::hosted().is_some();
         // A worker may wake the spooler (SIGUSR1) as soon as its pid is in the table: the child is born with
-        // SIGUSR1 blocked (and keeps it so, see spooler::block_wake_signals) until it reads it from its signalfd.
+        // SIGUSR1 blocked (and keeps it so, see spooler::wake_signals) until it reads it from its signalfd.
         let mut wake = SigSet::empty();
         wake.add(Signal::SIGUSR1);
         let _ = wake.thread_block();
@@ -753,8 +753,7 @@ impl Master<'_> {
         };
         match forked {
             Ok(ForkResult::Child) => {
-                crate::process::become_child_of(master_pid);
-                spooler::block_wake_signals();
+                crate::process::become_child_blocking(master_pid, &spooler::wake_signals());
                 if let Some(control) = &self.control {
                     // SAFETY: this child never uses `self.control`; closing its copy of the fd is all.
                     unsafe { libc::close(control.fd().as_raw_fd()) };

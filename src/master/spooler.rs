@@ -351,14 +351,14 @@ fn modified(path: &Path) -> Option<SystemTime> {
 
 // --- the spooler process (a forked child of the master) ---
 
-/// The signals a spooler reads from its signalfd (SIGUSR1: wake up, SIGHUP: reload). Blocked first thing in
-/// the child (`become_child_of` clears the mask the master's fork left, SIGUSR1 included): a worker may wake
-/// the spooler as soon as its pid is in the table, and SIGUSR1's default action would kill it.
-pub fn block_wake_signals() {
+/// The signals a spooler reads from its signalfd (SIGUSR1: wake up, SIGHUP: reload), blocked from its birth
+/// on: a worker may wake the spooler as soon as its pid is in the table, and SIGUSR1's default action would
+/// kill it.
+pub fn wake_signals() -> nix::sys::signal::SigSet {
     let mut wait_for = nix::sys::signal::SigSet::empty();
     wait_for.add(Signal::SIGUSR1);
     wait_for.add(Signal::SIGHUP);
-    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&wait_for), None);
+    wait_for
 }
 
 /// Runs the spooler of slot `index` in this freshly forked process, until it must exit. `python_live`: the
@@ -458,7 +458,7 @@ impl<'a> Spooler<'a> {
 
     /// Signals, priority and stdin, as uWSGI's `spooler_start` and `spooler`.
     fn setup_process(&mut self) -> anyhow::Result<()> {
-        use nix::sys::signal::{signal, SigHandler, SigSet, SigmaskHow};
+        use nix::sys::signal::{signal, SigHandler, SigmaskHow};
         // SAFETY: setting dispositions in this single-threaded child: TERM and INT end it at once (uWSGI's
         // end_me), PIPE and USR2 are ignored; USR1 (wake up) and HUP (reload) are read from a signalfd.
         unsafe {
@@ -468,9 +468,7 @@ impl<'a> Spooler<'a> {
             signal(Signal::SIGPIPE, SigHandler::SigIgn)?;
             signal(Signal::SIGUSR2, SigHandler::SigIgn)?;
         }
-        let mut wait_for = SigSet::empty();
-        wait_for.add(Signal::SIGUSR1);
-        wait_for.add(Signal::SIGHUP);
+        let wait_for = wake_signals();
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&wait_for), None)?;
         self.signals = Some(nix::sys::signalfd::SignalFd::with_flags(
             &wait_for,
