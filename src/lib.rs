@@ -37,6 +37,7 @@ pub mod process;
 pub mod python;
 pub mod routing;
 pub mod scoreboard;
+pub mod spool;
 pub mod static_files;
 pub mod stats;
 pub mod systemd;

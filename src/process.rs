@@ -4,6 +4,12 @@ use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 
 /// Called first thing in a freshly forked worker: die with the master, and undo the master's signal setup.
 pub fn become_child_of(master_pid: i32) {
+    become_child_blocking(master_pid, &SigSet::empty());
+}
+
+/// [`become_child_of`] for a child that keeps `blocked` blocked (read from a signalfd of its own): the mask
+/// goes from the master's straight to `blocked`, so none of them is ever delivered in between.
+pub fn become_child_blocking(master_pid: i32, blocked: &SigSet) {
     // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on this process.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -14,7 +20,7 @@ pub fn become_child_of(master_pid: i32) {
         unsafe { libc::_exit(1) };
     }
     // The master blocks its signals to read them from a signalfd; the mask is inherited across fork.
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(blocked), None);
 }
 
 /// Seconds since the Unix epoch.

@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"emperor", "master", "worker", "control", "logging", "python"} | SHARED_BOTTOM,
     # The three kinds of process: on top, never importing each other.
     "emperor": {"emperor::api", "emperor::registry", "emperor::logs", "control", "logging", "stats"} | SHARED_BOTTOM,
-    "master": {"master::daemons", "master::hooks", "master::lifecycle", "cache", "control", "logging", "python", "scoreboard", "stats"}
+    "master": {"master::daemons", "master::hooks", "master::lifecycle", "cache", "control", "logging", "python", "scoreboard", "spool", "stats"}
     | SHARED_BOTTOM,
     # Under the master: side processes (attach-daemon*) and hooks (hook-*, exec-*), pure decisions plus
     # their few effects; they know nothing of workers or Python.
@@ -44,7 +44,7 @@ ALLOWED: dict[str, set[str]] = {
     "emperor::registry": {"emperor::logs", "control", "stats"} | SHARED_BOTTOM,
     "emperor::logs": set(SHARED_BOTTOM),
     # Shared pieces, each only above what it lists.
-    "python": {"cache", "control", "logging", "scoreboard"} | SHARED_BOTTOM,
+    "python": {"cache", "control", "logging", "scoreboard", "spool"} | SHARED_BOTTOM,
     "control": {"stats", "scoreboard"} | SHARED_BOTTOM,
     "stats": {"cache", "scoreboard"} | SHARED_BOTTOM,
     # Request-path pieces the worker uses: pure route programs, static-file lookups; the shared-memory cache
@@ -53,6 +53,8 @@ ALLOWED: dict[str, set[str]] = {
     "static_files": set(SHARED_BOTTOM),
     "cache": set(SHARED_BOTTOM),
     "scoreboard": set(SHARED_BOTTOM),
+    # Spool files and the spoolers' shared table: written by workers (uwsgi.spool), run by spooler processes.
+    "spool": set(SHARED_BOTTOM),
     # logging::router (the log process), logging::dispatch and logging::encode are part of this unit.
     "logging": set(SHARED_BOTTOM),
     "process": set(),

@@ -25,7 +25,7 @@ SHARED = Path(os.environ.get("LIEGE_SHARED", REPO.parent / "shared"))
 CORPUS = SHARED / "wild-ini"
 
 # The level reached (files past configuration, of 105; 13 before issue 12): raise it as liege learns more.
-MIN_PASSING = 80
+MIN_PASSING = 82
 
 # What the files' projects set in their Dockerfiles, units and charts: plausible deploy values.
 ENVIRONMENT = {

@@ -27,6 +27,8 @@ use tracing_subscriber::registry::LookupSpan;
 /// 0 = master, [`EMPEROR`] = the emperor, otherwise the worker id; shown in every line.
 static ROLE: AtomicU32 = AtomicU32::new(0);
 const EMPEROR: u32 = u32::MAX;
+/// A spooler process (`spooler`).
+const SPOOLER: u32 = u32::MAX - 1;
 
 pub fn set_worker_role(worker_id: u32) {
     ROLE.store(worker_id, Ordering::Relaxed);
@@ -36,11 +38,16 @@ pub fn set_emperor_role() {
     ROLE.store(EMPEROR, Ordering::Relaxed);
 }
 
-/// Mules (mule family): shown as `liege mule N[pid]`.
+/// Mules (mule family): shown as `liege mule N[pid]`. (`EMPEROR` and `SPOOLER` have this bit too: they are
+/// told apart first.)
 const MULE: u32 = 1 << 31;
 
 pub fn set_mule_role(mule_id: u32) {
     ROLE.store(MULE | mule_id, Ordering::Relaxed);
+}
+
+pub fn set_spooler_role() {
+    ROLE.store(SPOOLER, Ordering::Relaxed);
 }
 
 /// `log-date`: `None` no date; `Some(None)` C's ctime form; `Some(Some(format))` a strftime format. Set once
@@ -95,6 +102,8 @@ where
             write!(writer, "liege master[{pid}] {level}: ")?;
         } else if role == EMPEROR {
             write!(writer, "liege emperor[{pid}] {level}: ")?;
+        } else if role == SPOOLER {
+            write!(writer, "liege spooler[{pid}] {level}: ")?;
         } else if role & MULE != 0 {
             write!(writer, "liege mule {}[{pid}] {level}: ", role & !MULE)?;
         } else {

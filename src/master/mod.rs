@@ -20,6 +20,7 @@ pub mod hooks;
 pub mod lifecycle;
 pub mod mules;
 pub mod sockets;
+pub mod spooler;
 pub mod stats_server;
 
 use std::ffi::OsString;
@@ -95,6 +96,8 @@ struct Master<'a> {
     crons: cron::Crons,
     /// `mule`, `mules`, `farm` (see mules.rs).
     mules: mules::Mules,
+    /// `spooler` and its options (see spooler.rs).
+    spoolers: spooler::Spoolers,
 }
 
 /// The time now, for the core.
@@ -201,6 +204,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     let signal_fd =
         SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")?;
 
+    install_spoolers(config, &original_cwd)?;
     let app = if config.lazy_apps {
         None
     } else {
@@ -260,6 +264,7 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
         ksm: crate::process::KsmMapper::default(),
         crons: cron::Crons::new(&config.master_features.crons, config.master_features.cron_harakiri),
         mules: mules::Mules::new(&config.mules.mules, config.mules.reload_mercy, &config.mules.touch_reload),
+        spoolers: spooler::Spoolers::new(&config.spooler, config.reload_mercy),
     };
     master.hooks.run(HookPhase::MasterStart)?;
     master.daemons.tick(Instant::now()); // start the side processes
@@ -271,6 +276,9 @@ pub fn run(config: &VassalConfig, argv: Vec<OsString>, worker: WorkerProgram) ->
     // (mule family) After the app is loaded, as uWSGI.
     master.mules.board.tick(Instant::now());
     master.apply_mules();
+    // The spoolers, once the app is loaded (they come with its modules; see spooler.rs).
+    master.spoolers.start(Instant::now());
+    master.tick_spoolers();
     tracing::info!(
         "serving with {} worker(s){}",
         config.processes,
@@ -358,6 +366,7 @@ impl Master<'_> {
             self.mules.board.tick(Instant::now());
             self.apply_mules();
             self.crons.tick(crate::process::unix_now() as i64, !self.core.stopping());
+            self.tick_spoolers();
             let views = self.views();
             if let Some(board) = Scoreboard::global() {
                 self.core.set_total_requests(board.total_requests());
@@ -467,6 +476,7 @@ impl Master<'_> {
                 self.daemons.stop();
                 self.mules.board.stop(self.core.stop_kind() == Some(StopKind::Quick), Instant::now());
                 self.apply_mules();
+                self.spoolers.stop();
             }
             // A reload begins: with lazy-apps the master stays, so the side processes restart now (with a
             // preloaded app, around the exec: see `exec_reload`).
@@ -476,6 +486,7 @@ impl Master<'_> {
                     self.daemons.reload();
                     self.mules.board.restart_all(Instant::now());
                     self.apply_mules();
+                    self.spoolers.reload(Instant::now());
                 }
             }
         }
@@ -723,9 +734,79 @@ impl Master<'_> {
             sockets,
             workers,
             mules: self.mule_stats(),
+            spoolers: self.spoolers.stats(),
         };
         serde_json::to_vec_pretty(&document).unwrap_or_default()
     }
+
+    // --- spooler family (spooler) ---
+    /// Starts the spoolers that are due (see spooler.rs).
+    fn tick_spoolers(&mut self) {
+        if self.spoolers.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for slot in self.spoolers.tick(now, crate::process::unix_now() as i64) {
+            let result = self.fork_spooler(slot);
+            self.spoolers.spawned(slot, result, now);
+        }
+    }
+
+    /// Forks the spooler of table slot `slot`; returns its pid (the child never returns).
+    fn fork_spooler(&mut self, slot: usize) -> Result<i32, String> {
+        let master_pid = std::process::id() as i32;
+        let python_live = !self.config.lazy_apps || crate::launch::hosted().is_some();
+        // A worker may wake the spooler (SIGUSR1) as soon as its pid is in the table: the child is born with
+        // SIGUSR1 blocked (and keeps it so, see spooler::wake_signals) until it reads it from its signalfd.
+        let mut wake = SigSet::empty();
+        wake.add(Signal::SIGUSR1);
+        let _ = wake.thread_block();
+        // SAFETY: as in fork_worker: the master is single-threaded, and CPython's fork hooks run around it.
+        let forked = unsafe {
+            if python_live {
+                pyo3::ffi::PyOS_BeforeFork();
+            }
+            nix::unistd::fork()
+        };
+        match forked {
+            Ok(ForkResult::Child) => {
+                crate::process::become_child_blocking(master_pid, &spooler::wake_signals());
+                if let Some(control) = &self.control {
+                    // SAFETY: this child never uses `self.control`; closing its copy of the fd is all.
+                    unsafe { libc::close(control.fd().as_raw_fd()) };
+                }
+                if let Some(stats) = &self.stats {
+                    stats.close_in_child();
+                }
+                for socket in &self.sockets {
+                    // SAFETY: a spooler accepts nothing (uWSGI's uwsgi_close_all_sockets); closing its copies.
+                    unsafe { libc::close(socket.fd.as_raw_fd()) };
+                }
+                if python_live {
+                    // SAFETY: the only thread of the child, holding the GIL taken for PyOS_BeforeFork.
+                    unsafe { pyo3::ffi::PyOS_AfterFork_Child() };
+                }
+                spooler::run_process(self.config, slot, python_live && !self.config.lazy_apps)
+            }
+            Ok(ForkResult::Parent { child }) => {
+                let _ = wake.thread_unblock();
+                if python_live {
+                    // SAFETY: pairs PyOS_BeforeFork, same thread, GIL held.
+                    unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
+                }
+                Ok(child.as_raw())
+            }
+            Err(err) => {
+                let _ = wake.thread_unblock();
+                if python_live {
+                    // SAFETY: the fork failed: undo PyOS_BeforeFork in the parent.
+                    unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
+                }
+                Err(err.to_string())
+            }
+        }
+    }
+    // --- end spooler family ---
 
     /// Forks a worker into `index` with worker id `id`; returns its pid (the child never returns).
     fn fork_worker(&mut self, index: usize, id: u32) -> Result<Pid, String> {
@@ -829,6 +910,9 @@ impl Master<'_> {
                 if self.crons.reaped(pid.as_raw(), &how, crate::process::unix_now() as i64) {
                     continue;
                 }
+                if self.spoolers.reaped(pid.as_raw(), status, &how, Instant::now()) {
+                    continue;
+                }
                 // A side process?
                 match self.daemons.reaped(pid.as_raw(), &how, Instant::now()) {
                     Some(daemons::Follow::StopVassal) => {
@@ -878,10 +962,12 @@ impl Master<'_> {
         self.daemons.before_exec(); // the next image starts the side processes once these are gone
         self.crons.before_exec();
         self.mules.before_exec();
+        self.spoolers.kill_all(); // the next image starts new ones with the new code
         let error = self.exec_self(&inheritance);
         self.daemons.exec_failed();
         self.crons.exec_failed();
         self.mules.exec_failed();
+        self.spoolers.start(Instant::now());
         tracing::error!("reload failed, cannot re-execute liege: {error}; the current workers keep serving");
         self.notify(&VassalMessage::ReloadFailed { error: error.to_string() });
     }
@@ -976,10 +1062,28 @@ impl Master<'_> {
         }
         self.daemons.finish();
         self.mules.finish();
+        self.spoolers.kill_all();
         let _ = self.hooks.run(HookPhase::AsUserAtexit); // (failures are logged there)
         tracing::info!("stopped");
     }
 }
+
+// --- spooler family (spooler) ---
+/// Creates the spooler directories and the spoolers' shared table before anything is forked or imported
+/// (the `uwsgi` module offers the spooler functions only when there is one).
+/// A relative directory is taken from where liege started, as uWSGI resolves it while reading its options
+/// (before `chdir`); it is created after privileges are dropped, so the app's user owns it.
+fn install_spoolers(config: &VassalConfig, original_cwd: &std::path::Path) -> anyhow::Result<()> {
+    if config.spooler.dirs.is_empty() {
+        return Ok(());
+    }
+    let dirs: Vec<(PathBuf, bool)> =
+        config.spooler.dirs.iter().map(|d| (original_cwd.join(&d.path), d.external)).collect();
+    crate::spool::SpoolBoard::install(&dirs, config.spooler.processes_per_dir())?;
+    crate::python::uwsgi_module::set_spooler_quiet(config.spooler.quiet);
+    Ok(())
+}
+// --- end spooler family ---
 
 /// `logfile-chown` (logging family, conf): the numeric uid/gid `drop_privileges` will switch to.
 fn log_file_owner(config: &VassalConfig) -> anyhow::Result<(Option<u32>, Option<u32>)> {

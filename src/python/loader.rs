@@ -78,7 +78,11 @@ pub fn prepare_interpreter(config: &VassalConfig, started_on: u64) -> Result<(),
                 (o.key.clone(), o.value.clone(), is_flag)
             })
             .collect();
-        let master_pid = if crate::python::uwsgi_module::worker_id() == 0 && crate::python::mules::mule_id() == 0 {
+        // (a mule, or a spooler with lazy-apps, imports the app too: its parent is the master, as a worker's)
+        let master_pid = if crate::python::uwsgi_module::worker_id() == 0
+            && crate::python::mules::mule_id() == 0
+            && crate::spool::current_spooler().is_none()
+        {
             std::process::id()
         } else {
             Pid::parent().as_raw() as u32

@@ -32,6 +32,9 @@ pub struct Document {
     /// liege adds it after the workers, where readers that do not know it skip it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mules: Vec<Mule>,
+    /// The spooler processes, only when there are some (as uWSGI, after the workers).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub spoolers: Vec<Spooler>,
 }
 
 /// One mule (liege's addition, see [`Document::mules`]); names as the workers' fields.
@@ -46,6 +49,16 @@ pub struct Mule {
     pub last_spawn: u64,
     pub rss: u64,
     pub vsz: u64,
+}
+
+/// One spooler process in uWSGI's stats (`uwsgi_stats` of core/master_utils.c).
+#[derive(Debug, Serialize)]
+pub struct Spooler {
+    pub dir: String,
+    pub pid: u64,
+    pub tasks: u64,
+    pub respawns: u64,
+    pub running: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -259,6 +272,7 @@ mod tests {
             sockets: vec![],
             workers: vec![Worker::new(1, 2, "busy", 10, 1, 1000, 55)],
             mules: Vec::new(),
+            spoolers: vec![],
         };
         let text = serde_json::to_string(&document).expect("json");
         let back: serde_json::Value = serde_json::from_str(&text).expect("valid");

@@ -53,6 +53,7 @@ pub mod master;
 pub mod mules;
 pub mod options;
 pub mod python;
+pub mod spooler;
 pub mod uwsgi_names;
 mod values;
 pub mod vassal;

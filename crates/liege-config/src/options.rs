@@ -195,6 +195,12 @@ pub enum OptionId {
     /// `mule-harakiri`: refused (it times uWSGI signal handlers, which liege does not have).
     MuleHarakiri,
     // --- end mule family ---
+    // --- spooler family (spooler) ---
+    /// `spooler`, `spooler-processes`, `spooler-frequency`, ... (see [`crate::spooler`]).
+    Spooler(crate::spooler::SpoolerOption),
+    /// `spooler-signal-as-task`: refused (no uWSGI signals).
+    SpoolerSignalAsTask,
+    // --- end spooler family ---
     // logging and stats
     Logto,
     Logto2,
@@ -372,6 +378,7 @@ use crate::cron::CronKind as CK;
 use crate::logs::LogOption as LO;
 use crate::master::{DaemonKind as DK, HookPhase as HP};
 use crate::mules::MuleOption as MO;
+use crate::spooler::SpoolerOption as SO;
 use crate::vassal::{RouteKind as RK, RouteTable as RT};
 use OptionGroup as G;
 use OptionKind::{Flag, List, OptionalValue, Scalar};
@@ -918,6 +925,35 @@ pub static OPTIONS: &[OptionDef] = &[
     opt(OptionId::MuleHarakiri, "mule-harakiri", &[], None, Scalar, G::Unsupported, Unsupported { reason: crate::mules::HARAKIRI },
         "SECONDS", "not supported: it times uWSGI signal handlers in mules, and liege has no uWSGI signals"),
     // --- end mule family ---
+    // --- spooler family (spooler) ---
+    opt(OptionId::Spooler(SO::Dir), "spooler", &[], Some('Q'), List, G::Processes, Vassal, "DIR",
+        "run a spooler on DIR (created if missing): a process that runs the tasks workers write there with uwsgi.spool(), calling uwsgi.spooler; repeatable"),
+    opt(OptionId::Spooler(SO::External), "spooler-external", &[], None, List, G::Processes, Vassal, "DIR",
+        "workers may spool tasks into DIR (uwsgi.spool(spooler=DIR)), but another instance runs them: no process here"),
+    opt(OptionId::Spooler(SO::Processes), "spooler-processes", &[], None, Scalar, G::Processes, Vassal, "N",
+        "spooler processes per spooler directory (default 1)"),
+    opt(OptionId::Spooler(SO::Frequency), "spooler-frequency", &["spooler-freq"], None, Scalar, G::Processes, Vassal, "SECONDS",
+        "a spooler scans its directory every SECONDS (default 30; woken at once when a worker spools)"),
+    opt(OptionId::Spooler(SO::MaxTasks), "spooler-max-tasks", &[], None, Scalar, G::Processes, Vassal, "N",
+        "a spooler exits after N tasks and the master starts a new one (0 = never)"),
+    opt(OptionId::Spooler(SO::Harakiri), "spooler-harakiri", &[], None, Scalar, G::Processes, Vassal, "SECONDS",
+        "kill (SIGKILL) a spooler whose task runs longer than SECONDS; the task stays spooled (0 = never)"),
+    opt(OptionId::Spooler(SO::Ordered), "spooler-ordered", &[], None, Flag, G::Processes, Vassal, "",
+        "run tasks in name order, the numbered priority subdirectories (uwsgi.spool(priority=N)) first, lowest first"),
+    opt(OptionId::Spooler(SO::Quiet), "spooler-quiet", &[], None, Flag, G::Processes, Vassal, "",
+        "no log line for each spooled and each run task"),
+    opt(OptionId::Spooler(SO::Chdir), "spooler-chdir", &[], None, Scalar, G::Processes, Vassal, "DIR",
+        "chdir to DIR before each spooler task"),
+    opt(OptionId::Spooler(SO::Import), "spooler-import", &["spooler-pyimport", "spooler-py-import", "spooler-python-import"],
+        None, List, G::Processes, Vassal, "MODULE|FILE.py",
+        "import a Python module (or file) in each spooler process at start, e.g. the one defining the @spool functions"),
+    opt(OptionId::Spooler(SO::Cheap), "spooler-cheap", &[], None, Flag, G::Processes, Vassal, "",
+        "start a spooler only when its directory has a task (checked every spooler-frequency seconds); it exits after a scan with none"),
+    opt(OptionId::Spooler(SO::TouchReload), "touch-spoolers-reload", &[], None, List, G::LimitsAndReloads, Vassal, "PATH",
+        "restart the spooler processes when PATH is touched (its modification time changes)"),
+    opt(OptionId::SpoolerSignalAsTask, "spooler-signal-as-task", &[], None, Flag, G::Unsupported,
+        Unsupported { reason: crate::spooler::SIGNAL_AS_TASK }, "", "not supported: liege has no uWSGI signals"),
+    // --- end spooler family ---
     // --- logging and stats ---
     opt(OptionId::Logto, "logto", &[], None, Scalar, G::LoggingAndStats, Vassal, "PATH",
         "append the app's stdout and stderr to PATH"),

@@ -1037,10 +1037,10 @@ fn if_env_blocks_keep_or_drop_their_options_and_substitute_the_value() {
 #[test]
 fn dropped_options_are_not_checked_but_kept_ones_are() {
     // An unknown key or a real-but-unimplemented option in a false branch is never looked at (as in uWSGI).
-    let config = ini_with_env("[uwsgi]\nif-env = NOPE\nspooler = /srv/spool\nfrobnicate = 1\nendif\n", &[]).unwrap();
+    let config = ini_with_env("[uwsgi]\nif-env = NOPE\nlua = /srv/app.lua\nfrobnicate = 1\nendif\n", &[]).unwrap();
     assert!(config.raw.iter().all(|option| option.key == "ini"), "{:?}", config.raw);
-    let error = ini_with_env("[uwsgi]\nif-env = YES\nspooler = /srv/spool\nendif\n", &[("YES", "1")]).unwrap_err();
-    assert!(error.to_string().contains("'spooler' is a uWSGI option that liege does not implement"), "{error}");
+    let error = ini_with_env("[uwsgi]\nif-env = YES\nlua = /srv/app.lua\nendif\n", &[("YES", "1")]).unwrap_err();
+    assert!(error.to_string().contains("'lua' is a uWSGI option that liege does not implement"), "{error}");
 }
 
 #[test]
@@ -1211,7 +1211,7 @@ fn strict_false_turns_unknown_keys_into_warnings() {
     );
     assert!(ini_error("[uwsgi]\nstrict = true\nproceses = 4\n").contains("unknown option 'proceses'"));
     // Real uWSGI options liege lacks stay errors: liege cannot do what they ask.
-    assert!(ini_error("[uwsgi]\nstrict = false\nspooler = /tmp/x\n").contains("does not implement"));
+    assert!(ini_error("[uwsgi]\nstrict = false\nlua = /tmp/x\n").contains("does not implement"));
 }
 
 #[test]
@@ -1546,3 +1546,47 @@ fn mule_mistakes_are_errors_with_the_line() {
     assert!(error.contains("app.ini:4") && error.contains("signal"), "{error}");
 }
 // --- end mule family ---
+
+// --- spooler family (spooler) ---
+#[test]
+fn spooler_options_are_typed() {
+    use crate::spooler::{SpoolerDir, DEFAULT_FREQUENCY};
+    let config = ini_config(
+        "[uwsgi]\nspooler = /srv/a\nspooler = /srv/b\nspooler-external = /srv/ext\nspooler-processes = 2\n\
+         spooler-freq = 3\nspooler-max-tasks = 10\nspooler-harakiri = 7\nspooler-ordered = true\nspooler-quiet = 1\n\
+         spooler-chdir = /tmp\nspooler-import = tasks\nspooler-python-import = more.py\nspooler-cheap = true\n\
+         touch-spoolers-reload = /tmp/t\nmodule = app\n",
+    );
+    let spooler = &config.spooler;
+    assert_eq!(
+        spooler.dirs,
+        vec![
+            SpoolerDir { path: "/srv/a".into(), external: false },
+            SpoolerDir { path: "/srv/b".into(), external: false },
+            SpoolerDir { path: "/srv/ext".into(), external: true },
+        ]
+    );
+    assert_eq!(spooler.processes, 2);
+    assert_eq!(spooler.processes_per_dir(), vec![0, 0, 1, 1, 2, 2]);
+    assert_eq!(spooler.frequency, 3);
+    assert_eq!(spooler.max_tasks, 10);
+    assert_eq!(spooler.harakiri, Some(std::time::Duration::from_secs(7)));
+    assert!(spooler.ordered && spooler.quiet && spooler.cheap);
+    assert_eq!(spooler.chdir.as_deref(), Some(std::path::Path::new("/tmp")));
+    assert_eq!(spooler.imports, vec!["tasks".to_owned(), "more.py".to_owned()]);
+    assert_eq!(spooler.touch_reload, vec![std::path::PathBuf::from("/tmp/t")]);
+    let plain = ini_config("[uwsgi]\nspooler = /srv/a\nmodule = app\n");
+    assert_eq!(plain.spooler.frequency, DEFAULT_FREQUENCY);
+    assert_eq!(plain.spooler.processes_per_dir(), vec![0]);
+    assert_eq!(plain.spooler.harakiri, None);
+    // -Q is uWSGI's short spelling.
+    assert_eq!(parse(&["-Q", "/srv/q", "--module", "app"]).unwrap().spooler.dirs.len(), 1);
+}
+
+#[test]
+fn spooler_option_errors() {
+    assert!(ini_error("[uwsgi]\nspooler-frequency = 0\n").contains("spooler-frequency"));
+    let error = ini_error("[uwsgi]\nspooler = /srv/a\nspooler-signal-as-task = true\n");
+    assert!(error.contains("no uWSGI signal framework"), "{error}");
+}
+// --- end spooler family ---

@@ -291,6 +291,10 @@ pub struct VassalConfig {
     // --- master-side features: side processes, hooks (feat) ---
     /// `attach-daemon*`, `hook-*`, `exec-*` (see [`crate::master`]).
     pub master_features: crate::master::MasterFeatures,
+    // --- spooler family (spooler) ---
+    /// `spooler` and its options (see [`crate::spooler`]).
+    pub spooler: crate::spooler::SpoolerConfig,
+    // --- end spooler family ---
     // --- end master-side features ---
     // --- mule family (mule) ---
     /// `mule`, `mules`, `farm`, `mule-*`, `touch-mules-reload` (see [`crate::mules`]).
@@ -447,6 +451,7 @@ impl<'r> Builder<'r> {
             wsgi_disable_file_wrapper: false,
             master_features: crate::master::MasterFeatures::default(),
             mules: crate::mules::Mules::default(),
+            spooler: crate::spooler::SpoolerConfig::default(),
             raw: Vec::new(),
             warnings: Vec::new(),
         };
@@ -728,6 +733,11 @@ impl<'r> Builder<'r> {
             // Unreachable through `support` above.
             OptionId::MuleHarakiri => {}
             // --- end mule family ---
+            // --- spooler family (spooler) ---
+            OptionId::Spooler(which) => config.spooler.apply(which, option, w)?,
+            // Unreachable through `support` above.
+            OptionId::SpoolerSignalAsTask => {}
+            // --- end spooler family ---
             OptionId::Logto | OptionId::Logto2 => match values::udp_log_address(option) {
                 Some(address) => self.logs.udp_output(option, address)?,
                 None => config.logto = Some(values::path(option)?),
