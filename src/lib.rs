@@ -20,25 +20,29 @@
 //! - [`logging`], and at the bottom [`backoff`] (crash-loop delays, for vassals and workers), [`privileges`]
 //!   (uid, gid, cap), [`process`] and [`systemd`], which use nothing of the crate.
 //!
+//! Only [`cli`] (the command line) and [`launch`] (which interpreter runs a vassal) are public: the binary and
+//! the extension module (`crates/liege-py`) use nothing else. Every other module is `pub(crate)`, so the
+//! compiler reports what nothing uses (helpers only tests need are `#[cfg(test)]`).
+//!
 //! The binary (`main.rs`) wires the master to the worker program it forks. `docs/modules.md` has the full
 //! table, and `tests/check_modules.py` (run by `tests/run` and by pytest) fails on any edge against it.
 
-pub mod backoff;
-pub mod cache;
+pub(crate) mod backoff;
+pub(crate) mod cache;
 pub mod cli;
-pub mod control;
-pub mod emperor;
-pub mod latency;
+pub(crate) mod control;
+pub(crate) mod emperor;
+pub(crate) mod latency;
 pub mod launch;
-pub mod logging;
-pub mod master;
-pub mod privileges;
-pub mod process;
-pub mod python;
-pub mod routing;
-pub mod scoreboard;
-pub mod spool;
-pub mod static_files;
-pub mod stats;
-pub mod systemd;
-pub mod worker;
+pub(crate) mod logging;
+pub(crate) mod master;
+pub(crate) mod privileges;
+pub(crate) mod process;
+pub(crate) mod python;
+pub(crate) mod routing;
+pub(crate) mod scoreboard;
+pub(crate) mod spool;
+pub(crate) mod static_files;
+pub(crate) mod stats;
+pub(crate) mod systemd;
+pub(crate) mod worker;

@@ -247,10 +247,6 @@ impl Scoreboard {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     pub fn slot(&self, index: usize) -> Option<&WorkerSlot> {
         // SAFETY: bounds checked; valid for the life of the process.
         (index < self.len).then(|| unsafe { &*self.slots.as_ptr().add(index) })

@@ -15,7 +15,7 @@ pub mod store;
 use std::sync::OnceLock;
 
 use liege_config::CacheSpec;
-pub use store::{CacheStats, MathOp, SetError, Store, Write};
+pub use store::{MathOp, SetError, Store, Write};
 
 static CACHES: OnceLock<Vec<Store>> = OnceLock::new();
 

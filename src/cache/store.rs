@@ -459,6 +459,7 @@ impl Store {
     }
 
     /// Frees every expired item; returns how many.
+    #[cfg(test)]
     pub fn sweep(&self, now: u64) -> Result<u64, LockError> {
         Ok(self.lock()?.sweep(now))
     }

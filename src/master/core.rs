@@ -464,6 +464,7 @@ impl Core {
         self.announced_ready
     }
 
+    #[cfg(test)]
     pub fn target_workers(&self) -> u32 {
         self.target_workers
     }

@@ -183,10 +183,6 @@ impl Daemons {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.daemons.is_empty()
-    }
-
     /// Periodic work (every master tick): start due daemons, check pidfiles and touch files once a second.
     pub fn tick(&mut self, now: Instant) {
         if self.stopping || self.daemons.is_empty() {

@@ -301,6 +301,7 @@ impl MuleBoard {
             .collect()
     }
 
+    #[cfg(test)]
     pub fn state(&self, id: u32) -> Option<MuleState> {
         self.mules.iter().find(|m| m.id == id).map(|m| m.state)
     }

@@ -72,6 +72,7 @@ impl Template {
     }
 
     /// The text as written when it has no substitution (labels, status codes checked at startup).
+    #[cfg(test)]
     pub fn as_literal(&self) -> Option<&str> {
         match self.pieces.as_slice() {
             [] => Some(""),

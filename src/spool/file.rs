@@ -222,7 +222,8 @@ pub enum ReadFailure {
 
 /// An open spool file, locked (fcntl, as uWSGI) until dropped.
 pub struct Locked {
-    file: std::fs::File,
+    /// Held, never read: the fcntl lock lasts as long as this descriptor is open.
+    _file: std::fs::File,
 }
 
 /// Opens and locks `path` and reads its task: uWSGI's `uwsgi_spooler_read_header` + `_read_content`.
@@ -244,18 +245,12 @@ pub fn open_task(path: &Path) -> Result<(Locked, Task), ReadFailure> {
     let mut body = vec![0u8; total.saturating_sub(size + 4)];
     file.read_exact(&mut body).map_err(|_| ReadFailure::Broken)?;
     let args = decode_args(&args).ok_or(ReadFailure::Broken)?;
-    Ok((Locked { file }, Task { args, body }))
+    Ok((Locked { _file: file }, Task { args, body }))
 }
 
 /// Reads a task without keeping a lock (`uwsgi.spooler_get_task`).
 pub fn read_task(path: &Path) -> Option<Task> {
     open_task(path).ok().map(|(_, task)| task)
-}
-
-impl Locked {
-    pub fn fd(&self) -> i32 {
-        self.file.as_raw_fd()
-    }
 }
 
 /// uWSGI's `uwsgi_fcntl_is_locked`: takes a write lock on the whole file, false if another process holds one.

@@ -124,10 +124,6 @@ impl SpoolBoard {
         self.slot_dirs.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.slot_dirs.is_empty()
-    }
-
     pub fn slot(&self, index: usize) -> Option<&SpoolerSlot> {
         // SAFETY: bounds checked; the mapping lives as long as the process.
         (index < self.slot_dirs.len()).then(|| unsafe { &*self.slots.as_ptr().add(index) })

@@ -12,7 +12,7 @@ pub mod window;
 
 use serde::{Deserialize, Serialize};
 
-use crate::latency::{bucket_midpoint_us, latency_bucket, LATENCY_BUCKETS};
+use crate::latency::{bucket_midpoint_us, LATENCY_BUCKETS};
 use crate::scoreboard::{WorkerSlot, TRACKED_CODES};
 
 /// Request counters of a group of workers, cumulative since the group's master started.
@@ -137,8 +137,9 @@ impl Histogram {
         }
     }
 
+    #[cfg(test)]
     pub fn record_us(&mut self, micros: u64) {
-        self.dense()[latency_bucket(micros)] += 1;
+        self.dense()[crate::latency::latency_bucket(micros)] += 1;
     }
 
     fn add_slot(&mut self, slot: &WorkerSlot) {

@@ -331,6 +331,7 @@ impl RequestLog {
     }
 
     /// The request vars to copy into each request's [`Captured`] (empty for the default format).
+    #[cfg(test)]
     pub fn captures(&self) -> &[Capture] {
         &self.captures
     }

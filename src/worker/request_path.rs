@@ -65,10 +65,6 @@ pub enum AnswerBody {
 }
 
 impl AnswerBody {
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     pub fn len(&self) -> u64 {
         match self {
             AnswerBody::Empty => 0,
