@@ -27,6 +27,8 @@
 //! The binary (`main.rs`) wires the master to the worker program it forks. `docs/modules.md` has the full
 //! table, and `tests/check_modules.py` (run by `tests/run` and by pytest) fails on any edge against it.
 
+// The crate docs describe the private modules (the architecture): `cargo doc --document-private-items`.
+#![allow(rustdoc::private_intra_doc_links)]
 pub(crate) mod backoff;
 pub(crate) mod cache;
 pub mod cli;
