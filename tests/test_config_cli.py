@@ -429,10 +429,10 @@ def test_check_config_prints_the_resolved_config(tmp_path):
     assert f"{ini}:5: warning:" in stderr_of(res)
     assert "# configuration OK" in out
     bad = tmp_path / "bad.ini"
-    bad.write_text("[uwsgi]\nspooler = /srv/spool\n")
+    bad.write_text("[uwsgi]\nsubscribe-to = 127.0.0.1:7000:example.com\n")
     res = run_liege(["--ini", bad, "--check-config"], cwd=tmp_path)
     assert res.returncode == 1
-    assert f"{bad}:2: 'spooler' is a uWSGI option that liege does not implement" in stderr_of(res)
+    assert f"{bad}:2: 'subscribe-to' is a uWSGI option that liege does not implement" in stderr_of(res)
 
 
 def test_an_ini_saying_emperor_runs_the_emperor(tmp_path):
