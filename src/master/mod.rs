@@ -752,6 +752,24 @@ impl Master<'_> {
         }
     }
 
+    /// In a freshly forked side process (a mule, a spooler): closes what belongs to the master alone: the
+    /// emperor's channel (a child holding it would hide the master's death), the stats server and the
+    /// listening sockets (a side process accepts nothing, as uWSGI's `uwsgi_close_all_sockets`).
+    fn close_master_fds_in_side_process(&self) {
+        use std::os::fd::AsRawFd;
+        if let Some(control) = &self.control {
+            // SAFETY: the child never uses or drops `self.control`; closing its copy of the fd is all.
+            unsafe { libc::close(control.fd().as_raw_fd()) };
+        }
+        if let Some(stats) = &self.stats {
+            stats.close_in_child();
+        }
+        for socket in &self.sockets {
+            // SAFETY: the child never uses the listening sockets; closing its copies is all.
+            unsafe { libc::close(socket.fd.as_raw_fd()) };
+        }
+    }
+
     /// Forks the spooler of table slot `slot`; returns its pid (the child never returns).
     fn fork_spooler(&mut self, slot: usize) -> Result<i32, String> {
         let master_pid = std::process::id() as i32;
@@ -771,17 +789,7 @@ impl Master<'_> {
         match forked {
             Ok(ForkResult::Child) => {
                 crate::process::become_child_blocking(master_pid, &spooler::wake_signals());
-                if let Some(control) = &self.control {
-                    // SAFETY: this child never uses `self.control`; closing its copy of the fd is all.
-                    unsafe { libc::close(control.fd().as_raw_fd()) };
-                }
-                if let Some(stats) = &self.stats {
-                    stats.close_in_child();
-                }
-                for socket in &self.sockets {
-                    // SAFETY: a spooler accepts nothing (uWSGI's uwsgi_close_all_sockets); closing its copies.
-                    unsafe { libc::close(socket.fd.as_raw_fd()) };
-                }
+                self.close_master_fds_in_side_process();
                 if python_live {
                     // SAFETY: the only thread of the child, holding the GIL taken for PyOS_BeforeFork.
                     unsafe { pyo3::ffi::PyOS_AfterFork_Child() };

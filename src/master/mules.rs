@@ -487,7 +487,6 @@ impl super::Master<'_> {
 
     /// Forks mule `id`; returns its pid (the child never returns).
     fn fork_mule(&mut self, id: u32) -> Result<Pid, String> {
-        use std::os::fd::AsRawFd;
         let Some(spec) = self.mules.spec(id).cloned() else { return Err(format!("no mule {id}")) };
         // (preload: the master's interpreter, with the app, comes with the fork; lazy-apps: none)
         let preloaded = !self.config.lazy_apps;
@@ -504,19 +503,7 @@ impl super::Master<'_> {
         match forked {
             Ok(nix::unistd::ForkResult::Child) => {
                 crate::process::become_child_of(master_pid);
-                // The master's alone: the emperor's channel (a mule holding it would hide the master's death),
-                // the stats server, the listening sockets (as uWSGI's `uwsgi_close_all_sockets`).
-                if let Some(control) = &self.control {
-                    // SAFETY: this child never uses or drops `self.control`; closing its copy of the fd is all.
-                    unsafe { libc::close(control.fd().as_raw_fd()) };
-                }
-                if let Some(stats) = &self.stats {
-                    stats.close_in_child();
-                }
-                for socket in &self.sockets {
-                    // SAFETY: the child never uses the listening sockets; closing its copies is all.
-                    unsafe { libc::close(socket.fd.as_raw_fd()) };
-                }
+                self.close_master_fds_in_side_process();
                 if python_live {
                     // SAFETY: see above; the only thread of the child, holding the GIL taken for the fork.
                     unsafe { pyo3::ffi::PyOS_AfterFork_Child() };
