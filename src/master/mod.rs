@@ -779,13 +779,8 @@ impl Master<'_> {
         let mut wake = SigSet::empty();
         wake.add(Signal::SIGUSR1);
         let _ = wake.thread_block();
-        // SAFETY: as in fork_worker: the master is single-threaded, and CPython's fork hooks run around it.
-        let forked = unsafe {
-            if python_live {
-                pyo3::ffi::PyOS_BeforeFork();
-            }
-            nix::unistd::fork()
-        };
+        // SAFETY: the master is single-threaded, and holds the GIL when Python is live.
+        let forked = unsafe { fork_with_python_hooks(python_live) };
         match forked {
             Ok(ForkResult::Child) => {
                 crate::process::become_child_blocking(master_pid, &spooler::wake_signals());
@@ -798,18 +793,10 @@ impl Master<'_> {
             }
             Ok(ForkResult::Parent { child }) => {
                 let _ = wake.thread_unblock();
-                if python_live {
-                    // SAFETY: pairs PyOS_BeforeFork, same thread, GIL held.
-                    unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
-                }
                 Ok(child.as_raw())
             }
             Err(err) => {
                 let _ = wake.thread_unblock();
-                if python_live {
-                    // SAFETY: the fork failed: undo PyOS_BeforeFork in the parent.
-                    unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
-                }
                 Err(err.to_string())
             }
         }
@@ -829,15 +816,8 @@ impl Master<'_> {
         // (issue 13, extension mode: the interpreter that loaded liege is live in the master even with
         // lazy-apps, so its fork hooks run then too.)
         let python_live = preload || crate::launch::hosted().is_some();
-        // SAFETY: the master is single-threaded (no tokio, no threads), so fork is safe. With Python loaded,
-        // CPython's own fork hooks keep its locks and state consistent (PyOS_BeforeFork/AfterFork_*),
-        // e.g. reseeding `random` and resetting the import lock; the GIL is held across them.
-        let forked = unsafe {
-            if python_live {
-                pyo3::ffi::PyOS_BeforeFork();
-            }
-            nix::unistd::fork()
-        };
+        // SAFETY: the master is single-threaded (no tokio, no threads), and holds the GIL when Python is live.
+        let forked = unsafe { fork_with_python_hooks(python_live) };
         match forked {
             Ok(ForkResult::Child) => {
                 // First of all: die with the master (before any Python code can run and take time).
@@ -858,8 +838,8 @@ impl Master<'_> {
                     stats.close_in_child();
                 }
                 if python_live {
-                    // SAFETY: see above; we are the only thread in the child, which still holds the GIL the
-                    // parent took for PyOS_BeforeFork.
+                    // SAFETY: we are the only thread in the child, which still holds the GIL the parent took
+                    // for PyOS_BeforeFork (fork_with_python_hooks).
                     unsafe { pyo3::ffi::PyOS_AfterFork_Child() };
                 }
                 crate::python::mules::close_receive_ends_in_worker(); // (mule family: only mules receive)
@@ -881,22 +861,11 @@ impl Master<'_> {
                 (self.worker.run)(WorkerSetup { id, slot: index, config: self.config, listeners, app })
             }
             Ok(ForkResult::Parent { child }) => {
-                if python_live {
-                    // SAFETY: pairs the PyOS_BeforeFork above, in the same (only) thread, GIL still held.
-                    unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
-                }
                 board_slot.pid.store(child.as_raw(), std::sync::atomic::Ordering::Relaxed);
                 self.notify(&VassalMessage::WorkerSpawned { id, pid: child.as_raw() });
                 Ok(child)
             }
-            Err(err) => {
-                if python_live {
-                    // SAFETY: the fork failed, so this is still the parent: undo PyOS_BeforeFork as CPython
-                    // requires (same thread, GIL still held).
-                    unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
-                }
-                Err(err.to_string())
-            }
+            Err(err) => Err(err.to_string()),
         }
     }
 
@@ -1170,5 +1139,29 @@ fn open_fifos(paths: &[PathBuf]) -> Vec<std::fs::File> {
 fn mark_exit_cause(index: usize, cause: ExitCause) {
     if let Some(slot) = Scoreboard::global().and_then(|b| b.slot(index)) {
         slot.set_exit_cause(cause);
+    }
+}
+
+/// fork(2) from the master, with CPython's fork hooks when an interpreter is live (workers, mules and
+/// spoolers all fork this way): `PyOS_BeforeFork` first, then in the parent, whether the fork worked or not,
+/// `PyOS_AfterFork_Parent`. The hooks keep CPython's locks and state consistent across the fork (the import
+/// lock reset, `random` reseeded...). The child gets `Ok(Child)` still holding the GIL taken for
+/// `PyOS_BeforeFork`, and calls `PyOS_AfterFork_Child` itself once it has closed what it must not keep,
+/// before any Python code runs.
+///
+/// # Safety
+/// The calling process must be single-threaded (the master is: no tokio, no threads), and with
+/// `python_live` this thread must hold the GIL.
+unsafe fn fork_with_python_hooks(python_live: bool) -> nix::Result<ForkResult> {
+    // SAFETY: the caller's contract above: one thread, the GIL held for the hooks.
+    unsafe {
+        if python_live {
+            pyo3::ffi::PyOS_BeforeFork();
+        }
+        let forked = nix::unistd::fork();
+        if python_live && !matches!(forked, Ok(ForkResult::Child)) {
+            pyo3::ffi::PyOS_AfterFork_Parent();
+        }
+        forked
     }
 }

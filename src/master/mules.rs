@@ -492,20 +492,14 @@ impl super::Master<'_> {
         let preloaded = !self.config.lazy_apps;
         let master_pid = std::process::id() as i32;
         let python_live = preloaded || crate::launch::hosted().is_some();
-        // SAFETY: the master is single-threaded (no tokio, no threads), so fork is safe; with Python loaded,
-        // CPython's fork hooks keep its state consistent, the GIL held across them (as for the workers).
-        let forked = unsafe {
-            if python_live {
-                pyo3::ffi::PyOS_BeforeFork();
-            }
-            nix::unistd::fork()
-        };
+        // SAFETY: the master is single-threaded (no tokio, no threads), and holds the GIL when Python is live.
+        let forked = unsafe { super::fork_with_python_hooks(python_live) };
         match forked {
             Ok(nix::unistd::ForkResult::Child) => {
                 crate::process::become_child_of(master_pid);
                 self.close_master_fds_in_side_process();
                 if python_live {
-                    // SAFETY: see above; the only thread of the child, holding the GIL taken for the fork.
+                    // SAFETY: the only thread of the child, holding the GIL taken for the fork.
                     unsafe { pyo3::ffi::PyOS_AfterFork_Child() };
                 }
                 crate::logging::set_mule_role(id);
@@ -514,20 +508,8 @@ impl super::Master<'_> {
                 // SAFETY: _exit skips the atexit handlers and stdio buffers inherited from the master.
                 unsafe { libc::_exit(code) }
             }
-            Ok(nix::unistd::ForkResult::Parent { child }) => {
-                if python_live {
-                    // SAFETY: pairs the PyOS_BeforeFork above, same thread, GIL still held.
-                    unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
-                }
-                Ok(child)
-            }
-            Err(err) => {
-                if python_live {
-                    // SAFETY: the fork failed: still the parent; undo PyOS_BeforeFork (same thread, GIL held).
-                    unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
-                }
-                Err(err.to_string())
-            }
+            Ok(nix::unistd::ForkResult::Parent { child }) => Ok(child),
+            Err(err) => Err(err.to_string()),
         }
     }
 }
